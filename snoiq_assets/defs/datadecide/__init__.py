@@ -1,0 +1,5 @@
+"""The datadecide domain: assets, checks, sensors and schedules, exposed as one `defs`."""
+
+import dagster as dg
+
+defs = dg.Definitions()

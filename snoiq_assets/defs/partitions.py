@@ -1,0 +1,21 @@
+"""Partition definitions shared across domains. Keys are chosen once: changing a format later
+orphans every stored partition."""
+
+import dagster as dg
+
+# Hourly UTC run cycles; no colon in the key, so it is a safe object-key segment.
+HOURLY_KEY_FORMAT = "%Y-%m-%dT%H"
+HOURLY_START = "2020-12-01T00"
+
+hourly_partitions = dg.HourlyPartitionsDefinition(
+    start_date=HOURLY_START, fmt=HOURLY_KEY_FORMAT, timezone="UTC"
+)
+
+# One partition per landed station file (raw/observations/<station_id>.csv).
+station_file_partitions = dg.DynamicPartitionsDefinition(name="station_files")
+
+# One partition per outcome-of-interest location (raw/outcomes/<location>.{csv,parquet}).
+outcome_location_partitions = dg.DynamicPartitionsDefinition(name="outcome_locations")
+
+MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
+model_type_partitions = dg.StaticPartitionsDefinition(list(MODEL_TYPES))

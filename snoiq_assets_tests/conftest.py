@@ -1,0 +1,101 @@
+"""Shared fixtures: real data, a real S3 server, stores on both backends, a real instance."""
+
+# pyproj must be loaded before eccodes: the two wheels bundle clashing native libraries and
+# the other order crashes the interpreter at exit (seen with eccodeslib 2.50 + pyproj 3.7).
+import pyproj  # noqa: F401  isort: skip
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from snoiq_assets.lib.storage import LocalStore, ObjectStore, S3Store
+from snoiq_assets.settings import Settings
+from snoiq_assets_tests.s3server import SeaweedS3
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def sample_dir() -> Path:
+    """The repo's copy of the real public samples (read-only: copy before writing)."""
+    return SAMPLE
+
+
+@pytest.fixture
+def sample_copy(tmp_path) -> Path:
+    """A writable copy of the samples for tests that modify inputs."""
+    dest = tmp_path / "sample"
+    shutil.copytree(SAMPLE, dest)
+    return dest
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory):
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweed")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def s3_settings(seaweed) -> Settings:
+    """Settings for the s3 profile on a fresh bucket of the test server."""
+    return Settings.from_env(seaweed.env(seaweed.create_bucket()))
+
+
+@pytest.fixture(params=["local", "s3"])
+def backend(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def settings(backend, tmp_path, request) -> Settings:
+    """Settings for the test's backend (local folder or the S3 server), with a fresh home."""
+    home = tmp_path / "home"
+    if backend == "local":
+        return Settings.from_env({"SNOIQ_HOME": str(home)})
+    seaweed = request.getfixturevalue("seaweed")
+    env = seaweed.env(seaweed.create_bucket())
+    env["SNOIQ_HOME"] = str(home)
+    return Settings.from_env(env)
+
+
+@pytest.fixture
+def store(settings) -> ObjectStore:
+    return LocalStore(settings.home) if settings.profile == "local" else S3Store(settings)
+
+
+@pytest.fixture
+def settings_env(settings, monkeypatch) -> Settings:
+    """Export ``settings`` to the environment (for code that reads Settings.from_env())."""
+    for var in ("SNOIQ_PROFILE", "SNOIQ_S3_ENDPOINT", "SNOIQ_BUCKET", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("SNOIQ_PROFILE", settings.profile)
+    monkeypatch.setenv("SNOIQ_HOME", str(settings.home))
+    if settings.profile == "s3":
+        monkeypatch.setenv("SNOIQ_S3_ENDPOINT", settings.s3_endpoint or "")
+        monkeypatch.setenv("SNOIQ_BUCKET", settings.bucket)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", settings.access_key_id or "")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", settings.secret_access_key or "")
+    return settings
+
+
+@pytest.fixture
+def resources(settings_env):
+    """The code location's resources for the test's backend."""
+    from snoiq_assets.defs.resources import build_resources
+
+    return build_resources(settings_env)
+
+
+@pytest.fixture
+def instance(tmp_path):
+    """A real, persistent Dagster instance in a temp DAGSTER_HOME."""
+    import dagster as dg
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as inst:
+        yield inst
