@@ -51,14 +51,20 @@ class ObjectStoreResource(dg.ConfigurableResource):
             s3_endpoint=self.s3_endpoint,
             bucket=self.bucket,
             region=self.region,
-            access_key_id=self.access_key_id,
-            secret_access_key=self.secret_access_key,
+            access_key_id=_resolve(self.access_key_id),
+            secret_access_key=_resolve(self.secret_access_key),
         )
 
     def get_store(self) -> ObjectStore:
         if self._store is None:
             self._store = store_from_settings(self.settings())
         return self._store
+
+
+def _resolve(value: Optional[str]) -> Optional[str]:
+    # Inside a run Dagster has already resolved EnvVar fields; outside one (a test or a script
+    # holding the resource object) the field is still the EnvVar itself.
+    return value.get_value() if isinstance(value, dg.EnvVar) else value
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

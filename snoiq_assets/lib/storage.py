@@ -330,7 +330,7 @@ class S3Store(ObjectStore):
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 return ObjectNotFound(f"no object {key!r} in bucket {self.bucket!r}")
             return StorageError(f"{op} {key!r} in bucket {self.bucket!r} failed: {exc.code}: {exc.message}")
-        return StorageError(f"{op} {key!r} at {self.settings.s3_endpoint} failed: {type(exc).__name__}")
+        return StorageError(f"{op} {key!r} at {self.settings.s3_endpoint} failed: {type(exc).__name__}: {exc}")
 
     def _info(self, obj) -> ObjectInfo:
         lm = obj.last_modified

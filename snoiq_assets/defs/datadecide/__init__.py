@@ -1,5 +1,7 @@
-"""The datadecide domain: assets, checks, sensors and schedules, exposed as one `defs`."""
+"""The datadecide domain: W&B runs/history, HF eval results, matched runs and forecasts."""
 
 import dagster as dg
 
-defs = dg.Definitions()
+from snoiq_assets.defs.datadecide.assets import ASSETS, CHECKS
+
+defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS)

@@ -1,0 +1,54 @@
+"""Seed the raw zone with bundled HRRR files so the demo can materialise hrrr_grid and hrrr_fields.
+
+- 2020-12-14T00 f12: the real Herbie subset (APCP only), as bundled.
+- 2023-01-01T00..T02 f00: ten snow-work variables on the real HRRR grid, written now with
+  ecCodes by cloning the real APCP message (nothing big is committed). These hours overlap the
+  bundled USCRN CO Nunn 7 NNE file.
+Each file gets its own wgrib2-style .idx. ``DEMO_RUN_CONFIG[partition]`` is the run config that
+materialises that partition (the real subset needs forecast_hour 12 and only APCP).
+"""
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from snoiq_assets.lib.hrrr.decode import idx_text, scan_grib
+from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.synth import REAL_SUBSET, write_hrrr_hour
+from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
+from snoiq_assets.lib.storage import ObjectStore
+
+UTC = dt.timezone.utc
+REAL_PARTITION = "2020-12-14T00"
+SYNTH_PARTITIONS = ("2023-01-01T00", "2023-01-01T01", "2023-01-01T02")
+
+
+def _selection(forecast_hour: int, variables) -> dict:
+    return {"forecast_hour": forecast_hour, "variables": list(variables)}
+
+
+DEMO_RUN_CONFIG: dict[str, dict] = {
+    REAL_PARTITION: {"ops": {name: {"config": _selection(12, ["apcp_kg_m2"])} for name in ("hrrr_raw", "hrrr_fields")}},
+    **{pk: {"ops": {name: {"config": _selection(0, DEFAULT_VARIABLES)} for name in ("hrrr_raw", "hrrr_fields")}}
+       for pk in SYNTH_PARTITIONS},
+}
+
+
+def _land(store: ObjectStore, key: str, path: Path) -> None:
+    store.put_file(key, path)
+    store.put(key + ".idx", idx_text(scan_grib(path, key)).encode())
+
+
+def seed_demo(store: ObjectStore, synth_partitions=SYNTH_PARTITIONS) -> list[str]:
+    """Land the demo GRIBs (+ .idx) under raw/hrrr/ and return the partition keys seeded."""
+    seeded = []
+    real_run = dt.datetime(2020, 12, 14, 0, tzinfo=UTC)
+    _land(store, landing_key(real_run, 12), REAL_SUBSET)
+    seeded.append(REAL_PARTITION)
+    with tempfile.TemporaryDirectory(prefix="snoiq-hrrr-demo-") as tmp:
+        for pk in synth_partitions:
+            run = dt.datetime.strptime(pk, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            path = write_hrrr_hour(Path(tmp) / f"{pk}.grib2", run, 0)
+            _land(store, landing_key(run, 0), path)
+            seeded.append(pk)
+    return seeded

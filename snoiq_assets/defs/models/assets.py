@@ -1,0 +1,419 @@
+"""`trained_models` (one partition per model type), `champion_model`, `predictions`.
+
+Domain logic lives in snoiq_assets/lib/models; this file reads inputs, talks to MLflow, the
+model store and the experiments table, and reports metadata.
+"""
+
+
+import datetime as dt
+import itertools
+import json
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import dagster as dg
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+from dagster_duckdb import DuckDBResource
+
+from snoiq_assets.defs.io_manager import read_schema_metadata
+from snoiq_assets.defs.models.resources import MlflowResource
+from snoiq_assets.defs.partitions import model_type_partitions
+from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.lib.features.training import info_from_schema_metadata
+from snoiq_assets.lib.keys import join_key, safe_identifier
+from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models import experiments as X
+from snoiq_assets.lib.models import plots
+from snoiq_assets.lib.models.evaluate import RunSpec, score_on, train_and_evaluate
+from snoiq_assets.lib.models.store import (
+    champion_key, check_scoring_columns, load_bundle, new_run_timestamp, predictions_key, read_metadata, save_bundle,
+)
+from snoiq_assets.lib.models.train import save_native
+
+TRAINING_TABLE = dg.AssetKey("training_table")
+INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples", "min_samples_leaf",
+                  "min_samples_split", "subsample_freq", "max_bin", "min_child_weight_int"}
+
+
+def _date(text: Optional[str], what: str) -> Optional[dt.date]:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ModelError(f"{what}={text!r} is not a date (YYYY-MM-DD)") from None
+
+
+class TrainModelConfig(dg.Config):
+    target: str = "precip_mm"
+    location: Optional[str] = None  # the name models are stored under; default: the only station
+    locations: Optional[list[str]] = None  # stations to train on; default: [location]
+    resolution_days: int = 1
+    feature_set: str = "all"  # all | station | grid
+    features: Optional[list[str]] = None
+    log_transform: bool = False  # fit on log1p(target), predict expm1
+    hyperparameters: dict[str, Any] = {}
+    split_date: Optional[str] = None  # train before, test from; default: last test_fraction of periods
+    test_fraction: float = 0.2
+    cv_folds: int = 3
+    seed: int = 0
+    sweep_id: Optional[str] = None
+
+
+def _params(raw: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in raw.items():
+        out[k] = int(v) if k in INTEGER_PARAMS and isinstance(v, float) and v.is_integer() else v
+    return out
+
+
+def _table_info(store: ObjectStoreResource) -> dict:
+    return info_from_schema_metadata(read_schema_metadata(store, TRAINING_TABLE, None))
+
+
+def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Optional[str]:
+    event = context.instance.get_latest_materialization_event(key)
+    if event is None or event.asset_materialization is None:
+        return None
+    return (event.asset_materialization.tags or {}).get("dagster/data_version")
+
+
+def _location(config_location: Optional[str], locations: Optional[list[str]], info: dict) -> tuple[str, list[str]]:
+    if config_location:
+        name = safe_identifier(config_location, "location")
+        return name, list(locations or [name])
+    if locations and len(locations) == 1:
+        return safe_identifier(locations[0], "location"), list(locations)
+    known = info.get("locations") or []
+    if len(known) == 1:
+        return safe_identifier(known[0], "location"), list(known)
+    raise ModelError(f"config 'location' is required when the training table holds several locations ({known[:5]})")
+
+
+TRAINED_SCHEMA = {
+    "run_id": pl.Utf8, "model_type": pl.Utf8, "location": pl.Utf8, "target": pl.Utf8, "resolution_days": pl.Int64,
+    "run_timestamp": pl.Utf8, "model_prefix": pl.Utf8, "mlflow_run_id": pl.Utf8, "test_start": pl.Utf8,
+    "test_end": pl.Utf8, "rmse": pl.Float64, "mae": pl.Float64, "r2": pl.Float64, "bias": pl.Float64,
+    "skill_persistence": pl.Float64, "skill_climatology": pl.Float64, "metrics_json": pl.Utf8,
+}
+
+
+@dg.asset(
+    group_name="models",
+    partitions_def=model_type_partitions,
+    ins={"training_table": dg.AssetIn(key=TRAINING_TABLE)},
+    description="One model per type, trained before the split date, scored after it against persistence and climatology.",
+    kinds={"xgboost", "lightgbm", "scikitlearn", "mlflow"},
+)
+def trained_models(
+    context: dg.AssetExecutionContext,
+    config: TrainModelConfig,
+    store: ObjectStoreResource,
+    mlflow: MlflowResource,
+    duckdb: DuckDBResource,
+    training_table: pl.DataFrame,
+) -> pl.DataFrame:
+    model_type = context.partition_key
+    obj_store = store.get_store()
+    run_id = uuid.uuid4().hex
+    started = dt.datetime.now(dt.timezone.utc)
+    run_ts = new_run_timestamp(started)
+    git = X.git_commit()
+    params = {**config.model_dump(), "model_type": model_type}
+    row_kw: dict[str, Any] = dict(run_id=run_id, started_at=started, model_type=model_type, target=config.target,
+                                  resolution_days=config.resolution_days, params=params, git=git,
+                                  sweep_id=config.sweep_id, dagster_run_id=context.run_id)
+    client, mlflow_run_id, prefix, location = None, None, None, None
+    data_versions: dict[str, Any] = {}
+    try:
+        info = _table_info(store)
+        location, stations = _location(config.location, config.locations, info)
+        row_kw["location"] = location
+        data_versions = {
+            "training_table": _data_version(context, TRAINING_TABLE),
+            "table_target": info.get("target"), "table_resolution_days": info.get("resolution_days"),
+            "feature_set": info.get("feature_set"), "period_start_min": info.get("period_start_min"),
+            "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
+            "stations": stations,
+        }
+        spec = RunSpec(
+            model_type=model_type, target=config.target, locations=tuple(stations), resolution_days=config.resolution_days,
+            feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
+            transform="log1p" if config.log_transform else "none", params=_params(config.hyperparameters),
+            split_date=_date(config.split_date, "split_date"), test_fraction=config.test_fraction,
+            cv_folds=config.cv_folds, seed=config.seed,
+        )
+        result = train_and_evaluate(training_table, info, spec)
+        metrics = result.metrics
+
+        client = mlflow.client()
+        run = client.create_run(mlflow.experiment_id(), run_name=f"{location}-{model_type}-{run_ts}", tags={
+            "model_type": model_type, "location": location, "target": config.target, "git_commit": git,
+            "dagster_run_id": context.run_id, "snoiq_run_id": run_id, **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
+        })
+        mlflow_run_id = run.info.run_id
+        from mlflow.entities import Metric, Param
+
+        now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
+        flat_params = {k: json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v) for k, v in params.items()}
+        flat_params.update({f"window.{k}": str(v) for k, v in result.window.items()})
+        flat_params["n_features"] = str(len(result.features))
+        client.log_batch(
+            mlflow_run_id,
+            metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None],
+            params=[Param(k, v[:6000]) for k, v in flat_params.items()],
+        )
+        with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
+            t = Path(tmp)
+            (t / "data.json").write_text(json.dumps({"window": result.window, "data_versions": data_versions,
+                                                      "features": result.features}, indent=2, default=str))
+            plots.feature_importance_png(result.model.feature_importance(), t / "feature_importance.png",
+                                         title=f"{model_type}: {config.target}")
+            plots.predicted_vs_observed_png(result.test_frame["observed"], result.test_frame["predicted"],
+                                            t / "predicted_vs_observed.png",
+                                            title=f"{model_type} {location} test {result.window['test_start']}..{result.window['test_end']}")
+            for name in ("data.json", "feature_importance.png", "predicted_vs_observed.png"):
+                client.log_artifact(mlflow_run_id, str(t / name))
+            model_file = save_native(result.model, t / "model")
+            client.log_artifact(mlflow_run_id, str(model_file), artifact_path="model")
+
+        meta = {
+            "location": location, "stations": stations, "run_timestamp": run_ts, "target": config.target,
+            "resolution_days": config.resolution_days, "training_window": result.window, "metrics": metrics,
+            "data_versions": data_versions, "mlflow_run_id": mlflow_run_id, "params": _params(config.hyperparameters),
+            "feature_set": config.feature_set, "git_commit": git, "run_id": run_id,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
+        prefix = save_bundle(obj_store, result.model, meta)
+        X.record(obj_store, X.make_row(status="success", metrics=metrics, data_versions=data_versions,
+                                        mlflow_run_id=mlflow_run_id, model_uri=obj_store.uri(prefix), **row_kw))
+        client.set_tag(mlflow_run_id, "model_prefix", prefix)
+        client.set_terminated(mlflow_run_id, "FINISHED")
+    except BaseException as exc:
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        if prefix is not None:
+            for name in ("metadata.json", "model.ubj", "model.txt", "model.skops"):
+                obj_store.delete(join_key(prefix, name))
+        if client is not None and mlflow_run_id is not None:
+            try:
+                client.set_tag(mlflow_run_id, "error", message[:5000])
+                client.set_terminated(mlflow_run_id, "FAILED")
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+        X.record(obj_store, X.make_row(status="failed", error=message, data_versions=data_versions,
+                                        mlflow_run_id=mlflow_run_id, **{"location": location, **row_kw}))
+        X.refresh_table(obj_store, duckdb.database)
+        raise
+    rows = X.refresh_table(obj_store, duckdb.database)
+    if rows is None:
+        context.log.warning("the DuckDB file was locked; this run's row is in experiments/ and the next refresh adds it")
+    context.add_output_metadata({
+        "model_uri": dg.MetadataValue.path(obj_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
+        "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
+        "skill_persistence": metrics["skill_persistence"], "skill_climatology": metrics["skill_climatology"],
+        "persistence_rmse": metrics["persistence_rmse"], "climatology_rmse": metrics["climatology_rmse"],
+        "cv_rmse_mean": metrics["cv_rmse_mean"] if metrics["cv_rmse_mean"] is not None else float("nan"),
+        "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
+        "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
+        "experiments_rows": rows if rows is not None else -1,
+    })
+    return pl.DataFrame([{
+        "run_id": run_id, "model_type": model_type, "location": location, "target": config.target,
+        "resolution_days": config.resolution_days, "run_timestamp": run_ts, "model_prefix": prefix,
+        "mlflow_run_id": mlflow_run_id, "test_start": result.window["test_start"], "test_end": result.window["test_end"],
+        **{m: metrics[m] for m in ("rmse", "mae", "r2", "bias", "skill_persistence", "skill_climatology")},
+        "metrics_json": json.dumps(metrics, default=str),
+    }], schema=TRAINED_SCHEMA)
+
+
+class ChampionConfig(dg.Config):
+    location: str
+    target: str = "precip_mm"
+    metric: str = "rmse"  # rmse | mae (lower is better)
+    min_improvement: float = 0.02  # relative: promote only if metric < current * (1 - min_improvement)
+    require_beats_baselines: bool = True
+    registered_model_name: Optional[str] = None  # default snoiq-<location>-<target>
+
+
+def registered_name(config: ChampionConfig) -> str:
+    return config.registered_model_name or f"snoiq-{config.location}-{config.target}"
+
+
+def _register(mlflow: MlflowResource, name: str, mlflow_run_id: str, prefix: str) -> str:
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.client()
+    try:
+        client.create_registered_model(name)
+    except MlflowException:
+        pass  # it exists
+    source = client.get_run(mlflow_run_id).info.artifact_uri.rstrip("/") + "/model"
+    mv = client.create_model_version(name, source=source, run_id=mlflow_run_id, tags={"model_prefix": prefix})
+    client.set_registered_model_alias(name, "champion", mv.version)
+    return str(mv.version)
+
+
+@dg.asset(
+    group_name="models",
+    ins={
+        "trained_models": dg.AssetIn(metadata={"allow_missing_partitions": True}),
+        "training_table": dg.AssetIn(key=TRAINING_TABLE),
+    },
+    description="The best held-out model, promoted only when it beats the current champion by a margin.",
+    kinds={"mlflow"},
+)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: ChampionConfig,
+    store: ObjectStoreResource,
+    mlflow: MlflowResource,
+    trained_models: pl.DataFrame,
+    training_table: pl.DataFrame,
+) -> pl.DataFrame:
+    if config.metric not in ("rmse", "mae"):
+        raise ModelError(f"metric must be rmse or mae; got {config.metric!r}")
+    if not 0 <= config.min_improvement < 1:
+        raise ModelError(f"min_improvement must be in [0, 1); got {config.min_improvement}")
+    location = safe_identifier(config.location, "location")
+    obj_store = store.get_store()
+    cands = trained_models.filter((pl.col("location") == location) & (pl.col("target") == config.target)) if trained_models.height else trained_models
+    if cands.height == 0:
+        raise ModelError(f"no trained models for location {location!r} and target {config.target!r}; materialise trained_models first")
+    best = cands.sort(config.metric).row(0, named=True)
+    cand_value = float(best[config.metric])
+    now = dt.datetime.now(dt.timezone.utc)
+    ckey = champion_key(location, config.target)
+    current = obj_store.get_json(ckey) if obj_store.exists(ckey) else None
+    decision: dict[str, Any] = {"candidate_prefix": best["model_prefix"], "candidate_model_type": best["model_type"],
+                                "candidate_" + config.metric: cand_value, "metric": config.metric,
+                                "min_improvement": config.min_improvement, "decided_at": now.isoformat()}
+    promote, reason = True, "no current champion"
+    if config.require_beats_baselines and not (best["skill_persistence"] > 0 and best["skill_climatology"] > 0):
+        promote = False
+        reason = (f"best candidate ({best['model_type']}) does not beat both baselines "
+                  f"(skill vs persistence {best['skill_persistence']:.3f}, vs climatology {best['skill_climatology']:.3f})")
+    elif current is not None and current.get("model_prefix") == best["model_prefix"]:
+        promote, reason = False, "the best candidate is already the champion"
+    elif current is not None:
+        # Fair comparison: score the current champion on the candidate's test period.
+        start, end = dt.date.fromisoformat(best["test_start"]), dt.date.fromisoformat(best["test_end"])
+        try:
+            cur_model, cur_meta = load_bundle(obj_store, current["model_prefix"], training_table.columns)
+            info = _table_info(store)
+            if cur_meta.get("resolution_days") != info.get("resolution_days"):
+                raise ModelError("resolution differs")
+            y, p = score_on(cur_model, training_table, start, end, cur_meta.get("stations") or [location])
+            from snoiq_assets.lib.models import metrics as M
+
+            cur_value = M.rmse(y, p) if config.metric == "rmse" else M.mae(y, p)
+            how = f"re-scored on {start}..{end}"
+        except ModelError as exc:
+            cur_value = float(current.get(config.metric, float("inf")))
+            how = f"stored value (could not re-score: {exc})"
+        decision["current_prefix"] = current.get("model_prefix")
+        decision["current_" + config.metric] = cur_value
+        threshold = cur_value * (1 - config.min_improvement)
+        if cand_value < threshold:
+            reason = (f"{best['model_type']} {config.metric} {cand_value:.4f} beats the champion's {cur_value:.4f} "
+                      f"({how}) by more than {config.min_improvement:.1%}")
+        else:
+            promote = False
+            reason = (f"{best['model_type']} {config.metric} {cand_value:.4f} does not beat the champion's {cur_value:.4f} "
+                      f"({how}) by {config.min_improvement:.1%} (needs < {threshold:.4f})")
+    decision.update({"promoted": promote, "reason": reason})
+    version = current.get("registered_version") if current else None
+    name = registered_name(config)
+    if promote:
+        version = _register(mlflow, name, best["mlflow_run_id"], best["model_prefix"])
+        meta = read_metadata(obj_store, best["model_prefix"])
+        obj_store.put_json(ckey, {
+            "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],
+            "registered_model": name, "registered_version": version, "alias": "champion", "promoted_at": now.isoformat(),
+            config.metric: cand_value, "rmse": best["rmse"], "mae": best["mae"], "features": len(meta["features"]),
+        })
+    decision["registered_model"] = name
+    decision["registered_version"] = version
+    obj_store.put_json(join_key("models", location, "champion-history", f"{now:%Y%m%dT%H%M%S%fZ}.json"), decision)
+    context.log.info(f"champion decision: {'promoted' if promote else 'kept'}: {reason}")
+    context.add_output_metadata({"promoted": promote, "reason": reason, "registered_model": name,
+                                 "registered_version": str(version), "candidate": best["model_prefix"]})
+    return pl.DataFrame([{k: (json.dumps(v) if isinstance(v, (dict, list)) else (None if v is None else str(v)))
+                          for k, v in decision.items()}])
+
+
+class PredictionsConfig(dg.Config):
+    location: str
+    target: str = "precip_mm"
+    start_date: str
+    end_date: str
+
+
+@dg.asset(
+    group_name="models",
+    deps=[champion_model],
+    ins={"training_table": dg.AssetIn(key=TRAINING_TABLE)},
+    description="The champion's predictions for a location and date range, with model version and run id in every row.",
+    kinds={"parquet"},
+)
+def predictions(
+    context: dg.AssetExecutionContext,
+    config: PredictionsConfig,
+    store: ObjectStoreResource,
+    training_table: pl.DataFrame,
+) -> None:
+    location = safe_identifier(config.location, "location")
+    start, end = _date(config.start_date, "start_date"), _date(config.end_date, "end_date")
+    if start is None or end is None or start > end:
+        raise ModelError(f"predictions need start_date <= end_date; got {config.start_date!r} and {config.end_date!r}")
+    obj_store = store.get_store()
+    ckey = champion_key(location, config.target)
+    if not obj_store.exists(ckey):
+        raise ModelError(f"no champion for location {location!r} and target {config.target!r}; materialise champion_model first")
+    champ = obj_store.get_json(ckey)
+    info = _table_info(store)
+    model, meta = load_bundle(obj_store, champ["model_prefix"], training_table.columns)
+    if meta.get("resolution_days") != info.get("resolution_days"):
+        raise ModelError(f"the champion was trained at resolution_days={meta.get('resolution_days')}, "
+                         f"the training table is at {info.get('resolution_days')}")
+    check_scoring_columns(meta, training_table.columns)
+    stations = meta.get("stations") or [location]
+    rows = training_table.filter(pl.col("location").is_in(stations) & pl.col("period_start").is_between(start, end)).sort("location", "period_start")
+    if rows.height == 0:
+        raise ModelError(f"the training table has no rows for {stations} between {start} and {end}")
+    from snoiq_assets.lib.models.evaluate import _matrix
+
+    pred = model.predict(_matrix(rows, meta["features"]))
+    version = str(champ.get("registered_version"))
+    out = rows.select("location", "period_start", pl.col("target").alias("observed")).with_columns(
+        pl.Series("prediction", pred), pl.lit(meta["target"]).alias("target"), pl.lit(meta["model_type"]).alias("model_type"),
+        pl.lit(version).alias("model_version"), pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"),
+        pl.lit(champ["model_prefix"]).alias("model_prefix"),
+    )
+    table = out.to_arrow()
+    table = table.replace_schema_metadata({
+        b"snoiq.model_version": version.encode(), b"snoiq.mlflow_run_id": str(meta["mlflow_run_id"]).encode(),
+        b"snoiq.model_prefix": champ["model_prefix"].encode(), b"snoiq.target_transform": meta["target_transform"].encode(),
+    })
+    key = predictions_key(champ["model_prefix"], start, end)
+    with obj_store.atomic_local_file(key) as path:
+        pq.write_table(table, path, compression="zstd")
+    context.add_output_metadata({"uri": dg.MetadataValue.path(obj_store.uri(key)), "dagster/row_count": out.height,
+                                 "model_version": version, "mlflow_run_id": meta["mlflow_run_id"],
+                                 "model_type": meta["model_type"]})
+
+
+def sweep_run_configs(base: dict[str, Any], grid: dict[str, list[Any]], sweep_id: str) -> list[dict]:
+    """One trained_models run_config per point of the grid (launch them as parallel runs)."""
+    keys = sorted(grid)
+    configs = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        hp = {**base.get("hyperparameters", {}), **dict(zip(keys, values))}
+        configs.append({"ops": {"trained_models": {"config": {**base, "hyperparameters": hp, "sweep_id": sweep_id}}}})
+    return configs
+
+
+assets = [trained_models, champion_model, predictions]

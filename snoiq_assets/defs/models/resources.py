@@ -1,0 +1,87 @@
+"""`MlflowResource`: a small Pythonic resource over ``mlflow.MlflowClient``.
+
+It uses an explicit client (no module-global active run), so two materialisations in one
+process never share a run. Local profile: SQLite tracking at ``SNOIQ_HOME/mlflow.db`` and
+artifacts under ``SNOIQ_HOME/mlflow/`` (the local store's ``mlflow/`` prefix). s3 profile: the
+compose stack's MLflow server (``MLFLOW_TRACKING_URI``) with artifacts in the same bucket under
+``mlflow/`` on the same endpoint (``MLFLOW_S3_ENDPOINT_URL`` = ``settings.s3_endpoint``).
+Credentials are EnvVars in Definitions, never shown or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import dagster as dg
+from pydantic import PrivateAttr
+
+from snoiq_assets.settings import Settings, SettingsError
+
+
+class MlflowResource(dg.ConfigurableResource):
+    tracking_uri: str
+    artifact_root: str  # a local folder or s3://bucket/prefix
+    experiment_name: str = "snoiq"
+    registry_uri: Optional[str] = None
+    s3_endpoint_url: Optional[str] = None
+    aws_access_key_id: Optional[str] = None
+    aws_secret_access_key: Optional[str] = None
+
+    _client = PrivateAttr(default=None)
+
+    def _export_s3_env(self) -> None:
+        # boto3 (MLflow's S3 artifact repository) reads these from the environment.
+        if self.s3_endpoint_url:
+            os.environ["MLFLOW_S3_ENDPOINT_URL"] = self.s3_endpoint_url
+        if self.aws_access_key_id:
+            os.environ["AWS_ACCESS_KEY_ID"] = self.aws_access_key_id
+        if self.aws_secret_access_key:
+            os.environ["AWS_SECRET_ACCESS_KEY"] = self.aws_secret_access_key
+
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._export_s3_env()
+            if self.artifact_root.startswith("/"):
+                os.makedirs(self.artifact_root, exist_ok=True)
+            self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
+        return self._client
+
+    def experiment_id(self, name: Optional[str] = None) -> str:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        name = name or self.experiment_name
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        location = self.artifact_root.rstrip("/") + "/" + name
+        try:
+            return client.create_experiment(name, artifact_location=location)
+        except MlflowException:
+            # A parallel run created it first.
+            exp = client.get_experiment_by_name(name)
+            if exp is None:
+                raise
+            return exp.experiment_id
+
+
+def mlflow_resource(settings: Settings) -> MlflowResource:
+    """The MLflow resource for the active profile (the lead wires this into build_resources)."""
+    if settings.profile == "local":
+        home = settings.home
+        return MlflowResource(
+            tracking_uri=settings.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
+            artifact_root=str(home / "mlflow"),
+        )
+    if not settings.mlflow_tracking_uri:
+        raise SettingsError("MLFLOW_TRACKING_URI is not set; the s3 profile uses the compose stack's MLflow server")
+    return MlflowResource(
+        tracking_uri=settings.mlflow_tracking_uri,
+        artifact_root=f"s3://{settings.bucket}/mlflow",
+        s3_endpoint_url=settings.s3_endpoint,
+        aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
+        aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
+    )

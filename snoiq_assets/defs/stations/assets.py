@@ -1,0 +1,185 @@
+"""Station assets: ``station_metadata``, ``observations_raw``, ``observations_clean`` +
+``observations_rejects``, ``outcome_of_interest`` + ``outcome_rejects`` (group "stations").
+
+Partitions: ``station_file_partitions`` (dynamic "station_files"), key = the station id of the
+landed file ``raw/observations/<station_id>.csv|txt``; ``outcome_location_partitions``
+(dynamic "outcome_locations"), key = ``<location>`` of ``raw/outcomes/<location>.csv|parquet``.
+``register_station_files`` / ``register_outcome_files`` add the partitions for landed files
+(a sensor calls them); a file with an unsafe name is quarantined, never turned into a key.
+
+``observations_raw`` holds every field of the source in its own units (its columns depend on
+the format, so read it one partition at a time), with ``line_no`` and ``parse_error``.
+A file that cannot be read at all (unknown format, not UTF-8, wrong header, no readable line)
+is moved to ``quarantine/`` with a reason and the partition's run fails with that reason;
+other partitions are unaffected. Row-level problems become rejects and the raw file stays.
+"""
+
+
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
+from snoiq_assets.lib.keys import UnsafeNameError
+from snoiq_assets.lib.stations import metadata as md
+from snoiq_assets.lib.stations import outcomes as oc
+from snoiq_assets.lib.stations import parsers, validate
+from snoiq_assets.lib.stations.formats import Format, StationFileError, decode_utf8, detect_format
+from snoiq_assets.lib.stations.rawkeys import (
+    OBSERVATIONS_PREFIX,
+    OUTCOMES_PREFIX,
+    location_for_raw_key,
+    outcome_key_candidates,
+    partition_for_raw_key,
+    raw_key_candidates,
+)
+from snoiq_assets.lib.storage import ObjectStore
+
+GROUP = "stations"
+SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
+USCRN_STATIONS_KEY = "raw/metadata/stations.tsv"
+EXTRA_METADATA_KEY = "raw/metadata/station_metadata_extra.csv"
+
+
+def _register(instance: dg.DagsterInstance, store: ObjectStore, prefix: str, to_key, pdef_name: str) -> list[str]:
+    found: list[str] = []
+    for info in store.list(prefix):
+        try:
+            found.append(to_key(info.key))
+        except UnsafeNameError as exc:
+            store.quarantine(info.key, f"unsafe file name: {exc}")
+    found = sorted(set(found))
+    existing = set(instance.get_dynamic_partitions(pdef_name))
+    new = [k for k in found if k not in existing]
+    if new:
+        instance.add_dynamic_partitions(pdef_name, new)
+    return new
+
+
+def register_station_files(instance: dg.DagsterInstance, store: ObjectStore) -> list[str]:
+    """Add a ``station_files`` partition for every landed station file; return the new keys.
+
+    Files whose names are not safe identifiers are moved to ``quarantine/`` with the reason.
+    """
+    return _register(instance, store, OBSERVATIONS_PREFIX, partition_for_raw_key, station_file_partitions.name)
+
+
+def register_outcome_files(instance: dg.DagsterInstance, store: ObjectStore) -> list[str]:
+    """Same for ``raw/outcomes/<location>.csv|parquet`` and ``outcome_locations``."""
+    return _register(instance, store, OUTCOMES_PREFIX, location_for_raw_key, outcome_location_partitions.name)
+
+
+def _find(store: ObjectStore, candidates: list[str], what: str) -> str:
+    present = [k for k in candidates if store.exists(k)]
+    if not present:
+        raise dg.Failure(description=f"no landed file for {what}: looked for {candidates}")
+    if len(present) > 1:
+        raise dg.Failure(description=f"{what} has more than one landed file {present}; keep one")
+    return present[0]
+
+
+def load_native(store: ObjectStore, station_id: str) -> tuple[str, Format, pl.DataFrame]:
+    """Parse a station's landed file; on a file-level error quarantine it and raise Failure."""
+    key = _find(store, raw_key_candidates(station_id), f"station {station_id!r}")
+    try:
+        fmt, native = parsers.parse_native(store.get(key), key)
+    except StationFileError as exc:
+        dest = store.quarantine(key, str(exc), line=exc.line, column=exc.column)
+        raise dg.Failure(description=f"{exc} (moved to {dest})", metadata={"quarantined": dest}) from None
+    return key, fmt, native
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=station_file_partitions,
+    required_resource_keys={"store"},
+    description="Every field of a landed station file, in its own units, one row per line (line_no, parse_error).",
+)
+def observations_raw(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    store = context.resources.store.get_store()
+    station_id = context.partition_key
+    key, fmt, native = load_native(store, station_id)
+    context.add_output_metadata({
+        "source_key": key, "source_format": fmt.value,
+        "unreadable_lines": int(native["parse_error"].is_not_null().sum()),
+    })
+    return native
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=station_file_partitions,
+    outs={
+        "observations_clean": dg.AssetOut(description="Clean schema (SI units); failing values nulled."),
+        "observations_rejects": dg.AssetOut(description="Every validation failure: station, timestamp, column, value, rule, reason."),
+    },
+    ins={"observations_raw": dg.AssetIn()},
+)
+def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame):
+    station_id = context.partition_key
+    fmt = Format(observations_raw["source_format"][0])
+    frame = parsers.to_clean(observations_raw, fmt, station_id)
+    clean, rejects = validate.validate(frame, claimed_period=parsers.claimed_period(observations_raw, fmt))
+    meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value}
+    if fmt is Format.GHCND_CDO_CSV:
+        meta["ghcnd_units_detected"] = parsers.ghcnd_units(observations_raw)
+    yield dg.Output(clean, output_name="observations_clean", metadata=meta)
+    yield dg.Output(rejects, output_name="observations_rejects",
+                    metadata={"by_rule": dg.MetadataValue.json(dict(rejects.group_by("rule").len().rows()))})
+
+
+def _store_or_sample(store: ObjectStore, key: str, sample: Path) -> tuple[bytes, str]:
+    if store.exists(key):
+        return store.get(key), key
+    return sample.read_bytes(), str(sample)
+
+
+@dg.asset(
+    group_name=GROUP,
+    required_resource_keys={"store"},
+    description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
+)
+def station_metadata(context: dg.AssetExecutionContext) -> pl.DataFrame:
+    store = context.resources.store.get_store()
+    tsv, tsv_src = _store_or_sample(store, USCRN_STATIONS_KEY, SAMPLE / "uscrn" / "stations.tsv")
+    extra, extra_src = _store_or_sample(store, EXTRA_METADATA_KEY, SAMPLE / "station_metadata_extra.csv")
+    frames = [md.from_uscrn_stations(tsv, tsv_src)]
+    for info in store.list(OBSERVATIONS_PREFIX):
+        try:
+            sid = partition_for_raw_key(info.key)
+            head = decode_utf8(store.get_range(info.key, 0, 4095).rsplit(b"\n", 1)[0], info.key)
+            if detect_format(head, info.key) is Format.GSOD_CSV:
+                _, native = parsers.parse_native(store.get(info.key), info.key)
+                frames.append(md.from_gsod_native(native, sid))
+        except (UnsafeNameError, StationFileError) as exc:
+            context.log.warning(f"station_metadata skips {info.key}: {exc}")
+    frames.append(md.from_extra_csv(extra, extra_src))
+    out = md.build_station_metadata(*frames)
+    context.add_output_metadata({"stations": out.height, "uscrn_source": tsv_src, "extra_source": extra_src})
+    return out.drop("source").select(
+        "station_id", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date", "end_date"
+    )
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    partitions_def=outcome_location_partitions,
+    outs={
+        "outcome_of_interest": dg.AssetOut(description="A location's target series: location, timestamp_utc, variable, value."),
+        "outcome_rejects": dg.AssetOut(description="Validation failures of the outcome series."),
+    },
+    required_resource_keys={"store"},
+)
+def outcome_of_interest(context: dg.AssetExecutionContext):
+    store = context.resources.store.get_store()
+    location = context.partition_key
+    key = _find(store, outcome_key_candidates(location), f"outcome location {location!r}")
+    try:
+        frame = oc.parse_outcome(store.get(key), key, location)
+    except StationFileError as exc:
+        dest = store.quarantine(key, str(exc), line=exc.line, column=exc.column)
+        raise dg.Failure(description=f"{exc} (moved to {dest})") from None
+    clean, rejects = oc.validate_outcome(frame)
+    yield dg.Output(clean, output_name="outcome_of_interest", metadata={"rows": clean.height, "source_key": key})
+    yield dg.Output(rejects, output_name="outcome_rejects", metadata={"rejects": rejects.height})

@@ -1,0 +1,297 @@
+"""GRIB2 checks and decoding: framing, inventory-vs-GRIB, grid, then xarray + cfgrib -> Arrow.
+
+Order of checks (each failure is an ``HrrrDataError`` naming file, message and expectation):
+1. framing: every message starts with ``GRIB``, is edition 2, fits in the file and ends in
+   ``7777``; no trailing bytes (catches truncation at any offset);
+2. ecCodes reads each message's product keys;
+3. the ``.idx`` (if given) lists exactly these offsets and the variable/level at each;
+4. every message is on the expected grid (``grid_id``);
+5. each requested variable is present exactly once; it is decoded by cfgrib with a
+   ``filter_by_keys`` that selects that one message (``open_dataset`` would otherwise drop
+   variables whose level or step coordinates conflict), and its absence is an error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import mmap
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from snoiq_assets.lib.hrrr import HrrrDataError
+from snoiq_assets.lib.hrrr.grid import grid_id_from_keys, grid_keys
+from snoiq_assets.lib.hrrr.inventory import IdxEntry, IdxError, parse_idx
+from snoiq_assets.lib.hrrr.variables import Variable, WGRIB2_NAMES, wgrib2_forecast, wgrib2_level, wgrib2_name
+
+MAX_GAP = 8  # stray bytes allowed between messages
+
+PRODUCT_KEYS = ("discipline", "parameterCategory", "parameterNumber", "typeOfFirstFixedSurface", "level",
+                "stepType", "startStep", "endStep", "dataDate", "dataTime", "centre")
+
+
+@dataclass
+class MessageInfo:
+    number: int          # 1-based
+    offset: int
+    length: int
+    keys: dict
+    grid_id: str
+
+    @property
+    def run_time(self) -> dt.datetime:
+        d, t = int(self.keys["dataDate"]), int(self.keys["dataTime"])
+        return dt.datetime(d // 10000, d // 100 % 100, d % 100, t // 100, t % 100, tzinfo=dt.timezone.utc)
+
+    @property
+    def wgrib2_name(self) -> str:
+        k = self.keys
+        return wgrib2_name(k["discipline"], k["parameterCategory"], k["parameterNumber"], k.get("centre_code", 7))
+
+    @property
+    def wgrib2_level(self) -> str:
+        return wgrib2_level(self.keys["typeOfFirstFixedSurface"], self.keys["level"])
+
+    def idx_line(self, number: int | None = None, offset: int | None = None) -> str:
+        k = self.keys
+        fc = wgrib2_forecast(k["stepType"], k["startStep"], k["endStep"])
+        date = self.run_time.strftime("%Y%m%d%H")
+        return (f"{number or self.number}:{self.offset if offset is None else offset}:d={date}:"
+                f"{self.wgrib2_name}:{self.wgrib2_level}:{fc}:")
+
+
+def scan_framing(data, name: str) -> list[tuple[int, int]]:
+    """(offset, length) of each GRIB2 message; raise on any framing defect."""
+    size = len(data)
+    out, pos, n = [], 0, 0
+    if size == 0:
+        raise HrrrDataError(name, "empty file", message=1, expected="a GRIB2 message")
+    while pos < size:
+        n += 1
+        if data[pos:pos + 4] != b"GRIB":
+            # Tolerate a few stray bytes between messages, as ecCodes and wgrib2 do (Herbie's
+            # subsets carry one: its ranges end on the next message's first byte).
+            nxt = data.find(b"GRIB", pos, pos + MAX_GAP + 4)
+            if nxt == -1 and size - pos <= MAX_GAP and n > 1:
+                break   # trailing padding after the last message
+            if nxt != -1 and n > 1:
+                pos = nxt
+        if size - pos < 16:
+            raise HrrrDataError(name, f"truncated: {size - pos} stray bytes at offset {pos}", message=n,
+                                expected="a 16-byte GRIB2 indicator section")
+        if data[pos:pos + 4] != b"GRIB":
+            raise HrrrDataError(name, f"no GRIB marker at offset {pos}", message=n, expected="'GRIB'",
+                                found=repr(bytes(data[pos:pos + 4])))
+        edition = data[pos + 7]
+        if edition != 2:
+            raise HrrrDataError(name, f"unsupported GRIB edition at offset {pos}", message=n, expected="edition 2",
+                                found=f"edition {edition}")
+        length = int.from_bytes(data[pos + 8:pos + 16], "big")
+        if length < 16 + 4 or pos + length > size:
+            raise HrrrDataError(name, f"truncated or corrupt: message at offset {pos} declares {length} bytes but "
+                                f"{size - pos} remain", message=n, expected=f"{length} bytes")
+        if data[pos + length - 4:pos + length] != b"7777":
+            raise HrrrDataError(name, f"corrupt: message at offset {pos} does not end in '7777'", message=n,
+                                expected="'7777' end marker", found=repr(bytes(data[pos + length - 4:pos + length])))
+        out.append((pos, length))
+        pos += length
+    return out
+
+
+def scan_grib(path: str | Path, name: str | None = None) -> list[MessageInfo]:
+    """Frame-check every message and read its product and grid keys (values are not decoded)."""
+    import eccodes
+
+    name = name or str(path)
+    infos = []
+    with open(path, "rb") as fh:
+        try:
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:
+            raise HrrrDataError(name, "empty file", message=1, expected="a GRIB2 message") from None
+        try:
+            for n, (offset, length) in enumerate(scan_framing(data, name), 1):
+                try:
+                    h = eccodes.codes_new_from_message(bytes(data[offset:offset + length]))
+                except Exception as exc:  # noqa: BLE001
+                    raise HrrrDataError(name, f"ecCodes cannot read the message at offset {offset}: {exc}",
+                                        message=n, expected="a valid GRIB2 message") from None
+                try:
+                    keys = {}
+                    for k in PRODUCT_KEYS:
+                        keys[k] = eccodes.codes_get(h, k, str if k in ("stepType", "centre") else int)
+                    keys["centre_code"] = eccodes.codes_get(h, "centre", int)
+                    gid = grid_id_from_keys(grid_keys(h))
+                except Exception as exc:  # noqa: BLE001
+                    raise HrrrDataError(name, f"ecCodes cannot read the keys of the message at offset {offset}: "
+                                        f"{exc}", message=n, expected="a valid GRIB2 message") from None
+                finally:
+                    eccodes.codes_release(h)
+                infos.append(MessageInfo(n, offset, length, keys, gid))
+        finally:
+            data.close()
+    return infos
+
+
+def idx_text(messages: list[MessageInfo]) -> str:
+    """A wgrib2-style inventory of a scanned file."""
+    return "".join(m.idx_line() + "\n" for m in messages)
+
+
+def check_idx(entries: list[IdxEntry], messages: list[MessageInfo], name: str) -> None:
+    """The inventory must list every message at its offset, with its variable and level."""
+    by_offset = {m.offset: m for m in messages}
+    size = messages[-1].offset + messages[-1].length if messages else 0
+    starts = sorted({e.start for e in entries})
+    for e in entries:
+        if e.start >= size:
+            raise HrrrDataError(name, f".idx entry {e.msg} points at offset {e.start}, past the end of the file "
+                                f"({size} bytes)", message=e.number, expected=f"an offset below {size}")
+        m = by_offset.get(e.start)
+        if m is None:
+            raise HrrrDataError(name, f".idx entry {e.msg} offset {e.start} is not the start of a GRIB message",
+                                message=e.number, expected=f"one of {sorted(by_offset)[:10]}")
+        known = WGRIB2_NAMES.get((m.keys["discipline"], m.keys["parameterCategory"], m.keys["parameterNumber"]))
+        idx_var = e.variable
+        if known is not None and idx_var != known:
+            raise HrrrDataError(name, f".idx entry {e.msg} names the wrong variable at offset {e.start}",
+                                message=m.number, expected=f"{idx_var} (from the .idx)", found=known)
+        if known is None and idx_var in WGRIB2_NAMES.values():
+            raise HrrrDataError(name, f".idx entry {e.msg} names the wrong variable at offset {e.start}",
+                                message=m.number, expected=f"{idx_var} (from the .idx)", found=m.wgrib2_name)
+        if m.keys["typeOfFirstFixedSurface"] in (1, 103) and e.level != m.wgrib2_level:
+            raise HrrrDataError(name, f".idx entry {e.msg} names the wrong level at offset {e.start}",
+                                message=m.number, expected=f"{e.level} (from the .idx)", found=m.wgrib2_level)
+    missing = [m.number for m in messages if m.offset not in starts]
+    if missing:
+        raise HrrrDataError(name, f"messages {missing[:10]} are not listed in the .idx", message=missing[0],
+                            expected="one .idx line per message")
+
+
+def parse_and_check_idx(text: str, messages: list[MessageInfo], name: str) -> list[IdxEntry]:
+    try:
+        entries = parse_idx(text, source=name + ".idx")
+    except IdxError as exc:
+        raise HrrrDataError(name + ".idx", str(exc), expected="a wgrib2 inventory") from None
+    check_idx(entries, messages, name)
+    return entries
+
+
+def check_grid(messages: list[MessageInfo], expected_grid_id: str | None, name: str) -> str:
+    gid = messages[0].grid_id if expected_grid_id is None else expected_grid_id
+    for m in messages:
+        if m.grid_id != gid:
+            raise HrrrDataError(name, "the message is on a different grid", message=m.number,
+                                expected=f"grid_id {gid[:16]}… (hrrr_grid)", found=f"grid_id {m.grid_id[:16]}…")
+    return gid
+
+
+def find_messages(messages: list[MessageInfo], variables: list[Variable], forecast_hour: int,
+                  name: str) -> dict[str, MessageInfo]:
+    found = {}
+    for var in variables:
+        hits = [m for m in messages if var.matches(m.keys)]
+        if not hits:
+            raise HrrrDataError(name, f"requested variable {var.column} is absent ({len(messages)} messages in file)",
+                                message=None, expected=var.describe())
+        if len(hits) > 1:
+            raise HrrrDataError(name, f"variable {var.column} appears {len(hits)} times "
+                                f"(messages {[m.number for m in hits]})", message=hits[1].number,
+                                expected=f"exactly one {var.describe()}")
+        m = hits[0]
+        if m.keys["endStep"] != forecast_hour:
+            raise HrrrDataError(name, f"{var.column} is for the wrong forecast hour", message=m.number,
+                                expected=f"f{forecast_hour:02d}", found=f"f{m.keys['endStep']:02d}")
+        found[var.column] = m
+    runs = {m.run_time for m in found.values()}
+    if len(runs) > 1:
+        raise HrrrDataError(name, f"messages come from several run times {sorted(runs)}",
+                            expected="one run cycle per file")
+    return found
+
+
+def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: int, *,
+                  expected_grid_id: str | None = None, idx: str | None = None,
+                  name: str | None = None, messages: list[MessageInfo] | None = None) -> tuple[pa.Table, dict]:
+    """Decode ``variables`` from one GRIB2 file into a float32 Arrow table (one row per cell).
+
+    Returns ``(table, stats)``; ``stats[column] = {min, mean, max, null_count}``.
+    """
+    import xarray as xr
+
+    name = name or str(path)
+    messages = messages if messages is not None else scan_grib(path, name)
+    if idx is not None:
+        parse_and_check_idx(idx, messages, name)
+    grid_id = check_grid(messages, expected_grid_id, name)
+    chosen = find_messages(messages, variables, forecast_hour, name)
+
+    columns: dict[str, pa.Array] = {}
+    stats: dict[str, dict] = {}
+    units: dict[str, str] = {}
+    sources: dict[str, dict] = {}
+    n_points = None
+    with tempfile.TemporaryDirectory(prefix="snoiq-cfgrib-") as tmp:
+        indexpath = str(Path(tmp) / "cfgrib.{short_hash}.idx")  # shared: the index is built once
+        for var in variables:
+            msg = chosen[var.column]
+            try:
+                ds = xr.open_dataset(
+                    path, engine="cfgrib", cache=False,
+                    backend_kwargs={
+                        "filter_by_keys": var.filter_keys(forecast_hour),
+                        "indexpath": indexpath,
+                        # no "geography": values stay 1-D in file order; lat/lon come from hrrr_grid
+                        "encode_cf": ("parameter", "time", "vertical"),
+                    },
+                )
+            except Exception as exc:  # noqa: BLE001
+                raise HrrrDataError(name, f"cfgrib cannot decode {var.column}: {exc}", message=msg.number,
+                                    expected=var.describe()) from None
+            with ds:
+                data_vars = list(ds.data_vars)
+                if len(data_vars) != 1:
+                    raise HrrrDataError(name, f"cfgrib returned {data_vars} for {var.column}", message=msg.number,
+                                        expected=f"exactly one variable {var.describe()}")
+                try:
+                    values = np.asarray(ds[data_vars[0]].values, dtype=np.float32).ravel()
+                except Exception as exc:  # noqa: BLE001
+                    raise HrrrDataError(name, f"cannot decode the values of {var.column}: {exc}",
+                                        message=msg.number, expected=var.describe()) from None
+                grib_units = ds[data_vars[0]].attrs.get("GRIB_units", "")
+            if n_points is None:
+                n_points = values.size
+            elif values.size != n_points:
+                raise HrrrDataError(name, f"{var.column} has {values.size} points", message=msg.number,
+                                    expected=f"{n_points} points")
+            nan = np.isnan(values)
+            n_null = int(nan.sum())
+            arr = pa.array(values, mask=nan) if n_null else pa.array(values)
+            columns[var.column] = arr
+            if n_null == values.size:
+                stats[var.column] = {"min": None, "mean": None, "max": None, "null_count": n_null}
+            elif n_null:
+                stats[var.column] = {"min": float(np.nanmin(values)), "mean": float(np.nanmean(values, dtype=np.float64)),
+                                     "max": float(np.nanmax(values)), "null_count": n_null}
+            else:
+                stats[var.column] = {"min": float(values.min()), "mean": float(values.mean(dtype=np.float64)),
+                                     "max": float(values.max()), "null_count": 0}
+            units[var.column] = var.units
+            sources[var.column] = {"message": msg.number, "offset": msg.offset, "grib_units": grib_units,
+                                   "idx": msg.idx_line()}
+    first = chosen[variables[0].column]
+    run_time = first.run_time
+    valid_time = run_time + dt.timedelta(hours=forecast_hour)
+    table = pa.table(columns).replace_schema_metadata({
+        "grid_id": grid_id,
+        "run_time": run_time.isoformat(),
+        "valid_time": valid_time.isoformat(),
+        "forecast_hour": str(forecast_hour),
+        "units": json.dumps(units, sort_keys=True),
+        "messages": json.dumps(sources, sort_keys=True),
+    })
+    return table, stats

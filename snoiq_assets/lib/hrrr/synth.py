@@ -1,0 +1,142 @@
+"""GRIB2 files on the real HRRR grid, built with ecCodes from the real APCP message.
+
+The bundled real subset (``subset_20201214_hrrr.t00z.wrfsfcf12.grib2``) carries only APCP. To
+test and demo the other variables we clone its first message (keeping the real Lambert grid
+section and packing), set the product keys (discipline/category/number, level, time, step)
+and new values. Used by tests, the benchmark and the demo seeding.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from snoiq_assets.lib.hrrr.variables import CATALOGUE, Variable
+
+REPO = Path(__file__).resolve().parents[3]
+REAL_SUBSET = REPO / "data" / "sample" / "hrrr" / "subset_20201214_hrrr.t00z.wrfsfcf12.grib2"
+REAL_IDX = REPO / "data" / "sample" / "hrrr" / "hrrr.t00z.wrfsfcf00.grib2.idx"
+HRRR_SHAPE = (1059, 1799)
+
+
+@dataclass(frozen=True)
+class MessageSpec:
+    discipline: int
+    category: int
+    number: int
+    level_type: int
+    level: int
+    step_type: str          # instant | accum
+    values: np.ndarray      # (ny*nx,) float64
+
+    @classmethod
+    def for_variable(cls, var: Variable, values: np.ndarray) -> "MessageSpec":
+        return cls(var.discipline, var.category, var.number, var.level_type, var.level_value, var.step_type, values)
+
+
+def _template_handle(template: Path = REAL_SUBSET):
+    import eccodes
+
+    with open(template, "rb") as fh:
+        return eccodes.codes_grib_new_from_file(fh)
+
+
+def encode_message(template_handle, spec: MessageSpec, run_time: dt.datetime, forecast_hour: int) -> bytes:
+    """One GRIB2 message: the template's grid and packing with new product keys and values."""
+    import eccodes
+
+    h = eccodes.codes_clone(template_handle)
+    try:
+        pdt = 8 if spec.step_type == "accum" else 0
+        eccodes.codes_set(h, "productDefinitionTemplateNumber", pdt)
+        eccodes.codes_set(h, "discipline", spec.discipline)
+        eccodes.codes_set(h, "parameterCategory", spec.category)
+        eccodes.codes_set(h, "parameterNumber", spec.number)
+        eccodes.codes_set(h, "typeOfFirstFixedSurface", spec.level_type)
+        if spec.level_type == 1:
+            eccodes.codes_set_missing(h, "scaleFactorOfFirstFixedSurface")
+            eccodes.codes_set_missing(h, "scaledValueOfFirstFixedSurface")
+        else:
+            eccodes.codes_set(h, "scaleFactorOfFirstFixedSurface", 0)
+            eccodes.codes_set(h, "scaledValueOfFirstFixedSurface", spec.level)
+        eccodes.codes_set(h, "dataDate", int(run_time.strftime("%Y%m%d")))
+        eccodes.codes_set(h, "dataTime", int(run_time.strftime("%H%M")))
+        if pdt == 8:
+            eccodes.codes_set(h, "stepRange", f"0-{forecast_hour}")
+        else:
+            eccodes.codes_set(h, "forecastTime", forecast_hour)
+        eccodes.codes_set_values(h, np.asarray(spec.values, dtype=np.float64))
+        return eccodes.codes_get_message(h)
+    finally:
+        eccodes.codes_release(h)
+
+
+def demo_values(column: str, hour: int = 0, shape: tuple[int, int] = HRRR_SHAPE) -> np.ndarray:
+    """Smooth, plausible, deterministic values for a catalogue variable on the HRRR grid."""
+    ny, nx = shape
+    y = np.linspace(0.0, 1.0, ny)[:, None]
+    x = np.linspace(0.0, 1.0, nx)[None, :]
+    phase = hour / 24.0 * 2 * np.pi
+    wave = np.sin(6 * x + phase) * np.cos(4 * y)
+    north = y  # 0 south .. 1 north
+    if column == "tmp_2m_k":
+        v = 295.0 - 30.0 * north + 4.0 * wave
+    elif column == "dpt_2m_k":
+        v = 285.0 - 28.0 * north + 3.0 * wave
+    elif column == "snod_m":
+        v = np.clip(1.2 * (north - 0.45) + 0.2 * wave, 0.0, None)
+    elif column == "weasd_kg_m2":
+        v = np.clip(300.0 * (north - 0.45) + 50.0 * wave, 0.0, None)
+    elif column == "asnow_m":
+        v = np.clip(0.02 * (hour + 1) * (wave + 0.2), 0.0, None)
+    elif column == "apcp_kg_m2":
+        v = np.clip(2.0 * (hour + 1) * (wave + 0.1), 0.0, None)
+    elif column == "prate_kg_m2_s":
+        v = np.clip(5e-4 * (wave + 0.1), 0.0, None)
+    elif column == "csnow":
+        v = ((wave > 0.2) & (north > 0.5)).astype(np.float64)
+    elif column == "ugrd_10m_m_s":
+        v = 8.0 * wave + 2.0
+    elif column == "vgrd_10m_m_s":
+        v = -6.0 * np.cos(5 * x + phase) * np.sin(3 * y)
+    else:
+        raise ValueError(f"no demo values for {column!r}")
+    return np.broadcast_to(v, shape).ravel().astype(np.float64)
+
+
+def write_grib(path: str | Path, specs: list[MessageSpec], run_time: dt.datetime, forecast_hour: int,
+               template: Path = REAL_SUBSET, extra_messages: list[bytes] = ()) -> Path:
+    """Write ``specs`` (then ``extra_messages`` verbatim) as one GRIB2 file."""
+    import eccodes
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    h = _template_handle(template)
+    try:
+        with open(path, "wb") as out:
+            for spec in specs:
+                out.write(encode_message(h, spec, run_time, forecast_hour))
+            for raw in extra_messages:
+                out.write(raw)
+    finally:
+        eccodes.codes_release(h)
+    return path
+
+
+def write_hrrr_hour(path: str | Path, run_time: dt.datetime, forecast_hour: int = 0,
+                    columns=None, template: Path = REAL_SUBSET) -> Path:
+    """A multi-variable HRRR-like file (default: the ten snow-work variables) on the real grid."""
+    columns = list(columns or CATALOGUE)
+    specs = [MessageSpec.for_variable(CATALOGUE[c], demo_values(c, run_time.hour + forecast_hour)) for c in columns]
+    return write_grib(path, specs, run_time, forecast_hour, template=template)
+
+
+def real_messages(path: Path = REAL_SUBSET) -> list[bytes]:
+    """The raw bytes of each message of a real GRIB file."""
+    from snoiq_assets.lib.hrrr.decode import scan_framing
+
+    data = Path(path).read_bytes()
+    return [data[off:off + length] for off, length in scan_framing(data, str(path))]

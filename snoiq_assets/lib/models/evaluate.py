@@ -1,0 +1,173 @@
+"""One training run on a training table: choose rows and features, split by time, cross-validate
+with rolling origins, fit, score on the held-out period against persistence and climatology."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from snoiq_assets.lib.models import InsufficientDataError, ModelError
+from snoiq_assets.lib.models import baselines, metrics as M
+from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS, rolling_origin, time_split
+from snoiq_assets.lib.models.train import FittedModel, check_model_type, check_transform, fit
+
+FEATURE_SETS = ("all", "station", "grid")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    model_type: str
+    target: str
+    locations: tuple[str, ...] | None = None
+    resolution_days: int | None = None
+    feature_set: str = "all"  # all | station | grid
+    features: tuple[str, ...] | None = None  # explicit list overrides feature_set
+    transform: str = "none"
+    params: dict = field(default_factory=dict)
+    split_date: dt.date | None = None
+    test_fraction: float = 0.2
+    cv_folds: int = 3
+    seed: int = 0
+    n_jobs: int = 1
+    min_train_rows: int = MIN_TRAIN_ROWS
+    min_test_rows: int = MIN_TEST_ROWS
+
+
+@dataclass
+class RunResult:
+    model: FittedModel
+    metrics: dict
+    window: dict
+    features: list[str]
+    test_frame: pl.DataFrame  # location, period_start, observed, predicted, baselines
+    rows: pl.DataFrame  # the rows used (location, period_start, target)
+
+
+def select_features(table: pl.DataFrame, info: dict, spec: RunSpec) -> list[str]:
+    available = [c for c in info.get("feature_columns", []) if c in table.columns]
+    if spec.features:
+        missing = [f for f in spec.features if f not in table.columns]
+        if missing:
+            raise ModelError(f"feature(s) {missing[:5]} are not in the training table; it has {available[:10]}...")
+        return list(spec.features)
+    if spec.feature_set not in FEATURE_SETS:
+        raise ModelError(f"unknown feature set {spec.feature_set!r}; use one of {', '.join(FEATURE_SETS)} or list features")
+    if spec.feature_set == "station":
+        chosen = [c for c in available if not c.startswith("grid_")]
+    elif spec.feature_set == "grid":
+        chosen = [c for c in available if c.startswith("grid_") or c.startswith("target__lag") or c.startswith("season_")]
+        if not any(c.startswith("grid_") for c in chosen):
+            raise ModelError("feature set 'grid' was asked for but the training table has no grid features for this period")
+    else:
+        chosen = available
+    if not chosen:
+        raise ModelError("no feature columns to train on")
+    return chosen
+
+
+def prepare(table: pl.DataFrame, info: dict, spec: RunSpec) -> tuple[pl.DataFrame, list[str]]:
+    check_model_type(spec.model_type)
+    check_transform(spec.transform)
+    if spec.target != info.get("target"):
+        raise ModelError(
+            f"the training table was built for target {info.get('target')!r}, not {spec.target!r}; "
+            "rebuild training_table with that target"
+        )
+    if spec.resolution_days is not None and int(spec.resolution_days) != int(info.get("resolution_days", -1)):
+        raise ModelError(
+            f"the training table has resolution_days={info.get('resolution_days')}, not {spec.resolution_days}; rebuild it"
+        )
+    if "target" not in table.columns:
+        raise ModelError(f"the training table has no 'target' column; it has {table.columns[:10]}...")
+    if spec.locations:
+        known = set(table["location"].unique().to_list())
+        unknown = [loc for loc in spec.locations if loc not in known]
+        if unknown:
+            raise ModelError(f"location(s) {unknown} are not in the training table (it has {sorted(known)[:10]})")
+        table = table.filter(pl.col("location").is_in(list(spec.locations)))
+    table = table.sort("location", "period_start")
+    if table["target"].is_not_null().sum() == 0:
+        raise ModelError(f"target {spec.target!r} is all null for the selected location(s)")
+    feats = select_features(table, info, spec)
+    return table, feats
+
+
+def _matrix(frame: pl.DataFrame, feats: list[str]) -> np.ndarray:
+    # Nulls become NaN (missing, handled by every model type); NaN or inf in the data are
+    # non-finite values and are refused by check_features / here.
+    sub = frame.select([pl.col(f).cast(pl.Float64) for f in feats])
+    nan_cols = [f for f in feats if sub[f].is_nan().any() or sub[f].is_infinite().any()]
+    if nan_cols:
+        raise ModelError(f"non-finite feature values (NaN or inf, not null) in column(s) {nan_cols[:10]}")
+    return sub.to_numpy().astype(float)
+
+
+def train_and_evaluate(table: pl.DataFrame, info: dict, spec: RunSpec) -> RunResult:
+    table, feats = prepare(table, info, spec)
+    has_target = table["target"].is_not_null().to_numpy()
+    labelled = table.filter(pl.col("target").is_not_null())
+    dates = labelled["period_start"].to_numpy()
+    split = time_split(dates, spec.split_date, spec.test_fraction, spec.min_train_rows, spec.min_test_rows)
+    X = _matrix(labelled, feats)
+    y = labelled["target"].to_numpy().astype(float)
+
+    cv_rmse: list[float] = []
+    if spec.cv_folds > 0:
+        train_dates = dates[split.train]
+        try:
+            folds = rolling_origin(train_dates, spec.cv_folds, spec.min_train_rows, max(1, spec.min_test_rows // 2))
+        except InsufficientDataError as exc:
+            raise InsufficientDataError(f"rolling-origin cross-validation on the training period: {exc}") from None
+        idx_train = np.flatnonzero(split.train)
+        for tr, te in folds:
+            m = fit(spec.model_type, X[idx_train[tr]], y[idx_train[tr]], feats, spec.params, spec.transform, spec.seed, spec.n_jobs)
+            cv_rmse.append(M.rmse(y[idx_train[te]], m.predict(X[idx_train[te]])))
+
+    model = fit(spec.model_type, X[split.train], y[split.train], feats, spec.params, spec.transform, spec.seed, spec.n_jobs)
+    y_te = y[split.test]
+    pred = model.predict(X[split.test])
+    if not np.isfinite(pred).all():
+        raise ModelError("the model produced non-finite predictions on the test period")
+
+    # Baselines on the full consecutive table (so "previous period" is really the previous one),
+    # restricted to the same test rows.
+    full_train_mask = np.zeros(table.height, dtype=bool)
+    full_train_mask[np.flatnonzero(has_target)[split.train]] = True
+    pers_all, n_filled = baselines.persistence(table, full_train_mask)
+    clim_all = baselines.climatology(table, full_train_mask)
+    test_rows = np.flatnonzero(has_target)[split.test]
+    pers, clim = pers_all[test_rows], clim_all[test_rows]
+
+    out = M.regression_metrics(y_te, pred)
+    out.update({
+        "mse": M.mse(y_te, pred),
+        "persistence_rmse": M.rmse(y_te, pers), "climatology_rmse": M.rmse(y_te, clim),
+        "persistence_mae": M.mae(y_te, pers), "climatology_mae": M.mae(y_te, clim),
+        "skill_persistence": M.skill(y_te, pred, pers), "skill_climatology": M.skill(y_te, pred, clim),
+        "persistence_filled_rows": n_filled,
+        "cv_folds": len(cv_rmse),
+        "cv_rmse_mean": float(np.mean(cv_rmse)) if cv_rmse else None,
+        "cv_rmse_std": float(np.std(cv_rmse)) if cv_rmse else None,
+    })
+    for i, v in enumerate(cv_rmse):
+        out[f"cv_rmse_fold{i}"] = v
+    test_frame = labelled.filter(pl.Series(split.test)).select("location", "period_start").with_columns(
+        pl.Series("observed", y_te), pl.Series("predicted", pred),
+        pl.Series("persistence", pers), pl.Series("climatology", clim),
+    )
+    window = split.describe(dates)
+    return RunResult(model=model, metrics=out, window=window, features=feats, test_frame=test_frame,
+                     rows=labelled.select("location", "period_start", "target"))
+
+
+def score_on(model: FittedModel, table: pl.DataFrame, start: dt.date, end: dt.date, locations=None) -> tuple[np.ndarray, np.ndarray]:
+    """Observed and predicted target of ``model`` on the labelled rows in [start, end]."""
+    t = table.filter(pl.col("target").is_not_null() & pl.col("period_start").is_between(start, end))
+    if locations:
+        t = t.filter(pl.col("location").is_in(list(locations)))
+    if t.height == 0:
+        raise InsufficientDataError(f"no labelled rows between {start} and {end} to score on")
+    return t["target"].to_numpy().astype(float), model.predict(_matrix(t, model.feature_names))

@@ -1,0 +1,137 @@
+"""The model store: ``models/{location}/{run_timestamp}/model_type={model_type}/``.
+
+Each folder holds the model file in its library's format and ``metadata.json``. The model
+file is written first and ``metadata.json`` last, so a folder without metadata is an
+incomplete write and is never loaded; if writing the metadata fails the model file is removed.
+Loading checks the metadata (schema, model type, file name, checksum, features) before the
+model is used. Works through the ObjectStore, so local folder and S3 behave the same.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from snoiq_assets.lib.keys import join_key, safe_identifier
+from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models.train import (
+    MODEL_FILES, MODEL_FORMATS, FittedModel, check_model_type, check_transform, load_native, save_native, sha256_file,
+)
+from snoiq_assets.lib.storage import ObjectNotFound, ObjectStore
+
+MODELS_PREFIX = "models"
+METADATA_FILE = "metadata.json"
+FORMAT_VERSION = 1
+RUN_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
+REQUIRED = {
+    "format_version": int, "model_type": str, "model_file": str, "model_format": str, "model_sha256": str,
+    "features": list, "target": str, "target_transform": str, "location": str, "run_timestamp": str,
+    "training_window": dict, "metrics": dict, "data_versions": dict,
+}
+
+
+def new_run_timestamp(now: dt.datetime | None = None) -> str:
+    return (now or dt.datetime.now(dt.timezone.utc)).strftime(RUN_TIMESTAMP_FORMAT)
+
+
+def model_prefix(location: str, run_timestamp: str, model_type: str) -> str:
+    check_model_type(model_type)
+    return join_key(MODELS_PREFIX, safe_identifier(location, "location"),
+                    safe_identifier(run_timestamp, "run timestamp"), f"model_type={model_type}")
+
+
+def predictions_key(prefix: str, start: dt.date, end: dt.date) -> str:
+    return join_key(prefix, "predictions", f"{start.isoformat()}_to_{end.isoformat()}", "predictions.parquet")
+
+
+def champion_key(location: str, target: str) -> str:
+    return join_key(MODELS_PREFIX, safe_identifier(location, "location"), f"champion-{safe_identifier(target, 'target')}.json")
+
+
+def validate_metadata(meta: dict, where: str = "metadata.json") -> dict:
+    if not isinstance(meta, dict):
+        raise ModelError(f"{where} is not a JSON object")
+    missing = [k for k in REQUIRED if k not in meta]
+    if missing:
+        raise ModelError(f"{where} lacks {missing}; it is not a complete model record")
+    wrong = [k for k, t in REQUIRED.items() if not isinstance(meta[k], t)]
+    if wrong:
+        raise ModelError(f"{where} has wrongly typed field(s) {wrong}")
+    if meta["format_version"] != FORMAT_VERSION:
+        raise ModelError(f"{where} has format_version {meta['format_version']}; this code reads {FORMAT_VERSION}")
+    mt = check_model_type(meta["model_type"])
+    if meta["model_file"] != MODEL_FILES[mt] or meta["model_format"] != MODEL_FORMATS[mt]:
+        raise ModelError(
+            f"{where}: a {mt} model must be {MODEL_FILES[mt]} in format {MODEL_FORMATS[mt]}; "
+            f"found {meta['model_file']} ({meta['model_format']})"
+        )
+    check_transform(meta["target_transform"])
+    if not meta["features"] or not all(isinstance(f, str) for f in meta["features"]):
+        raise ModelError(f"{where} has an empty or malformed feature list")
+    return meta
+
+
+def save_bundle(store: ObjectStore, model: FittedModel, meta: dict) -> str:
+    """Write model file then metadata.json; return the folder key. Nothing is left half-written."""
+    prefix = model_prefix(meta["location"], meta["run_timestamp"], model.model_type)
+    with tempfile.TemporaryDirectory(prefix="snoiq-model-") as tmp:
+        path = save_native(model, Path(tmp))
+        meta = {
+            **meta,
+            "format_version": FORMAT_VERSION,
+            "model_type": model.model_type,
+            "model_file": path.name,
+            "model_format": MODEL_FORMATS[model.model_type],
+            "model_sha256": sha256_file(path),
+            "features": list(model.feature_names),
+            "target_transform": model.transform,
+        }
+        validate_metadata(meta)
+        model_key = join_key(prefix, path.name)
+        store.put_file(model_key, path)
+    try:
+        store.put_json(join_key(prefix, METADATA_FILE), meta)
+    except BaseException:
+        store.delete(model_key)
+        raise
+    return prefix
+
+
+def read_metadata(store: ObjectStore, prefix: str) -> dict:
+    key = join_key(prefix, METADATA_FILE)
+    try:
+        meta = store.get_json(key)
+    except ObjectNotFound:
+        raise ModelError(f"no model at {prefix}: {METADATA_FILE} is missing (an incomplete write, or a wrong path)") from None
+    except ValueError:
+        raise ModelError(f"{key} is not valid JSON") from None
+    return validate_metadata(meta, key)
+
+
+def check_scoring_columns(meta: dict, columns) -> None:
+    """The table to score must have every feature the model was trained on."""
+    cols = set(columns)
+    missing = [f for f in meta["features"] if f not in cols]
+    if missing:
+        raise ModelError(
+            f"the {meta['model_type']} model at run {meta['run_timestamp']} was trained on {len(meta['features'])} "
+            f"features; the data to score lacks {len(missing)} of them (e.g. {missing[:5]})"
+        )
+
+
+def load_bundle(store: ObjectStore, prefix: str, columns=None) -> tuple[FittedModel, dict]:
+    meta = read_metadata(store, prefix)
+    if columns is not None:
+        check_scoring_columns(meta, columns)
+    key = join_key(prefix, meta["model_file"])
+    with tempfile.TemporaryDirectory(prefix="snoiq-model-") as tmp:
+        try:
+            path = store.download(key, Path(tmp) / meta["model_file"])
+        except ObjectNotFound:
+            raise ModelError(f"{key} is missing although its metadata exists") from None
+        digest = sha256_file(path)
+        if digest != meta["model_sha256"]:
+            raise ModelError(f"{key} does not match the checksum in its metadata (changed or corrupted)")
+        model = load_native(meta["model_type"], path, meta["features"], meta["target_transform"])
+    return model, meta

@@ -1,0 +1,441 @@
+"""Parsers for the station formats our users have, and their conversion to the clean schema.
+
+Each ``parse_*`` takes the decoded text and returns the *native* frame: every field of the
+source under its own (lower-cased) name and units, missing sentinels as null, plus
+``line_no`` (1-based line of the file), ``parse_error`` (null, or ``"column X: why"`` for a line
+that could not be read: it stays in the frame, all values null, and becomes a reject) and
+``source_format``. ``to_clean`` turns a native frame into ``schema.CLEAN`` in SI units.
+
+No per-line Python: the text is split once into a Polars string Series; fixed-width fields
+are ``str.slice`` expressions, CSV lines are checked for their field count with vectorised
+string expressions and the good lines parsed by ``polars.read_csv``.
+
+Formats and their quirks:
+
+- USCRN hourly02: 38 fixed-width fields (columns per ``hourly02_readme.txt``), UTC and LST
+  date/time, QC flags 0 good / 3 erroneous, missing -9999.0 / -99.000 (and -99999 for the 6-char
+  solar fields). Time is the end of the observed hour.
+- USCRN daily01: 28 fixed-width fields (column positions as in NCEI's daily01 readme, checked
+  against the real file), LST date, same sentinels.
+- NCEI GSOD CSV (Access Data Service, all quoted, padded): degF, inches, knots, miles, mb;
+  missing 9999.9 (temperatures, pressures), 999.9 (wind, visibility, snow depth), 99.99 (PRCP).
+  STP drops its thousands digit ("013.6" is 1013.6 mb): values below 200 get 1000 added.
+- IEM ASOS CSV: padded header names (" tmpc "), ``M`` missing, ``valid`` in UTC.
+- GHCN-Daily CDO CSV: the raw GHCN units are tenths of degC, tenths of mm (PRCP), mm (SNWD,
+  SNOW) and tenths of m/s (AWND, WSF2, WSF5), -9999 missing. CDO can also export converted
+  "metric" units (decimals: degC, mm, m/s). ``ghcnd_units`` detects which: integer-valued
+  temperatures whose range reaches 13.0 degC in tenths (|value| >= 130) mean tenths; decimals
+  mean converted metric. The bundled Seattle-Tacoma file is in raw tenths (TMAX up to 356).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from snoiq_assets.lib.stations import schema
+from snoiq_assets.lib.stations.formats import RESOLUTION, Format, StationFileError, decode_utf8, detect_format
+
+# ---------------------------------------------------------------------------------------------
+# Fixed-width layouts: (name, first column, last column), 1-based inclusive.
+USCRN_HOURLY02_FIELDS: list[tuple[str, int, int]] = [
+    ("WBANNO", 1, 5), ("UTC_DATE", 7, 14), ("UTC_TIME", 16, 19), ("LST_DATE", 21, 28),
+    ("LST_TIME", 30, 33), ("CRX_VN", 35, 40), ("LONGITUDE", 42, 48), ("LATITUDE", 50, 56),
+    ("T_CALC", 58, 64), ("T_HR_AVG", 66, 72), ("T_MAX", 74, 80), ("T_MIN", 82, 88),
+    ("P_CALC", 90, 96), ("SOLARAD", 98, 103), ("SOLARAD_FLAG", 105, 105), ("SOLARAD_MAX", 107, 112),
+    ("SOLARAD_MAX_FLAG", 114, 114), ("SOLARAD_MIN", 116, 121), ("SOLARAD_MIN_FLAG", 123, 123),
+    ("SUR_TEMP_TYPE", 125, 125), ("SUR_TEMP", 127, 133), ("SUR_TEMP_FLAG", 135, 135),
+    ("SUR_TEMP_MAX", 137, 143), ("SUR_TEMP_MAX_FLAG", 145, 145), ("SUR_TEMP_MIN", 147, 153),
+    ("SUR_TEMP_MIN_FLAG", 155, 155), ("RH_HR_AVG", 157, 161), ("RH_HR_AVG_FLAG", 163, 163),
+    ("SOIL_MOISTURE_5", 165, 171), ("SOIL_MOISTURE_10", 173, 179), ("SOIL_MOISTURE_20", 181, 187),
+    ("SOIL_MOISTURE_50", 189, 195), ("SOIL_MOISTURE_100", 197, 203), ("SOIL_TEMP_5", 205, 211),
+    ("SOIL_TEMP_10", 213, 219), ("SOIL_TEMP_20", 221, 227), ("SOIL_TEMP_50", 229, 235),
+    ("SOIL_TEMP_100", 237, 243),
+]
+USCRN_HOURLY02_TEXT = {"WBANNO", "UTC_DATE", "UTC_TIME", "LST_DATE", "LST_TIME", "CRX_VN", "SUR_TEMP_TYPE"} | {
+    n for n, _, _ in USCRN_HOURLY02_FIELDS if n.endswith("_FLAG")
+}
+
+USCRN_DAILY01_FIELDS: list[tuple[str, int, int]] = [
+    ("WBANNO", 1, 5), ("LST_DATE", 7, 14), ("CRX_VN", 16, 21), ("LONGITUDE", 23, 29),
+    ("LATITUDE", 31, 37), ("T_DAILY_MAX", 39, 45), ("T_DAILY_MIN", 47, 53), ("T_DAILY_MEAN", 55, 61),
+    ("T_DAILY_AVG", 63, 69), ("P_DAILY_CALC", 71, 77), ("SOLARAD_DAILY", 79, 86),
+    ("SUR_TEMP_DAILY_TYPE", 88, 88), ("SUR_TEMP_DAILY_MAX", 90, 96), ("SUR_TEMP_DAILY_MIN", 98, 104),
+    ("SUR_TEMP_DAILY_AVG", 106, 112), ("RH_DAILY_MAX", 114, 120), ("RH_DAILY_MIN", 122, 128),
+    ("RH_DAILY_AVG", 130, 136), ("SOIL_MOISTURE_5_DAILY", 138, 144), ("SOIL_MOISTURE_10_DAILY", 146, 152),
+    ("SOIL_MOISTURE_20_DAILY", 154, 160), ("SOIL_MOISTURE_50_DAILY", 162, 168),
+    ("SOIL_MOISTURE_100_DAILY", 170, 176), ("SOIL_TEMP_5_DAILY", 178, 184), ("SOIL_TEMP_10_DAILY", 186, 192),
+    ("SOIL_TEMP_20_DAILY", 194, 200), ("SOIL_TEMP_50_DAILY", 202, 208), ("SOIL_TEMP_100_DAILY", 210, 216),
+]
+USCRN_DAILY01_TEXT = {"WBANNO", "LST_DATE", "CRX_VN", "SUR_TEMP_DAILY_TYPE"}
+
+USCRN_MISSING = ["-9999.0", "-9999", "-99999", "-99.000", "-999.0"]
+
+GSOD_MISSING = {  # column -> sentinel
+    "TEMP": 9999.9, "DEWP": 9999.9, "SLP": 9999.9, "STP": 999.9, "MAX": 9999.9, "MIN": 9999.9,
+    "VISIB": 999.9, "WDSP": 999.9, "MXSPD": 999.9, "GUST": 999.9, "SNDP": 999.9, "PRCP": 99.99,
+}
+GSOD_REQUIRED = ["STATION", "DATE", "TEMP", "DEWP", "MAX", "MIN", "PRCP", "SNDP", "WDSP"]
+
+ASOS_NUMERIC = ["tmpc", "dwpc", "tmpf", "dwpf", "relh", "drct", "sknt", "mslp", "alti", "p01m", "p01i",
+                "vsby", "gust", "snowdepth", "feel"]
+ASOS_REQUIRED = ["station", "valid"]
+
+GHCND_NUMERIC = ["PRCP", "SNWD", "SNOW", "TMAX", "TMIN", "TAVG", "TOBS", "AWND", "WDF2", "WDF5", "WSF2",
+                 "WSF5", "WESD", "WESF", "PGTM", "FMTM"]
+GHCND_REQUIRED = ["STATION", "DATE"]
+
+KNOT_MS = 0.514444
+MILE_M = 1609.344
+INCH_MM = 25.4
+
+
+def _f_to_c(e: pl.Expr) -> pl.Expr:
+    return (e - 32.0) * (5.0 / 9.0)
+
+
+# ---------------------------------------------------------------------------------------------
+def _lines(text: str) -> pl.DataFrame:
+    """Every non-blank line with its 1-based number (trailing CR and spaces dropped)."""
+    lines = pl.Series("line", text.split("\n"), dtype=pl.Utf8)
+    return (
+        pl.DataFrame([lines])
+        .with_row_index("line_no", offset=1)
+        .with_columns(pl.col("line_no").cast(pl.Int64), pl.col("line").str.strip_chars_end("\r \t"))
+        .filter(pl.col("line").str.len_bytes() > 0)
+    )
+
+
+def _first_error(conds: list[tuple[pl.Expr, pl.Expr]]) -> pl.Expr:
+    """The message of the first true condition, else null."""
+    if not conds:
+        return pl.lit(None, dtype=pl.Utf8)
+    expr = pl.when(conds[0][0]).then(conds[0][1])
+    for cond, msg in conds[1:]:
+        expr = expr.when(cond).then(msg)
+    return expr.otherwise(pl.lit(None, dtype=pl.Utf8))
+
+
+def _numeric(raw: dict[str, pl.Expr], names: list[str], missing: list[str]) -> tuple[dict[str, pl.Expr], list]:
+    """Float columns from stripped strings: sentinels -> null; text that is no number -> error."""
+    out, errs = {}, []
+    for name in names:
+        s = raw[name]
+        num = s.cast(pl.Float64, strict=False)
+        bad = (s != "") & ~s.is_in(missing) & num.is_null()
+        errs.append((bad, pl.format(f"column {name}: {{}} is not a number", s)))
+        out[name] = pl.when(s.is_in(missing) | (s == "")).then(None).otherwise(num)
+    return out, errs
+
+
+def _fixed_width(text: str, file: str, fields: list[tuple[str, int, int]], text_fields: set[str]) -> pl.DataFrame:
+    width = fields[-1][2]
+    df = _lines(text)
+    if df.height == 0:
+        raise StationFileError(file, "no data lines")
+    numeric_names = [n_ for n_, _, _ in fields if n_ not in text_fields]
+    line = pl.col("line")
+    raw = {name: line.str.slice(a - 1, b - a + 1).str.strip_chars() for name, a, b in fields}
+    df = df.with_columns(line.str.len_chars().alias("_len"), **raw)
+    # One cast per column; sentinels and blanks -> null. Cheap boolean flags first: the error
+    # messages are only built for the (usually zero) rows that have a problem.
+    nums = {n_: pl.when(pl.col(n_).is_in(USCRN_MISSING) | (pl.col(n_) == "")).then(None)
+            .otherwise(pl.col(n_).cast(pl.Float64, strict=False)) for n_ in numeric_names}
+    df = df.with_columns(**{f"_v_{k}": v for k, v in nums.items()})
+    bad_num = [(pl.col(n_) != "") & ~pl.col(n_).is_in(USCRN_MISSING) & pl.col(f"_v_{n_}").is_null() for n_ in numeric_names]
+    bad_date = [pl.col(d).str.strptime(pl.Date, "%Y%m%d", strict=False).is_null()
+                for d in ("UTC_DATE", "LST_DATE") if d in raw]
+    df = df.with_columns(pl.any_horizontal((pl.col("_len") != width), *bad_num, *bad_date).alias("_bad"))
+    if df["_bad"].any():
+        trunc = [(pl.col("_len") < b, pl.format(f"column {name}: line truncated at {{}} of {width} characters", pl.col("_len")))
+                 for name, a, b in fields]
+        too_long = (pl.col("_len") > width, pl.lit(f"column {fields[-1][0]}: line longer than {width} characters"))
+        date_errs = [(pl.col(d).str.strptime(pl.Date, "%Y%m%d", strict=False).is_null(),
+                      pl.format(f"column {d}: {{}} is not a YYYYMMDD date", pl.col(d))) for d in ("UTC_DATE", "LST_DATE") if d in raw]
+        num_errs = [(bad, pl.format(f"column {n_}: {{}} is not a number", pl.col(n_))) for n_, bad in zip(numeric_names, bad_num)]
+        errs = df.filter("_bad").select("line_no", _first_error([*trunc, too_long, *date_errs, *num_errs]).alias("parse_error"))
+        df = df.join(errs, on="line_no", how="left")
+    else:
+        df = df.with_columns(pl.lit(None, dtype=pl.Utf8).alias("parse_error"))
+    ok = pl.col("parse_error").is_null()
+    df = df.with_columns(
+        **{k: pl.when(ok).then(pl.col(f"_v_{k}")) for k in numeric_names},
+        **{k: pl.when(ok).then(pl.col(k)) for k in text_fields},
+    )
+    return df.drop("line", "_len", "_bad", *[f"_v_{k}" for k in numeric_names])
+
+
+def parse_uscrn_hourly02(text: str, file: str) -> pl.DataFrame:
+    df = _fixed_width(text, file, USCRN_HOURLY02_FIELDS, USCRN_HOURLY02_TEXT)
+    df = df.with_columns(
+        pl.concat_str("UTC_DATE", "UTC_TIME").str.strptime(pl.Datetime("us"), "%Y%m%d%H%M", strict=False)
+        .dt.replace_time_zone("UTC").alias("utc_datetime"),
+        pl.concat_str("LST_DATE", "LST_TIME").str.strptime(pl.Datetime("us"), "%Y%m%d%H%M", strict=False)
+        .alias("lst_datetime"),
+    )
+    return _finish(df, Format.USCRN_HOURLY02)
+
+
+def parse_uscrn_daily01(text: str, file: str) -> pl.DataFrame:
+    df = _fixed_width(text, file, USCRN_DAILY01_FIELDS, USCRN_DAILY01_TEXT)
+    df = df.with_columns(pl.col("LST_DATE").str.strptime(pl.Date, "%Y%m%d", strict=False).alias("LST_DATE"))
+    return _finish(df, Format.USCRN_DAILY01)
+
+
+def _finish(df: pl.DataFrame, fmt: Format) -> pl.DataFrame:
+    df = df.rename({c: c.lower() for c in df.columns})
+    return df.with_columns(pl.lit(fmt.value).alias("source_format"))
+
+
+# ---------------------------------------------------------------------------------------------
+def _csv(text: str, file: str, required: list[str], *, upper: bool) -> pl.DataFrame:
+    """Header + string columns of a CSV, one row per line, with ``line_no`` and ``parse_error``.
+
+    A line whose field count (commas outside quotes) differs from the header's is kept with
+    null fields and a ``parse_error`` naming the first missing/extra column.
+    """
+    df = _lines(text.lstrip("\ufeff"))
+    if df.height == 0:
+        raise StationFileError(file, "empty file")
+    header_line = df["line"][0]
+    names = [h.strip().strip('"').strip() for h in header_line.split(",")]
+    names = [h.upper() if upper else h.lower() for h in names]
+    if len(set(names)) != len(names) or any(not h for h in names):
+        raise StationFileError(file, f"header has empty or repeated column names: {names}", line=1)
+    missing = [r for r in required if r not in names]
+    if missing:
+        raise StationFileError(file, f"header lacks required column(s) {missing}", line=1, column=missing[0])
+    body = df.slice(1)
+    if body.height == 0:
+        raise StationFileError(file, "header but no data lines", line=1)
+    ncols = len(names)
+    unquoted = pl.col("line").str.replace_all(r'"[^"]*"', "")
+    body = body.with_columns(
+        (unquoted.str.count_matches(",") + 1).alias("_n"),
+        (pl.col("line").str.count_matches('"') % 2 == 1).alias("_oddq"),
+    )
+    name_at = pl.Series(names + ["<extra>"])
+    # Name the first missing column for short lines (vectorised lookup by field count).
+    first_missing = pl.col("_n").clip(0, ncols).replace_strict(
+        list(range(ncols + 1)), names + ["<extra>"], return_dtype=pl.Utf8
+    )
+    body = body.with_columns(
+        pl.when(pl.col("_oddq")).then(pl.lit("column ?: unbalanced quote"))
+        .when(pl.col("_n") < ncols)
+        .then(pl.format("column {}: line has {} of {} fields (truncated?)", first_missing, pl.col("_n"), pl.lit(ncols)))
+        .when(pl.col("_n") > ncols)
+        .then(pl.format("column <extra>: line has {} fields, header has {}", pl.col("_n"), pl.lit(ncols)))
+        .otherwise(pl.lit(None, dtype=pl.Utf8))
+        .alias("parse_error")
+    )
+    good = body.filter(pl.col("parse_error").is_null())
+    bad = body.filter(pl.col("parse_error").is_not_null())
+    if good.height:
+        parsed = pl.read_csv(
+            "\n".join(good["line"].to_list()).encode(),
+            has_header=False, new_columns=names, infer_schema=False, quote_char='"',
+        ).with_columns(pl.all().str.strip_chars())
+        parsed = parsed.with_columns(good["line_no"], pl.lit(None, dtype=pl.Utf8).alias("parse_error"))
+    else:
+        parsed = pl.DataFrame(schema={**{n: pl.Utf8 for n in names}, "line_no": pl.Int64, "parse_error": pl.Utf8})
+    bad_rows = bad.select("line_no", "parse_error").with_columns([pl.lit(None, dtype=pl.Utf8).alias(n) for n in names])
+    out = pl.concat([parsed, bad_rows.select(parsed.columns)]).sort("line_no")
+    return out
+
+
+def _cast_numeric(df: pl.DataFrame, names: list[str], missing: list[str]) -> pl.DataFrame:
+    present = [n for n in names if n in df.columns]
+    nums, errs = _numeric({n: pl.col(n) for n in present}, present, missing)
+    return df.with_columns(
+        pl.coalesce(pl.col("parse_error"), _first_error(errs)).alias("parse_error")
+    ).with_columns(**{k: pl.when(pl.col("parse_error").is_null()).then(v) for k, v in nums.items()})
+
+
+def parse_gsod(text: str, file: str) -> pl.DataFrame:
+    df = _csv(text, file, GSOD_REQUIRED, upper=True)
+    num = [c for c in ("LATITUDE", "LONGITUDE", "ELEVATION", *GSOD_MISSING) if c in df.columns]
+    df = _cast_numeric(df, num, [])
+    df = df.with_columns(
+        **{c: pl.when(pl.col(c) == s).then(None).otherwise(pl.col(c)) for c, s in GSOD_MISSING.items() if c in df.columns}
+    )
+    if "STP" in df.columns:
+        df = df.with_columns(pl.when(pl.col("STP") < 200).then(pl.col("STP") + 1000).otherwise(pl.col("STP")).alias("STP"))
+    date = pl.col("DATE").str.strptime(pl.Date, "%Y-%m-%d", strict=False)
+    df = df.with_columns(
+        pl.coalesce(pl.col("parse_error"), pl.when(date.is_null() & pl.col("parse_error").is_null())
+                    .then(pl.format("column DATE: {} is not a YYYY-MM-DD date", pl.col("DATE")))).alias("parse_error"),
+        date.alias("date"),
+    ).drop("DATE")
+    return _finish(df, Format.GSOD_CSV)
+
+
+def parse_iem_asos(text: str, file: str) -> pl.DataFrame:
+    df = _csv(text, file, ASOS_REQUIRED, upper=False)
+    df = _cast_numeric(df, ASOS_NUMERIC, ["M", "T"])
+    # "T" (trace) in p01m/p01i is a trace of precipitation: kept as 0.0 would be a guess; null.
+    valid = pl.col("valid").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M", strict=False).dt.replace_time_zone("UTC")
+    df = df.with_columns(
+        pl.coalesce(pl.col("parse_error"), pl.when(valid.is_null())
+                    .then(pl.format("column valid: {} is not a 'YYYY-MM-DD HH:MM' UTC time", pl.col("valid")))).alias("parse_error"),
+        valid.alias("valid_utc"),
+    )
+    return _finish(df, Format.IEM_ASOS_CSV)
+
+
+def parse_ghcnd(text: str, file: str) -> pl.DataFrame:
+    df = _csv(text, file, GHCND_REQUIRED, upper=True)
+    num = [c for c in df.columns if c in GHCND_NUMERIC or (c.startswith("WT") and c[2:].isdigit())]
+    df = _cast_numeric(df, num, ["-9999", "-9999.0"])
+    date = pl.coalesce(
+        pl.col("DATE").str.strptime(pl.Date, "%Y%m%d", strict=False),
+        pl.col("DATE").str.strptime(pl.Date, "%Y-%m-%d", strict=False),
+    )
+    df = df.with_columns(
+        pl.coalesce(pl.col("parse_error"), pl.when(date.is_null())
+                    .then(pl.format("column DATE: {} is not a date", pl.col("DATE")))).alias("parse_error"),
+        date.alias("date"),
+    ).drop("DATE")
+    return _finish(df, Format.GHCND_CDO_CSV)
+
+
+def ghcnd_units(native: pl.DataFrame) -> str:
+    """'tenths' (raw GHCN-Daily units) or 'metric' (CDO-converted degC / mm / m/s)."""
+    temps = [c for c in ("tmax", "tmin", "tavg", "prcp") if c in native.columns]
+    if not temps:
+        return "tenths"
+    vals = pl.concat([native[c].drop_nulls() for c in temps])
+    if vals.len() == 0:
+        return "tenths"
+    has_decimals = bool(((vals - vals.round(0)).abs() > 1e-9).any())
+    if has_decimals:
+        return "metric"
+    return "tenths" if float(vals.abs().max()) >= 130 or "prcp" in native.columns else "metric"
+
+
+PARSERS = {
+    Format.USCRN_HOURLY02: parse_uscrn_hourly02,
+    Format.USCRN_DAILY01: parse_uscrn_daily01,
+    Format.GSOD_CSV: parse_gsod,
+    Format.IEM_ASOS_CSV: parse_iem_asos,
+    Format.GHCND_CDO_CSV: parse_ghcnd,
+}
+
+
+def parse_native(data: bytes, file: str) -> tuple[Format, pl.DataFrame]:
+    """Detect and parse; a file that cannot be read as a whole raises ``StationFileError``."""
+    text = decode_utf8(data, file)
+    fmt = detect_format(text, file)
+    native = PARSERS[fmt](text, file)
+    if native.height and native["parse_error"].null_count() == 0:
+        first = native.row(0, named=True)
+        raise StationFileError(
+            file, f"no line could be read as {fmt.value}; first problem: {first['parse_error']}", line=first["line_no"]
+        )
+    return fmt, native
+
+
+# ---------------------------------------------------------------------------------------------
+def to_clean(native: pl.DataFrame, fmt: Format | str, station_id: str) -> pl.DataFrame:
+    """The native frame in ``schema.CLEAN`` (SI units), one row per source line, unvalidated.
+
+    Lines with a ``parse_error`` keep their row (values null) so validation can reject them.
+    """
+    fmt = Format(fmt)
+    c = pl.col
+    if fmt is Format.USCRN_HOURLY02:
+        cols = {
+            "timestamp_utc": c("utc_datetime"),
+            "air_temp_c": c("t_hr_avg"), "air_temp_max_c": c("t_max"), "air_temp_min_c": c("t_min"),
+            "precip_mm": c("p_calc"), "relative_humidity_pct": c("rh_hr_avg"),
+            "solar_radiation_wm2": c("solarad"), "surface_temp_c": c("sur_temp"),
+            "soil_moisture_5cm_m3m3": c("soil_moisture_5"), "soil_temp_5cm_c": c("soil_temp_5"),
+            "qc_solar_radiation": c("solarad_flag"), "qc_surface_temp": c("sur_temp_flag"),
+            "qc_relative_humidity": c("rh_hr_avg_flag"), "surface_temp_type": c("sur_temp_type"),
+        }
+    elif fmt is Format.USCRN_DAILY01:
+        cols = {
+            "timestamp_utc": c("lst_date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "air_temp_c": c("t_daily_avg"), "air_temp_max_c": c("t_daily_max"), "air_temp_min_c": c("t_daily_min"),
+            "precip_mm": c("p_daily_calc"), "relative_humidity_pct": c("rh_daily_avg"),
+            # SOLARAD_DAILY is a daily total in MJ/m^2: the mean irradiance is MJ * 1e6 / 86400 s.
+            "solar_radiation_wm2": c("solarad_daily") * (1e6 / 86400.0), "surface_temp_c": c("sur_temp_daily_avg"),
+            "soil_moisture_5cm_m3m3": c("soil_moisture_5_daily"), "soil_temp_5cm_c": c("soil_temp_5_daily"),
+            "surface_temp_type": c("sur_temp_daily_type"),
+        }
+    elif fmt is Format.GSOD_CSV:
+        cols = {
+            "timestamp_utc": c("date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "air_temp_c": _f_to_c(c("temp")), "air_temp_max_c": _f_to_c(c("max")), "air_temp_min_c": _f_to_c(c("min")),
+            "dew_point_c": _f_to_c(c("dewp")), "precip_mm": c("prcp") * INCH_MM, "snow_depth_mm": c("sndp") * INCH_MM,
+            "wind_speed_ms": c("wdsp") * KNOT_MS, "wind_speed_max_ms": c("mxspd") * KNOT_MS,
+            "wind_gust_ms": c("gust") * KNOT_MS if "gust" in native.columns else pl.lit(None),
+            "pressure_hpa": c("slp") if "slp" in native.columns else pl.lit(None),
+            "station_pressure_hpa": c("stp") if "stp" in native.columns else pl.lit(None),
+            "visibility_m": c("visib") * MILE_M if "visib" in native.columns else pl.lit(None),
+            "precip_flag": c("prcp_attributes") if "prcp_attributes" in native.columns else pl.lit(None),
+            "weather_flags": c("frshtt") if "frshtt" in native.columns else pl.lit(None),
+        }
+    elif fmt is Format.IEM_ASOS_CSV:
+        def opt(name, expr):
+            return expr if name in native.columns else pl.lit(None)
+        temp = c("tmpc") if "tmpc" in native.columns else (_f_to_c(c("tmpf")) if "tmpf" in native.columns else pl.lit(None))
+        dew = c("dwpc") if "dwpc" in native.columns else (_f_to_c(c("dwpf")) if "dwpf" in native.columns else pl.lit(None))
+        precip = c("p01m") if "p01m" in native.columns else (c("p01i") * INCH_MM if "p01i" in native.columns else pl.lit(None))
+        cols = {
+            "timestamp_utc": c("valid_utc"), "air_temp_c": temp, "dew_point_c": dew, "precip_mm": precip,
+            "relative_humidity_pct": opt("relh", c("relh")), "wind_dir_deg": opt("drct", c("drct")),
+            "wind_speed_ms": opt("sknt", c("sknt") * KNOT_MS), "wind_gust_ms": opt("gust", c("gust") * KNOT_MS),
+            "pressure_hpa": opt("mslp", c("mslp")), "visibility_m": opt("vsby", c("vsby") * MILE_M),
+            "snow_depth_mm": opt("snowdepth", c("snowdepth") * INCH_MM),
+        }
+    elif fmt is Format.GHCND_CDO_CSV:
+        tenths = ghcnd_units(native) == "tenths"
+        k = 0.1 if tenths else 1.0
+
+        def opt(name, factor):
+            return c(name) * factor if name in native.columns else pl.lit(None)
+        wt = sorted(x for x in native.columns if x.startswith("wt") and x[2:].isdigit())
+        flags = (
+            pl.concat_str([pl.when(c(w) == 1).then(pl.lit(w.upper())) for w in wt], separator=",", ignore_nulls=True)
+            if wt else pl.lit(None)
+        )
+        cols = {
+            "timestamp_utc": c("date").cast(pl.Datetime("us")).dt.replace_time_zone("UTC"),
+            "air_temp_c": opt("tavg", k), "air_temp_max_c": opt("tmax", k), "air_temp_min_c": opt("tmin", k),
+            "precip_mm": opt("prcp", k), "snow_depth_mm": opt("snwd", 1.0), "snowfall_mm": opt("snow", 1.0),
+            "wind_speed_ms": opt("awnd", k), "wind_speed_max_ms": opt("wsf2", k), "wind_gust_ms": opt("wsf5", k),
+            "wind_dir_deg": opt("wdf2", 1.0),
+            "weather_flags": pl.when(flags == "").then(None).otherwise(flags) if wt else flags,
+        }
+    else:  # pragma: no cover - Format is closed
+        raise ValueError(fmt)
+    out = native.select(
+        pl.lit(station_id).alias("station_id"),
+        pl.lit(fmt.value).alias("source_format"),
+        pl.lit(RESOLUTION[fmt]).alias("resolution"),
+        c("line_no"),
+        c("parse_error"),
+        **{k_: v for k_, v in cols.items()},
+    )
+    return schema.conform(out, {**schema.CLEAN, "parse_error": pl.Utf8()})
+
+
+def claimed_period(native: pl.DataFrame, fmt: Format | str):
+    """Inclusive (start, end) UTC datetimes a file claims to cover, or None when the format claims none.
+
+    A USCRN file holds one year: daily01 by LST date (Y-01-01 .. Y-12-31); hourly02 by UTC,
+    end-stamped (Y-01-01 01:00 .. Y+1-01-01 00:00 UTC; the real CO Nunn file starts at
+    2023-01-01 01:00 UTC = 2022-12-31 18:00 LST). Y is the most common year of the rows.
+    The CSV formats carry no claimed period.
+    """
+    import datetime as dt
+
+    fmt = Format(fmt)
+    utc = dt.timezone.utc
+    ok = native.filter(pl.col("parse_error").is_null())
+    if fmt is Format.USCRN_DAILY01 and ok.height:
+        year = int(ok["lst_date"].dt.year().mode().min())
+        return dt.datetime(year, 1, 1, tzinfo=utc), dt.datetime(year, 12, 31, tzinfo=utc)
+    if fmt is Format.USCRN_HOURLY02 and ok.height:
+        year = int((ok["utc_datetime"] - dt.timedelta(hours=1)).dt.year().mode().min())
+        return dt.datetime(year, 1, 1, 1, tzinfo=utc), dt.datetime(year + 1, 1, 1, tzinfo=utc)
+    return None

@@ -1,0 +1,126 @@
+"""Every parser on every real sample file, with values checked against the file's text."""
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from snoiq_assets.lib.stations import parsers, schema
+from snoiq_assets.lib.stations.formats import Format, detect_format
+from snoiq_assets.lib.stations.validate import validate
+
+REAL = {
+    "uscrn/CRNH0203-2023-CO_Nunn_7_NNE.head48.txt": (Format.USCRN_HOURLY02, 48),
+    "uscrn/CRND0103-2020-AK_Aleknagik_1_NNE.txt": (Format.USCRN_DAILY01, 366),
+    "station_obs/gsod_72698024229_KPDX_2016-2024.csv": (Format.GSOD_CSV, 2923),
+    "station_obs/ghcnd_USW00024233_BicycleWeather_2012-2015.csv": (Format.GHCND_CDO_CSV, 1340),
+    "station_obs/iem_asos_CLE_2010-10.csv": (Format.IEM_ASOS_CSV, 150),
+    "station_obs/iem_asos_GRB_2010-10.csv": (Format.IEM_ASOS_CSV, 206),
+    "station_obs/iem_asos_MSP_2010-10.csv": (Format.IEM_ASOS_CSV, 237),
+    "station_obs/iem_asos_ORD_2010-10.csv": (Format.IEM_ASOS_CSV, 165),
+}
+UTC = dt.timezone.utc
+
+
+def _parse(sample_dir, rel):
+    return parsers.parse_native((sample_dir / rel).read_bytes(), rel)
+
+
+@pytest.mark.parametrize("rel", sorted(REAL))
+def test_every_real_file_parses_to_the_clean_schema(sample_dir, rel):
+    fmt, native = _parse(sample_dir, rel)
+    assert fmt == REAL[rel][0]
+    assert native.height == REAL[rel][1]
+    assert native["parse_error"].null_count() == native.height  # every real line is readable
+    clean, rejects = validate(parsers.to_clean(native, fmt, "S1"), claimed_period=parsers.claimed_period(native, fmt))
+    assert list(clean.schema.items()) == list(schema.CLEAN.items())
+    assert list(rejects.schema.items()) == list(schema.REJECTS.items())
+    assert clean["timestamp_utc"].is_sorted()
+    assert clean.height + rejects.filter(pl.col("action") == "dropped").height == native.height
+
+
+def test_format_is_recognised_from_content_not_name(sample_dir):
+    text = (sample_dir / "station_obs/iem_asos_CLE_2010-10.csv").read_text()
+    assert detect_format(text, "misleading_gsod_name.txt") is Format.IEM_ASOS_CSV
+
+
+def test_uscrn_hourly02_all_38_fields(sample_dir):
+    _, n = _parse(sample_dir, "uscrn/CRNH0203-2023-CO_Nunn_7_NNE.head48.txt")
+    assert [f.lower() for f, _, _ in parsers.USCRN_HOURLY02_FIELDS] == [c for c in n.columns if c in
+                                                                       {f.lower() for f, _, _ in parsers.USCRN_HOURLY02_FIELDS}]
+    first = n.row(0, named=True)
+    # 94074 20230101 0100 20221231 1800  2.622 -104.76 40.81 4.6 4.5 5.1 4.1 0.0 0 0 0 0 0 0 C 0.9 0 ...
+    assert first["wbanno"] == "94074" and first["crx_vn"] == "2.622"
+    assert first["utc_datetime"] == dt.datetime(2023, 1, 1, 1, tzinfo=UTC)
+    assert first["lst_datetime"] == dt.datetime(2022, 12, 31, 18)
+    assert (first["longitude"], first["latitude"]) == (-104.76, 40.81)
+    assert (first["t_calc"], first["t_hr_avg"], first["t_max"], first["t_min"]) == (4.6, 4.5, 5.1, 4.1)
+    assert first["sur_temp_type"] == "C" and first["sur_temp"] == 0.9 and first["sur_temp_flag"] == "0"
+    assert first["rh_hr_avg"] == 48 and first["rh_hr_avg_flag"] == "0"
+    # -99.000 soil moisture is missing, real values kept
+    assert first["soil_moisture_5"] is None and first["soil_moisture_50"] == 0.063 and first["soil_temp_100"] == 2.6
+    assert n["p_calc"].max() == pytest.approx(0.6)
+
+
+def test_uscrn_daily01_28_fields_and_missing(sample_dir):
+    fmt, n = _parse(sample_dir, "uscrn/CRND0103-2020-AK_Aleknagik_1_NNE.txt")
+    first = n.row(0, named=True)
+    assert first["lst_date"] == dt.date(2020, 1, 1)
+    assert (first["t_daily_max"], first["t_daily_min"], first["t_daily_mean"], first["t_daily_avg"]) == (-19.0, -27.8, -23.4, -21.0)
+    assert first["solarad_daily"] == 0.31 and first["sur_temp_daily_type"] == "C" and first["rh_daily_avg"] == 62.6
+    assert first["soil_moisture_5_daily"] is None and first["soil_temp_100_daily"] is None  # -99.000 / -9999.0
+    assert parsers.claimed_period(n, fmt) == (dt.datetime(2020, 1, 1, tzinfo=UTC), dt.datetime(2020, 12, 31, tzinfo=UTC))
+
+
+def test_gsod_imperial_to_si_and_sentinels(sample_dir):
+    fmt, n = _parse(sample_dir, "station_obs/gsod_72698024229_KPDX_2016-2024.csv")
+    c = parsers.to_clean(n, fmt, "72698024229")
+    day = c.filter(pl.col("timestamp_utc") == dt.datetime(2017, 1, 11, tzinfo=UTC)).row(0, named=True)
+    assert day["snow_depth_mm"] == pytest.approx(7.1 * 25.4)
+    first = c.row(0, named=True)  # 2016-01-01: TEMP 33.9F, DEWP 18.1F, PRCP 0.00 G, SNDP 999.9, WDSP 19.8 kn, STP "028.2"
+    assert first["air_temp_c"] == pytest.approx((33.9 - 32) * 5 / 9)
+    assert first["dew_point_c"] == pytest.approx((18.1 - 32) * 5 / 9)
+    assert first["precip_mm"] == 0.0 and first["precip_flag"] == "G" and first["snow_depth_mm"] is None
+    assert first["wind_speed_ms"] == pytest.approx(19.8 * 0.514444)
+    assert first["station_pressure_hpa"] == pytest.approx(1028.2) and first["pressure_hpa"] == 1032.0
+    assert first["weather_flags"] == "000000" and first["visibility_m"] == pytest.approx(10 * 1609.344)
+    assert n["max"].max() < 9999  # 9999.9 sentinel nulled
+    assert c["air_temp_max_c"].null_count() == n["max"].null_count() > 0
+
+
+def test_ghcnd_units_detected_as_tenths(sample_dir):
+    fmt, n = _parse(sample_dir, "station_obs/ghcnd_USW00024233_BicycleWeather_2012-2015.csv")
+    assert parsers.ghcnd_units(n) == "tenths"
+    c = parsers.to_clean(n, fmt, "USW00024233")
+    first = c.row(0, named=True)  # 20120101: PRCP 0, TMAX 128, TMIN 50, AWND 47, WT14 = 1
+    assert (first["air_temp_max_c"], first["air_temp_min_c"], first["wind_speed_ms"]) == (12.8, 5.0, pytest.approx(4.7))
+    assert first["weather_flags"] == "WT14"
+    assert c["snow_depth_mm"].max() == 80 and c["snowfall_mm"].null_count() > 0  # SNWD mm, SNOW -9999 -> null
+    second = c.row(1, named=True)
+    assert second["precip_mm"] == pytest.approx(10.9)
+
+
+def test_ghcnd_converted_metric_export_detected():
+    text = "STATION,STATION_NAME,DATE,PRCP,TMAX,TMIN\nGHCND:X,X,20200101,1.2,12.8,5.0\nGHCND:X,X,20200102,0.0,10.6,-9999\n"
+    fmt, n = parsers.parse_native(text.encode(), "metric.csv")
+    assert parsers.ghcnd_units(n) == "metric"
+    c = parsers.to_clean(n, fmt, "X")
+    assert c["air_temp_max_c"].to_list() == [12.8, 10.6] and c["air_temp_min_c"].to_list() == [5.0, None]
+
+
+def test_iem_asos_padded_header_and_missing(sample_dir):
+    fmt, n = _parse(sample_dir, "station_obs/iem_asos_CLE_2010-10.csv")
+    assert {"tmpc", "dwpc", "drct", "sknt", "mslp", "p01m"} <= set(n.columns)
+    c = parsers.to_clean(n, fmt, "CLE")
+    first = c.row(0, named=True)  # CLE,2010-10-23 00:51,7.20,1.70,190.00,4.00,1021.60,M
+    assert first["timestamp_utc"] == dt.datetime(2010, 10, 23, 0, 51, tzinfo=UTC)
+    assert (first["air_temp_c"], first["dew_point_c"], first["wind_dir_deg"], first["pressure_hpa"]) == (7.2, 1.7, 190.0, 1021.6)
+    assert first["wind_speed_ms"] == pytest.approx(4 * 0.514444) and first["precip_mm"] is None
+
+
+def test_real_grb_file_has_duplicate_timestamps_rejected(sample_dir):
+    fmt, n = _parse(sample_dir, "station_obs/iem_asos_GRB_2010-10.csv")
+    clean, rejects = validate(parsers.to_clean(n, fmt, "GRB"))
+    dup = rejects.filter(pl.col("rule") == "duplicate_timestamp")
+    assert dup.height == 4 and 42 in dup["line_no"].to_list()  # lines 41-43 are three 06:53 reports
+    assert clean.filter(pl.struct("station_id", "timestamp_utc").is_duplicated()).height == 0

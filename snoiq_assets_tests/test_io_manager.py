@@ -1,0 +1,123 @@
+"""The partition-aware Parquet IO manager, through real materialisations on both backends."""
+
+import dagster as dg
+import polars as pl
+import pyarrow as pa
+
+from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets_tests.helpers import failure_messages
+
+hourly = dg.HourlyPartitionsDefinition(start_date="2024-01-01T00", fmt="%Y-%m-%dT%H")
+
+
+@dg.asset(partitions_def=hourly, backfill_policy=dg.BackfillPolicy.single_run())
+def hourly_frame(context: dg.AssetExecutionContext):
+    # One run may cover a range: return one frame per partition key.
+    return {
+        key: pl.DataFrame({"hour": [key] * 3, "v": [i, i + 1, i + 2]})
+        for i, key in enumerate(context.partition_keys)
+    }
+
+
+@dg.asset
+def all_hours(hourly_frame: pl.LazyFrame) -> pl.DataFrame:
+    return hourly_frame.group_by("hour").agg(pl.col("v").sum()).sort("hour").collect()
+
+
+@dg.asset(partitions_def=hourly, ins={"hourly_frame": dg.AssetIn(partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1))})
+def two_hours(hourly_frame: dict[str, pl.LazyFrame]) -> pl.DataFrame:
+    return pl.DataFrame({"keys": sorted(hourly_frame), "rows": [hourly_frame[k].collect().height for k in sorted(hourly_frame)]})
+
+
+@dg.asset
+def with_units() -> pa.Table:
+    table = pa.table({"tmp_2m": pa.array([270.5, 271.0], pa.float32())})
+    return table.replace_schema_metadata({"units": '{"tmp_2m": "K"}', "grid_id": "abc"})
+
+
+def test_single_run_backfill_writes_one_file_per_partition(resources, instance, store):
+    keys = ["2024-01-01T00", "2024-01-01T01", "2024-01-01T02"]
+    result = dg.materialize(
+        [hourly_frame], resources=resources, instance=instance,
+        tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+    )
+    assert result.success
+    stored = sorted(o.key for o in store.list("lake/hourly_frame/"))
+    assert stored == [f"lake/hourly_frame/{k}.parquet" for k in keys]
+    mat = result.asset_materializations_for_node("hourly_frame")[0]
+    assert mat.metadata["partitions_written"].value == 3
+    assert mat.metadata["dagster/row_count"].value == 9
+    # Each file holds exactly its own partition.
+    for i, key in enumerate(keys):
+        with store.local_path(f"lake/hourly_frame/{key}.parquet") as path:
+            df = pl.read_parquet(path)
+        assert df["hour"].unique().to_list() == [key] and df["v"].to_list() == [i, i + 1, i + 2]
+
+
+def test_downstream_loads_all_partitions_lazily(resources, instance):
+    for key in ["2024-01-01T00", "2024-01-01T05"]:
+        assert dg.materialize([hourly_frame], resources=resources, instance=instance, partition_key=key).success
+    # An unpartitioned consumer of an hourly asset sees only the materialised partitions
+    # when told missing ones are fine; by default a gap is an error naming the partitions.
+    result = dg.materialize(
+        [hourly_frame, all_hours], selection=[all_hours], resources=resources, instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    assert "hourly_frame has no stored data for" in failure_messages(result)
+
+    @dg.asset(ins={"hourly_frame": dg.AssetIn(metadata={"allow_missing_partitions": True})})
+    def stored_hours(hourly_frame: pl.LazyFrame) -> pl.DataFrame:
+        return hourly_frame.group_by("hour").agg(pl.col("v").sum()).sort("hour").collect()
+
+    result = dg.materialize([hourly_frame, stored_hours], selection=[stored_hours], resources=resources, instance=instance)
+    out = result.output_for_node("stored_hours")
+    assert out["hour"].to_list() == ["2024-01-01T00", "2024-01-01T05"] and out["v"].to_list() == [3, 3]
+
+
+def test_range_input_as_dict_per_partition(resources, instance):
+    for key in ["2024-01-01T03", "2024-01-01T04"]:
+        dg.materialize([hourly_frame], resources=resources, instance=instance, partition_key=key)
+    result = dg.materialize([hourly_frame, two_hours], selection=[two_hours], resources=resources,
+                            instance=instance, partition_key="2024-01-01T04")
+    out = result.output_for_node("two_hours")
+    assert out["keys"].to_list() == ["2024-01-01T03", "2024-01-01T04"] and out["rows"].to_list() == [3, 3]
+
+
+def test_arrow_schema_metadata_is_kept(resources, instance):
+    assert dg.materialize([with_units], resources=resources, instance=instance).success
+    md = read_schema_metadata(resources["store"], dg.AssetKey("with_units"), None)
+    assert md["units"] == '{"tmp_2m": "K"}' and md["grid_id"] == "abc"
+
+
+def test_multi_partition_output_must_be_a_dict(resources, instance):
+    @dg.asset(partitions_def=hourly, backfill_policy=dg.BackfillPolicy.single_run(), name="hourly_frame")
+    def not_a_dict(context):
+        return pl.DataFrame({"v": [1]})
+
+    result = dg.materialize(
+        [not_a_dict], resources=resources, instance=instance, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": "2024-01-01T00", "dagster/asset_partition_range_end": "2024-01-01T01"},
+    )
+    assert not result.success
+    assert "return a dict {partition_key: frame}" in failure_messages(result)
+
+
+def test_failed_output_leaves_previous_partition_intact(resources, instance, store):
+    assert dg.materialize([hourly_frame], resources=resources, instance=instance, partition_key="2024-01-01T00").success
+    before = store.get("lake/hourly_frame/2024-01-01T00.parquet")
+
+    @dg.asset(partitions_def=hourly, name="hourly_frame")
+    def unstorable(context):
+        return object()  # not a frame: the IO manager must refuse before writing anything
+
+    result = dg.materialize([unstorable], resources=resources, instance=instance,
+                            partition_key="2024-01-01T00", raise_on_error=False)
+    assert not result.success
+    assert "cannot store a object as Parquet" in failure_messages(result)
+    assert store.get("lake/hourly_frame/2024-01-01T00.parquet") == before
+
+
+def test_object_key_layout():
+    assert partition_object_key(dg.AssetKey(["hrrr", "fields"]), "2024-01-01T00") == "lake/hrrr/fields/2024-01-01T00.parquet"
+    assert partition_object_key(dg.AssetKey("station_metadata"), None) == "lake/station_metadata.parquet"
