@@ -25,6 +25,14 @@ INDEX = dg.AssetKey("station_grid_index")
 JOIN = dg.AssetKey("grid_join_features")
 
 
+ASSETS = [hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean, station_grid_index,
+          grid_join_features]
+
+
+def _mat(selection, resources, instance, **kwargs):
+    return dg.materialize(ASSETS, selection=selection, resources=resources, instance=instance, **kwargs)
+
+
 def _read(store, name: str, pk=None) -> pl.DataFrame:
     return pl.read_parquet(store.get(partition_object_key(dg.AssetKey(name), pk)))
 
@@ -34,14 +42,13 @@ def _prepare(store, resources, instance, hrrr_partitions=(PK,)):
     seed_hrrr(store, synth_partitions=hrrr_partitions)
     seed_stations(store)
     register_station_files(instance, store)
-    assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
+    assert _mat([hrrr_grid], resources, instance).success
     for pk in hrrr_partitions:
-        assert dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=pk,
+        assert _mat([hrrr_fields], resources, instance, partition_key=pk,
                               run_config={"ops": {"hrrr_fields": DEMO_RUN_CONFIG[pk]["ops"]["hrrr_fields"]}}).success
-    assert dg.materialize([station_metadata], resources=resources, instance=instance).success
+    assert _mat([station_metadata], resources, instance).success
     for pk in ("94074", "GRB"):
-        assert dg.materialize([observations_raw, observations_clean], resources=resources, instance=instance,
-                              partition_key=pk, selection=[observations_raw, observations_clean]).success
+        assert _mat([observations_raw, observations_clean], resources, instance, partition_key=pk).success
 
 
 def _failure_text(result) -> str:
@@ -50,7 +57,7 @@ def _failure_text(result) -> str:
 
 def test_index_and_hourly_features_end_to_end(store, resources, instance):
     _prepare(store, resources, instance)
-    res = dg.materialize([station_grid_index], resources=resources, instance=instance)
+    res = _mat([station_grid_index], resources, instance)
     assert res.success
     mat = res.asset_materializations_for_node("station_grid_index")[0]
     assert mat.metadata["reused"].value is False
@@ -71,12 +78,12 @@ def test_index_and_hourly_features_end_to_end(store, resources, instance):
 
     # Unchanged inputs: skipped and reused, same data version, file untouched.
     before = store.get(partition_object_key(INDEX, None))
-    res = dg.materialize([station_grid_index], resources=resources, instance=instance)
+    res = _mat([station_grid_index], resources, instance)
     mat = res.asset_materializations_for_node("station_grid_index")[0]
     assert mat.metadata["reused"].value is True and mat.tags["dagster/data_version"] == version
     assert store.get(partition_object_key(INDEX, None)) == before
 
-    res = dg.materialize([grid_join_features], resources=resources, instance=instance, partition_key=PK)
+    res = _mat([grid_join_features], resources, instance, partition_key=PK)
     assert res.success
     feats = _read(store, "grid_join_features", PK)
     included = index.filter(pl.col("included"))
@@ -106,7 +113,7 @@ def test_index_and_hourly_features_end_to_end(store, resources, instance):
     assert others["obs_timestamp_utc"].null_count() == others.height
 
     # A changed parameter rebuilds the index, with a new data version.
-    res = dg.materialize([station_grid_index], resources=resources, instance=instance,
+    res = _mat([station_grid_index], resources, instance,
                          run_config={"ops": {"station_grid_index": {"config": {"window": 3}}}})
     mat = res.asset_materializations_for_node("station_grid_index")[0]
     assert mat.metadata["reused"].value is False and mat.tags["dagster/data_version"] != version
@@ -126,7 +133,7 @@ def _local_resources(tmp_path):
 def prepared(tmp_path, instance):
     store, resources = _local_resources(tmp_path)
     _prepare(store, resources, instance)
-    assert dg.materialize([station_grid_index], resources=resources, instance=instance).success
+    assert _mat([station_grid_index], resources, instance).success
     return store, resources
 
 
@@ -135,12 +142,12 @@ def test_partition_on_another_grid_fails_and_writes_nothing(prepared, instance):
     # a different grid: the real GFS 2.5-degree file, landed and used for hrrr_grid
     store.put_file("raw/hrrr/gfs/gfs.t12z.pgrbf120.2p5deg.grib2",
                    REPO / "data" / "sample" / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2")
-    assert dg.materialize([hrrr_grid], resources=resources, instance=instance, run_config={
+    assert _mat([hrrr_grid], resources, instance, run_config={
         "ops": {"hrrr_grid": {"config": {"source_key": "raw/hrrr/gfs/gfs.t12z.pgrbf120.2p5deg.grib2"}}}}).success
-    res = dg.materialize([station_grid_index], resources=resources, instance=instance,
+    res = _mat([station_grid_index], resources, instance,
                          run_config={"ops": {"station_grid_index": {"config": {"max_distance_m": 300_000.0}}}})
     assert res.success  # the index now describes the GFS grid
-    res = dg.materialize([grid_join_features], resources=resources, instance=instance, partition_key=PK,
+    res = _mat([grid_join_features], resources, instance, partition_key=PK,
                          raise_on_error=False)
     assert not res.success
     text = _failure_text(res)
@@ -154,7 +161,7 @@ def test_duplicate_observation_hours_fail_and_write_nothing(prepared, instance):
     instance.add_dynamic_partitions("station_files", ["94074copy"])
     store.put(partition_object_key(dg.AssetKey("observations_clean"), "94074copy"),
               store.get(partition_object_key(dg.AssetKey("observations_clean"), "94074")))
-    res = dg.materialize([grid_join_features], resources=resources, instance=instance, partition_key=PK,
+    res = _mat([grid_join_features], resources, instance, partition_key=PK,
                          raise_on_error=False)
     assert not res.success
     text = _failure_text(res)
@@ -178,7 +185,7 @@ def test_bad_station_metadata_fails_the_index_and_keeps_the_old_one(prepared, in
     bad = edit(pl.read_parquet(store.get(key)))
     with store.atomic_local_file(key) as path:
         bad.write_parquet(path)
-    res = dg.materialize([station_grid_index], resources=resources, instance=instance, raise_on_error=False)
+    res = _mat([station_grid_index], resources, instance, raise_on_error=False)
     assert not res.success
     import re
 
@@ -190,11 +197,11 @@ def test_no_observation_partitions_gives_null_observations(tmp_path, instance):
     store, resources = _local_resources(tmp_path)
     seed_hrrr(store, synth_partitions=(PK,))
     seed_stations(store)
-    assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
-    assert dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+    assert _mat([hrrr_grid], resources, instance).success
+    assert _mat([hrrr_fields], resources, instance, partition_key=PK,
                           run_config={"ops": {"hrrr_fields": DEMO_RUN_CONFIG[PK]["ops"]["hrrr_fields"]}}).success
-    assert dg.materialize([station_metadata, station_grid_index], resources=resources, instance=instance).success
-    res = dg.materialize([grid_join_features], resources=resources, instance=instance, partition_key=PK)
+    assert _mat([station_metadata, station_grid_index], resources, instance).success
+    res = _mat([grid_join_features], resources, instance, partition_key=PK)
     assert res.success
     feats = _read(store, "grid_join_features", PK)
     assert feats.height > 200

@@ -9,6 +9,7 @@ from snoiq_assets.lib.features.neighbourhood import (
     STATS,
     NeighbourhoodError,
     feature_column,
+    field_arrays,
     fields_matrix,
     gather,
     station_features,
@@ -131,3 +132,25 @@ def test_centre_values_on_the_real_grid_equal_herbie_pick_points():
     assert (feats["apcp_kg_m2__max"] >= feats["apcp_kg_m2__centre"]).all()
     assert (feats["apcp_kg_m2__min"] <= feats["apcp_kg_m2__mean"]).all()
     assert feats["apcp_kg_m2__max"].max() > 0  # it rained somewhere near a station (real field)
+
+
+def test_column_views_give_the_same_features_as_the_matrix_and_nulls_are_nan():
+    rng = np.random.default_rng(3)
+    ny, nx = 9, 11
+    frame = pl.DataFrame({"a": rng.normal(size=ny * nx).astype(np.float32),
+                          "b": rng.normal(size=ny * nx)}).with_columns(
+        pl.when(pl.int_range(pl.len()) == 50).then(None).otherwise(pl.col("b")).alias("b"))
+    cols = field_arrays(frame, ["a", "b"])
+    assert [c.dtype for c in cols] == [np.float32, np.float32] and np.isnan(cols[1][50])
+    cells, _ = window_cells(np.array([4, 0, 8]), np.array([5, 0, 10]), (ny, nx), 3)
+    ids = np.array(["x", "y", "z"])
+    via_views = station_features(ids, cols, ["a", "b"], cells, 3)
+    via_matrix = station_features(ids, fields_matrix(frame, ["a", "b"]), ["a", "b"], cells, 3)
+    assert via_views.equals(via_matrix)
+    # station x's window holds cell 50 (y=4, x=6): b's mean ignores the null
+    window = [c for c in cells[0] if c != 50]
+    assert via_views["b__mean"][0] == pytest.approx(float(np.mean(frame["b"].to_numpy()[window])), rel=1e-5)
+    with pytest.raises(NeighbourhoodError, match="1-D arrays of one length"):
+        gather([np.zeros(4), np.zeros(5)], np.zeros((1, 1), np.int64))
+    with pytest.raises(NeighbourhoodError, match="lacks variable"):
+        field_arrays(frame, ["c"])

@@ -44,12 +44,12 @@ def test_fetch_ranges_from_s3(tmp_path, seaweed, noaa_bucket, noaa_like):
     client.meta.events.register("before-send.s3.GetObject", lambda request, **kw: sent.append(request.headers.get("Range")))
     bad = S3Source("broken", bucket + "-missing", client)
     good = S3Source("seaweed", bucket, client)
-    pattern = search_pattern(resolve(DEFAULT_VARIABLES))
+    pattern = search_pattern(resolve(DEFAULT_VARIABLES), 0)
     result = fetch_subset([bad, good], REMOTE, pattern, tmp_path / "out.grib2")
     assert result.source == "seaweed" and "broken" in result.errors[0]
     expected = group_ranges(select(parse_idx(noaa_like[1]), pattern))
-    # POT (1) and GUST (4) and the real APCP messages are skipped: three contiguous runs
-    assert [[e.number for e in r.entries] for r in expected] == [[2, 3], [5, 6, 7, 8, 9, 10, 11, 12], [14, 15]]
+    # POT (1), GUST (4) and the real f12 APCP messages (11, 14) are skipped: three contiguous runs
+    assert [[e.number for e in r.entries] for r in expected] == [[2, 3], [5, 6, 7, 8, 9, 10], [12, 13]]
     assert result.range_headers == [r.header for r in expected]
     ranged = [h for h in sent if h]
     assert [h.decode() if isinstance(h, bytes) else h for h in ranged] == result.range_headers
@@ -100,11 +100,10 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     key = landing_key(RUN, 0)
     assert store.exists(key) and store.exists(key + ".idx")
     assert meta["size_bytes"].value == store.stat(key).size
-    res = dg.materialize([hrrr_grid, hrrr_fields], resources=resources, instance=instance, partition_key=PK,
-                         run_config={"ops": {"hrrr_fields": _cfg()["ops"]["hrrr_fields"]}}, selection=[hrrr_grid])
+    res = dg.materialize([hrrr_grid], resources=resources, instance=instance)
     assert res.success
-    res = dg.materialize([hrrr_grid, hrrr_fields], resources=resources, instance=instance, partition_key=PK,
-                         run_config={"ops": {"hrrr_fields": _cfg()["ops"]["hrrr_fields"]}}, selection=[hrrr_fields])
+    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+                         run_config={"ops": {"hrrr_fields": _cfg()["ops"]["hrrr_fields"]}})
     assert res.success
     with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
         table = pq.read_table(p)
@@ -126,7 +125,7 @@ def test_demo_materialises(store, resources, instance):
     assert gtab.schema.names == ["y", "x", "latitude", "longitude"] and gtab.num_rows == 1059 * 1799
     for pk in seeded:
         for asset in (hrrr_raw, hrrr_fields):
-            r = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[asset], resources=resources,
+            r = dg.materialize([asset], resources=resources,
                                instance=instance, partition_key=pk,
                                run_config={"ops": {asset.op.name: DEMO_RUN_CONFIG[pk]["ops"][asset.op.name]}})
             assert r.success, pk
@@ -139,21 +138,20 @@ def test_demo_materialises(store, resources, instance):
         tmd = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
         assert tmd["grid_id"] == grid_meta["grid_id"].value
         assert tmd["run_time"].startswith(pk.replace("T", "T")) and "units" in tmd
-    assert store.get_json if True else None
     land_meta = instance.get_latest_materialization_event(dg.AssetKey("hrrr_raw")).asset_materialization.metadata
     assert land_meta["source"].value == "landed" and len(land_meta["sha256"].value) == 64
 
 
 def _fields_run(resources, instance, pk, cfg, raise_on_error=False):
-    return dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources,
+    return dg.materialize([hrrr_fields], resources=resources,
                           instance=instance, partition_key=pk, raise_on_error=raise_on_error,
-                          run_config={"ops": {"hrrr_fields": cfg}})
+                          run_config={"ops": {"hrrr_fields": {"config": cfg}}})
 
 
 def _raw_run(resources, instance, pk, cfg):
-    return dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[hrrr_raw], resources=resources,
+    return dg.materialize([hrrr_raw], resources=resources,
                           instance=instance, partition_key=pk, raise_on_error=False,
-                          run_config={"ops": {"hrrr_raw": cfg}})
+                          run_config={"ops": {"hrrr_raw": {"config": cfg}}})
 
 
 def _failure_text(result) -> str:
@@ -177,7 +175,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
     sel = _cfg()["ops"]["hrrr_raw"]["config"]
 
     r = _raw_run(resources, instance, trunc_pk, sel)
-    assert not r.success and "message 6" in _failure_text(r) and "truncated" in _failure_text(r)
+    assert not r.success and "message 5" in _failure_text(r) and "truncated" in _failure_text(r)
     r = _raw_run(resources, instance, idx_pk, sel)
     assert not r.success and "message 1: .idx entry 1 names the wrong variable" in _failure_text(r)
     r = _raw_run(resources, instance, absent_pk, {**sel, "forecast_hour": 12})
@@ -186,7 +184,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
         key = landing_key(run(pk), 0)
         assert not store.exists(key) and store.exists("quarantine/" + key)
         reason = store.get_json("quarantine/" + key + ".reason.json")
-        assert reason["original_key"] == key and reason["file"] == key and reason["message_number"] in (1, 6)
+        assert reason["original_key"] == key and reason["file"] == key and reason["message_number"] in (1, 5)
     assert store.exists("quarantine/" + landing_key(run(idx_pk), 0) + ".idx")
     assert store.exists("quarantine/" + landing_key(run(absent_pk), 12))
 
@@ -203,7 +201,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
 
 
 def test_definitions_load():
-    keys = {k.to_user_string() for k in hrrr_defs.resolve_all_asset_keys()} if hasattr(
-        hrrr_defs, "resolve_all_asset_keys") else {a.key.to_user_string() for a in hrrr_defs.assets}
+    keys = {a.key.to_user_string() for a in hrrr_defs.assets}
+    assert {a.group_names_by_key[a.key] for a in hrrr_defs.assets} == {"hrrr"}
     assert keys == {"hrrr_raw", "hrrr_grid", "hrrr_fields"}
     assert json.dumps(DEMO_RUN_CONFIG)

@@ -32,6 +32,8 @@ def test_herbie_style_search(real_idx):
 def test_default_selection_and_ranges(real_idx):
     entries = parse_idx(real_idx)
     chosen = select(entries, search_pattern(resolve(DEFAULT_VARIABLES)))
+    assert chosen == select(entries, search_pattern(resolve(DEFAULT_VARIABLES), 0))
+    assert select(entries, search_pattern(resolve(DEFAULT_VARIABLES), 1)) == []
     assert [e.number for e in chosen] == [65, 68, 70, 71, 74, 77, 78, 83, 84, 90]
     assert [e.variable for e in chosen] == ["ASNOW", "WEASD", "SNOD", "TMP", "DPT", "UGRD", "VGRD", "PRATE",
                                             "APCP", "CSNOW"]

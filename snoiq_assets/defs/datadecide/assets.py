@@ -59,6 +59,12 @@ class ModelConfig(dg.Config):
     models: list[str] = list(MODEL_NAMES)
 
 
+def _connect(duckdb: DuckDBResource):
+    """The DuckDB file lives in SNOIQ_HOME, which an s3-profile run may not have created yet."""
+    Path(duckdb.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return duckdb.get_connection()
+
+
 def _side(store, name: str, frame) -> str:
     return duck.write_parquet_table(store, f"{SIDE_PREFIX}/{name}.parquet", frame)
 
@@ -100,7 +106,7 @@ def wandb_history(context: dg.AssetExecutionContext, store: ObjectStoreResource,
     _log_rejects(context, res.rejects, "wandb_history")
     wide_uri = _side(s, "wandb_history_wide", res.wide)
     _side(s, "wandb_history_rejects", res.rejects)
-    with duckdb.get_connection() as conn:
+    with _connect(duckdb) as conn:
         duck.write_tables(conn, {"wandb_history": res.long, "wandb_history_wide": res.wide, "wandb_history_rejects": res.rejects})
     context.add_output_metadata({
         "files": res.files, "runs": res.long.select("project", "run_id").n_unique() if res.long.height else 0,
@@ -116,7 +122,7 @@ def wandb_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, du
     res = ingest_runs(s, wandb_history)
     _log_rejects(context, res.rejects, "wandb_runs")
     _side(s, "wandb_runs_rejects", res.rejects)
-    with duckdb.get_connection() as conn:
+    with _connect(duckdb) as conn:
         duck.write_tables(conn, {"wandb_runs": res.runs, "wandb_runs_dropped_constants": res.dropped_constants,
                                  "wandb_runs_rejects": res.rejects})
     context.add_output_metadata({"runs": res.runs.height, "columns": res.runs.width, "run_files": res.files,
@@ -153,7 +159,7 @@ def hf_eval_results(context: dg.AssetExecutionContext, config: HfConfig, store: 
     _log_rejects(context, rejects, "hf_eval_results")
     _side(s, "hf_eval_results_rejects", rejects)
     _side(s, "datadecide_recipes", recipes)
-    with duckdb.get_connection() as conn:
+    with _connect(duckdb) as conn:
         duck.write_tables(conn, {"hf_eval_results": table, "datadecide_recipes": recipes, "hf_eval_results_rejects": rejects},
                           views=HF_VIEWS)
     context.add_output_metadata({"hub": status, "rows": table.num_rows, "files": res.files, "recipes": recipes.height,
@@ -182,7 +188,7 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
     rej = rejects_frame(rejects)
     _log_rejects(context, rej, "matched_runs")
     _side(s, "finetune_pretrain", joined)
-    with duckdb.get_connection() as conn:
+    with _connect(duckdb) as conn:
         duck.write_tables(conn, {"matched_runs": matched, "finetune_pretrain": joined, "matched_runs_rejects": rej})
     context.add_output_metadata({"run_records": matched.height, "checkpoints": matched["checkpoint"].n_unique(),
                                  "finetune_pretrain_rows": joined.height, "rejects": rej.height})
@@ -193,7 +199,7 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
 def early_window_features(context: dg.AssetExecutionContext, config: FeatureConfig, duckdb: DuckDBResource,
                           wandb_history: pl.DataFrame, wandb_runs: pl.DataFrame) -> pl.DataFrame:
     feats = build_features(wandb_history, wandb_runs, fractions=tuple(config.fractions), metric_pattern=config.metric_pattern)
-    with duckdb.get_connection() as conn:
+    with _connect(duckdb) as conn:
         duck.write_tables(conn, {"early_window_features": feats})
     context.add_output_metadata({"rows": feats.height, "curves": feats.select("run_id", "metric").n_unique() if feats.height else 0})
     return feats
@@ -206,7 +212,7 @@ def final_metric_model(context: dg.AssetExecutionContext, config: ModelConfig, d
         scores, preds = grouped_cv(early_window_features, config.k, models=tuple(config.models))
     except ForecastError as exc:
         raise dg.Failure(str(exc)) from None
-    with duckdb.get_connection() as conn:
+    with _connect(duckdb) as conn:
         duck.write_tables(conn, {"final_metric_model": scores, "final_metric_predictions": preds})
     context.add_output_metadata({"scores": dg.MetadataValue.md(scores.to_pandas().to_markdown(index=False))
                                  if _has_tabulate() else str(scores.to_dicts())})

@@ -2,4 +2,6 @@
 
 import dagster as dg
 
-defs = dg.Definitions()
+from snoiq_assets.defs.features.grid import grid_join_features, station_grid_index
+
+defs = dg.Definitions(assets=[station_grid_index, grid_join_features])

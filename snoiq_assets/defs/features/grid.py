@@ -197,7 +197,7 @@ def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl
         raise GridFeatureError(f"hrrr_fields partition {partition_key} has no float variable columns")
     frame = fields.select(variables).collect()
     ids, cells, k = gi.index_window_arrays(index)
-    matrix = nb.fields_matrix(frame, variables)
+    matrix = nb.field_arrays(frame, variables)  # zero-copy column views
     feats = nb.station_features(ids, matrix, variables, cells, k)
     inc = index.filter(pl.col("included")).select("station_id", "grid_y", "grid_x", "distance_m")
     head = inc.with_columns(

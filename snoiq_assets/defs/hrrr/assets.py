@@ -142,7 +142,7 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
     else:
         sources = ([build_source(s) for s in config.sources] if config.sources is not None else default_sources())
         remote = hrrr_key(run_time, config.forecast_hour)
-        pattern = search_pattern(variables)
+        pattern = search_pattern(variables, config.forecast_hour)
 
         def validate(path: Path, idx: str) -> None:
             msgs = scan_grib(path, f"{remote} (fetched)")

@@ -37,10 +37,20 @@ class Variable:
     step_type: str       # instant | accum
     units: str
 
-    @property
-    def idx_pattern(self) -> str:
-        """A Herbie-style search regex matching this variable's inventory line."""
-        return f":{re.escape(self.var)}:{re.escape(self.level)}:{self.forecast}:"
+    def idx_pattern(self, forecast_hour: int | None = None) -> str:
+        """A Herbie-style search regex matching this variable's inventory line.
+
+        With ``forecast_hour`` the forecast text is pinned (``anl`` / ``F hour fcst`` for
+        instantaneous fields, ``0-F hour acc fcst`` for accumulations from the run start).
+        """
+        forecast = self.forecast
+        if forecast_hour is not None:
+            if self.step_type == "accum":
+                forecast = "0-0 day acc fcst" if forecast_hour == 0 else f"0-{forecast_hour} hour acc fcst"
+            else:
+                forecast = "anl" if forecast_hour == 0 else f"{forecast_hour} hour fcst"
+            forecast = re.escape(forecast)
+        return f":{re.escape(self.var)}:{re.escape(self.level)}:{forecast}:"
 
     def filter_keys(self, forecast_hour: int) -> dict:
         """cfgrib ``filter_by_keys`` selecting exactly this message (same key set for every variable)."""
@@ -104,9 +114,9 @@ def resolve(names) -> list[Variable]:
     return out
 
 
-def search_pattern(variables) -> str:
+def search_pattern(variables, forecast_hour: int | None = None) -> str:
     """One Herbie-style regex selecting every given variable's message."""
-    return "|".join(v.idx_pattern for v in variables)
+    return "|".join(v.idx_pattern(forecast_hour) for v in variables)
 
 
 def wgrib2_name(discipline: int, category: int, number: int, centre: int = 7) -> str:

@@ -1,0 +1,59 @@
+"""The experiments table: one file per run, parallel writers lose and duplicate nothing, the
+DuckDB table is rebuilt from the files and waits for (or yields to) another writer's lock."""
+
+import datetime as dt
+import subprocess
+import sys
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+
+import duckdb
+
+from snoiq_assets.lib.models import experiments as X
+from snoiq_assets.lib.storage import store_from_settings
+
+
+def _write_runs(args):
+    settings, n, sweep = args
+    store = store_from_settings(settings)
+    for i in range(n):
+        row = X.make_row(run_id=uuid.uuid4().hex, started_at=dt.datetime.now(dt.timezone.utc), status="success",
+                         model_type="xgboost", location="S1", target="precip_mm", resolution_days=1,
+                         params={"i": i}, metrics={"rmse": float(i)}, git="abc", sweep_id=sweep)
+        X.record(store, row)
+        X.refresh_table(store, settings.duckdb_path)
+    return n
+
+
+def test_parallel_runs_land_once_each(settings):
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        done = list(pool.map(_write_runs, [(settings, 4, f"p{k}") for k in range(3)]))
+    assert done == [4, 4, 4]
+    store = store_from_settings(settings)
+    assert X.refresh_table(store, settings.duckdb_path) == 12
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        n, distinct = con.execute("SELECT count(*), count(DISTINCT run_id) FROM experiments").fetchone()
+        per = dict(con.execute("SELECT sweep_id, count(*) FROM experiments GROUP BY sweep_id").fetchall())
+    assert (n, distinct) == (12, 12) and per == {"p0": 4, "p1": 4, "p2": 4}
+
+
+def test_failed_row_and_locked_file(settings, tmp_path):
+    store = store_from_settings(settings)
+    row = X.make_row(run_id="r1", started_at=dt.datetime.now(dt.timezone.utc), status="failed", model_type="lightgbm",
+                     location="S1", target="precip_mm", resolution_days=1, params={}, error="ModelError: too little data")
+    X.record(store, row)
+    X.record(store, row)  # a retry rewrites its own file: still one row
+    settings.duckdb_path.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); time.sleep(8)"),
+        str(settings.duckdb_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert X.refresh_table(store, settings.duckdb_path, timeout_s=0.5) is None  # yields, run does not fail
+    finally:
+        holder.kill()
+        holder.wait()
+    assert X.refresh_table(store, settings.duckdb_path) == 1
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute("SELECT status, error, git_commit FROM experiments").fetchone() == (
+            "failed", "ModelError: too little data", row["git_commit"])

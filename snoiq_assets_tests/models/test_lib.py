@@ -1,0 +1,143 @@
+"""Domain logic: splits, metrics, baselines, model types and native formats, the model store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from snoiq_assets.lib.features.training import TrainingTableSpec, build_training_table
+from snoiq_assets.lib.models import InsufficientDataError, ModelError
+from snoiq_assets.lib.models import baselines, metrics as M
+from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
+from snoiq_assets.lib.models.splits import rolling_origin, time_split
+from snoiq_assets.lib.models.store import load_bundle, model_prefix, read_metadata, save_bundle
+from snoiq_assets.lib.models.train import MODEL_TYPES, fit
+from snoiq_assets_tests.models.conftest import FAST
+from snoiq_assets_tests.models.gsod import STATION, gsod_clean
+
+
+@pytest.fixture(scope="module")
+def portland():
+    table, info = build_training_table(gsod_clean().lazy(), TrainingTableSpec(target="precip_mm", resolution_days=1))
+    return table, info
+
+
+def test_rmse_is_root_of_mean_squared_error():
+    y, p = [0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 1.0, 5.0]
+    assert M.mse(y, p) == pytest.approx(7.0)
+    assert M.rmse(y, p) == pytest.approx(math.sqrt(7.0))  # not the MAE (2.0), not mean of roots
+    assert M.mae(y, p) == pytest.approx(2.0)
+    assert M.bias(y, p) == pytest.approx(2.0)
+    assert M.r2([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]) == 1.0
+    assert M.r2([1.0, 2.0, 3.0], [2.0, 2.0, 2.0]) == pytest.approx(0.0)
+    assert M.skill([0, 0], [1, 1], [2, 2]) == pytest.approx(1 - 1 / 4)
+    with pytest.raises(ModelError, match="same length"):
+        M.rmse([1, 2], [1])
+
+
+def test_time_split_never_mixes_past_and_future():
+    dates = np.array([np.datetime64("2020-01-01") + np.timedelta64(i, "D") for i in range(100)])
+    rng = np.random.default_rng(1)
+    shuffled = rng.permutation(dates)
+    s = time_split(shuffled, dt.date(2020, 3, 1), min_train=10, min_test=10)
+    assert shuffled[s.train].max() < np.datetime64("2020-03-01") <= shuffled[s.test].min()
+    auto = time_split(dates, None, test_fraction=0.2, min_train=10, min_test=10)
+    assert auto.test.sum() == 20 and dates[auto.train].max() < dates[auto.test].min()
+    folds = rolling_origin(dates, n_folds=3, min_train=10, min_test=5)
+    assert len(folds) == 3
+    for (tr, te), (tr2, _) in zip(folds, folds[1:]):
+        assert dates[tr].max() < dates[te].min() and len(tr2) > len(tr)  # expanding, ordered
+
+
+def test_too_little_data_says_how_much_is_needed():
+    dates = np.array([np.datetime64("2020-01-01") + np.timedelta64(i, "D") for i in range(20)])
+    with pytest.raises(InsufficientDataError, match=r"need at least 30"):
+        time_split(dates, dt.date(2020, 1, 15))
+    with pytest.raises(InsufficientDataError, match="need"):
+        rolling_origin(dates, n_folds=5, min_train=10, min_test=5)
+
+
+def test_baselines_on_consecutive_periods():
+    frame = pl.DataFrame({
+        "location": ["a"] * 6, "period_start": [dt.date(2020, m, 1) for m in (1, 2, 3, 1, 2, 3)][:3] + [dt.date(2021, m, 1) for m in (1, 2, 3)],
+        "target": [1.0, 2.0, None, 5.0, 6.0, 7.0],
+    })
+    train = np.array([True, True, False, False, False, False])
+    pers, filled = baselines.persistence(frame, train)
+    assert pers[4] == 5.0 and pers[5] == 6.0 and filled == 2  # first row and the row after a null
+    clim = baselines.climatology(frame, train)
+    assert clim[3] == 1.0 and clim[4] == 2.0 and clim[5] == 1.5  # same month, else location mean
+
+
+def test_portland_daily_precip_beats_both_baselines(portland):
+    table, info = portland
+    r = train_and_evaluate(table, info, RunSpec(model_type="lightgbm", target="precip_mm", params=FAST, cv_folds=2,
+                                                split_date=dt.date(2022, 6, 1)))
+    assert r.metrics["skill_persistence"] > 0 and r.metrics["skill_climatology"] > 0
+    assert r.metrics["rmse"] == pytest.approx(math.sqrt(float(((r.test_frame["predicted"] - r.test_frame["observed"]) ** 2).mean())))
+    assert r.window["train_end"] < "2022-06-01" <= r.window["test_start"]
+    assert r.metrics["cv_folds"] == 2
+
+
+@pytest.mark.parametrize("model_type", MODEL_TYPES)
+def test_native_formats_roundtrip_through_the_store(store, portland, model_type):
+    table, info = portland
+    r = train_and_evaluate(table, info, RunSpec(model_type=model_type, target="precip_mm", params=FAST, cv_folds=0,
+                                                transform="log1p"))
+    meta = {"location": STATION, "run_timestamp": "20240101T000000000000Z", "target": "precip_mm",
+            "training_window": r.window, "metrics": r.metrics, "data_versions": {"training_table": "abc"},
+            "resolution_days": 1}
+    prefix = save_bundle(store, r.model, meta)
+    assert prefix == model_prefix(STATION, "20240101T000000000000Z", model_type)
+    keys = sorted(i.key.rsplit("/", 1)[1] for i in store.list(prefix + "/"))
+    assert keys == sorted(["metadata.json", {"xgboost": "model.ubj", "lightgbm": "model.txt", "random_forest": "model.skops"}[model_type]])
+    loaded, m = load_bundle(store, prefix, table.columns)
+    X = table.select(r.features).to_numpy().astype(float)[-50:]
+    np.testing.assert_allclose(loaded.predict(X), r.model.predict(X), rtol=1e-6)
+    assert m["target_transform"] == "log1p" and m["features"] == r.features
+    # No pickle anywhere in the bundle.
+    for info_ in store.list(prefix + "/"):
+        assert not store.get(info_.key).startswith(b"\x80")
+
+
+def test_bad_model_inputs_are_refused(store, portland):
+    table, info = portland
+    with pytest.raises(ModelError, match="unknown model type 'catboost'"):
+        train_and_evaluate(table, info, RunSpec(model_type="catboost", target="precip_mm"))
+    with pytest.raises(ModelError, match="built for target 'precip_mm'"):
+        train_and_evaluate(table, info, RunSpec(model_type="xgboost", target="snowfall_mm"))
+    nulls = table.with_columns(pl.lit(None, pl.Float64).alias("target"))
+    with pytest.raises(ModelError, match="all null"):
+        train_and_evaluate(nulls, info, RunSpec(model_type="xgboost", target="precip_mm"))
+    inf = table.with_columns(pl.when(pl.col("period_start") == dt.date(2017, 1, 5)).then(float("inf")).otherwise(pl.col("air_temp_c")).alias("air_temp_c"))
+    with pytest.raises(ModelError, match="non-finite.*air_temp_c"):
+        train_and_evaluate(inf, info, RunSpec(model_type="xgboost", target="precip_mm", cv_folds=0))
+    with pytest.raises(ModelError, match="-1"):
+        fit("xgboost", np.zeros((5, 1)), np.array([-2.0, 0, 0, 0, 0]), ["a"], transform="log1p")
+    with pytest.raises(ModelError, match="feature set"):
+        train_and_evaluate(table, info, RunSpec(model_type="xgboost", target="precip_mm", feature_set="grid"))
+
+
+def test_model_metadata_is_checked_before_use(store, portland):
+    table, info = portland
+    r = train_and_evaluate(table, info, RunSpec(model_type="xgboost", target="precip_mm", params=FAST, cv_folds=0))
+    meta = {"location": STATION, "run_timestamp": "20240102T000000000000Z", "target": "precip_mm",
+            "training_window": r.window, "metrics": r.metrics, "data_versions": {}, "resolution_days": 1}
+    prefix = save_bundle(store, r.model, meta)
+    with pytest.raises(ModelError, match="lacks 1 of them.*air_temp_c"):
+        load_bundle(store, prefix, [c for c in table.columns if c != "air_temp_c"])
+    good = read_metadata(store, prefix)
+    store.put_json(prefix + "/metadata.json", {**good, "model_file": "model.pkl"})
+    with pytest.raises(ModelError, match="must be model.ubj"):
+        load_bundle(store, prefix)
+    store.put_json(prefix + "/metadata.json", good)
+    store.put(prefix + "/model.ubj", b"not a model")
+    with pytest.raises(ModelError, match="checksum"):
+        load_bundle(store, prefix)
+    store.delete(prefix + "/metadata.json")
+    with pytest.raises(ModelError, match="metadata.json is missing"):
+        load_bundle(store, prefix)

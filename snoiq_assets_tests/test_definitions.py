@@ -1,0 +1,58 @@
+"""The whole code location loads, and its graph matches the reviewed snapshot.
+
+A change to asset keys, groups, partitions or dependencies shows up as a diff of
+snapshots/asset_graph.json. After an intended change:
+    SNOIQ_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest snoiq_assets_tests/test_definitions.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def graph_snapshot(defs: dg.Definitions) -> dict:
+    graph = defs.resolve_asset_graph()
+    assets = {}
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        partitions = node.partitions_def
+        assets[key.to_user_string()] = {
+            "group": node.group_name,
+            "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "partitions": type(partitions).__name__ if partitions else None,
+            "checks": sorted(c.name for c in node.check_keys),
+            "has_freshness_policy": getattr(node, "freshness_policy", None) is not None,
+        }
+    return {
+        "assets": assets,
+        "sensors": sorted(s.name for s in defs.resolve_all_sensor_defs()) if hasattr(defs, "resolve_all_sensor_defs") else [],
+        "schedules": sorted(s.name for s in defs.resolve_all_schedule_defs()) if hasattr(defs, "resolve_all_schedule_defs") else [],
+        "resources": sorted(defs.resources or {}),
+    }
+
+
+def test_definitions_load_and_match_snapshot(monkeypatch, tmp_path):
+    monkeypatch.setenv("SNOIQ_HOME", str(tmp_path))
+    from snoiq_assets.definitions import defs
+
+    defs.validate_loadable(defs)
+    snap = graph_snapshot(defs)
+    if os.environ.get("SNOIQ_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+        SNAPSHOT.write_text(json.dumps(snap, indent=2, sort_keys=True) + "\n")
+    assert snap == json.loads(SNAPSHOT.read_text())
+
+
+def test_dg_check_defs_passes():
+    # The dg CLI loads the project through [tool.dg] in pyproject.toml, as `dg launch` does.
+    proc = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=REPO,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SNOIQ_HOME": str(REPO / ".snoiq-test")})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "All definitions loaded successfully" in proc.stdout + proc.stderr

@@ -1,0 +1,221 @@
+"""The Dagster UI in a real browser: `dagster dev` (webserver + daemon) on the real code location,
+driven by Debian's Chromium through Playwright.
+
+One server for the module (about 15-60 s to start on two busy cores). Screenshots go to the
+module's tmp dir and are copied to ``test-output/ui/browser/`` in the repo (gitignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make_homes
+
+pytestmark = pytest.mark.browser
+
+CODE_MODULE = "explore_defs"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SERVER_START_LIMIT_S = 240   # wait limits, not assertions on speed
+RUN_LIMIT_MS = 300_000
+UI_LIMIT_MS = 60_000
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _default_signals() -> None:
+    # Started from a non-interactive shell, `dagster dev` inherits SIGINT ignored and then maps
+    # SIGTERM onto it; give it back the default handlers so SIGTERM stops it.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _log_tail(path: Path, n: int = 60) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group (webserver, daemon, code servers), then SIGKILL."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)   # stragglers left in the group
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=10)
+
+
+class Server:
+    def __init__(self, homes: Homes, url: str, log: Path, shots: Path):
+        self.homes, self.url, self.log, self.shots = homes, url, log, shots
+
+    def screenshot(self, page, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        page.screenshot(path=str(path), full_page=False)
+        keep_copy(path, "browser")
+        return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("ui_browser")
+    homes = make_homes(base)
+    shots = base / "screenshots"
+    shots.mkdir()
+    port = _free_port()
+    log = base / "dagster_dev.log"
+    dagster = Path(sys.executable).parent / "dagster"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", CODE_MODULE],
+            cwd=REPO, env=homes.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            preexec_fn=_default_signals, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_LIMIT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"dagster dev exited with {proc.returncode}:\n{_log_tail(log)}")
+            try:
+                with urllib.request.urlopen(url + "/server_info", timeout=5) as resp:
+                    if resp.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"dagster dev did not answer /server_info in {SERVER_START_LIMIT_S} s:\n{_log_tail(log)}")
+            time.sleep(1)
+        yield Server(homes, url, log, shots)
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    """One tab for the module; the first visit dismisses the community modal (Skip)."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    context.set_default_timeout(UI_LIMIT_MS)
+    pg = context.new_page()
+    pg.goto(server.url + "/asset-groups")
+    modal = pg.get_by_role("dialog").filter(has_text="Join the Dagster community")
+    expect(modal).to_be_visible()
+    modal.get_by_role("button", name="Skip").click()
+    expect(modal).to_have_count(0)
+    yield pg
+    context.close()
+
+
+def expected_groups() -> set[str]:
+    """Every asset group of the code location, read from the Definitions themselves."""
+    from explore_defs import defs
+
+    groups = {node.group_name for node in defs.resolve_asset_graph().asset_nodes}
+    assert groups, "the Definitions have no assets"
+    return groups
+
+
+def test_asset_graph_shows_every_group(server, page):
+    from playwright.sync_api import expect
+
+    groups = expected_groups()
+    page.goto(server.url + "/asset-groups")
+    graph = page.locator("svg foreignObject")   # the graph's nodes (group boxes when collapsed)
+    expect(graph.first).to_be_visible()
+    for group in sorted(groups):
+        expect(graph.get_by_text(group, exact=True).first).to_be_visible()
+    server.screenshot(page, "01_asset_graph")
+
+
+def test_materialise_one_partition_from_the_ui(server, page):
+    from playwright.sync_api import expect
+
+    homes = server.homes
+    with homes.instance() as instance:
+        assert STATION in instance.get_dynamic_partitions("station_files")
+        assert instance.get_runs_count() == 0
+
+    page.goto(server.url + "/assets/observations_raw")
+    page.get_by_role("button", name="Materialize…").click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize observations_raw")
+    expect(dialog).to_be_visible()
+    dialog.get_by_text("Select a partition or create one").click()
+    page.get_by_placeholder("Filter partitions").fill(STATION)
+    page.get_by_text(STATION, exact=True).first.click()
+    dialog.get_by_text("Launch runs to materialize observations_raw").click()   # close the picker
+    expect(dialog.get_by_text("1 partition", exact=True)).to_be_visible()
+    launch = dialog.get_by_role("button", name="Launch 1 run")
+    expect(launch).to_be_enabled()
+    server.screenshot(page, "02_materialize_dialog")
+    launch.click()
+
+    # The UI's toast links to the run it launched.
+    view = page.locator("a[href*='/runs/']").filter(has_text="View")
+    expect(view).to_be_visible()
+    run_id = view.get_attribute("href").rstrip("/").rsplit("/", 1)[-1]
+    assert re.fullmatch(r"[0-9a-f-]{36}", run_id), run_id
+    server.screenshot(page, "03_launched_toast")
+
+    # Follow the run in the UI until it ends (the daemon dequeues it, a subprocess runs it).
+    page.goto(f"{server.url}/runs/{run_id}")
+    status = page.get_by_text(re.compile(r"^(Success|Failure|Canceled)$")).first
+    status.wait_for(state="visible", timeout=RUN_LIMIT_MS)
+    final = status.inner_text().strip()
+    expect(page.get_by_text(f"partition: {STATION}", exact=True)).to_be_visible()
+    server.screenshot(page, "04_run_finished")
+    assert final == "Success", f"run {run_id} ended {final}:\n{_log_tail(server.log)}"
+
+    # The instance agrees, and the output is in the lake.
+    with homes.instance() as instance:
+        run = instance.get_run_by_id(run_id)
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags.get("dagster/partition") == STATION
+        assert run.asset_selection == {dg.AssetKey("observations_raw")}
+        assert instance.get_runs_count() == 1
+        mats = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("observations_raw"), asset_partitions=[STATION]), limit=5
+        ).records
+        assert [m.run_id for m in mats] == [run_id]
+    raw = pl.read_parquet(homes.snoiq_home / "lake" / "observations_raw" / f"{STATION}.parquet")
+    source = (REPO / "data" / "sample" / "uscrn" / "CRNH0203-2023-CO_Nunn_7_NNE.head48.txt").read_text()
+    assert raw.height == len(source.splitlines())
+    assert raw["parse_error"].is_null().all()
+
+    # The asset page now shows the materialised partition.
+    page.goto(server.url + "/assets/observations_raw?view=partitions")
+    expect(page.get_by_text("1 partition", exact=False).first).to_be_visible()
+    server.screenshot(page, "05_asset_partitions")
