@@ -10,3 +10,8 @@ def failure_messages(result) -> str:
         if event.event_type_value == "STEP_FAILURE":
             texts.append(event.event_specific_data.error.to_string())
     return "\n".join(texts)
+
+
+def location_assets(defs) -> list:
+    """Every asset and check of the code location, unbound, for dg.materialize(..., resources=...)."""
+    return [*(defs.assets or []), *(defs.asset_checks or [])]

@@ -70,6 +70,7 @@ def _resolve(value: Optional[str]) -> Optional[str]:
 def build_resources(settings: Settings) -> dict[str, object]:
     """Every resource the code location uses, for the active profile."""
     from snoiq_assets.defs.io_manager import PartitionedParquetIOManager
+    from snoiq_assets.defs.models.resources import mlflow_resource
 
     store = ObjectStoreResource.from_settings(settings)
     s3_kwargs: dict[str, object] = {"region_name": settings.region}
@@ -83,4 +84,5 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "io_manager": PartitionedParquetIOManager(store=store),
         "s3": S3Resource(**s3_kwargs),
         "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        "mlflow": mlflow_resource(settings),
     }

@@ -41,6 +41,10 @@ class Homes:
         """A handle on the same instance the subprocesses use (close it after use)."""
         return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(self.dagster_home)))
 
+    def instance_partitions(self) -> list[str]:
+        with self.instance() as instance:
+            return instance.get_dynamic_partitions("station_files")
+
     @property
     def store(self) -> LocalStore:
         return LocalStore(self.snoiq_home)

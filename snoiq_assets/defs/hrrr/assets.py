@@ -2,10 +2,17 @@
 
 Thin wiring over ``snoiq_assets.lib.hrrr``. Any bad input (truncated/corrupt GRIB, an .idx
 that does not match its GRIB, a grid different from hrrr_grid, a missing variable) fails the
-partition with a message naming file, message number and expectation, and moves the raw file
-(and its .idx) to ``quarantine/`` with a ``.reason.json``; other partitions are unaffected.
-"""
+partition with a message naming partition, file, message number and expectation, and moves the
+raw file (and its .idx) to ``quarantine/`` with a ``.reason.json``; other runs are unaffected.
 
+Backfills: hrrr_raw and hrrr_fields have ``BackfillPolicy.single_run()``, so a range of hourly
+partitions (``dagster asset materialize --partition-range A...B``, a UI backfill, or the
+``dagster/asset_partition_range_start/end`` tags) runs as one step per asset that loops over
+``context.partition_keys``. Within such a run every partition is processed even after one
+fails; each bad file is quarantined with its reason, and the step then fails with one message
+naming every failed partition. See each asset's docstring for what happens to the good
+partitions of a failed run.
+"""
 
 import datetime as dt
 import hashlib
@@ -97,12 +104,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _quarantine_and_fail(context, store: ObjectStore, key: str, exc: HrrrDataError, asset: str) -> dg.Failure:
-    dest = store.quarantine(key, str(exc), asset=asset, partition=getattr(context, "partition_key", None)
-                            if context.has_partition_key else None, **exc.details())
+def _quarantine(context, store: ObjectStore, key: str, exc: HrrrDataError, asset: str,
+                partition: str | None) -> str:
+    """Move a bad landed file (and its .idx) to quarantine/ with a reason; return where it went."""
+    dest = store.quarantine(key, str(exc), asset=asset, partition=partition, **exc.details())
     if store.exists(key + ".idx"):
         store.quarantine(key + ".idx", f"companion of quarantined {key}: {exc}")
-    context.log.error(f"{asset}: {exc} -> moved to {dest}")
+    context.log.error(f"{asset} {partition or ''}: {exc} -> moved to {dest}".replace("  ", " "))
+    return dest
+
+
+def _quarantine_and_fail(context, store: ObjectStore, key: str, exc: HrrrDataError, asset: str) -> dg.Failure:
+    dest = _quarantine(context, store, key, exc, asset, None)
     return dg.Failure(
         description=f"{exc} (moved to {dest})",
         metadata={"file": key, "quarantined_to": dest, "message_number": exc.message_number or 0,
@@ -110,69 +123,141 @@ def _quarantine_and_fail(context, store: ObjectStore, key: str, exc: HrrrDataErr
     )
 
 
-@dg.asset(
-    group_name=GROUP,
-    partitions_def=hourly_partitions,
-    kinds={"s3", "grib"},
-    description="HRRR wrfsfc GRIB2 subset (selected messages + its own .idx) landed in raw/hrrr/, fetched by "
-    ".idx byte ranges from the NOAA archive, or taken as is when it already landed.",
-)
-def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: ObjectStoreResource) -> dg.MaterializeResult:
-    obj = store.get_store()
-    run_time = run_time_of(context.partition_key)
-    variables = resolve(config.variables)
+def _partition_failure_record(key: str, text: str, exc: HrrrDataError | None = None,
+                              quarantined_to: str | None = None) -> dict:
+    rec = {"file": key, "error": text, "quarantined_to": quarantined_to}
+    if exc is not None:
+        rec.update(message_number=exc.message_number, expected=exc.expected, problem=exc.problem)
+    return rec
+
+
+def _range_failure(asset: str, partition_keys: list[str], failures: dict[str, dict], done: list[str],
+                   consequence: str) -> dg.Failure:
+    """One Failure naming every failed partition of the run (in partition order)."""
+    parts = [f"{asset} {pk}: {rec['error']}" + (f" (moved to {rec['quarantined_to']})" if rec["quarantined_to"] else "")
+             for pk, rec in failures.items()]
+    head = (f"{asset}: {len(failures)} of {len(partition_keys)} partitions failed "
+            f"({', '.join(failures)}); {consequence}. " if len(partition_keys) > 1 else "")
+    first = next(iter(failures.values()))
+    return dg.Failure(
+        description=head + "; ".join(parts),
+        metadata={
+            "failed_partitions": dg.MetadataValue.json(failures),
+            "good_partitions": dg.MetadataValue.json(done),
+            "file": first["file"], "quarantined_to": first["quarantined_to"] or "",
+            "message_number": first.get("message_number") or 0,
+            "expected": first.get("expected") or "", "problem": first.get("problem") or first["error"],
+        },
+    )
+
+
+def _land_partition(obj: ObjectStore, config: HrrrRawConfig, variables, sources_fn, partition_key: str) -> dict:
+    """Land (or validate the already-landed) GRIB of one partition; return its metadata.
+
+    Raises ``HrrrDataError`` for a bad landed file (the caller quarantines it) and
+    ``FetchError`` when no source could provide a valid subset (nothing is landed then).
+    """
+    run_time = run_time_of(partition_key)
     key = landing_key(run_time, config.forecast_hour)
     idx_key = key + ".idx"
     if obj.exists(key):
-        try:
-            with obj.local_path(key) as path:
-                messages = scan_grib(path, key)
-                if obj.exists(idx_key):
-                    parse_and_check_idx(obj.get(idx_key).decode(), messages, key)
-                    wrote_idx = False
-                else:
-                    wrote_idx = True
-                find_messages(messages, variables, config.forecast_hour, key)
-                size, digest = path.stat().st_size, _sha256(path)
-        except HrrrDataError as exc:
-            raise _quarantine_and_fail(context, obj, key, exc, "hrrr_raw") from None
+        with obj.local_path(key) as path:
+            messages = scan_grib(path, key)
+            if obj.exists(idx_key):
+                parse_and_check_idx(obj.get(idx_key).decode(), messages, key)
+                wrote_idx = False
+            else:
+                wrote_idx = True
+            find_messages(messages, variables, config.forecast_hour, key, run_time)
+            size, digest = path.stat().st_size, _sha256(path)
         if wrote_idx:
             obj.put(idx_key, idx_text(messages).encode())
-        meta = {"source": "landed", "byte_ranges": dg.MetadataValue.json([]), "idx_written": wrote_idx}
+        meta = {"source": "landed", "byte_ranges": [], "idx_written": wrote_idx}
     else:
-        sources = ([build_source(s) for s in config.sources] if config.sources is not None else default_sources())
         remote = hrrr_key(run_time, config.forecast_hour)
         pattern = search_pattern(variables, config.forecast_hour)
 
         def validate(path: Path, idx: str) -> None:
             msgs = scan_grib(path, f"{remote} (fetched)")
             parse_and_check_idx(idx, msgs, f"{remote} (fetched)")
-            find_messages(msgs, variables, config.forecast_hour, f"{remote} (fetched)")
+            find_messages(msgs, variables, config.forecast_hour, f"{remote} (fetched)", run_time)
 
-        try:
-            with obj.atomic_local_file(key) as path:
-                result = fetch_subset(sources, remote, pattern, path, validate=validate)
-        except FetchError as exc:
-            raise dg.Failure(description=f"hrrr_raw {context.partition_key}: {exc}") from None
+        with obj.atomic_local_file(key) as path:
+            result = fetch_subset(sources_fn(), remote, pattern, path, validate=validate)
         obj.put(idx_key, result.idx_text.encode())
         size, digest = result.size, result.sha256
-        messages_n = result.idx_text.count("\n")
         meta = {
             "source": result.source,
             "source_url": result.url,
-            "byte_ranges": dg.MetadataValue.json(result.range_headers),
+            "byte_ranges": result.range_headers,
             "range_requests": len(result.ranges),
-            "messages": messages_n,
-            "fallback_errors": dg.MetadataValue.json(result.errors),
+            "messages": result.idx_text.count("\n"),
+            "fallback_errors": result.errors,
         }
+    return {**meta, "key": key, "uri": obj.uri(key), "size_bytes": size, "sha256": digest}
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    kinds={"s3", "grib"},
+    description="HRRR wrfsfc GRIB2 subset (selected messages + its own .idx) landed in raw/hrrr/, fetched by "
+    ".idx byte ranges from the NOAA archive, or taken as is when it already landed.",
+)
+def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: ObjectStoreResource) -> dg.MaterializeResult:
+    """Land every partition of the run (one, or a range in a single-run backfill).
+
+    A partition whose landed file is bad is quarantined with its reason; one that no source
+    can provide lands nothing. The other partitions of the run are still processed, then the
+    step fails naming every failed partition. The good partitions' files stay landed in
+    raw/hrrr/ (they were checked), but the failed run records no materialisation for any of
+    them; re-running the range (or just those partitions) validates them as ``landed`` without
+    fetching again.
+    """
+    obj = store.get_store()
+    variables = resolve(config.variables)
+    partition_keys = list(context.partition_keys)
+    sources: list = []
+
+    def sources_fn() -> list:   # built once per run, only if something must be fetched
+        if not sources:
+            sources.extend([build_source(s) for s in config.sources] if config.sources is not None
+                           else default_sources())
+        return sources
+
+    landed: dict[str, dict] = {}
+    failures: dict[str, dict] = {}
+    for pk in partition_keys:
+        key = landing_key(run_time_of(pk), config.forecast_hour)
+        try:
+            landed[pk] = _land_partition(obj, config, variables, sources_fn, pk)
+        except HrrrDataError as exc:
+            dest = _quarantine(context, obj, key, exc, "hrrr_raw", pk)
+            failures[pk] = _partition_failure_record(key, str(exc), exc, dest)
+        except FetchError as exc:
+            context.log.error(f"hrrr_raw {pk}: {exc}")
+            failures[pk] = _partition_failure_record(key, str(exc))
+    if failures:
+        raise _range_failure("hrrr_raw", partition_keys, failures, list(landed),
+                             "the good partitions' files stay landed but no materialisation is recorded; "
+                             "re-run them (they are taken as landed)")
+
+    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables))}
+    if len(partition_keys) == 1:
+        m = landed[partition_keys[0]]
+        meta = {k: (dg.MetadataValue.json(v) if isinstance(v, list) else v) for k, v in m.items()}
+        meta["uri"] = dg.MetadataValue.path(m["uri"])
+        return dg.MaterializeResult(metadata={**meta, **common})
     return dg.MaterializeResult(metadata={
-        **meta,
-        "key": key,
-        "uri": dg.MetadataValue.path(obj.uri(key)),
-        "size_bytes": size,
-        "sha256": digest,
-        "forecast_hour": config.forecast_hour,
-        "variables": dg.MetadataValue.json(list(config.variables)),
+        **common,
+        "partition_count": len(partition_keys),
+        "partitions": dg.MetadataValue.json({pk: {k: m[k] for k in ("key", "source", "size_bytes", "sha256")}
+                                             for pk, m in landed.items()}),
+        "sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
+        "size_bytes": sum(m["size_bytes"] for m in landed.values()),
+        "range_requests": sum(m.get("range_requests", 0) for m in landed.values()),
+        "uri": dg.MetadataValue.path(obj.uri(RAW_PREFIX.rstrip("/"))),
     })
 
 
@@ -209,40 +294,98 @@ def hrrr_grid(context: dg.AssetExecutionContext, config: HrrrGridConfig, store: 
     })
 
 
+def _aggregate_stats(per_partition: dict[str, tuple[int, dict]]) -> dict[str, dict]:
+    """Per variable over all partitions: min, max, cell-weighted mean of non-null cells, null count."""
+    out: dict[str, dict] = {}
+    for rows, stats in per_partition.values():
+        for col, s in stats.items():
+            agg = out.setdefault(col, {"min": None, "max": None, "sum": 0.0, "valid": 0, "null_count": 0})
+            agg["null_count"] += s["null_count"]
+            valid = rows - s["null_count"]
+            if valid and s["mean"] is not None:
+                agg["min"] = s["min"] if agg["min"] is None else min(agg["min"], s["min"])
+                agg["max"] = s["max"] if agg["max"] is None else max(agg["max"], s["max"])
+                agg["sum"] += s["mean"] * valid
+                agg["valid"] += valid
+    return {col: {"min": a["min"], "max": a["max"], "mean": a["sum"] / a["valid"] if a["valid"] else None,
+                  "null_count": a["null_count"]} for col, a in out.items()}
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["hrrr_raw", "hrrr_grid"],
     kinds={"parquet"},
-    description="Selected HRRR variables decoded (xarray + cfgrib) to float32 columns, one row per grid cell in "
+    description="Selected HRRR variables decoded to float32 columns, one row per grid cell in "
     "hrrr_grid order; units, grid_id, run/valid time and forecast hour in the schema metadata.",
 )
 def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrSelectionConfig, store: ObjectStoreResource) -> dg.Output:
+    """Decode every partition of the run (one, or a range in a single-run backfill).
+
+    Returns ``{partition_key: pyarrow.Table}``; the IO manager writes one Parquet file per
+    partition. Metadata: for one partition its run/valid time, source file and per-variable
+    min/mean/max/null_count; for a range, ``partition_count``, per-partition run/valid time and
+    source file (``partitions``), and per-variable stats aggregated over the range (min of
+    mins, max of maxes, mean over every non-null cell, summed null counts).
+
+    A bad partition (corrupt GRIB, wrong grid, missing variable...) is quarantined with its
+    reason and the others are still decoded (so every bad file of the range is found in one
+    run); then the step fails naming every failed partition. Nothing is written for any
+    partition of that run, the good ones included: the IO manager writes only when the step
+    succeeds. Re-run the range once the bad files are replaced (or run the good partitions).
+    Memory: every decoded partition is held until the IO manager writes (about 7.6 MB per
+    variable per partition on the CONUS grid), so keep single-run ranges to a few days.
+    """
     obj = store.get_store()
-    run_time = run_time_of(context.partition_key)
     variables = resolve(config.variables)
-    key = landing_key(run_time, config.forecast_hour)
+    partition_keys = list(context.partition_keys)
     try:
         grid_md = read_schema_metadata(store, dg.AssetKey("hrrr_grid"), None)
     except (IOManagerError, KeyError, FileNotFoundError) as exc:
         raise dg.Failure(f"hrrr_fields: hrrr_grid is not materialised ({exc}); materialise it first") from None
-    if not obj.exists(key):
-        raise dg.Failure(f"hrrr_fields {context.partition_key}: {key} has not landed; materialise hrrr_raw first")
-    idx = obj.get(key + ".idx").decode() if obj.exists(key + ".idx") else None
-    try:
-        with obj.local_path(key) as path:
-            table, stats = decode_fields(path, variables, config.forecast_hour,
-                                         expected_grid_id=grid_md["grid_id"], idx=idx, name=key)
-    except HrrrDataError as exc:
-        raise _quarantine_and_fail(context, obj, key, exc, "hrrr_fields") from None
-    md = {k.decode(): v.decode() for k, v in table.schema.metadata.items()}
+
+    tables: dict = {}
+    stats_by_pk: dict[str, tuple[int, dict]] = {}
+    failures: dict[str, dict] = {}
+    for pk in partition_keys:
+        key = landing_key(run_time_of(pk), config.forecast_hour)
+        if not obj.exists(key):
+            failures[pk] = _partition_failure_record(key, f"{key} has not landed; materialise hrrr_raw first")
+            continue
+        idx = obj.get(key + ".idx").decode() if obj.exists(key + ".idx") else None
+        try:
+            with obj.local_path(key) as path:
+                table, stats = decode_fields(path, variables, config.forecast_hour,
+                                             expected_grid_id=grid_md["grid_id"], idx=idx, name=key,
+                                             run_time=run_time_of(pk))
+        except HrrrDataError as exc:
+            dest = _quarantine(context, obj, key, exc, "hrrr_fields", pk)
+            failures[pk] = _partition_failure_record(key, str(exc), exc, dest)
+            continue
+        tables[pk] = table
+        stats_by_pk[pk] = (table.num_rows, stats)
+    if failures:
+        raise _range_failure("hrrr_fields", partition_keys, failures, list(tables),
+                             "nothing is written for this run, the good partitions included "
+                             "(the IO manager writes only on success)")
+
+    mds = {pk: {k.decode(): v.decode() for k, v in t.schema.metadata.items()} for pk, t in tables.items()}
+    first = mds[partition_keys[0]]
     meta: dict = {
-        "grid_id": md["grid_id"], "run_time": md["run_time"], "valid_time": md["valid_time"],
-        "forecast_hour": config.forecast_hour, "source_key": key,
-        "units": dg.MetadataValue.json(json.loads(md["units"])),
+        "grid_id": first["grid_id"], "forecast_hour": config.forecast_hour,
+        "units": dg.MetadataValue.json(json.loads(first["units"])),
+        "partition_count": len(partition_keys),
     }
-    for col, s in stats.items():
+    if len(partition_keys) == 1:
+        meta.update(run_time=first["run_time"], valid_time=first["valid_time"],
+                    source_key=landing_key(run_time_of(partition_keys[0]), config.forecast_hour))
+    else:
+        meta["partitions"] = dg.MetadataValue.json({
+            pk: {"run_time": md["run_time"], "valid_time": md["valid_time"],
+                 "source_key": landing_key(run_time_of(pk), config.forecast_hour)} for pk, md in mds.items()})
+    for col, s in _aggregate_stats(stats_by_pk).items():
         for stat in ("min", "mean", "max"):
             meta[f"{col}/{stat}"] = dg.MetadataValue.float(s[stat]) if s[stat] is not None else dg.MetadataValue.null()
         meta[f"{col}/null_count"] = s["null_count"]
-    return dg.Output(table, metadata=meta)
+    return dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)

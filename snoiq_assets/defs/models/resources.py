@@ -76,10 +76,11 @@ def mlflow_resource(settings: Settings) -> MlflowResource:
             tracking_uri=settings.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
             artifact_root=str(home / "mlflow"),
         )
-    if not settings.mlflow_tracking_uri:
-        raise SettingsError("MLFLOW_TRACKING_URI is not set; the s3 profile uses the compose stack's MLflow server")
+    # Without a tracking server (tests, a laptop against MinIO) runs are tracked in SQLite in
+    # SNOIQ_HOME; artifacts still go to the bucket. The compose stack sets MLFLOW_TRACKING_URI.
+    tracking_uri = settings.mlflow_tracking_uri or f"sqlite:///{settings.home / 'mlflow.db'}"
     return MlflowResource(
-        tracking_uri=settings.mlflow_tracking_uri,
+        tracking_uri=tracking_uri,
         artifact_root=f"s3://{settings.bucket}/mlflow",
         s3_endpoint_url=settings.s3_endpoint,
         aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),

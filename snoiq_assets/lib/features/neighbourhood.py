@@ -175,8 +175,8 @@ def station_features(station_ids: np.ndarray, fields: np.ndarray, variables: lis
     if len(variables) != len(fields):
         raise NeighbourhoodError(f"{len(variables)} variable names for {len(fields)} fields")
     stats = window_stats(fields, cells, k)
-    names = [feature_column(var, stat) for var in variables for stat in STATS]
-    block = np.stack([stats[stat][vi] for vi in range(len(variables)) for stat in STATS], axis=1)
-    feats = pl.DataFrame(block, schema={n: pl.Float32 for n in names}, orient="row").fill_nan(None)
-    ids = pl.Series("station_id", np.asarray(station_ids, dtype=object), dtype=pl.Utf8)
-    return feats.insert_column(0, ids)
+    series = [pl.Series("station_id", np.asarray(station_ids, dtype=object), dtype=pl.Utf8)]
+    for vi, var in enumerate(variables):
+        for stat in STATS:
+            series.append(pl.Series(feature_column(var, stat), stats[stat][vi], dtype=pl.Float32, nan_to_null=True))
+    return pl.DataFrame(series)

@@ -191,7 +191,9 @@ def check_grid(messages: list[MessageInfo], expected_grid_id: str | None, name: 
 
 
 def find_messages(messages: list[MessageInfo], variables: list[Variable], forecast_hour: int,
-                  name: str) -> dict[str, MessageInfo]:
+                  name: str, run_time: dt.datetime | None = None) -> dict[str, MessageInfo]:
+    """The message of each variable; with ``run_time`` the run cycle must be that one (a file
+    landed under the wrong hour would otherwise decode silently into the wrong partition)."""
     found = {}
     for var in variables:
         hits = [m for m in messages if var.matches(m.keys)]
@@ -211,12 +213,17 @@ def find_messages(messages: list[MessageInfo], variables: list[Variable], foreca
     if len(runs) > 1:
         raise HrrrDataError(name, f"messages come from several run times {sorted(runs)}",
                             expected="one run cycle per file")
+    if run_time is not None and runs and runs != {run_time}:
+        m = next(iter(found.values()))
+        raise HrrrDataError(name, "the file is for another run cycle", message=m.number,
+                            expected=f"run {run_time:%Y-%m-%dT%H}Z (the partition)", found=f"run {m.run_time:%Y-%m-%dT%H}Z")
     return found
 
 
 def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: int, *,
                   expected_grid_id: str | None = None, idx: str | None = None,
-                  name: str | None = None, messages: list[MessageInfo] | None = None) -> tuple[pa.Table, dict]:
+                  name: str | None = None, messages: list[MessageInfo] | None = None,
+                  run_time: dt.datetime | None = None) -> tuple[pa.Table, dict]:
     """Decode ``variables`` from one GRIB2 file into a float32 Arrow table (one row per cell).
 
     Returns ``(table, stats)``; ``stats[column] = {min, mean, max, null_count}``.
@@ -228,7 +235,7 @@ def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: in
     if idx is not None:
         parse_and_check_idx(idx, messages, name)
     grid_id = check_grid(messages, expected_grid_id, name)
-    chosen = find_messages(messages, variables, forecast_hour, name)
+    chosen = find_messages(messages, variables, forecast_hour, name, run_time)
 
     columns: dict[str, pa.Array] = {}
     stats: dict[str, dict] = {}

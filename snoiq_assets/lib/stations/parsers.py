@@ -30,6 +30,7 @@ Formats and their quirks:
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 from snoiq_assets.lib.stations import schema
@@ -128,10 +129,103 @@ def _numeric(raw: dict[str, pl.Expr], names: list[str], missing: list[str]) -> t
 
 
 def _fixed_width(text: str, file: str, fields: list[tuple[str, int, int]], text_fields: set[str]) -> pl.DataFrame:
-    width = fields[-1][2]
+    """``[line_no, *fields, parse_error]``: text fields stripped strings, the others Float64.
+
+    Fast path (``_fixed_width_fast``) for a well-formed file; the lines it cannot vouch for,
+    or the whole file, go through ``_fixed_width_lines``. Both give identical rows.
+    """
+    fast = _fixed_width_fast(text, fields, text_fields)
+    if fast is not None:
+        frame, slow_rows = fast
+        if not slow_rows.any():
+            return frame
+        slow_nos = frame["line_no"].filter(pl.Series(slow_rows))
+        slow = _fixed_width_lines(_lines(text).filter(pl.col("line_no").is_in(slow_nos.implode())), fields, text_fields)
+        return pl.concat([frame.filter(~pl.Series(slow_rows)), slow.select(frame.columns)]).sort("line_no")
     df = _lines(text)
     if df.height == 0:
         raise StationFileError(file, "no data lines")
+    return _fixed_width_lines(df, fields, text_fields)
+
+
+# Whitespace other than " " (and a CR) would make polars' CSV float reader and
+# ``str.strip_chars().cast(...)`` disagree (a leading tab is skipped by one, stripped by the other).
+_FAST_FORBIDDEN = (b"\r", b"\t", b"\x0b", b"\x0c", b",")
+
+
+def _fixed_width_fast(text: str, fields: list[tuple[str, int, int]], text_fields: set[str]):
+    """``(frame, slow_rows)`` for a file of equal-length ASCII lines, else None.
+
+    The file becomes a CSV by writing "," into the one-character gaps between fields (no Python
+    per line), which ``polars.read_csv`` parses in one pass: text fields as strings (then
+    stripped), the others as Float64. Equal to ``_fixed_width_lines`` row for row because:
+    the bytes of every field are the same (ASCII, no "," / CR / LF / tab / VT / FF anywhere);
+    a numeric field is spaces then a number, which both readers parse alike, or it fails here
+    (trailing blanks, blank, not a number) and its row is in ``slow_rows``; a missing sentinel
+    is recognised on the field's bytes (right-aligned sentinel) and nulled; a row whose
+    UTC_DATE / LST_DATE is no date is in ``slow_rows``. ``slow_rows`` (bool array) are to be
+    re-read by the general path; their values in ``frame`` are meaningless.
+    """
+    width = fields[-1][2]
+    data = text.encode()
+    if len(data) != len(text) or any(b in data for b in _FAST_FORBIDDEN):
+        return None  # non-ASCII, or a character the fast path does not vouch for
+    if not data.endswith(b"\n"):
+        data += b"\n"
+    n = len(data) // (width + 1)
+    if n == 0 or len(data) != n * (width + 1) or data.count(b"\n") != n:
+        return None  # not every line has exactly ``width`` characters (or a blank line)
+    buf = bytearray(data)
+    m = np.frombuffer(buf, dtype=np.uint8).reshape(n, width + 1)
+    if not (m[:, width] == 10).all():
+        return None
+    # Missing sentinels, on the raw bytes: a field (width <= 8, no trailing blanks once it
+    # parses) is a sentinel iff its last 8 bytes, masked to the field, equal the sentinel
+    # right-aligned. Read as one big-endian uint64 per line (a strided view, no copy).
+    names = [name for name, _, _ in fields]
+    numeric = [(name, a, b) for name, a, b in fields if name not in text_fields]
+    sentinel: dict[str, np.ndarray] = {}
+    for name, a, b in numeric:
+        w = b - a + 1
+        keys = [int.from_bytes(s.rjust(w).encode(), "big") for s in USCRN_MISSING if len(s) <= w]
+        if b < 8 or w > 8:
+            return None  # layout the packed view cannot cover (not the USCRN layouts)
+        raw = np.ndarray((n,), dtype=">u8", buffer=buf, offset=b - 8, strides=(width + 1,))
+        hit = np.isin(raw & np.uint64((1 << (8 * w)) - 1), np.array(keys, dtype=np.uint64))
+        if hit.any():
+            sentinel[name] = hit
+    m[:, _gap_columns(fields)] = ord(",")
+    df = pl.read_csv(
+        buf, has_header=False, new_columns=names, quote_char=None, ignore_errors=True, empty_string_is_null=False,
+        schema={name: (pl.Utf8 if name in text_fields else pl.Float64) for name in names},
+    )
+    dates = [d for d in ("UTC_DATE", "LST_DATE") if d in df.columns]
+    text_exprs = {name: pl.col(name).str.strip_chars() for name in names if name in text_fields}
+    df = df.with_columns(**text_exprs)
+    slow = df.select(pl.any_horizontal(
+        *[pl.col(name).is_null() for name, _, _ in numeric],
+        *[pl.col(d).str.strptime(pl.Date, "%Y%m%d", strict=False).is_null() for d in dates],
+    )).to_series().to_numpy()
+    frame = df.select(
+        pl.int_range(1, n + 1, dtype=pl.Int64).alias("line_no"),
+        *[pl.when(pl.lit(pl.Series(sentinel[name]))).then(None).otherwise(pl.col(name)).alias(name)
+          if name in sentinel else pl.col(name) for name in names],
+        pl.lit(None, dtype=pl.Utf8).alias("parse_error"),
+    )
+    return frame, slow
+
+
+def _gap_columns(fields: list[tuple[str, int, int]]) -> list[int]:
+    """0-based columns of the one-character gaps between fields (ValueError if a gap is not 1)."""
+    gaps = [a - 1 - 1 for _, a, _ in fields[1:]]
+    if [a - prev_b for (_, _, prev_b), (_, a, _) in zip(fields, fields[1:])] != [2] * (len(fields) - 1):
+        raise ValueError("fixed-width fast path needs exactly one column between fields")
+    return gaps
+
+
+def _fixed_width_lines(df: pl.DataFrame, fields: list[tuple[str, int, int]], text_fields: set[str]) -> pl.DataFrame:
+    """The general path: ``df`` is ``_lines`` output (or some of its rows); any line, any problem."""
+    width = fields[-1][2]
     numeric_names = [n_ for n_, _, _ in fields if n_ not in text_fields]
     line = pl.col("line")
     raw = {name: line.str.slice(a - 1, b - a + 1).str.strip_chars() for name, a, b in fields}
