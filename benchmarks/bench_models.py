@@ -13,6 +13,7 @@ Run: .venv/bin/python benchmarks/bench_models.py   (writes benchmarks/results/mo
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -80,6 +81,7 @@ def _worker(args):
 
 
 def main() -> dict:
+    # Workers are spawned, not forked: Polars and OpenMP thread pools deadlock in a forked child.
     import dagster as dg
     import numpy as np
     import polars as pl
@@ -144,7 +146,7 @@ def main() -> dict:
         out["sweep_runs"] = len(seq_cfgs)
         out["sweep_sequential_s"] = round(time.perf_counter() - t, 2)
         t = time.perf_counter()
-        with ProcessPoolExecutor(max_workers=2) as pool:
+        with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
             list(pool.map(_worker, [(str(home), c) for c in par_cfgs]))
         out["sweep_parallel2_s"] = round(time.perf_counter() - t, 2)
         out["sweep_speedup"] = round(out["sweep_sequential_s"] / out["sweep_parallel2_s"], 2)

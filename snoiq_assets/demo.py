@@ -38,23 +38,30 @@ class Demo:
         self.instance = instance
         self.store = store_from_settings(settings)
         self.defs = defs
-        graph = defs.resolve_asset_graph()
-        self.assets = list(graph.assets_defs)
+        # Unbound definitions: materialize() binds the resources below.
+        self.assets = [*(defs.assets or []), *(defs.asset_checks or [])]
         self.resources = dict(defs.resources or {})
         self.ok = 0
+
+    def group_keys(self, group: str) -> list[dg.AssetKey]:
+        graph = self.defs.resolve_asset_graph()
+        return sorted((k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group), key=str)
 
     def run(self, title: str, selection: list[str], *, partition_key: str | None = None,
             run_config: dict | None = None, tags: dict | None = None) -> dg.ExecuteInProcessResult:
         t0 = time.perf_counter()
+        if run_config and "ops" in run_config:
+            # Shared config blocks name several assets; a run accepts only its own ops.
+            run_config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in selection}}
+        # Warnings and errors on the console; the full event log is in the instance (make dev).
+        run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         result = dg.materialize(
             self.assets, selection=selection, partition_key=partition_key, run_config=run_config or {},
             instance=self.instance, resources=self.resources, tags=tags, raise_on_error=False,
         )
         took = time.perf_counter() - t0
         if not result.success:
-            from snoiq_assets_failure import describe  # pragma: no cover - replaced below
-
-            raise SystemExit(describe(result))
+            raise DemoFailure(f"{title}{f' [{partition_key}]' if partition_key else ''}: {_failure_text(result)}")
         self.ok += 1
         part = f" [{partition_key}]" if partition_key else ""
         print(f"  ok  {title}{part}  ({took:.1f}s)")
@@ -88,11 +95,12 @@ def main() -> int:
         print(f"demo step failed: {exc}", file=sys.stderr)
         return 1
     print(f"\n{demo.ok} materialisations done. Outputs:")
-    for prefix in ("lake/", "models/", "quarantine/"):
-        keys = [o.key for o in demo.store.list(prefix)]
+    root = str(settings.home) if settings.profile == "local" else f"s3://{settings.bucket}"
+    for prefix in ("lake", "models", "quarantine"):
+        keys = [o.key for o in demo.store.list(prefix + "/")]
         if keys:
-            top = sorted({"/".join(k.split("/")[:2]) for k in keys})
-            print(f"  {demo.store.uri(prefix)}  {len(keys)} objects: {', '.join(t.split('/', 1)[1] for t in top)}")
+            top = sorted({k.split("/")[1].removesuffix(".parquet") for k in keys})
+            print(f"  {root}/{prefix}/  {len(keys)} objects: {', '.join(top)}")
     print(f"  DuckDB: {settings.duckdb_path}")
     print(f"  Dagster instance: {instance.root_directory}  (see it with `make dev`)")
     return 0
@@ -103,7 +111,51 @@ class DemoFailure(RuntimeError):
 
 
 def run_all(demo: Demo) -> None:
-    raise NotImplementedError  # filled in below once every domain's demo exists
+    from snoiq_assets.defs.datadecide.demo import seed_demo as seed_datadecide
+    from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, seed_demo as seed_hrrr
+    from snoiq_assets.defs.models.demo import demo_run_config
+    from snoiq_assets.defs.partitions import MODEL_TYPES
+    from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
+    from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
+
+    print("landing the bundled samples in the raw zone")
+    seed_stations(demo.store)
+    hours = seed_hrrr(demo.store)
+    seed_datadecide(demo.store)
+
+    print("stations")
+    demo.run("station_metadata", ["station_metadata"])
+    stations = sorted(set(register_station_files(demo.instance, demo.store))
+                      | set(demo.instance.get_dynamic_partitions("station_files")))
+    for station in stations:
+        demo.run("observations", ["observations_raw", "observations_clean", "observations_rejects"],
+                 partition_key=station)
+    locations = sorted(set(register_outcome_files(demo.instance, demo.store))
+                       | set(demo.instance.get_dynamic_partitions("outcome_locations")))
+    for location in locations:
+        demo.run("outcome_of_interest", ["outcome_of_interest", "outcome_rejects"], partition_key=location)
+
+    print("hrrr")
+    for hour in hours:
+        demo.run("hrrr_raw", ["hrrr_raw"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
+    demo.run("hrrr_grid", ["hrrr_grid"])
+    for hour in hours:
+        demo.run("hrrr_fields", ["hrrr_fields"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
+
+    print("features")
+    demo.run("station_grid_index", ["station_grid_index"])
+    for hour in hours:
+        demo.run("grid_join_features", ["grid_join_features"], partition_key=hour)
+    demo.run("training_table", ["training_table"], run_config=demo_run_config("table"))
+
+    print("models")
+    for model_type in MODEL_TYPES:
+        demo.run("trained_models", ["trained_models"], partition_key=model_type, run_config=demo_run_config("train"))
+    demo.run("champion_model", ["champion_model"], run_config=demo_run_config("champion"))
+    demo.run("predictions", ["predictions"], run_config=demo_run_config("predict"))
+
+    print("datadecide")
+    demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])
 
 
 if __name__ == "__main__":

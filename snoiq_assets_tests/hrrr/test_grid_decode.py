@@ -165,3 +165,24 @@ def test_idx_must_match_grib(hrrr_real):
 
 def test_framing_of_real_gfs(gfs):
     assert len(scan_framing(gfs.read_bytes(), str(gfs))) == 307
+
+
+def test_bitmap_missing_points_are_null(tmp_path, hrrr_real):
+    """Points the bitmap marks missing decode as nulls (not ecCodes' 9999); the rest as ecCodes."""
+    with open(hrrr_real, "rb") as fh:
+        h = eccodes.codes_grib_new_from_file(fh)
+    try:
+        values = eccodes.codes_get_values(h)
+        values[:1000] = 9999.0
+        eccodes.codes_set(h, "bitmapPresent", 1)
+        eccodes.codes_set(h, "missingValue", 9999.0)
+        eccodes.codes_set_values(h, values)
+        (tmp_path / "bm.grib2").write_bytes(eccodes.codes_get_message(h))
+    finally:
+        eccodes.codes_release(h)
+    table, stats = decode_fields(tmp_path / "bm.grib2", resolve(["apcp_kg_m2"]), 12)
+    col = table.column("apcp_kg_m2")
+    assert col.null_count == 1000 and stats["apcp_kg_m2"]["null_count"] == 1000
+    ref = ec_values(tmp_path / "bm.grib2", 1)
+    assert np.array_equal(col.to_numpy(zero_copy_only=False)[1000:], ref[1000:].astype(np.float32))
+    assert stats["apcp_kg_m2"]["max"] == pytest.approx(float(ref[1000:].max()), rel=1e-6)

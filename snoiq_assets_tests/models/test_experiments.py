@@ -2,6 +2,7 @@
 DuckDB table is rebuilt from the files and waits for (or yields to) another writer's lock."""
 
 import datetime as dt
+import multiprocessing
 import subprocess
 import sys
 import uuid
@@ -26,7 +27,7 @@ def _write_runs(args):
 
 
 def test_parallel_runs_land_once_each(settings):
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as pool:
         done = list(pool.map(_write_runs, [(settings, 4, f"p{k}") for k in range(3)]))
     assert done == [4, 4, 4]
     store = store_from_settings(settings)

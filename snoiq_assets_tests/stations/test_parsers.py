@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import numpy as np
 import polars as pl
 import pytest
 
@@ -124,3 +125,103 @@ def test_real_grb_file_has_duplicate_timestamps_rejected(sample_dir):
     dup = rejects.filter(pl.col("rule") == "duplicate_timestamp")
     assert dup.height == 4 and 42 in dup["line_no"].to_list()  # lines 41-43 are three 06:53 reports
     assert clean.filter(pl.struct("station_id", "timestamp_utc").is_duplicated()).height == 0
+
+
+# --- the USCRN fast path (``parsers._fixed_width_fast``) must equal the general path ---------
+NUNN = "uscrn/CRNH0203-2023-CO_Nunn_7_NNE.head48.txt"
+DAILY = "uscrn/CRND0103-2020-AK_Aleknagik_1_NNE.txt"
+
+
+def _general(text, fields, text_fields, stamps):
+    """The general (line-by-line expressions) path on the whole file."""
+    return parsers._fixed_width_lines(parsers._lines(text), fields, text_fields).with_columns(
+        **{k: parsers._stamp_expr(*v) for k, v in stamps.items()})
+
+
+def _same(a: pl.DataFrame, b: pl.DataFrame):
+    assert a.schema == b.schema
+    for c in a.columns:  # floats bit for bit (-0.0, NaN), nulls in the same places
+        if a[c].dtype == pl.Float64:
+            assert a[c].is_null().equals(b[c].is_null()), c
+            assert (a[c].fill_null(0.5).to_numpy().view("i8") == b[c].fill_null(0.5).to_numpy().view("i8")).all(), c
+        else:
+            assert a[c].equals(b[c]), c
+
+
+@pytest.mark.parametrize("rel,fields,text_fields,stamps", [
+    (NUNN, parsers.USCRN_HOURLY02_FIELDS, parsers.USCRN_HOURLY02_TEXT, parsers.USCRN_HOURLY02_STAMPS),
+    (DAILY, parsers.USCRN_DAILY01_FIELDS, parsers.USCRN_DAILY01_TEXT, parsers.USCRN_DAILY01_STAMPS),
+])
+def test_uscrn_fast_path_equals_general_path_on_real_and_edited_lines(sample_dir, rel, fields, text_fields, stamps):
+    text = (sample_dir / rel).read_text()
+    assert parsers._fixed_width_fast(text, fields, text_fields, stamps) is not None  # real files take it
+    lines = text.splitlines()
+    f = {name: (a - 1, b) for name, a, b in fields}
+
+    def put(i, name, value):  # right-aligned unless the value fills the field
+        a, b = f[name]
+        assert len(value) <= b - a
+        lines[i] = lines[i][:a] + value.rjust(b - a) + lines[i][b:]
+
+    num = [n_ for n_, _, _ in fields if n_ not in text_fields]
+    edits = ["1e2", "nan", "-inf", "+4", "4.", ".5", "-0", "-0.0", "007", "-9999", "-099.0", "-999.00", "-99.00",
+             "x.1", "1-2", "", "4 5", "-", "1.2.3"]
+    for i, v in enumerate(edits):
+        k = (3 * i) % len(num)
+        put(i % len(lines), next(x for x in num[k:] + num if f[x][1] - f[x][0] >= len(v)), v)
+    put(20, num[1], "-9999" + " " * 2)  # left-aligned sentinel: trailing blanks -> general path for the line
+    date = "UTC_DATE" if "UTC_DATE" in f else "LST_DATE"
+    for i, v in zip(range(21, 29), ["20230230", "2023x101", "2023 101", "+2023101", "00000101", "20241301", "20240229", "20230229"]):
+        put(i, date, v)
+    if "UTC_TIME" in f:
+        for i, v in zip(range(29, 35), ["2400", "2359", "0060", "1 00", "+100", "9999"]):
+            put(i, "UTC_TIME", v)
+    put(35, "CRX_VN", "-9999")  # a sentinel in a text field stays text
+    edited = "\n".join(lines) + "\n"
+    fast = parsers._fixed_width_fast(edited, fields, text_fields, stamps)
+    assert fast is not None and 0 < fast[1].sum() < len(lines)  # some lines re-read by the general path
+    no_sentinels = text.replace("-99.000", "  0.000").replace("-9999.0", "    0.0")
+    for variant in (text, edited, edited.rstrip("\n"), no_sentinels):
+        _same(parsers._fixed_width(variant, "f", fields, text_fields, stamps), _general(variant, fields, text_fields, stamps))
+    # files the fast path refuses (the general path reads them): CRLF, a tab, a short line, non-ASCII
+    for bad in (edited.replace("\n", "\r\n"), edited.replace(" ", "\t", 1), edited.replace(lines[3] + "\n", lines[3][:50] + "\n"),
+                edited.replace(" ", "\u00a0", 1)):
+        assert parsers._fixed_width_fast(bad, fields, text_fields, stamps) is None
+        _same(parsers._fixed_width(bad, "f", fields, text_fields, stamps), _general(bad, fields, text_fields, stamps))
+
+
+def test_uscrn_stamps_from_bytes_equal_strptime_on_every_digit_string():
+    """``_stamp_numpy`` (all-digit fields, from the bytes) == ``_stamp_expr`` (strptime): every
+    month/day 00-99 over several years, every HHMM 0000-9999."""
+    dates = [f"{y:04d}{mo:02d}{d:02d}" for y in (0, 1, 1582, 1900, 1970, 2000, 2023, 2024, 9999)
+             for mo in range(100) for d in range(100)]
+    rows = [(d, "0130") for d in dates] + [("20240229", f"{t:04d}") for t in range(10000)]
+    lines = "".join(f"{d} {t}\n" for d, t in rows).encode()
+    m = np.frombuffer(lines, dtype=np.uint8).reshape(len(rows), 14)
+    pos = {"D": (1, 8), "T": (10, 13)}
+    frame = pl.DataFrame({"D": [d for d, _ in rows], "T": [t for _, t in rows]})
+    for spec in [("D", None, None), ("D", "T", None), ("D", "T", "UTC")]:
+        ours = parsers._stamp_numpy(m, pos, *spec)
+        assert ours.equals(frame.select(parsers._stamp_expr(*spec)).to_series(), check_names=False), spec
+
+
+def test_uscrn_hourly02_known_values_on_real_lines(sample_dir):
+    """Values of real CO Nunn lines (checked by eye against the text) through the fast path."""
+    _, n = _parse(sample_dir, NUNN)
+    # line 13: 94074 20230101 1300 20230101 0600  2.622 -104.76 40.81 ... (SOIL_MOISTURE_5..20 -99.000)
+    rows = {r["line_no"]: r for r in n.filter(pl.col("line_no").is_in([1, 13, 48])).iter_rows(named=True)}
+    lines = (sample_dir / NUNN).read_text().splitlines()
+    for no, r in rows.items():
+        raw = lines[no - 1]
+        for name, a, b in parsers.USCRN_HOURLY02_FIELDS:
+            s = raw[a - 1:b].strip()
+            got = r[name.lower()]
+            if name in parsers.USCRN_HOURLY02_TEXT:
+                assert got == s, (no, name)
+            elif s in parsers.USCRN_MISSING:
+                assert got is None, (no, name)
+            else:
+                assert got == float(s), (no, name)
+        hh, mm = int(raw[15:17]), int(raw[17:19])
+        assert r["utc_datetime"] == dt.datetime(int(raw[6:10]), int(raw[10:12]), int(raw[12:14]), tzinfo=UTC) + dt.timedelta(hours=hh, minutes=mm)
+    assert n["utc_datetime"].diff().drop_nulls().unique().to_list() == [dt.timedelta(hours=1)]

@@ -107,7 +107,7 @@ def test_materialize_unknown_partition_fails(homes):
     """A partition nobody registered is refused with its name, and nothing is written."""
     proc = materialize(homes, "--select", "observations_raw", "--partition", "99999", log_name="unknown_partition")
     assert proc.returncode != 0
-    assert "99999" in proc.stderr
+    assert "partition key `99999`" in proc.stderr
     assert not (homes.snoiq_home / "lake" / "observations_raw" / "99999.parquet").exists()
 
 

@@ -3,6 +3,7 @@
 import dagster as dg
 
 from snoiq_assets.defs.automation.freshness import HOURLY_ASSETS, hourly_freshness_checks
+from snoiq_assets.defs.automation.retraining import retrain_job, retraining_sensor, weekly_retraining
 from snoiq_assets.defs.automation.schedules import (
     daily_cleaning_sweep,
     hrrr_hourly_fetch,
@@ -18,7 +19,7 @@ freshness_checks_sensor = dg.build_sensor_for_freshness_checks(
 
 defs = dg.Definitions(
     asset_checks=freshness_checks,
-    jobs=[hrrr_hourly_job, station_cleaning_job],
-    schedules=[hrrr_hourly_fetch, daily_cleaning_sweep],
-    sensors=[*LANDING_SENSORS, freshness_checks_sensor],
+    jobs=[hrrr_hourly_job, station_cleaning_job, retrain_job],
+    schedules=[hrrr_hourly_fetch, daily_cleaning_sweep, weekly_retraining],
+    sensors=[*LANDING_SENSORS, freshness_checks_sensor, retraining_sensor],
 )

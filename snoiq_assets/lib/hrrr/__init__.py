@@ -3,7 +3,7 @@
 inventory  wgrib2 ``.idx`` parsing, message selection and contiguous byte ranges
 fetch      ranged GETs from NOAA (or any S3/HTTP source), sources tried in order
 grid       GridDefinition from the first GRIB message (any grid ecCodes knows)
-decode     framing checks and GRIB -> pyarrow Table through xarray + cfgrib
+decode     framing checks and GRIB -> pyarrow Table, one ecCodes pass per file
 synth      GRIB2 files on the real HRRR grid, cloned from the real APCP message
 variables  the variable catalogue (idx pattern, GRIB keys, column name, unit)
 """

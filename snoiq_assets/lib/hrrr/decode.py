@@ -1,4 +1,4 @@
-"""GRIB2 checks and decoding: framing, inventory-vs-GRIB, grid, then xarray + cfgrib -> Arrow.
+"""GRIB2 checks and decoding: framing, inventory-vs-GRIB, grid, then ecCodes -> Arrow.
 
 Order of checks (each failure is an ``HrrrDataError`` naming file, message and expectation):
 1. framing: every message starts with ``GRIB``, is edition 2, fits in the file and ends in
@@ -6,9 +6,14 @@ Order of checks (each failure is an ``HrrrDataError`` naming file, message and e
 2. ecCodes reads each message's product keys;
 3. the ``.idx`` (if given) lists exactly these offsets and the variable/level at each;
 4. every message is on the expected grid (``grid_id``);
-5. each requested variable is present exactly once; it is decoded by cfgrib with a
-   ``filter_by_keys`` that selects that one message (``open_dataset`` would otherwise drop
-   variables whose level or step coordinates conflict), and its absence is an error.
+5. each requested variable is present exactly once (its absence is an error), for the
+   requested forecast hour and, if given, the partition's run cycle.
+
+The file is read once: one pass frames every message, opens it with ecCodes and reads its
+keys; the handles of the messages that may be requested are kept and their values decoded
+straight into float32 columns. (Decoding went through xarray + cfgrib before: cfgrib's index
+pass, its per-variable dataset and its NaN-filled copy of every field cost 2.4x a bare ecCodes
+decode; the values are the same ecCodes values, see benchmarks/bench_hrrr.py.)
 """
 
 from __future__ import annotations
@@ -16,7 +21,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mmap
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,12 +106,35 @@ def scan_framing(data, name: str) -> list[tuple[int, int]]:
     return out
 
 
-def scan_grib(path: str | Path, name: str | None = None) -> list[MessageInfo]:
-    """Frame-check every message and read its product and grid keys (values are not decoded)."""
+# Missing points (bitmap) are decoded as this value, then set to NaN (as cfgrib does): ecCodes'
+# default missingValue (9999) is a legal value for some fields.
+MISSING_VALUE = float(np.finfo(np.float32).max)
+
+
+def _section3(data, offset: int, length: int) -> bytes | None:
+    """The raw grid-definition section of a framed GRIB2 message (None if it cannot be found)."""
+    pos, end = offset + 16, offset + length - 4
+    while pos + 5 <= end:
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        if size < 5 or pos + size > end:
+            return None
+        if data[pos + 4] == 3:
+            return bytes(data[pos:pos + size])
+        pos += size
+    return None
+
+
+def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], dict[int, int]]:
+    """One pass over the file: framing, then each message's keys through ecCodes.
+
+    ``keep(keys) -> bool`` selects messages whose ecCodes handle is returned (number -> handle)
+    for decoding; the caller releases them. Every other handle is released at once.
+    """
     import eccodes
 
-    name = name or str(path)
-    infos = []
+    infos: list[MessageInfo] = []
+    kept: dict[int, int] = {}
+    grid_ids: dict[bytes, str] = {}   # the grid keys all live in section 3: same bytes, same grid_id
     with open(path, "rb") as fh:
         try:
             data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
@@ -116,25 +143,82 @@ def scan_grib(path: str | Path, name: str | None = None) -> list[MessageInfo]:
         try:
             for n, (offset, length) in enumerate(scan_framing(data, name), 1):
                 try:
-                    h = eccodes.codes_new_from_message(bytes(data[offset:offset + length]))
+                    h = eccodes.codes_new_from_message(data[offset:offset + length])
                 except Exception as exc:  # noqa: BLE001
                     raise HrrrDataError(name, f"ecCodes cannot read the message at offset {offset}: {exc}",
                                         message=n, expected="a valid GRIB2 message") from None
+                hold = False
                 try:
                     keys = {}
                     for k in PRODUCT_KEYS:
                         keys[k] = eccodes.codes_get(h, k, str if k in ("stepType", "centre") else int)
                     keys["centre_code"] = eccodes.codes_get(h, "centre", int)
-                    gid = grid_id_from_keys(grid_keys(h))
+                    sec3 = _section3(data, offset, length)
+                    gid = grid_ids.get(sec3) if sec3 is not None else None
+                    if gid is None:
+                        gid = grid_id_from_keys(grid_keys(h))
+                        if sec3 is not None:
+                            grid_ids[sec3] = gid
+                    infos.append(MessageInfo(n, offset, length, keys, gid))
+                    hold = keep is not None and keep(keys)
                 except Exception as exc:  # noqa: BLE001
                     raise HrrrDataError(name, f"ecCodes cannot read the keys of the message at offset {offset}: "
                                         f"{exc}", message=n, expected="a valid GRIB2 message") from None
                 finally:
-                    eccodes.codes_release(h)
-                infos.append(MessageInfo(n, offset, length, keys, gid))
+                    if hold:
+                        kept[n] = h
+                    else:
+                        eccodes.codes_release(h)
+        except BaseException:
+            for h in kept.values():
+                eccodes.codes_release(h)
+            raise
         finally:
             data.close()
-    return infos
+    return infos, kept
+
+
+def scan_grib(path: str | Path, name: str | None = None) -> list[MessageInfo]:
+    """Frame-check every message and read its product and grid keys (values are not decoded)."""
+    return _scan(path, name or str(path))[0]
+
+
+def _handles_at(path: str | Path, messages: list[MessageInfo], name: str) -> dict[int, int]:
+    """ecCodes handles of already-scanned messages, read at their offsets."""
+    import eccodes
+
+    out: dict[int, int] = {}
+    try:
+        with open(path, "rb") as fh:
+            for m in messages:
+                fh.seek(m.offset)
+                try:
+                    out[m.number] = eccodes.codes_new_from_message(fh.read(m.length))
+                except Exception as exc:  # noqa: BLE001
+                    raise HrrrDataError(name, f"ecCodes cannot read the message at offset {m.offset}: {exc}",
+                                        message=m.number, expected="a valid GRIB2 message") from None
+    except BaseException:
+        for h in out.values():
+            eccodes.codes_release(h)
+        raise
+    return out
+
+
+def decode_values(h) -> tuple[np.ndarray, int]:
+    """The message's values as float32 (NaN where the bitmap says missing) and the NaN count."""
+    import eccodes
+
+    bitmap = bool(eccodes.codes_get(h, "bitmapPresent"))
+    if bitmap:
+        eccodes.codes_set(h, "missingValue", MISSING_VALUE)
+    values = eccodes.codes_get_values(h).astype(np.float32)
+    if not bitmap:
+        return values, 0
+    missing = values == np.float32(MISSING_VALUE)
+    n = int(np.count_nonzero(missing))
+    if n:
+        values[missing] = np.nan
+    return values, n
 
 
 def idx_text(messages: list[MessageInfo]) -> str:
@@ -226,76 +310,67 @@ def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: in
                   run_time: dt.datetime | None = None) -> tuple[pa.Table, dict]:
     """Decode ``variables`` from one GRIB2 file into a float32 Arrow table (one row per cell).
 
+    The file is scanned once (unless ``messages`` from an earlier ``scan_grib`` are given) and
+    each requested message is decoded by ecCodes from the handle opened during the scan.
     Returns ``(table, stats)``; ``stats[column] = {min, mean, max, null_count}``.
     """
-    import xarray as xr
+    import eccodes
 
     name = name or str(path)
-    messages = messages if messages is not None else scan_grib(path, name)
-    if idx is not None:
-        parse_and_check_idx(idx, messages, name)
-    grid_id = check_grid(messages, expected_grid_id, name)
-    chosen = find_messages(messages, variables, forecast_hour, name, run_time)
+    if messages is None:
+        messages, handles = _scan(path, name, keep=lambda keys: any(v.matches(keys) for v in variables))
+    else:
+        handles = None
+    try:
+        if idx is not None:
+            parse_and_check_idx(idx, messages, name)
+        grid_id = check_grid(messages, expected_grid_id, name)
+        chosen = find_messages(messages, variables, forecast_hour, name, run_time)
+        if handles is None:
+            handles = _handles_at(path, list(chosen.values()), name)
 
-    columns: dict[str, pa.Array] = {}
-    stats: dict[str, dict] = {}
-    units: dict[str, str] = {}
-    sources: dict[str, dict] = {}
-    n_points = None
-    with tempfile.TemporaryDirectory(prefix="snoiq-cfgrib-") as tmp:
-        indexpath = str(Path(tmp) / "cfgrib.{short_hash}.idx")  # shared: the index is built once
+        columns: dict[str, pa.Array] = {}
+        stats: dict[str, dict] = {}
+        units: dict[str, str] = {}
+        sources: dict[str, dict] = {}
+        n_points = None
         for var in variables:
             msg = chosen[var.column]
+            h = handles[msg.number]
             try:
-                ds = xr.open_dataset(
-                    path, engine="cfgrib", cache=False,
-                    backend_kwargs={
-                        "filter_by_keys": var.filter_keys(forecast_hour),
-                        "indexpath": indexpath,
-                        # no "geography": values stay 1-D in file order; lat/lon come from hrrr_grid
-                        "encode_cf": ("parameter", "time", "vertical"),
-                    },
-                )
+                values, n_null = decode_values(h)
+                grib_units = eccodes.codes_get(h, "units", str)
             except Exception as exc:  # noqa: BLE001
-                raise HrrrDataError(name, f"cfgrib cannot decode {var.column}: {exc}", message=msg.number,
-                                    expected=var.describe()) from None
-            with ds:
-                data_vars = list(ds.data_vars)
-                if len(data_vars) != 1:
-                    raise HrrrDataError(name, f"cfgrib returned {data_vars} for {var.column}", message=msg.number,
-                                        expected=f"exactly one variable {var.describe()}")
-                try:
-                    values = np.asarray(ds[data_vars[0]].values, dtype=np.float32).ravel()
-                except Exception as exc:  # noqa: BLE001
-                    raise HrrrDataError(name, f"cannot decode the values of {var.column}: {exc}",
-                                        message=msg.number, expected=var.describe()) from None
-                grib_units = ds[data_vars[0]].attrs.get("GRIB_units", "")
+                raise HrrrDataError(name, f"ecCodes cannot decode the values of {var.column}: {exc}",
+                                    message=msg.number, expected=var.describe()) from None
             if n_points is None:
                 n_points = values.size
             elif values.size != n_points:
                 raise HrrrDataError(name, f"{var.column} has {values.size} points", message=msg.number,
                                     expected=f"{n_points} points")
-            nan = np.isnan(values)
-            n_null = int(nan.sum())
-            arr = pa.array(values, mask=nan) if n_null else pa.array(values)
-            columns[var.column] = arr
             if n_null == values.size:
                 stats[var.column] = {"min": None, "mean": None, "max": None, "null_count": n_null}
+                columns[var.column] = pa.array(values, mask=np.isnan(values))
             elif n_null:
                 stats[var.column] = {"min": float(np.nanmin(values)), "mean": float(np.nanmean(values, dtype=np.float64)),
                                      "max": float(np.nanmax(values)), "null_count": n_null}
+                columns[var.column] = pa.array(values, mask=np.isnan(values))
             else:
                 stats[var.column] = {"min": float(values.min()), "mean": float(values.mean(dtype=np.float64)),
                                      "max": float(values.max()), "null_count": 0}
+                columns[var.column] = pa.array(values)
             units[var.column] = var.units
             sources[var.column] = {"message": msg.number, "offset": msg.offset, "grib_units": grib_units,
                                    "idx": msg.idx_line()}
+    finally:
+        for h in (handles or {}).values():
+            eccodes.codes_release(h)
     first = chosen[variables[0].column]
-    run_time = first.run_time
-    valid_time = run_time + dt.timedelta(hours=forecast_hour)
+    run = first.run_time
+    valid_time = run + dt.timedelta(hours=forecast_hour)
     table = pa.table(columns).replace_schema_metadata({
         "grid_id": grid_id,
-        "run_time": run_time.isoformat(),
+        "run_time": run.isoformat(),
         "valid_time": valid_time.isoformat(),
         "forecast_hour": str(forecast_hour),
         "units": json.dumps(units, sort_keys=True),

@@ -146,7 +146,7 @@ def fetch_subset(sources: list, key: str, pattern: str, dest: str | Path, valida
             return result
         except Exception as exc:  # noqa: BLE001 - any failure: try the next source
             errors.append(f"{source.describe(key)}: {type(exc).__name__}: {exc}")
-    raise FetchError(f"no source could provide {key}: " + "; ".join(errors))
+    raise FetchError(f"no source could provide {key}: " + ("; ".join(errors) or "no sources configured"))
 
 
 def _fetch_from(source, key: str, pattern: str, dest: Path, errors: list[str]) -> FetchResult:

@@ -128,99 +128,225 @@ def _numeric(raw: dict[str, pl.Expr], names: list[str], missing: list[str]) -> t
     return out, errs
 
 
-def _fixed_width(text: str, file: str, fields: list[tuple[str, int, int]], text_fields: set[str]) -> pl.DataFrame:
-    """``[line_no, *fields, parse_error]``: text fields stripped strings, the others Float64.
+def _fixed_width(text: str, file: str, fields: list[tuple[str, int, int]], text_fields: set[str],
+                 stamps: dict[str, tuple[str, str | None, str | None]]) -> pl.DataFrame:
+    """``[line_no, *fields, parse_error, *stamps]``: text fields stripped strings, the others
+    Float64; ``stamps`` name -> (date field, time field or None, time zone or None) are the
+    ``_stamp_expr`` dates/datetimes (a stamp named like a field replaces it in place).
 
     Fast path (``_fixed_width_fast``) for a well-formed file; the lines it cannot vouch for,
     or the whole file, go through ``_fixed_width_lines``. Both give identical rows.
     """
-    fast = _fixed_width_fast(text, fields, text_fields)
+    fast = _fixed_width_fast(text, fields, text_fields, stamps)
     if fast is not None:
         frame, slow_rows = fast
         if not slow_rows.any():
             return frame
         slow_nos = frame["line_no"].filter(pl.Series(slow_rows))
         slow = _fixed_width_lines(_lines(text).filter(pl.col("line_no").is_in(slow_nos.implode())), fields, text_fields)
+        slow = slow.with_columns(**{k: _stamp_expr(*v) for k, v in stamps.items()})
         return pl.concat([frame.filter(~pl.Series(slow_rows)), slow.select(frame.columns)]).sort("line_no")
     df = _lines(text)
     if df.height == 0:
         raise StationFileError(file, "no data lines")
-    return _fixed_width_lines(df, fields, text_fields)
+    return _fixed_width_lines(df, fields, text_fields).with_columns(**{k: _stamp_expr(*v) for k, v in stamps.items()})
 
 
-# Whitespace other than " " (and a CR) would make polars' CSV float reader and
-# ``str.strip_chars().cast(...)`` disagree (a leading tab is skipped by one, stripped by the other).
+def _stamp_expr(date: str, time: str | None, tz: str | None) -> pl.Expr:
+    """The date (``time`` None) or datetime of YYYYMMDD [HHMM] text fields; null if not one."""
+    if time is None:
+        return pl.col(date).str.strptime(pl.Date, "%Y%m%d", strict=False)
+    expr = pl.concat_str(date, time).str.strptime(pl.Datetime("us"), "%Y%m%d%H%M", strict=False)
+    return expr.dt.replace_time_zone(tz) if tz else expr
+
+
+def _digits(m: np.ndarray, a: int, b: int) -> np.ndarray | None:
+    """The integer in columns a..b (1-based, inclusive) of every line, or None unless all are digits."""
+    d = m[:, a - 1:b] - np.uint8(48)
+    if (d > 9).any():
+        return None
+    # float64 matmul is exact here (at most 8 digits < 2**53) and much faster than int64's
+    return (d.astype(np.float64) @ (10.0 ** np.arange(b - a, -1, -1))).astype(np.int64)
+
+
+_MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+
+
+def _ymd_days(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(days since 1970-01-01, valid) for YYYYMMDD integers (proleptic Gregorian, as strptime).
+
+    Integer arithmetic only (H. Hinnant's days_from_civil), on runs of equal values.
+    """
+    starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
+    if len(starts) * 4 < len(v):
+        days, ok = _ymd_days(v[starts])
+        counts = np.diff(np.append(starts, len(v)))
+        return np.repeat(days, counts), np.repeat(ok, counts)
+    y, mo, d = v // 10000, v // 100 % 100, v % 100
+    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
+    ok = (mo >= 1) & (mo <= 12) & (d >= 1)
+    ok &= d <= _MONTH_DAYS[np.clip(mo, 1, 12) - 1] + ((mo == 2) & leap)
+    ys = y - (mo <= 2)
+    era = ys // 400
+    yoe = ys - era * 400
+    doy = (153 * ((mo + 9) % 12) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468, ok
+
+
+def _stamp_numpy(m: np.ndarray, pos: dict[str, tuple[int, int]], date: str, time: str | None, tz: str | None,
+                 digits: dict | None = None):
+    """``_stamp_expr`` computed from the bytes (a Series), or None unless every line's fields are
+    all digits (then ``_stamp_expr`` decides; equality on all-digit fields is tested).
+    ``digits`` caches ``_digits`` per field name."""
+    digits = {} if digits is None else digits
+    for name in (date, time):
+        if name is not None and name not in digits:
+            digits[name] = _digits(m, *pos[name])
+    v = digits[date]
+    t = None if time is None else digits[time]
+    if v is None or (time is not None and t is None):
+        return None
+    if ("_ymd", date) not in digits:
+        digits["_ymd", date] = _ymd_days(v)
+    days, ok = digits["_ymd", date]
+    ok = ok.copy()
+    if time is None:
+        values, dtype = days, pl.Date()
+    else:
+        hh, mi = t // 100, t % 100
+        ok &= (hh < 24) & (mi < 60)
+        values, dtype = (days * 1440 + hh * 60 + mi) * 60_000_000, pl.Datetime("us", tz)
+    return pl.Series(np.where(ok, values, 0)).cast(dtype).set(pl.Series(~ok), None) if not ok.all() \
+        else pl.Series(values).cast(dtype)
+
+
+# Whitespace other than " " would make polars' CSV float reader and ``str.strip_chars().cast``
+# disagree (a leading tab is skipped by one and stripped by the other, "\x0b" only stripped);
+# CR would end a CSV row; "," would split a field.
 _FAST_FORBIDDEN = (b"\r", b"\t", b"\x0b", b"\x0c", b",")
 
 
-def _fixed_width_fast(text: str, fields: list[tuple[str, int, int]], text_fields: set[str]):
+def _fixed_width_fast(text: str, fields: list[tuple[str, int, int]], text_fields: set[str],
+                      stamps: dict[str, tuple[str, str | None, str | None]]):
     """``(frame, slow_rows)`` for a file of equal-length ASCII lines, else None.
 
-    The file becomes a CSV by writing "," into the one-character gaps between fields (no Python
-    per line), which ``polars.read_csv`` parses in one pass: text fields as strings (then
-    stripped), the others as Float64. Equal to ``_fixed_width_lines`` row for row because:
-    the bytes of every field are the same (ASCII, no "," / CR / LF / tab / VT / FF anywhere);
-    a numeric field is spaces then a number, which both readers parse alike, or it fails here
-    (trailing blanks, blank, not a number) and its row is in ``slow_rows``; a missing sentinel
-    is recognised on the field's bytes (right-aligned sentinel) and nulled; a row whose
-    UTC_DATE / LST_DATE is no date is in ``slow_rows``. ``slow_rows`` (bool array) are to be
-    re-read by the general path; their values in ``frame`` are meaningless.
+    No Python per line: the file becomes a CSV by writing "," into the one-character gaps
+    between fields, which ``polars.read_csv`` parses in one pass (text fields as strings, the
+    others as Float64). Row for row equal to ``_fixed_width_lines`` because the bytes of every
+    field are the same (ASCII; no "," CR tab VT FF; LF only at line ends), so
+    - a text field is the same string, stripped when it holds a blank;
+    - a numeric field is blanks then a number, read alike by both (tested in
+      ``test_parsers``), or it does not read here (trailing blanks, blank, not a number) and
+      its row is in ``slow_rows``;
+    - a missing sentinel is recognised on the field's bytes: the field equals the sentinel
+      right-aligned (its only blanks are leading ones, or it would not have read);
+    - a row whose UTC_DATE / LST_DATE is no date is in ``slow_rows``.
+    ``slow_rows`` (bool array) must be re-read by the general path; their values here are
+    meaningless.
     """
     width = fields[-1][2]
     data = text.encode()
-    if len(data) != len(text) or any(b in data for b in _FAST_FORBIDDEN):
+    if len(data) != len(text) or any(c in data for c in _FAST_FORBIDDEN):
         return None  # non-ASCII, or a character the fast path does not vouch for
     if not data.endswith(b"\n"):
         data += b"\n"
-    n = len(data) // (width + 1)
-    if n == 0 or len(data) != n * (width + 1) or data.count(b"\n") != n:
-        return None  # not every line has exactly ``width`` characters (or a blank line)
+    n, rest = divmod(len(data), width + 1)
+    if n == 0 or rest:
+        return None
     buf = bytearray(data)
     m = np.frombuffer(buf, dtype=np.uint8).reshape(n, width + 1)
-    if not (m[:, width] == 10).all():
-        return None
-    # Missing sentinels, on the raw bytes: a field (width <= 8, no trailing blanks once it
-    # parses) is a sentinel iff its last 8 bytes, masked to the field, equal the sentinel
-    # right-aligned. Read as one big-endian uint64 per line (a strided view, no copy).
+    if not (m[:, width] == 10).all() or (m[:, :width] == 10).any():
+        return None  # not every line is exactly ``width`` characters
     names = [name for name, _, _ in fields]
     numeric = [(name, a, b) for name, a, b in fields if name not in text_fields]
-    sentinel: dict[str, np.ndarray] = {}
-    for name, a, b in numeric:
-        w = b - a + 1
-        keys = [int.from_bytes(s.rjust(w).encode(), "big") for s in USCRN_MISSING if len(s) <= w]
-        if b < 8 or w > 8:
-            return None  # layout the packed view cannot cover (not the USCRN layouts)
-        raw = np.ndarray((n,), dtype=">u8", buffer=buf, offset=b - 8, strides=(width + 1,))
-        hit = np.isin(raw & np.uint64((1 << (8 * w)) - 1), np.array(keys, dtype=np.uint64))
-        if hit.any():
-            sentinel[name] = hit
+    sentinel = _sentinel_hits(buf, n, width, numeric)
+    if sentinel is None:
+        return None
+    # A text field is stripped only if it holds a blank somewhere (only " " can occur here).
+    text_cols = [(name, np.arange(a - 1, b)) for name, a, b in fields if name in text_fields]
+    has_blank = (m[:, np.concatenate([c for _, c in text_cols])] == 32).any(axis=0)
+    blanks, i = set(), 0
+    for name, cols in text_cols:
+        if has_blank[i:i + len(cols)].any():
+            blanks.add(name)
+        i += len(cols)
     m[:, _gap_columns(fields)] = ord(",")
     df = pl.read_csv(
-        buf, has_header=False, new_columns=names, quote_char=None, ignore_errors=True, empty_string_is_null=False,
-        schema={name: (pl.Utf8 if name in text_fields else pl.Float64) for name in names},
+        bytes(buf), has_header=False, new_columns=names, quote_char=None, ignore_errors=True,
+        empty_string_is_null=False, schema={name: (pl.Utf8 if name in text_fields else pl.Float64) for name in names},
     )
+    if df.height != n:
+        return None
     dates = [d for d in ("UTC_DATE", "LST_DATE") if d in df.columns]
-    text_exprs = {name: pl.col(name).str.strip_chars() for name in names if name in text_fields}
-    df = df.with_columns(**text_exprs)
-    slow = df.select(pl.any_horizontal(
-        *[pl.col(name).is_null() for name, _, _ in numeric],
-        *[pl.col(d).str.strptime(pl.Date, "%Y%m%d", strict=False).is_null() for d in dates],
-    )).to_series().to_numpy()
+    hit_cols = [j for j in range(len(numeric)) if sentinel[:, j].any()]
+    hits = pl.from_numpy(sentinel[:, hit_cols], schema=[f"_s_{numeric[j][0]}" for j in hit_cols])
+    df = pl.concat([df, hits], how="horizontal")
+    pos = {name: (a, b) for name, a, b in fields}
+    date_ok, digits = {}, {}
+    for d in dates:  # all-digit dates checked on the bytes, others as the general path does
+        v = digits[d] = _digits(m, *pos[d])
+        if v is not None:
+            digits["_ymd", d] = _ymd_days(v)
+            date_ok[d] = digits["_ymd", d][1]
+    checks = df.select(
+        *[pl.col(name).is_null().alias(f"_n_{name}") for name, _, _ in numeric if df[name].null_count()],
+        *[pl.col(d).str.strip_chars().str.strptime(pl.Date, "%Y%m%d", strict=False).is_null().alias(f"_d_{d}")
+          for d in dates if d not in date_ok],
+        *[pl.lit(pl.Series(~ok)).alias(f"_d_{d}") for d, ok in date_ok.items() if not ok.all()],
+    )
+    checks = checks.select(pl.col(c) for c in checks.columns if checks[c].any())
+    slow = checks.select(pl.any_horizontal(pl.all())).to_series().to_numpy() if checks.width else np.zeros(n, dtype=bool)
+    hit_names = {numeric[j][0] for j in hit_cols}
     frame = df.select(
         pl.int_range(1, n + 1, dtype=pl.Int64).alias("line_no"),
-        *[pl.when(pl.lit(pl.Series(sentinel[name]))).then(None).otherwise(pl.col(name)).alias(name)
-          if name in sentinel else pl.col(name) for name in names],
+        *[pl.col(name).str.strip_chars() if name in blanks
+          else pl.when(pl.col(f"_s_{name}")).then(None).otherwise(pl.col(name)).alias(name) if name in hit_names
+          else pl.col(name) for name in names],
         pl.lit(None, dtype=pl.Utf8).alias("parse_error"),
     )
-    return frame, slow
+    out = {}
+    for name, spec in stamps.items():
+        series = _stamp_numpy(m, pos, *spec, digits=digits)
+        out[name] = _stamp_expr(*spec) if series is None else pl.lit(series)
+    return frame.with_columns(**out), slow
+
+
+def _sentinel_hits(buf: bytearray, n: int, width: int, numeric: list[tuple[str, int, int]]) -> np.ndarray | None:
+    """(n lines x numeric fields) bool: the field's bytes are a missing sentinel, right-aligned.
+
+    Each field (at most 8 characters) is read as the little-endian uint64 of the 8 bytes ending
+    at its last column, masked to its own bytes, and compared with the sentinels padded to its
+    width. Runs of same-width, evenly spaced fields are one strided view of the buffer (no
+    copy until the mask). None if a field does not fit in such a window.
+    """
+    if any(b - a + 1 > 8 or b < 8 for _, a, b in numeric):
+        return None
+    runs: list[list[tuple[int, int]]] = []  # [(end, width)] with equal width and spacing
+    for _, a, b in numeric:
+        w = b - a + 1
+        run = runs[-1] if runs else None
+        if run and run[0][1] == w and (len(run) == 1 or b - run[-1][0] == run[1][0] - run[0][0]):
+            run.append((b, w))
+        else:
+            runs.append([(b, w)])
+    out = []
+    for run in runs:
+        (b0, w), step = run[0], (run[1][0] - run[0][0] if len(run) > 1 else 8)
+        view = np.ndarray((n, len(run)), dtype="<u8", buffer=buf, offset=b0 - 8, strides=(width + 1, step))
+        vals = view & np.uint64(~((1 << (8 * (8 - w))) - 1) & (2**64 - 1))
+        hit = np.zeros(vals.shape, dtype=bool)
+        for s in USCRN_MISSING:
+            if len(s) <= w:
+                hit |= vals == np.uint64(int.from_bytes(s.rjust(w).encode().rjust(8, b"\0"), "little"))
+        out.append(hit)
+    return np.concatenate(out, axis=1)
 
 
 def _gap_columns(fields: list[tuple[str, int, int]]) -> list[int]:
     """0-based columns of the one-character gaps between fields (ValueError if a gap is not 1)."""
-    gaps = [a - 1 - 1 for _, a, _ in fields[1:]]
     if [a - prev_b for (_, _, prev_b), (_, a, _) in zip(fields, fields[1:])] != [2] * (len(fields) - 1):
         raise ValueError("fixed-width fast path needs exactly one column between fields")
-    return gaps
+    return [a - 2 for _, a, _ in fields[1:]]
 
 
 def _fixed_width_lines(df: pl.DataFrame, fields: list[tuple[str, int, int]], text_fields: set[str]) -> pl.DataFrame:
@@ -258,20 +384,17 @@ def _fixed_width_lines(df: pl.DataFrame, fields: list[tuple[str, int, int]], tex
     return df.drop("line", "_len", "_bad", *[f"_v_{k}" for k in numeric_names])
 
 
+USCRN_HOURLY02_STAMPS = {"utc_datetime": ("UTC_DATE", "UTC_TIME", "UTC"), "lst_datetime": ("LST_DATE", "LST_TIME", None)}
+USCRN_DAILY01_STAMPS = {"LST_DATE": ("LST_DATE", None, None)}
+
+
 def parse_uscrn_hourly02(text: str, file: str) -> pl.DataFrame:
-    df = _fixed_width(text, file, USCRN_HOURLY02_FIELDS, USCRN_HOURLY02_TEXT)
-    df = df.with_columns(
-        pl.concat_str("UTC_DATE", "UTC_TIME").str.strptime(pl.Datetime("us"), "%Y%m%d%H%M", strict=False)
-        .dt.replace_time_zone("UTC").alias("utc_datetime"),
-        pl.concat_str("LST_DATE", "LST_TIME").str.strptime(pl.Datetime("us"), "%Y%m%d%H%M", strict=False)
-        .alias("lst_datetime"),
-    )
+    df = _fixed_width(text, file, USCRN_HOURLY02_FIELDS, USCRN_HOURLY02_TEXT, USCRN_HOURLY02_STAMPS)
     return _finish(df, Format.USCRN_HOURLY02)
 
 
 def parse_uscrn_daily01(text: str, file: str) -> pl.DataFrame:
-    df = _fixed_width(text, file, USCRN_DAILY01_FIELDS, USCRN_DAILY01_TEXT)
-    df = df.with_columns(pl.col("LST_DATE").str.strptime(pl.Date, "%Y%m%d", strict=False).alias("LST_DATE"))
+    df = _fixed_width(text, file, USCRN_DAILY01_FIELDS, USCRN_DAILY01_TEXT, USCRN_DAILY01_STAMPS)
     return _finish(df, Format.USCRN_DAILY01)
 
 
