@@ -7,7 +7,7 @@ import pyarrow as pa
 from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
 from snoiq_assets_tests.helpers import failure_messages
 
-hourly = dg.HourlyPartitionsDefinition(start_date="2024-01-01T00", fmt="%Y-%m-%dT%H")
+hourly = dg.HourlyPartitionsDefinition(start_date="2024-01-01T00", end_date="2024-01-02T00", fmt="%Y-%m-%dT%H")
 
 
 @dg.asset(partitions_def=hourly, backfill_policy=dg.BackfillPolicy.single_run())

@@ -40,6 +40,6 @@ def test_old_files_outside_window_not_rescanned(store):
     # Pretend the watermark moved far ahead: A is no longer in the recent window nor reported.
     import datetime as dt
 
-    moved = LandingCursor(watermark=first.cursor.watermark + dt.timedelta(hours=1), recent={})
+    moved = LandingCursor(watermark=first.cursor.watermark + dt.timedelta(hours=1), recent=set())
     assert scan(store, moved).changed == []
     assert len(scan(store, moved).cursor.recent) == 0

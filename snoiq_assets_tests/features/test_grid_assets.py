@@ -155,9 +155,9 @@ def test_partition_on_another_grid_fails_and_writes_nothing(prepared, instance):
     assert not store.exists(partition_object_key(JOIN, PK))
 
 
-def test_duplicate_observation_hours_fail_and_write_nothing(prepared, instance):
+def test_duplicate_observation_rows_fail_and_write_nothing(prepared, instance):
     store, resources = prepared
-    # a second station file partition holding the same station's rows: two rows for each hour
+    # a second station file partition holding the same station's rows: each timestamp twice
     instance.add_dynamic_partitions("station_files", ["94074copy"])
     store.put(partition_object_key(dg.AssetKey("observations_clean"), "94074copy"),
               store.get(partition_object_key(dg.AssetKey("observations_clean"), "94074")))
@@ -165,7 +165,8 @@ def test_duplicate_observation_hours_fail_and_write_nothing(prepared, instance):
                          raise_on_error=False)
     assert not res.success
     text = _failure_text(res)
-    assert "duplicate hours for 1 station(s) at 2023-01-01T01Z" in text and "94074" in text
+    assert "duplicate rows for 1 station(s) near 2023-01-01T01Z" in text
+    assert "94074 2023-01-01T01:00:00+00:00 (x2)" in text
     assert not store.exists(partition_object_key(JOIN, PK))
 
 

@@ -13,8 +13,8 @@ from snoiq_assets.lib.features.training import (
     TrainingTableError, TrainingTableSpec, build_training_table, daily_grid_features, info_from_schema_metadata,
 )
 from snoiq_assets_tests.helpers import failure_messages
+from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS, gsod_clean
 from snoiq_assets_tests.models.conftest import gsod_observations, mlflow_res, model_resources  # noqa: F401 (fixtures)
-from snoiq_assets_tests.models.gsod import STATION, gsod_clean
 
 UTC = pl.Datetime("us", "UTC")
 
@@ -114,9 +114,8 @@ def grid_join_features(context: dg.AssetExecutionContext) -> pl.DataFrame:
 
 def test_asset_station_only_then_with_grid(settings_env, instance, model_resources, gsod_observations):
     from snoiq_assets.lib.storage import store_from_settings
-    from snoiq_assets_tests.models.conftest import observations_clean
 
-    assets = [observations_clean, grid_join_features, training_table]
+    assets = [*STATION_ASSETS, grid_join_features, training_table]
     cfg = {"ops": {"training_table": {"config": {"target": "precip_mm", "resolution_days": 7, "locations": [STATION]}}}}
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)
     md = res.asset_materializations_for_node("training_table")[0].metadata

@@ -1,16 +1,56 @@
 """Fixtures for the models tests: a real MLflow (SQLite in tmp, artifacts on the test's
-backend), the real GSOD Portland file as the observations_clean upstream, a real instance."""
+backend), the real GSOD Portland file as observations_clean, a real instance.
 
+observations_clean comes from the stations domain's own code, never a second reader:
+- ``gsod_clean()`` runs the real parser and validation (``parsers.parse_native`` ->
+  ``parsers.to_clean`` -> ``validate.validate``), for library tests that need a frame;
+- ``gsod_observations`` lands the file in the raw zone and materialises the real
+  ``observations_raw`` + ``observations_clean`` assets for its partition, for end-to-end tests.
+"""
+
+import functools
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
 import pytest
 
 from snoiq_assets.defs.models.resources import MlflowResource
-from snoiq_assets.defs.partitions import station_file_partitions
-from snoiq_assets_tests.models.gsod import STATION, gsod_clean
+from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, register_station_files
+from snoiq_assets.lib.stations import parsers, validate
 
+STATION = "72698024229"  # PORTLAND INTERNATIONAL AIRPORT, OR (GSOD)
+GSOD = Path(__file__).resolve().parents[2] / "data" / "sample" / "station_obs" / "gsod_72698024229_KPDX_2016-2024.csv"
 FAST = {"n_estimators": 40, "max_depth": 3}
+STATION_ASSETS = [observations_raw, observations_clean]
+
+
+@functools.lru_cache(maxsize=1)
+def _gsod_clean_cached() -> pl.DataFrame:
+    fmt, native = parsers.parse_native(GSOD.read_bytes(), str(GSOD))
+    frame = parsers.to_clean(native, fmt, STATION)
+    clean, _rejects = validate.validate(frame, claimed_period=parsers.claimed_period(native, fmt))
+    return clean
+
+
+def gsod_clean() -> pl.DataFrame:
+    """The real GSOD Portland file as observations_clean holds it (stations parser + validation)."""
+    return _gsod_clean_cached().clone()
+
+
+def land_gsod(instance: dg.DagsterInstance, store) -> str:
+    """Land the GSOD file as ``raw/observations/<station>.csv`` and register its partition."""
+    store.put_file(f"raw/observations/{STATION}.csv", GSOD)
+    register_station_files(instance, store)
+    return STATION
+
+
+def materialize_observations(instance: dg.DagsterInstance, resources: dict) -> str:
+    """Land the file and materialise the real observations_raw + observations_clean for it."""
+    land_gsod(instance, resources["store"].get_store())
+    res = dg.materialize(STATION_ASSETS, instance=instance, resources=resources, partition_key=STATION)
+    assert res.success
+    return STATION
 
 
 @pytest.fixture
@@ -30,18 +70,8 @@ def model_resources(resources, mlflow_res) -> dict:
     return {**resources, "mlflow": mlflow_res}
 
 
-@dg.asset(partitions_def=station_file_partitions, group_name="stations")
-def observations_clean(context: dg.AssetExecutionContext) -> pl.DataFrame:
-    """Test upstream: the real GSOD file in the observations_clean contract."""
-    if context.partition_key != STATION:
-        raise ValueError(f"no test data for {context.partition_key}")
-    return gsod_clean()
-
-
 @pytest.fixture
 def gsod_observations(instance, model_resources):
-    """observations_clean materialised for the Portland station in the test's instance/store."""
-    instance.add_dynamic_partitions(station_file_partitions.name, [STATION])
-    res = dg.materialize([observations_clean], instance=instance, resources=model_resources, partition_key=STATION)
-    assert res.success
-    return STATION
+    """The real observations_clean asset materialised for the Portland GSOD partition."""
+    return materialize_observations(instance, model_resources)
+

@@ -16,8 +16,7 @@ from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
 from snoiq_assets.lib.models.splits import rolling_origin, time_split
 from snoiq_assets.lib.models.store import load_bundle, model_prefix, read_metadata, save_bundle
 from snoiq_assets.lib.models.train import MODEL_TYPES, fit
-from snoiq_assets_tests.models.conftest import FAST
-from snoiq_assets_tests.models.gsod import STATION, gsod_clean
+from snoiq_assets_tests.models.conftest import FAST, STATION, gsod_clean
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,22 @@
     version, so ``grid_join_features`` is not marked stale). The grid table is only scanned
     lazily on that path; its ``grid_id`` comes from the Parquet metadata.
 
-``grid_join_features`` (hourly, same partitions as ``hrrr_fields``)
+``grid_join_features`` (hourly, same partitions as ``hrrr_fields``; single-run backfills)
     One row per included station: ``station_id``, ``valid_time``, ``run_time``,
     ``forecast_hour``, ``grid_y``, ``grid_x``, ``distance_m``, then ``<var>__<stat>`` (float32)
     for every decoded variable and stat in ``neighbourhood.STATS`` (centre, mean, min, max,
     std, grad_we, grad_sn), then ``obs_timestamp_utc`` and ``obs_<variable>`` for every
-    variable of the clean observation schema: the station's hourly observation whose
-    ``timestamp_utc`` rounded to the hour equals ``valid_time`` (null when there is none).
-    Fails, writing nothing, when the partition's grid id differs from the index's, or a station
-    has more than one observation in the hour.
+    variable of the clean observation schema: the station's hourly report nearest
+    ``valid_time`` within 30 minutes either side (inclusive; on a tie the earlier report), null
+    when there is none. Several reports in one hour (an ASOS routine :53 METAR plus specials)
+    are normal; two rows of one station with the same timestamp are an error.
+
+    A run may cover a range of hourly partitions (``BackfillPolicy.single_run()``: a UI
+    backfill, ``--partition-range`` or the ``dagster/asset_partition_range_start/end`` tags);
+    it loads each ``hrrr_fields`` partition lazily, reads the observations once for the whole
+    run and returns ``{partition_key: frame}`` (one Parquet file per partition). The run fails,
+    writing nothing, naming every failed partition, when a partition's grid id differs from
+    the index's or a station has duplicate observation rows near a valid time.
 """
 
 
@@ -30,8 +37,9 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 
-from snoiq_assets.defs.io_manager import read_schema_metadata
+from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
@@ -133,40 +141,78 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
 
 
 # ----- grid_join_features ---------------------------------------------------------------
+OBS_WINDOW = dt.timedelta(minutes=30)
+"""An observation joins a valid time when its timestamp is within this much of it (inclusive)."""
+
+
 def field_variables(frame_schema: dict) -> list[str]:
     return [c for c, t in frame_schema.items() if c not in NON_FIELD_COLUMNS and t in (pl.Float32, pl.Float64)]
 
 
-def hour_observations(observations: pl.LazyFrame, valid_time: dt.datetime, station_ids: list[str]) -> pl.DataFrame:
-    """Each station's hourly observation for ``valid_time`` (timestamp rounded to the hour).
-    Raises GridFeatureError naming the stations with more than one row in that hour."""
-    cols = ["obs_timestamp_utc"] + [f"obs_{v}" for v in OBS_VARIABLES]
-    empty = pl.DataFrame(schema={"station_id": pl.Utf8, "obs_timestamp_utc": pl.Datetime("us", "UTC"),
-                                 **{f"obs_{v}": t for v, t in OBS_VARIABLES.items()}})
-    schema = observations.collect_schema() if observations is not None else {}
-    if not schema or "station_id" not in schema or "timestamp_utc" not in schema:
-        return empty
-    hour = pl.lit(valid_time).cast(pl.Datetime("us", "UTC"))
-    lf = observations
+def _obs_columns() -> list[str]:
+    return ["obs_timestamp_utc"] + [f"obs_{v}" for v in OBS_VARIABLES]
+
+
+def _empty_observations() -> pl.DataFrame:
+    return pl.DataFrame(schema={"station_id": pl.Utf8, "obs_timestamp_utc": pl.Datetime("us", "UTC"),
+                                **{f"obs_{v}": t for v, t in OBS_VARIABLES.items()}})
+
+
+def run_observations(observations: pl.LazyFrame | pl.DataFrame | None, valid_times: list[dt.datetime],
+                     station_ids: list[str]) -> pl.DataFrame:
+    """The hourly observations a run can join, read once: the given stations' rows with a
+    timestamp within ``OBS_WINDOW`` of the earliest to the latest valid time. Columns
+    ``station_id``, ``obs_timestamp_utc`` and ``obs_<variable>`` for every clean-schema variable
+    (null where the source has none). Empty (same columns) when there are no observations."""
+    if observations is None or not valid_times:
+        return _empty_observations()
+    lf = observations.lazy()
+    schema = lf.collect_schema()
+    if "station_id" not in schema or "timestamp_utc" not in schema:
+        return _empty_observations()
     if "resolution" in schema:
         lf = lf.filter(pl.col("resolution") == "hourly")
+    lo = pl.lit(min(valid_times) - OBS_WINDOW).cast(pl.Datetime("us", "UTC"))
+    hi = pl.lit(max(valid_times) + OBS_WINDOW).cast(pl.Datetime("us", "UTC"))
     present = [v for v in OBS_VARIABLES if v in schema]
     rows = (
         lf.filter(pl.col("station_id").is_in(station_ids))
-        .filter(pl.col("timestamp_utc").dt.round("1h") == hour)
-        .select("station_id", pl.col("timestamp_utc").alias("obs_timestamp_utc"),
+        .filter(pl.col("timestamp_utc").cast(pl.Datetime("us", "UTC")).is_between(lo, hi, closed="both"))
+        .select(pl.col("station_id").cast(pl.Utf8),
+                pl.col("timestamp_utc").cast(pl.Datetime("us", "UTC")).alias("obs_timestamp_utc"),
                 *[pl.col(v).alias(f"obs_{v}") for v in present])
         .collect()
     )
-    dups = rows.group_by("station_id").agg(pl.col("obs_timestamp_utc").sort()).filter(pl.col("obs_timestamp_utc").list.len() > 1)
+    return (rows.with_columns([pl.lit(None, dtype=t).alias(f"obs_{v}") for v, t in OBS_VARIABLES.items() if v not in present])
+            .select("station_id", *_obs_columns()).cast({f"obs_{v}": t for v, t in OBS_VARIABLES.items()}))
+
+
+def nearest_observations(run_obs: pl.DataFrame, valid_time: dt.datetime) -> pl.DataFrame:
+    """Per station, the report nearest ``valid_time`` within ``OBS_WINDOW`` either side
+    (inclusive; on a tie, the earlier report). ``run_obs`` is a ``run_observations`` frame.
+
+    Several reports in one hour are normal (an ASOS routine :53 METAR plus specials) and are
+    not an error; two rows of one station with the *same* timestamp are, and raise
+    GridFeatureError naming the stations and timestamps."""
+    vt = pl.lit(valid_time).cast(pl.Datetime("us", "UTC"))
+    near = run_obs.filter(pl.col("obs_timestamp_utc").is_between(vt - OBS_WINDOW, vt + OBS_WINDOW, closed="both"))
+    dups = (near.group_by("station_id", "obs_timestamp_utc").len().filter(pl.col("len") > 1)
+            .sort("station_id", "obs_timestamp_utc"))
     if dups.height:
-        shown = "; ".join(f"{s}: {[t.isoformat() for t in ts]}" for s, ts in dups.sort("station_id").head(5).iter_rows())
+        shown = "; ".join(f"{s} {t.isoformat()} (x{n})" for s, t, n in dups.head(5).iter_rows())
         raise GridFeatureError(
-            f"observations_clean has duplicate hours for {dups.height} station(s) at {valid_time:%Y-%m-%dT%H}Z "
-            f"(more than one hourly row rounds to that hour): {shown}"
+            f"observations_clean has duplicate rows for {dups['station_id'].n_unique()} station(s) near "
+            f"{valid_time:%Y-%m-%dT%H}Z (more than one row with the same station and timestamp): {shown}"
         )
-    return rows.with_columns([pl.lit(None, dtype=t).alias(f"obs_{v}") for v, t in OBS_VARIABLES.items() if v not in present]) \
-        .select("station_id", *cols).cast({f"obs_{v}": t for v, t in OBS_VARIABLES.items()})
+    return (near.with_columns((pl.col("obs_timestamp_utc") - vt).abs().alias("_offset"))
+            .sort("station_id", "_offset", "obs_timestamp_utc")
+            .unique("station_id", keep="first", maintain_order=True)
+            .drop("_offset"))
+
+
+def hour_observations(observations: pl.LazyFrame | None, valid_time: dt.datetime, station_ids: list[str]) -> pl.DataFrame:
+    """Each station's observation for ``valid_time``: ``nearest_observations`` of one hour."""
+    return nearest_observations(run_observations(observations, [valid_time], station_ids), valid_time)
 
 
 def parse_time(text: str, what: str) -> dt.datetime:
@@ -177,8 +223,7 @@ def parse_time(text: str, what: str) -> dt.datetime:
     return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t.astimezone(dt.timezone.utc)
 
 
-def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl.DataFrame,
-                    observations: pl.LazyFrame | None, partition_key: str) -> pl.DataFrame:
+def check_fields_grid(fields_meta: dict[str, str], index: pl.DataFrame, partition_key: str) -> None:
     index_grids = index["grid_id"].unique().to_list() if "grid_id" in index.columns else []
     fields_grid = fields_meta.get("grid_id")
     if not fields_grid:
@@ -188,9 +233,23 @@ def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl
             f"hrrr_fields partition {partition_key} is on grid {fields_grid[:16]}, but station_grid_index was "
             f"built on grid {', '.join(g[:16] for g in index_grids) or '(none)'}; rematerialise station_grid_index"
         )
+
+
+def fields_times(fields_meta: dict[str, str]) -> tuple[dt.datetime, dt.datetime, int]:
+    """(valid_time, run_time, forecast_hour) of an hrrr_fields partition, from its metadata."""
     valid_time = parse_time(fields_meta.get("valid_time", ""), "valid_time")
     run_time = parse_time(fields_meta.get("run_time", ""), "run_time")
     forecast_hour = int(fields_meta.get("forecast_hour", round((valid_time - run_time).total_seconds() / 3600)))
+    return valid_time, run_time, forecast_hour
+
+
+def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl.DataFrame,
+                    observations: pl.LazyFrame | pl.DataFrame | None, partition_key: str,
+                    run_obs: pl.DataFrame | None = None) -> pl.DataFrame:
+    """One partition's feature table. ``run_obs`` (from ``run_observations``, read once for a
+    run of several partitions) is used when given; otherwise ``observations`` is read here."""
+    check_fields_grid(fields_meta, index, partition_key)
+    valid_time, run_time, forecast_hour = fields_times(fields_meta)
 
     variables = field_variables(dict(fields.collect_schema()))
     if not variables:
@@ -205,13 +264,33 @@ def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl
         pl.lit(run_time).cast(pl.Datetime("us", "UTC")).alias("run_time"),
         pl.lit(forecast_hour, dtype=pl.Int32).alias("forecast_hour"),
     ).select("station_id", "valid_time", "run_time", "forecast_hour", "grid_y", "grid_x", "distance_m")
-    obs = hour_observations(observations, valid_time, inc["station_id"].to_list())
+    if run_obs is None:
+        run_obs = run_observations(observations, [valid_time], inc["station_id"].to_list())
+    obs = nearest_observations(run_obs, valid_time)
     return head.join(feats, on="station_id", how="left").join(obs, on="station_id", how="left").sort("station_id")
+
+
+def parquet_key_value_metadata(store, key: str) -> dict[str, str]:
+    """A stored Parquet file's key-value metadata, read from its footer with two ranged reads
+    (on S3 the file is not downloaded; the join scans only the columns it needs)."""
+    info = store.stat(key)
+    if info is None:
+        raise GridFeatureError(f"{key} does not exist; materialise hrrr_fields first")
+    if info.size < 12:
+        raise GridFeatureError(f"{key} is not a Parquet file ({info.size} bytes)")
+    tail = store.get_range(key, info.size - 8, info.size - 1)
+    footer_len = int.from_bytes(tail[:4], "little")
+    if tail[4:] != b"PAR1" or footer_len + 12 > info.size:
+        raise GridFeatureError(f"{key} is not a Parquet file (bad footer)")
+    footer = store.get_range(key, info.size - 8 - footer_len, info.size - 1)
+    md = pq.read_schema(pa.BufferReader(b"PAR1" + footer)).metadata or {}
+    return {k.decode(): v.decode() for k, v in md.items()}
 
 
 @dg.asset(
     group_name=GROUP,
     partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     code_version=JOIN_CODE_VERSION,
     required_resource_keys={"store"},
     ins={
@@ -221,17 +300,56 @@ def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl
                                          metadata={"allow_missing_partitions": True}),
     },
     description="Per station and hour: centre, window mean/min/max/std and west-east / south-north "
-                "gradients of every decoded HRRR field, joined to the station's observation at the valid hour.",
+                "gradients of every decoded HRRR field, joined to the station's observation nearest "
+                "the valid time (within 30 minutes).",
 )
-def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: pl.LazyFrame,
-                       station_grid_index: pl.DataFrame, observations_clean: pl.LazyFrame) -> pl.DataFrame:
-    pk = context.partition_key
-    fields_meta = read_schema_metadata(context.resources.store, FIELDS_KEY, pk)
-    out = build_grid_join(hrrr_fields, fields_meta, station_grid_index, observations_clean, pk)
-    with_obs = int(out["obs_timestamp_utc"].is_not_null().sum()) if out.height else 0
-    context.add_output_metadata({
-        "stations": out.height, "stations_with_observation": with_obs,
-        "valid_time": fields_meta.get("valid_time", ""), "grid_id": fields_meta.get("grid_id", ""),
-        "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields.collect_schema()))),
-    })
-    return out
+def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: dict[str, pl.LazyFrame],
+                       station_grid_index: pl.DataFrame, observations_clean: pl.LazyFrame) -> dg.Output:
+    """Every partition of the run (one, or a range in a single-run backfill), as
+    ``{partition_key: frame}``. Observations are read once for the whole run. Every partition
+    is checked before the step fails, naming each failed partition; nothing is written then."""
+    pks = list(context.partition_keys)
+    store_resource = context.resources.store
+    store = store_resource.get_store()
+    metas: dict[str, dict[str, str]] = {}
+    failures: dict[str, str] = {}
+    for pk in pks:
+        try:
+            meta = parquet_key_value_metadata(store, partition_object_key(FIELDS_KEY, pk))
+            check_fields_grid(meta, station_grid_index, pk)
+            fields_times(meta)
+            metas[pk] = meta
+        except GridFeatureError as exc:
+            failures[pk] = str(exc)
+    inc_ids = station_grid_index.filter(pl.col("included"))["station_id"].to_list()
+    run_obs = run_observations(observations_clean, [fields_times(m)[0] for m in metas.values()], inc_ids)
+
+    out: dict[str, pl.DataFrame] = {}
+    for pk, meta in metas.items():
+        try:
+            out[pk] = build_grid_join(hrrr_fields[pk], meta, station_grid_index, None, pk, run_obs=run_obs)
+        except GridFeatureError as exc:
+            failures[pk] = str(exc)
+    if failures:
+        failed = [pk for pk in pks if pk in failures]
+        head = (f"grid_join_features: {len(failed)} of {len(pks)} partitions failed ({', '.join(failed)}); "
+                "nothing is written for this run. " if len(pks) > 1 else "")
+        raise dg.Failure(description=head + "; ".join(failures[pk] for pk in failed),
+                         metadata={"failed_partitions": dg.MetadataValue.json({pk: failures[pk] for pk in failed}),
+                                   "good_partitions": dg.MetadataValue.json([pk for pk in pks if pk not in failures])})
+
+    with_obs = {pk: int(f["obs_timestamp_utc"].is_not_null().sum()) for pk, f in out.items()}
+    first = metas[pks[0]]
+    md: dict = {
+        "stations": out[pks[0]].height,
+        "stations_with_observation": sum(with_obs.values()),
+        "grid_id": first.get("grid_id", ""),
+        "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields[pks[0]].collect_schema()))),
+        "partition_count": len(pks),
+    }
+    if len(pks) == 1:
+        md["valid_time"] = first.get("valid_time", "")
+    else:
+        md["partitions"] = dg.MetadataValue.json({pk: {"valid_time": metas[pk].get("valid_time", ""),
+                                                       "stations_with_observation": with_obs[pk]} for pk in pks})
+    return dg.Output({pk: out[pk] for pk in pks}, metadata=md)

@@ -6,9 +6,13 @@ source under its own (lower-cased) name and units, missing sentinels as null, pl
 that could not be read: it stays in the frame, all values null, and becomes a reject) and
 ``source_format``. ``to_clean`` turns a native frame into ``schema.CLEAN`` in SI units.
 
-No per-line Python: the text is split once into a Polars string Series; fixed-width fields
-are ``str.slice`` expressions, CSV lines are checked for their field count with vectorised
-string expressions and the good lines parsed by ``polars.read_csv``.
+No per-line Python. USCRN fixed-width files take a fast path (``_fixed_width_fast``): the
+gaps between fields are overwritten with "," in a NumPy view of the bytes and the whole file
+is read by one ``polars.read_csv``; sentinels and dates are checked on the bytes. Lines it
+cannot vouch for (or a whole file that is not equal-length ASCII lines) go through the general
+path (``_fixed_width_lines``): the text split once into a Polars string Series, fields as
+``str.slice`` expressions. Both give identical rows (tested). CSV lines are checked for their
+field count with vectorised string expressions and the good lines parsed by ``polars.read_csv``.
 
 Formats and their quirks:
 
@@ -307,8 +311,14 @@ def _fixed_width_fast(text: str, fields: list[tuple[str, int, int]], text_fields
     out = {}
     for name, spec in stamps.items():
         series = _stamp_numpy(m, pos, *spec, digits=digits)
-        out[name] = _stamp_expr(*spec) if series is None else pl.lit(series)
-    return frame.with_columns(**out), slow
+        out[name] = _stamp_expr(*spec) if series is None else series
+    if all(isinstance(v, pl.Series) for v in out.values()):
+        # no query needed: replace / append the Series in place
+        cols = {c: frame.get_column(c) for c in frame.columns}
+        for name, series in out.items():
+            cols[name] = series.alias(name)
+        return pl.DataFrame(list(cols.values())), slow
+    return frame.with_columns(**{k: pl.lit(v) if isinstance(v, pl.Series) else v for k, v in out.items()}), slow
 
 
 def _sentinel_hits(buf: bytearray, n: int, width: int, numeric: list[tuple[str, int, int]]) -> np.ndarray | None:
@@ -334,12 +344,30 @@ def _sentinel_hits(buf: bytearray, n: int, width: int, numeric: list[tuple[str, 
         (b0, w), step = run[0], (run[1][0] - run[0][0] if len(run) > 1 else 8)
         view = np.ndarray((n, len(run)), dtype="<u8", buffer=buf, offset=b0 - 8, strides=(width + 1, step))
         vals = view & np.uint64(~((1 << (8 * (8 - w))) - 1) & (2**64 - 1))
-        hit = np.zeros(vals.shape, dtype=bool)
-        for s in USCRN_MISSING:
-            if len(s) <= w:
-                hit |= vals == np.uint64(int.from_bytes(s.rjust(w).encode().rjust(8, b"\0"), "little"))
-        out.append(hit)
+        magic, table = _sentinel_table(w)  # one multiply-shift hash, one lookup, one compare
+        out.append(table[(vals * magic) >> np.uint64(61)] == vals)
     return np.concatenate(out, axis=1)
+
+
+_SENTINEL_TABLES: dict[int, tuple[np.uint64, np.ndarray]] = {}
+
+
+def _sentinel_table(w: int) -> tuple[np.uint64, np.ndarray]:
+    """(magic, table of 8 keys): ``table[(key * magic) >> 61] == key`` for exactly the
+    sentinels that fit in width ``w`` (as masked little-endian windows); other slots hold 0
+    (eight NUL bytes), which no ASCII field equals."""
+    if w not in _SENTINEL_TABLES:
+        keys = [int.from_bytes(s.rjust(w).encode().rjust(8, b"\0"), "little") for s in USCRN_MISSING if len(s) <= w]
+        for magic in range(0x9E3779B97F4A7C15, 0x9E3779B97F4A7C15 + 2 * 10_000, 2):  # odd multipliers
+            slots = [((k * magic) % 2**64) >> 61 for k in keys]
+            if len(set(slots)) == len(keys):
+                table = np.zeros(8, dtype=np.uint64)
+                table[slots] = keys
+                _SENTINEL_TABLES[w] = (np.uint64(magic), table)
+                break
+        else:  # pragma: no cover - a multiplier is found within a few tries
+            raise RuntimeError("no sentinel hash")
+    return _SENTINEL_TABLES[w]
 
 
 def _gap_columns(fields: list[tuple[str, int, int]]) -> list[int]:
