@@ -49,10 +49,17 @@ def test_definitions_load_and_match_snapshot(monkeypatch, tmp_path):
     assert snap == json.loads(SNAPSHOT.read_text())
 
 
-def test_dg_check_defs_passes():
+def test_dg_check_defs_passes(tmp_path):
     # The dg CLI loads the project through [tool.dg] in pyproject.toml, as `dg launch` does.
-    proc = subprocess.run([str(Path(sys.executable).parent / "dg"), "check", "defs"], cwd=REPO,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "SNOIQ_HOME": str(REPO / ".snoiq-test")})
+    # With no DAGSTER_HOME it would read the compose stack's dagster.yaml (Postgres), so point
+    # it at a local instance as `make` does.
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "dagster.local.yaml").read_text())
+    venv = Path(sys.executable).parent
+    env = {**os.environ, "SNOIQ_HOME": str(tmp_path / "snoiq"), "DAGSTER_HOME": str(home),
+           "VIRTUAL_ENV": str(venv.parent), "PATH": f"{venv}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([str(venv / "dg"), "check", "defs"], cwd=REPO, capture_output=True, text=True,
+                          timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr

@@ -10,6 +10,7 @@ import itertools
 import json
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
-from snoiq_assets.defs.io_manager import read_schema_metadata
+from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import model_type_partitions
 from snoiq_assets.defs.resources import ObjectStoreResource
@@ -32,7 +33,7 @@ from snoiq_assets.lib.models.evaluate import RunSpec, score_on, train_and_evalua
 from snoiq_assets.lib.models.store import (
     champion_key, check_scoring_columns, load_bundle, new_run_timestamp, predictions_key, read_metadata, save_bundle,
 )
-from snoiq_assets.lib.models.train import save_native
+from snoiq_assets.lib.models.train import MODEL_FILES, resolve_threads, save_native
 
 TRAINING_TABLE = dg.AssetKey("training_table")
 INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples", "min_samples_leaf",
@@ -61,6 +62,9 @@ class TrainModelConfig(dg.Config):
     test_fraction: float = 0.2
     cv_folds: int = 3
     seed: int = 0
+    # Threads per fit: 0 or -1 = every CPU the run may use. A sweep running k runs side by side
+    # sets cpus // k (see sweep_run_configs); "n_jobs"/"nthread" in hyperparameters override it.
+    n_jobs: int = -1
     sweep_id: Optional[str] = None
 
 
@@ -72,7 +76,15 @@ def _params(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _table_info(store: ObjectStoreResource) -> dict:
-    return info_from_schema_metadata(read_schema_metadata(store, TRAINING_TABLE, None))
+    """The training table's build info, from its Parquet footer only (on S3 a ranged read, not a
+    download of the whole table that the IO manager has already loaded)."""
+    obj_store = store.get_store()
+    uri = obj_store.uri(partition_object_key(TRAINING_TABLE, None))
+    try:
+        md = pl.read_parquet_metadata(uri, storage_options=obj_store.storage_options)
+    except Exception:  # noqa: BLE001 - fall back to the IO manager's reader (downloads the file)
+        md = read_schema_metadata(store, TRAINING_TABLE, None)
+    return info_from_schema_metadata(md)
 
 
 def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Optional[str]:
@@ -102,11 +114,30 @@ TRAINED_SCHEMA = {
 }
 
 
+@dataclass
+class _Run:
+    """Everything one model type's training in this Dagster run shares."""
+
+    context: dg.AssetExecutionContext
+    config: "TrainModelConfig"
+    obj_store: Any
+    mlflow: MlflowResource
+    training_table: pl.DataFrame
+    info: dict
+    location: str
+    stations: list[str]
+    data_versions: dict[str, Any]
+    git: str
+
+
 @dg.asset(
     group_name="models",
     partitions_def=model_type_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
     ins={"training_table": dg.AssetIn(key=TRAINING_TABLE)},
-    description="One model per type, trained before the split date, scored after it against persistence and climatology.",
+    description="One model per type, trained before the split date, scored after it against persistence and "
+                "climatology. One run can train several types (a partition range): each gets its own MLflow run "
+                "and experiments row, and one type failing does not stop the others.",
     kinds={"xgboost", "lightgbm", "scikitlearn", "mlflow"},
 )
 def trained_models(
@@ -116,23 +147,18 @@ def trained_models(
     mlflow: MlflowResource,
     duckdb: DuckDBResource,
     training_table: pl.DataFrame,
-) -> pl.DataFrame:
-    model_type = context.partition_key
+) -> dict:
+    model_types = list(context.partition_keys)
     obj_store = store.get_store()
-    run_id = uuid.uuid4().hex
-    started = dt.datetime.now(dt.timezone.utc)
-    run_ts = new_run_timestamp(started)
     git = X.git_commit()
-    params = {**config.model_dump(), "model_type": model_type}
-    row_kw: dict[str, Any] = dict(run_id=run_id, started_at=started, model_type=model_type, target=config.target,
-                                  resolution_days=config.resolution_days, params=params, git=git,
-                                  sweep_id=config.sweep_id, dagster_run_id=context.run_id)
-    client, mlflow_run_id, prefix, location = None, None, None, None
-    data_versions: dict[str, Any] = {}
+    run_ids: list[str] = []
+    frames: dict[str, pl.DataFrame] = {}
+    failures: dict[str, str] = {}
+    shared: Optional[_Run] = None
+    shared_error: Optional[BaseException] = None
     try:
         info = _table_info(store)
         location, stations = _location(config.location, config.locations, info)
-        row_kw["location"] = location
         data_versions = {
             "training_table": _data_version(context, TRAINING_TABLE),
             "table_target": info.get("target"), "table_resolution_days": info.get("resolution_days"),
@@ -140,20 +166,68 @@ def trained_models(
             "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
             "stations": stations,
         }
+        shared = _Run(context, config, obj_store, mlflow, training_table, info, location, stations, data_versions, git)
+    except Exception as exc:  # noqa: BLE001 - recorded per model type below, then raised
+        shared_error = exc
+    try:
+        for model_type in model_types:
+            run_id = uuid.uuid4().hex
+            run_ids.append(run_id)
+            try:
+                if shared_error is not None:
+                    # Nothing could start (e.g. no build info, no location): one failed row per type.
+                    X.record(obj_store, X.make_row(
+                        run_id=run_id, started_at=dt.datetime.now(dt.timezone.utc), status="failed",
+                        error=f"{type(shared_error).__name__}: {shared_error}"[:2000], model_type=model_type,
+                        location=None, target=config.target, resolution_days=config.resolution_days,
+                        params={**config.model_dump(), "model_type": model_type}, git=git,
+                        sweep_id=config.sweep_id, dagster_run_id=context.run_id,
+                    ))
+                    raise shared_error
+                frames[model_type] = _train_one(shared, model_type, run_id)
+            except Exception as exc:  # noqa: BLE001 - recorded; the other types still train
+                failures[model_type] = f"{type(exc).__name__}: {exc}"[:2000]
+                context.log.error(f"trained_models[{model_type}] failed: {failures[model_type]}")
+    finally:
+        # One incremental refresh for the whole run (also when interrupted): this run's rows plus
+        # any an earlier, locked-out refresh missed.
+        rows = X.refresh_table(obj_store, duckdb.database, run_ids=run_ids)
+        if rows is None:
+            context.log.warning("the DuckDB file was locked; this run's rows are in experiments/ and the next refresh adds them")
+    if failures:
+        ok = sorted(frames)
+        raise dg.Failure(
+            description="; ".join(f"{mt}: {msg}" for mt, msg in failures.items())
+            + (f" (trained and recorded: {', '.join(ok)}; their partitions are not written because the run failed)" if ok else ""),
+            metadata={"failed_model_types": ", ".join(failures), "succeeded_model_types": ", ".join(ok)},
+        )
+    return frames
+
+
+def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
+    """Train, log and store one model type and record its experiments row (success or failed).
+    On failure nothing is left in the model store and the MLflow run is marked FAILED."""
+    config, obj_store = r.config, r.obj_store
+    started = dt.datetime.now(dt.timezone.utc)
+    run_ts = new_run_timestamp(started)
+    params = {**config.model_dump(), "model_type": model_type}
+    client, mlflow_run_id, prefix = None, None, None
+    try:
         spec = RunSpec(
-            model_type=model_type, target=config.target, locations=tuple(stations), resolution_days=config.resolution_days,
+            model_type=model_type, target=config.target, locations=tuple(r.stations), resolution_days=config.resolution_days,
             feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
             transform="log1p" if config.log_transform else "none", params=_params(config.hyperparameters),
             split_date=_date(config.split_date, "split_date"), test_fraction=config.test_fraction,
-            cv_folds=config.cv_folds, seed=config.seed,
+            cv_folds=config.cv_folds, seed=config.seed, n_jobs=config.n_jobs,
         )
-        result = train_and_evaluate(training_table, info, spec)
+        result = train_and_evaluate(r.training_table, r.info, spec)
         metrics = result.metrics
 
-        client = mlflow.client()
-        run = client.create_run(mlflow.experiment_id(), run_name=f"{location}-{model_type}-{run_ts}", tags={
-            "model_type": model_type, "location": location, "target": config.target, "git_commit": git,
-            "dagster_run_id": context.run_id, "snoiq_run_id": run_id, **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
+        client = r.mlflow.client()
+        run = client.create_run(r.mlflow.experiment_id(), run_name=f"{r.location}-{model_type}-{run_ts}", tags={
+            "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
+            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
+            **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
         })
         mlflow_run_id = run.info.run_id
         from mlflow.entities import Metric, Param
@@ -167,30 +241,32 @@ def trained_models(
             metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None],
             params=[Param(k, v[:6000]) for k, v in flat_params.items()],
         )
+        meta = {
+            "location": r.location, "stations": r.stations, "run_timestamp": run_ts, "target": config.target,
+            "resolution_days": config.resolution_days, "training_window": result.window, "metrics": metrics,
+            "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": _params(config.hyperparameters),
+            "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id,
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
             t = Path(tmp)
-            (t / "data.json").write_text(json.dumps({"window": result.window, "data_versions": data_versions,
+            (t / "data.json").write_text(json.dumps({"window": result.window, "data_versions": r.data_versions,
                                                       "features": result.features}, indent=2, default=str))
             plots.feature_importance_png(result.model.feature_importance(), t / "feature_importance.png",
                                          title=f"{model_type}: {config.target}")
             plots.predicted_vs_observed_png(result.test_frame["observed"], result.test_frame["predicted"],
                                             t / "predicted_vs_observed.png",
-                                            title=f"{model_type} {location} test {result.window['test_start']}..{result.window['test_end']}")
-            for name in ("data.json", "feature_importance.png", "predicted_vs_observed.png"):
-                client.log_artifact(mlflow_run_id, str(t / name))
-            model_file = save_native(result.model, t / "model")
-            client.log_artifact(mlflow_run_id, str(model_file), artifact_path="model")
-
-        meta = {
-            "location": location, "stations": stations, "run_timestamp": run_ts, "target": config.target,
-            "resolution_days": config.resolution_days, "training_window": result.window, "metrics": metrics,
-            "data_versions": data_versions, "mlflow_run_id": mlflow_run_id, "params": _params(config.hyperparameters),
-            "feature_set": config.feature_set, "git_commit": git, "run_id": run_id,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        }
-        prefix = save_bundle(obj_store, result.model, meta)
-        X.record(obj_store, X.make_row(status="success", metrics=metrics, data_versions=data_versions,
-                                        mlflow_run_id=mlflow_run_id, model_uri=obj_store.uri(prefix), **row_kw))
+                                            title=f"{model_type} {r.location} test {result.window['test_start']}..{result.window['test_end']}")
+            # The model is serialised once: the same file goes to MLflow (model/) and the model store.
+            save_native(result.model, t / "model")
+            client.log_artifacts(mlflow_run_id, str(t))
+            prefix = save_bundle(obj_store, result.model, meta, model_file=t / "model" / MODEL_FILES[model_type])
+        X.record(obj_store, X.make_row(
+            run_id=run_id, started_at=started, status="success", model_type=model_type, location=r.location,
+            target=config.target, resolution_days=config.resolution_days, params=params, metrics=metrics,
+            data_versions=r.data_versions, git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id,
+            mlflow_run_id=mlflow_run_id, model_uri=obj_store.uri(prefix),
+        ))
         client.set_tag(mlflow_run_id, "model_prefix", prefix)
         client.set_terminated(mlflow_run_id, "FINISHED")
     except BaseException as exc:
@@ -204,14 +280,14 @@ def trained_models(
                 client.set_terminated(mlflow_run_id, "FAILED")
             except Exception:  # noqa: BLE001 - the original error matters more
                 pass
-        X.record(obj_store, X.make_row(status="failed", error=message, data_versions=data_versions,
-                                        mlflow_run_id=mlflow_run_id, **{"location": location, **row_kw}))
-        X.refresh_table(obj_store, duckdb.database)
+        X.record(obj_store, X.make_row(
+            run_id=run_id, started_at=started, status="failed", error=message, model_type=model_type,
+            location=r.location, target=config.target, resolution_days=config.resolution_days, params=params,
+            git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id, mlflow_run_id=mlflow_run_id,
+            data_versions=r.data_versions,
+        ))
         raise
-    rows = X.refresh_table(obj_store, duckdb.database)
-    if rows is None:
-        context.log.warning("the DuckDB file was locked; this run's row is in experiments/ and the next refresh adds it")
-    context.add_output_metadata({
+    r.context.add_asset_metadata({
         "model_uri": dg.MetadataValue.path(obj_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
         "skill_persistence": metrics["skill_persistence"], "skill_climatology": metrics["skill_climatology"],
@@ -219,10 +295,10 @@ def trained_models(
         "cv_rmse_mean": metrics["cv_rmse_mean"] if metrics["cv_rmse_mean"] is not None else float("nan"),
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
-        "experiments_rows": rows if rows is not None else -1,
-    })
+        "n_jobs": resolve_threads(config.n_jobs),
+    }, partition_key=model_type)
     return pl.DataFrame([{
-        "run_id": run_id, "model_type": model_type, "location": location, "target": config.target,
+        "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
         "resolution_days": config.resolution_days, "run_timestamp": run_ts, "model_prefix": prefix,
         "mlflow_run_id": mlflow_run_id, "test_start": result.window["test_start"], "test_end": result.window["test_end"],
         **{m: metrics[m] for m in ("rmse", "mae", "r2", "bias", "skill_persistence", "skill_climatology")},

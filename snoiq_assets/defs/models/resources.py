@@ -18,6 +18,10 @@ from pydantic import PrivateAttr
 
 from snoiq_assets.settings import Settings, SettingsError
 
+# (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
+# renamed or re-created under the same name by this code, and the lookup is a database query.
+_EXPERIMENT_IDS: dict[tuple[str, str], str] = {}
+
 
 class MlflowResource(dg.ConfigurableResource):
     tracking_uri: str
@@ -54,17 +58,23 @@ class MlflowResource(dg.ConfigurableResource):
 
         client = self.client()
         name = name or self.experiment_name
+        cache_key = (self.tracking_uri, name)
+        if cache_key in _EXPERIMENT_IDS:
+            return _EXPERIMENT_IDS[cache_key]
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
         location = self.artifact_root.rstrip("/") + "/" + name
         try:
-            return client.create_experiment(name, artifact_location=location)
+            _EXPERIMENT_IDS[cache_key] = client.create_experiment(name, artifact_location=location)
+            return _EXPERIMENT_IDS[cache_key]
         except MlflowException:
             # A parallel run created it first.
             exp = client.get_experiment_by_name(name)
             if exp is None:
                 raise
+            _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
 
 

@@ -72,24 +72,35 @@ def validate_metadata(meta: dict, where: str = "metadata.json") -> dict:
     return meta
 
 
-def save_bundle(store: ObjectStore, model: FittedModel, meta: dict) -> str:
-    """Write model file then metadata.json; return the folder key. Nothing is left half-written."""
-    prefix = model_prefix(meta["location"], meta["run_timestamp"], model.model_type)
+def save_bundle(store: ObjectStore, model: FittedModel, meta: dict, model_file: Path | None = None) -> str:
+    """Write model file then metadata.json; return the folder key. Nothing is left half-written.
+
+    ``model_file``: the model already saved with ``save_native`` (e.g. the file also logged to
+    MLflow), so it is not serialised twice; by default it is saved to a temporary folder here.
+    """
+    if model_file is not None:
+        return _save_bundle(store, model, meta, Path(model_file))
     with tempfile.TemporaryDirectory(prefix="snoiq-model-") as tmp:
-        path = save_native(model, Path(tmp))
-        meta = {
-            **meta,
-            "format_version": FORMAT_VERSION,
-            "model_type": model.model_type,
-            "model_file": path.name,
-            "model_format": MODEL_FORMATS[model.model_type],
-            "model_sha256": sha256_file(path),
-            "features": list(model.feature_names),
-            "target_transform": model.transform,
-        }
-        validate_metadata(meta)
-        model_key = join_key(prefix, path.name)
-        store.put_file(model_key, path)
+        return _save_bundle(store, model, meta, save_native(model, Path(tmp)))
+
+
+def _save_bundle(store: ObjectStore, model: FittedModel, meta: dict, path: Path) -> str:
+    if path.name != MODEL_FILES[model.model_type]:
+        raise ModelError(f"a {model.model_type} model must be saved as {MODEL_FILES[model.model_type]}; got {path.name}")
+    prefix = model_prefix(meta["location"], meta["run_timestamp"], model.model_type)
+    meta = {
+        **meta,
+        "format_version": FORMAT_VERSION,
+        "model_type": model.model_type,
+        "model_file": path.name,
+        "model_format": MODEL_FORMATS[model.model_type],
+        "model_sha256": sha256_file(path),
+        "features": list(model.feature_names),
+        "target_transform": model.transform,
+    }
+    validate_metadata(meta)
+    model_key = join_key(prefix, path.name)
+    store.put_file(model_key, path)
     try:
         store.put_json(join_key(prefix, METADATA_FILE), meta)
     except BaseException:

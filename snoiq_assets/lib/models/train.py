@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,36 @@ _SKOPS_ALLOWED = {
     "numpy.ndarray", "numpy.dtype", "numpy.float64", "numpy.int64", "numpy.random.mtrand.RandomState",
     "builtins.slice",
 }
+
+
+# Names the libraries use for their thread count; given in the hyperparameters they override n_jobs.
+THREAD_PARAMS = ("n_jobs", "nthread", "num_threads", "n_threads")
+
+
+def available_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def resolve_threads(n_jobs: int | None) -> int:
+    """Threads for one fit: a positive number as given; 0, -1 or None = every CPU this process may use."""
+    if n_jobs is None or n_jobs <= 0:
+        return available_cpus()
+    return int(n_jobs)
+
+
+def split_threads(params: dict | None, n_jobs: int | None) -> tuple[dict, int]:
+    """(params without thread keys, threads): a thread key in the hyperparameters wins."""
+    p = dict(params or {})
+    for k in THREAD_PARAMS:
+        if k in p:
+            v = p.pop(k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or int(v) != v:
+                raise ModelError(f"hyperparameter {k}={v!r} must be a whole number of threads (0 or -1 = all CPUs)")
+            n_jobs = int(v)
+    return p, resolve_threads(n_jobs)
 
 
 def check_model_type(model_type: str) -> str:
@@ -85,7 +116,9 @@ class FittedModel:
 
 
 def fit(model_type: str, X: np.ndarray, y: np.ndarray, feature_names: list[str], params: dict | None = None,
-        transform: str = "none", seed: int = 0, n_jobs: int = 1) -> FittedModel:
+        transform: str = "none", seed: int = 0, n_jobs: int | None = 1) -> FittedModel:
+    """Fit one model. ``n_jobs``: threads (0, -1 or None = all CPUs); ``n_jobs``/``nthread``/
+    ``num_threads`` in ``params`` override it."""
     check_model_type(model_type)
     check_transform(transform)
     check_features(X, feature_names)
@@ -96,7 +129,8 @@ def fit(model_type: str, X: np.ndarray, y: np.ndarray, feature_names: list[str],
         if (y <= -1).any():
             raise ModelError(f"log1p transform needs a target above -1; the minimum is {y.min():g}")
         y = np.log1p(y)
-    p = {**DEFAULT_PARAMS[model_type], **(params or {})}
+    params, n_jobs = split_threads(params, n_jobs)
+    p = {**DEFAULT_PARAMS[model_type], **params}
     if model_type == "xgboost":
         import xgboost as xgb
 
