@@ -29,15 +29,20 @@ venv: $(VENV)/.synced
 lock: | $(UV)
 	$(UV) lock
 
-demo: venv
+demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m snoiq_assets.demo
 
 test: venv
 	$(PY) -m pytest
 
-dev: venv
+# The UI and the daemon (sensors, schedules, run queue) on 127.0.0.1:3000, over the same folder
+# `make demo` wrote. workspace.yaml is the compose stack's (gRPC code server); not used here.
+$(DAGSTER_HOME)/dagster.yaml: dagster.local.yaml
 	mkdir -p $(DAGSTER_HOME)
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	cp dagster.local.yaml $@
+
+dev: venv $(DAGSTER_HOME)/dagster.yaml
+	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -m snoiq_assets.definitions
 
 bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

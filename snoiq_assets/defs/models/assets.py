@@ -33,7 +33,7 @@ from snoiq_assets.lib.models.evaluate import RunSpec, score_on, train_and_evalua
 from snoiq_assets.lib.models.store import (
     champion_key, check_scoring_columns, load_bundle, new_run_timestamp, predictions_key, read_metadata, save_bundle,
 )
-from snoiq_assets.lib.models.train import MODEL_FILES, resolve_threads, save_native
+from snoiq_assets.lib.models.train import MODEL_FILES, available_cpus, resolve_threads, save_native
 
 TRAINING_TABLE = dg.AssetKey("training_table")
 INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples", "min_samples_leaf",
@@ -482,13 +482,24 @@ def predictions(
                                  "model_type": meta["model_type"]})
 
 
-def sweep_run_configs(base: dict[str, Any], grid: dict[str, list[Any]], sweep_id: str) -> list[dict]:
-    """One trained_models run_config per point of the grid (launch them as parallel runs)."""
+def sweep_run_configs(base: dict[str, Any], grid: dict[str, list[Any]], sweep_id: str,
+                      parallel: int = 1, cpus: Optional[int] = None) -> list[dict]:
+    """One trained_models run_config per point of the grid.
+
+    ``parallel``: how many of these runs will execute side by side. Each run then gets
+    ``cpus // parallel`` threads (at least 1), so k parallel runs do not oversubscribe the
+    machine (two runs with all threads each on 2 cores are slower than one after the other).
+    A ``n_jobs`` already in ``base`` is kept.
+    """
+    if parallel < 1:
+        raise ModelError(f"parallel must be at least 1; got {parallel}")
+    threads = max(1, (cpus or available_cpus()) // parallel)
     keys = sorted(grid)
     configs = []
     for values in itertools.product(*(grid[k] for k in keys)):
         hp = {**base.get("hyperparameters", {}), **dict(zip(keys, values))}
-        configs.append({"ops": {"trained_models": {"config": {**base, "hyperparameters": hp, "sweep_id": sweep_id}}}})
+        cfg = {"n_jobs": threads, **base, "hyperparameters": hp, "sweep_id": sweep_id}
+        configs.append({"ops": {"trained_models": {"config": cfg}}})
     return configs
 
 
