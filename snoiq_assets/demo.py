@@ -13,8 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from snoiq_assets.check import checked_settings
 from snoiq_assets.lib.storage import store_from_settings
-from snoiq_assets.settings import Settings, SettingsError
+from snoiq_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -80,11 +81,8 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env()
-        store_from_settings(settings).check()
-    except SettingsError as exc:
-        print(f"snoiq settings error: {exc}", file=sys.stderr)
+    settings = checked_settings()
+    if settings is None:
         return 2
     instance = _instance(settings)
     demo = Demo(settings, instance)

@@ -6,9 +6,23 @@ import pyproj
 import pytest
 
 from snoiq_assets.lib.hrrr import HrrrDataError
-from snoiq_assets.lib.hrrr.decode import decode_fields, idx_text, scan_framing, scan_grib
+from snoiq_assets.lib.hrrr.decode import (
+    ENGINES,
+    _decode_cfgrib,
+    _scan,
+    decode_fields,
+    idx_text,
+    scan_framing,
+    scan_grib,
+)
 from snoiq_assets.lib.hrrr.grid import grid_from_grib, grid_from_table, pyproj_crs
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Every decode test runs on both engines: xarray + cfgrib (default) and direct ecCodes."""
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +92,8 @@ def test_grid_id_tracks_grid_not_data(hrrr_real, hrrr_hour, hrrr_grid_def):
     assert {m.grid_id for m in scan_grib(hrrr_hour)} == {hrrr_grid_def.grid_id}
 
 
-def test_real_apcp_matches_eccodes(hrrr_real):
-    table, stats = decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12)
+def test_real_apcp_matches_eccodes(hrrr_real, engine):
+    table, stats = decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, engine=engine)
     col = table.column("apcp_kg_m2").to_numpy()
     assert col.dtype == np.float32 and col.size == 1059 * 1799
     assert np.array_equal(col, ec_values(hrrr_real, 1).astype(np.float32))   # 0-12 h, not 11-12 h
@@ -89,30 +103,54 @@ def test_real_apcp_matches_eccodes(hrrr_real):
     assert stats["apcp_kg_m2"]["max"] == pytest.approx(135.4, abs=0.1) and stats["apcp_kg_m2"]["null_count"] == 0
 
 
-def test_ten_variables_match_eccodes(hrrr_hour, hrrr_grid_def):
+def test_ten_variables_match_eccodes(hrrr_hour, hrrr_grid_def, engine):
     variables = resolve(DEFAULT_VARIABLES)
     table, stats = decode_fields(hrrr_hour, variables, 0, expected_grid_id=hrrr_grid_def.grid_id,
-                                 idx=(hrrr_hour.parent / (hrrr_hour.name + ".idx")).read_text())
+                                 idx=(hrrr_hour.parent / (hrrr_hour.name + ".idx")).read_text(), engine=engine)
     assert table.schema.names == list(DEFAULT_VARIABLES)
     for n, var in enumerate(variables, 1):
         assert np.array_equal(table.column(var.column).to_numpy(), ec_values(hrrr_hour, n).astype(np.float32)), var
     assert 250 < stats["tmp_2m_k"]["mean"] < 300 and set(np.unique(table.column("csnow").to_numpy())) == {0.0, 1.0}
+    assert table.schema.metadata[b"decode_engine"].decode() == engine
+    assert all(str(f.type) == "float" for f in table.schema) and table.num_rows == 1059 * 1799
 
 
-def test_absent_variable_fails(hrrr_real):
+def test_default_engine_is_cfgrib(hrrr_real):
+    table, _ = decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12)
+    assert table.schema.metadata[b"decode_engine"] == b"cfgrib"
+    with pytest.raises(ValueError, match="unknown HRRR decode engine 'pygrib'; known: cfgrib, eccodes"):
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, engine="pygrib")
+
+
+def test_cfgrib_engine_fails_loudly_when_cfgrib_drops_a_variable(hrrr_real):
+    """If cfgrib's own filtering does not return a requested variable, the decode fails naming it
+    (here tmp_2m_k is bound to the real APCP message: cfgrib's heightAboveGround/2 m filter drops it)."""
+    msgs, handles = _scan(hrrr_real, "real", keep=lambda keys: True)
+    try:
+        tmp = resolve(["tmp_2m_k"])[0]
+        with pytest.raises(HrrrDataError, match=r"message 1: requested variable tmp_2m_k is missing from the cfgrib "
+                           r"dataset \(data variables \[\]\); expected exactly one tmp_2m_k"):
+            _decode_cfgrib(handles, {"tmp_2m_k": msgs[0]}, [tmp], "real")
+        assert 1 not in handles   # the handle went to cfgrib, which released it
+    finally:
+        for h in handles.values():
+            eccodes.codes_release(h)
+
+
+def test_absent_variable_fails(hrrr_real, engine):
     with pytest.raises(HrrrDataError, match="requested variable tmp_2m_k is absent.*expected tmp_2m_k"):
-        decode_fields(hrrr_real, resolve(["apcp_kg_m2", "tmp_2m_k"]), 12)
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2", "tmp_2m_k"]), 12, engine=engine)
 
 
-def test_wrong_forecast_hour_fails(hrrr_real):
+def test_wrong_forecast_hour_fails(hrrr_real, engine):
     with pytest.raises(HrrrDataError, match="message 1: apcp_kg_m2 is for the wrong forecast hour; expected f06"):
-        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 6)
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 6, engine=engine)
 
 
-def test_grid_mismatch_fails(hrrr_real, gfs):
+def test_grid_mismatch_fails(hrrr_real, gfs, engine):
     gfs_id = grid_from_grib(gfs).grid_id
     with pytest.raises(HrrrDataError, match="message 1: the message is on a different grid"):
-        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, expected_grid_id=gfs_id)
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, expected_grid_id=gfs_id, engine=engine)
 
 
 @pytest.mark.parametrize("cut", [0, 10, 100, 887242, 887243 + 20, 887243 + 300000, -2])
@@ -127,7 +165,7 @@ def test_truncated_grib_fails(tmp_path, hrrr_real, cut):
     assert str(bad) in str(err.value)
 
 
-def test_corrupt_grib_fails(tmp_path, hrrr_real):
+def test_corrupt_grib_fails(tmp_path, hrrr_real, engine):
     data = bytearray(hrrr_real.read_bytes())
     bad = tmp_path / "bad.grib2"
     flipped = bytearray(data)
@@ -144,30 +182,30 @@ def test_corrupt_grib_fails(tmp_path, hrrr_real):
     flipped[16 + 4] = 99                                  # section 1 number -> ecCodes rejects it
     bad.write_bytes(flipped)
     with pytest.raises(HrrrDataError, match="message 1"):
-        decode_fields(bad, resolve(["apcp_kg_m2"]), 12)
+        decode_fields(bad, resolve(["apcp_kg_m2"]), 12, engine=engine)
 
 
-def test_idx_must_match_grib(hrrr_real):
+def test_idx_must_match_grib(hrrr_real, engine):
     msgs = scan_grib(hrrr_real)
     good = idx_text(msgs)
     assert good.splitlines()[0] == "1:0:d=2020121400:APCP:surface:0-12 hour acc fcst:"
-    decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=good)
+    decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=good, engine=engine)
     past_end = good + "3:2000000:d=2020121400:TMP:2 m above ground:12 hour fcst:\n"
     with pytest.raises(HrrrDataError, match="past the end of the file"):
-        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=past_end)
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=past_end, engine=engine)
     wrong_var = good.replace("1:0:d=2020121400:APCP", "1:0:d=2020121400:TMP")
     with pytest.raises(HrrrDataError, match="message 1: .idx entry 1 names the wrong variable.*expected TMP.*found APCP"):
-        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=wrong_var)
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=wrong_var, engine=engine)
     wrong_offset = good.replace(":887244:", ":887000:")
     with pytest.raises(HrrrDataError, match="not the start of a GRIB message"):
-        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=wrong_offset)
+        decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, idx=wrong_offset, engine=engine)
 
 
 def test_framing_of_real_gfs(gfs):
     assert len(scan_framing(gfs.read_bytes(), str(gfs))) == 307
 
 
-def test_bitmap_missing_points_are_null(tmp_path, hrrr_real):
+def test_bitmap_missing_points_are_null(tmp_path, hrrr_real, engine):
     """Points the bitmap marks missing decode as nulls (not ecCodes' 9999); the rest as ecCodes."""
     with open(hrrr_real, "rb") as fh:
         h = eccodes.codes_grib_new_from_file(fh)
@@ -180,7 +218,7 @@ def test_bitmap_missing_points_are_null(tmp_path, hrrr_real):
         (tmp_path / "bm.grib2").write_bytes(eccodes.codes_get_message(h))
     finally:
         eccodes.codes_release(h)
-    table, stats = decode_fields(tmp_path / "bm.grib2", resolve(["apcp_kg_m2"]), 12)
+    table, stats = decode_fields(tmp_path / "bm.grib2", resolve(["apcp_kg_m2"]), 12, engine=engine)
     col = table.column("apcp_kg_m2")
     assert col.null_count == 1000 and stats["apcp_kg_m2"]["null_count"] == 1000
     ref = ec_values(tmp_path / "bm.grib2", 1)

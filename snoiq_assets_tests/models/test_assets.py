@@ -1,6 +1,9 @@
-"""End to end through Dagster on the real GSOD Portland file: training_table -> trained_models
-(xgboost, lightgbm, random forest) -> champion_model -> predictions, on both backends, with a
-real MLflow (SQLite tracking, artifacts on the backend) and the DuckDB experiments table."""
+"""End to end through Dagster on the real GSOD Portland file: the real observations_clean
+(stations parser) -> training_table -> trained_models (xgboost, lightgbm, random forest) ->
+champion_model -> predictions, on both backends, with a real MLflow (SQLite tracking,
+artifacts on the backend) and the DuckDB experiments table."""
+
+import datetime as dt
 
 import duckdb
 import dagster as dg
@@ -11,75 +14,86 @@ import pytest
 from snoiq_assets.defs.features.training import training_table
 from snoiq_assets.defs.models.assets import champion_model, predictions, trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
+from snoiq_assets.defs.partitions import MODEL_TYPES
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets_tests.helpers import failure_messages
-from snoiq_assets_tests.models.conftest import FAST, observations_clean
-from snoiq_assets_tests.models.gsod import STATION
+from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS
 
-ASSETS = [observations_clean, training_table, trained_models, champion_model, predictions]
+ASSETS = [*STATION_ASSETS, training_table, trained_models, champion_model, predictions]
+ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
+CHAIN = ["training_table", "trained_models", "champion_model", "predictions"]
 
 
-def run(instance, resources, select, run_config, partition_key=None, raise_on_error=True):
+def run(instance, resources, select, run_config, partition_key=None, raise_on_error=True, tags=None):
     return dg.materialize(ASSETS, selection=select, instance=instance, resources=resources, run_config=run_config,
-                          partition_key=partition_key, raise_on_error=raise_on_error)
+                          partition_key=partition_key, raise_on_error=raise_on_error, tags=tags)
 
 
-def train_config(**over):
-    cfg = demo_run_config("train", fast=True)
-    cfg["ops"]["trained_models"]["config"]["hyperparameters"] = dict(FAST)
-    cfg["ops"]["trained_models"]["config"]["cv_folds"] = 2
-    cfg["ops"]["trained_models"]["config"].update(over)
+def fast(cfg, **over):
+    c = cfg["ops"]["trained_models"]["config"]
+    c["hyperparameters"] = dict(FAST)
+    c["cv_folds"] = 2
+    c.update(over)
     return cfg
 
 
-def test_train_promote_predict_end_to_end(settings_env, instance, model_resources, gsod_observations, mlflow_res):
+def train_config(**over):
+    return fast(demo_run_config("train", fast=True), **over)
+
+
+def experiments(settings, sql):
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, model_resources, gsod_observations, mlflow_res):
+    """The retraining job's shape: table, all three model types, champion and predictions in ONE run."""
     store = store_from_settings(settings_env)
-    assert run(instance, model_resources, ["training_table"], demo_run_config("table")).success
-    for mt in ("xgboost", "lightgbm", "random_forest"):
-        res = run(instance, model_resources, ["trained_models"], train_config(), partition_key=mt)
-        md = res.asset_materializations_for_node("trained_models")[0].metadata
+    res = run(instance, model_resources, CHAIN, fast(demo_run_config("all", fast=True)), tags=ALL_TYPES)
+    assert res.success
+    mats = res.asset_materializations_for_node("trained_models")
+    assert sorted(m.partition for m in mats) == sorted(MODEL_TYPES)
+    for m in mats:
         # The real Portland daily precipitation: every model beats persistence and climatology.
-        assert md["skill_persistence"].value > 0 and md["skill_climatology"].value > 0, (mt, md)
+        assert m.metadata["skill_persistence"].value > 0 and m.metadata["skill_climatology"].value > 0, (m.partition, m.metadata)
+    # One file per partition, written by the IO manager from the {model_type: frame} output.
+    for mt in MODEL_TYPES:
+        assert store.exists(f"lake/trained_models/{mt}.parquet")
 
     # Model store convention, metadata and native formats.
     metas = [i.key for i in store.list(f"models/{STATION}/") if i.key.endswith("metadata.json")]
-    assert len(metas) == 3
-    types = sorted(k.split("/")[3] for k in metas)
-    assert types == ["model_type=lightgbm", "model_type=random_forest", "model_type=xgboost"]
+    assert sorted(k.split("/")[3] for k in metas) == ["model_type=lightgbm", "model_type=random_forest", "model_type=xgboost"]
 
-    # MLflow: params, metrics, plots, the native model file, the git commit.
+    # MLflow: one run per model type, with params, metrics, plots, the native model file, the commit.
     client = mlflow_res.client()
     runs = client.search_runs([mlflow_res.experiment_id()])
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
-    r0 = runs[0]
-    assert "rmse" in r0.data.metrics and "skill_climatology" in r0.data.metrics and "git_commit" in r0.data.tags
-    arts = {a.path for a in client.list_artifacts(r0.info.run_id)} | {a.path for a in client.list_artifacts(r0.info.run_id, "model")}
-    assert {"feature_importance.png", "predicted_vs_observed.png", "data.json"} <= arts
-    assert any(p.startswith("model/model.") for p in arts)
+    assert sorted(r.data.tags["model_type"] for r in runs) == sorted(MODEL_TYPES)
+    for r in runs:
+        assert "rmse" in r.data.metrics and "skill_climatology" in r.data.metrics and "git_commit" in r.data.tags
+        arts = {a.path for a in client.list_artifacts(r.info.run_id)} | {a.path for a in client.list_artifacts(r.info.run_id, "model")}
+        assert {"feature_importance.png", "predicted_vs_observed.png", "data.json"} <= arts
+        assert any(p.startswith("model/model.") for p in arts)
 
-    # Experiments table in the DuckDB file, queryable with plain SQL.
-    with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
-        rows = con.execute("SELECT model_type, status, rmse, git_commit, data_versions FROM experiments ORDER BY model_type").fetchall()
+    # Experiments table in the DuckDB file: one row per model type, all from this Dagster run.
+    rows = experiments(settings_env, "SELECT model_type, status, rmse, git_commit, data_versions, dagster_run_id, mlflow_run_id "
+                                     "FROM experiments ORDER BY model_type")
     assert [r[0] for r in rows] == ["lightgbm", "random_forest", "xgboost"] and all(r[1] == "success" for r in rows)
-    assert all(r[2] > 0 and r[3] and "training_table" in r[4] for r in rows)
+    assert all(r[2] > 0 and r[3] and "training_table" in r[4] and r[5] == res.run_id for r in rows)
+    assert len({r[6] for r in rows}) == 3
 
-    # Champion: promoted once, then kept with a reason.
-    res = run(instance, model_resources, ["champion_model"], demo_run_config("champion"))
+    # The champion in the same run saw all three new models and promoted the best.
     md = res.asset_materializations_for_node("champion_model")[0].metadata
     assert md["promoted"].value is True
+    best = min(mats, key=lambda m: m.metadata["rmse"].value)
+    assert md["candidate"].value == store.get_json(champion_key(STATION, "precip_mm"))["model_prefix"]
+    assert f"model_type={best.partition}" in md["candidate"].value
     mv = client.get_model_version_by_alias(md["registered_model"].value, "champion")
     assert str(mv.version) == md["registered_version"].value
-    res = run(instance, model_resources, ["champion_model"], demo_run_config("champion"))
-    md2 = res.asset_materializations_for_node("champion_model")[0].metadata
-    assert md2["promoted"].value is False and "already the champion" in md2["reason"].value
+
+    # Predictions in the same run: the new champion's, version and run id on every row.
     champ = store.get_json(champion_key(STATION, "precip_mm"))
-    assert len(list(store.list(f"models/{STATION}/champion-history/"))) == 2
-
-    # Predictions under the champion's folder, version and run id on every row.
-    assert run(instance, model_resources, ["predictions"], demo_run_config("predict")).success
-    import datetime as dt
-
     key = predictions_key(champ["model_prefix"], dt.date(2023, 1, 1), dt.date(2023, 12, 31))
     with store.local_path(key) as path:
         table = pq.read_table(path)
@@ -87,8 +101,43 @@ def test_train_promote_predict_end_to_end(settings_env, instance, model_resource
     assert df.height == 365 and df["model_version"].unique().to_list() == [champ["registered_version"]]
     assert df["mlflow_run_id"].unique().to_list() == [champ["mlflow_run_id"]]
     assert table.schema.metadata[b"snoiq.model_version"].decode() == champ["registered_version"]
-    model, meta = load_bundle(store, champ["model_prefix"])
+    _model, meta = load_bundle(store, champ["model_prefix"])
     assert meta["metrics"]["rmse"] == pytest.approx(champ["rmse"])
+
+    # Champion again: kept, with a reason; the history has both decisions.
+    res = run(instance, model_resources, ["champion_model"], demo_run_config("champion"))
+    md2 = res.asset_materializations_for_node("champion_model")[0].metadata
+    assert md2["promoted"].value is False and "already the champion" in md2["reason"].value
+    assert len(list(store.list(f"models/{STATION}/champion-history/"))) == 2
+
+
+def test_single_partition_runs_still_work(settings_env, instance, model_resources, gsod_observations):
+    assert run(instance, model_resources, ["training_table"], demo_run_config("table")).success
+    res = run(instance, model_resources, ["trained_models"], train_config(n_jobs=1), partition_key="lightgbm")
+    (m,) = res.asset_materializations_for_node("trained_models")
+    assert m.partition == "lightgbm" and m.metadata["n_jobs"].value == 1
+    assert m.metadata["skill_persistence"].value > 0 and m.metadata["skill_climatology"].value > 0
+    assert experiments(settings_env, "SELECT model_type, status FROM experiments") == [("lightgbm", "success")]
+
+
+def test_one_failing_type_is_recorded_and_the_others_still_train(settings_env, instance, model_resources,
+                                                                 gsod_observations, mlflow_res):
+    store = store_from_settings(settings_env)
+    assert run(instance, model_resources, ["training_table"], demo_run_config("table")).success
+    # A boosting hyperparameter given to every type: the random forest refuses it.
+    res = run(instance, model_resources, ["trained_models"], train_config(hyperparameters={**FAST, "colsample_bytree": 0.7}),
+              tags=ALL_TYPES, raise_on_error=False)
+    assert not res.success
+    msg = failure_messages(res)
+    assert "random_forest" in msg and "colsample_bytree" in msg and "trained and recorded: lightgbm, xgboost" in msg
+    rows = experiments(settings_env, "SELECT model_type, status, error, model_uri FROM experiments ORDER BY model_type")
+    assert [(r[0], r[1]) for r in rows] == [("lightgbm", "success"), ("random_forest", "failed"), ("xgboost", "success")]
+    assert "colsample_bytree" in rows[1][2] and rows[1][3] is None
+    # The two good models are complete bundles; nothing half-written for the failed one.
+    metas = sorted(i.key.split("/")[3] for i in store.list(f"models/{STATION}/") if i.key.endswith("metadata.json"))
+    assert metas == ["model_type=lightgbm", "model_type=xgboost"]
+    assert not [i for i in store.list(f"models/{STATION}/") if "random_forest" in i.key]
+    assert not store.exists("lake/trained_models/xgboost.parquet")  # the run failed: no partition written
 
 
 def test_failed_training_is_recorded_and_leaves_nothing(settings_env, instance, model_resources, gsod_observations, mlflow_res):

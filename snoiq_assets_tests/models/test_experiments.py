@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor
 
 import duckdb
+import pytest
 
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.storage import store_from_settings
@@ -58,3 +59,45 @@ def test_failed_row_and_locked_file(settings, tmp_path):
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         assert con.execute("SELECT status, error, git_commit FROM experiments").fetchone() == (
             "failed", "ModelError: too little data", row["git_commit"])
+
+
+def _row(run_id, status="success", rmse=1.0, **kw):
+    return X.make_row(run_id=run_id, started_at=dt.datetime.now(dt.timezone.utc), status=status, model_type="xgboost",
+                      location="S1", target="precip_mm", resolution_days=1, params={}, metrics={"rmse": rmse}, git="abc", **kw)
+
+
+def test_refresh_is_incremental_and_rebuild_recovers(settings):
+    store = store_from_settings(settings)
+    for rid in ("a", "b"):
+        X.record(store, _row(rid))
+    assert X.refresh_table(store, settings.duckdb_path) == 2
+    # An old run file that is already in the table is not read again: even a corrupt one does not
+    # stop the next run's refresh (a full rebuild would read it, and fails on it).
+    store.put(X.experiment_key("a"), b"not parquet")
+    X.record(store, _row("c"))
+    assert X.refresh_table(store, settings.duckdb_path, run_ids=["c"]) == 3
+    with pytest.raises(Exception, match=r"(?i)parquet|magic"):  # pyarrow's own error type
+        X.rebuild_table(store, settings.duckdb_path)
+    X.record(store, _row("a"))
+    # A retried run rewrites its file; naming it in run_ids replaces its row (no duplicate).
+    X.record(store, _row("c", status="failed", rmse=None, error="ModelError: retried"))
+    assert X.refresh_table(store, settings.duckdb_path, run_ids=["c"]) == 3
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert con.execute("SELECT status, error FROM experiments WHERE run_id = 'c'").fetchall() == [("failed", "ModelError: retried")]
+    # Recovery: the files are the truth; a full rebuild drops rows whose file is gone.
+    store.delete(X.experiment_key("b"))
+    assert X.refresh_table(store, settings.duckdb_path) == 3  # incremental never deletes
+    assert X.rebuild_table(store, settings.duckdb_path) == 2
+    # A table with another shape (an older schema) is rebuilt from the files by the next refresh.
+    with duckdb.connect(str(settings.duckdb_path)) as con:
+        con.execute("CREATE OR REPLACE TABLE experiments AS SELECT run_id FROM experiments")
+    assert X.refresh_table(store, settings.duckdb_path) == 2
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        assert [c[0] for c in con.execute("DESCRIBE experiments").fetchall()] == X.SCHEMA.names
+
+
+def test_git_commit_is_asked_once_per_process():
+    X._git_commit.cache_clear()
+    first = X.git_commit()
+    assert first != "unknown" and X.git_commit() == first
+    assert X._git_commit.cache_info().misses == 1 and X._git_commit.cache_info().hits == 1

@@ -140,3 +140,24 @@ def test_model_metadata_is_checked_before_use(store, portland):
     store.delete(prefix + "/metadata.json")
     with pytest.raises(ModelError, match="metadata.json is missing"):
         load_bundle(store, prefix)
+
+
+def test_threads_come_from_config_or_hyperparameters():
+    from snoiq_assets.defs.models.assets import sweep_run_configs
+    from snoiq_assets.lib.models.train import available_cpus, split_threads
+
+    assert split_threads({"max_depth": 3}, 1) == ({"max_depth": 3}, 1)
+    assert split_threads({}, -1) == ({}, available_cpus()) and split_threads({}, 0)[1] == available_cpus()
+    assert split_threads({"nthread": 2, "max_depth": 3}, 1) == ({"max_depth": 3}, 2)  # hyperparameter wins
+    with pytest.raises(ModelError, match="whole number of threads"):
+        split_threads({"n_jobs": 1.5}, 1)
+    m = fit("lightgbm", np.arange(200.0).reshape(100, 2), np.arange(100.0), ["a", "b"], {"n_estimators": 5, "num_threads": 1})
+    assert m.native.get_params()["n_jobs"] == 1
+    grid = {"max_depth": [3, 5], "learning_rate": [0.03, 0.1], "n_estimators": [100, 200]}
+    par = sweep_run_configs({"target": "precip_mm"}, grid, "s1", parallel=2, cpus=2)
+    seq = sweep_run_configs({"target": "precip_mm"}, grid, "s1", parallel=1, cpus=2)
+    assert len(par) == 8 and {c["ops"]["trained_models"]["config"]["n_jobs"] for c in par} == {1}
+    assert {c["ops"]["trained_models"]["config"]["n_jobs"] for c in seq} == {2}
+    assert {c["ops"]["trained_models"]["config"]["sweep_id"] for c in par} == {"s1"}
+    with pytest.raises(ModelError, match="parallel"):
+        sweep_run_configs({}, grid, "s1", parallel=0)

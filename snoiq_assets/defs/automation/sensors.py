@@ -61,57 +61,43 @@ def _default_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if Settings.from_env().profile == "s3" else dg.DefaultSensorStatus.STOPPED
 
 
-@dg.sensor(
-    name="station_file_landing_sensor",
-    asset_selection=STATION_ASSETS,
-    minimum_interval_seconds=60,
-    default_status=_default_status(),
+def partitioned_landing_sensor(*, name: str, prefix: str, to_partition, partitions_def: dg.DynamicPartitionsDefinition,
+                               selection: dg.AssetSelection, description: str, accept=lambda key: True):
+    """A sensor that adds one dynamic partition per landed file and runs ``selection`` for it."""
+
+    @dg.sensor(name=name, asset_selection=selection, minimum_interval_seconds=60,
+               default_status=_default_status(), description=description)
+    def _sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
+        found, unsafe, scan = _landing_tick(context, store.get_store(), prefix, to_partition, accept=accept)
+        if not found:
+            context.update_cursor(scan.cursor.to_json())
+            return dg.SkipReason(_skip_reason(scan.listed, unsafe))
+        existing = set(context.instance.get_dynamic_partitions(partitions_def.name))
+        new_partitions = sorted({p for _, p in found} - existing)
+        return dg.SensorResult(
+            run_requests=[
+                dg.RunRequest(run_key=run_key_for(info), partition_key=partition,
+                              tags={"snoiq/landed_key": info.key, "snoiq/kind": "cleaning"})
+                for info, partition in found
+            ],
+            dynamic_partitions_requests=[partitions_def.build_add_request(new_partitions)] if new_partitions else [],
+            cursor=scan.cursor.to_json(),
+        )
+
+    return _sensor
+
+
+station_file_landing_sensor = partitioned_landing_sensor(
+    name="station_file_landing_sensor", prefix=OBSERVATIONS_PREFIX, to_partition=partition_for_raw_key,
+    partitions_def=station_file_partitions, selection=STATION_ASSETS,
     description="A new or changed raw/observations/<station_id>.csv|txt adds its partition and cleans it.",
 )
-def station_file_landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-    found, unsafe, scan = _landing_tick(
-        context, store.get_store(), OBSERVATIONS_PREFIX, partition_for_raw_key,
-        accept=lambda key: not key.endswith(".reason.json"),
-    )
-    if not found:
-        context.update_cursor(scan.cursor.to_json())
-        return dg.SkipReason(_skip_reason(scan.listed, unsafe))
-    existing = set(context.instance.get_dynamic_partitions(station_file_partitions.name))
-    new_partitions = sorted({p for _, p in found} - existing)
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=run_key_for(info), partition_key=partition,
-                          tags={"snoiq/landed_key": info.key, "snoiq/kind": "cleaning"})
-            for info, partition in found
-        ],
-        dynamic_partitions_requests=[station_file_partitions.build_add_request(new_partitions)] if new_partitions else [],
-        cursor=scan.cursor.to_json(),
-    )
 
-
-@dg.sensor(
-    name="outcome_landing_sensor",
-    asset_selection=OUTCOME_ASSETS,
-    minimum_interval_seconds=60,
-    default_status=_default_status(),
+outcome_landing_sensor = partitioned_landing_sensor(
+    name="outcome_landing_sensor", prefix=OUTCOMES_PREFIX, to_partition=location_for_raw_key,
+    partitions_def=outcome_location_partitions, selection=OUTCOME_ASSETS,
     description="A new or changed raw/outcomes/<location>.csv|parquet adds its partition and validates it.",
 )
-def outcome_landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-    found, unsafe, scan = _landing_tick(context, store.get_store(), OUTCOMES_PREFIX, location_for_raw_key)
-    if not found:
-        context.update_cursor(scan.cursor.to_json())
-        return dg.SkipReason(_skip_reason(scan.listed, unsafe))
-    existing = set(context.instance.get_dynamic_partitions(outcome_location_partitions.name))
-    new_partitions = sorted({p for _, p in found} - existing)
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(run_key=run_key_for(info), partition_key=partition,
-                          tags={"snoiq/landed_key": info.key, "snoiq/kind": "cleaning"})
-            for info, partition in found
-        ],
-        dynamic_partitions_requests=[outcome_location_partitions.build_add_request(new_partitions)] if new_partitions else [],
-        cursor=scan.cursor.to_json(),
-    )
 
 
 def hrrr_partition_for_key(key: str) -> tuple[str, int]:

@@ -1,7 +1,9 @@
 """The models domain: trained_models, champion_model, predictions, exposed as one `defs`.
 
-Needs the resources store, duckdb and mlflow; the lead wires ``mlflow_resource(settings)``
-(from defs/models/resources.py) into build_resources under the key "mlflow".
+Needs the resources store, duckdb and mlflow (``mlflow_resource(settings)`` from
+defs/models/resources.py, wired in defs/resources.py build_resources). ``trained_models`` has
+a single-run backfill policy: a run over a range of model types (the retraining job runs all
+three) trains each type in turn, with its own MLflow run and experiments row.
 """
 
 import dagster as dg

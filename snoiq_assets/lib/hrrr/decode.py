@@ -1,4 +1,4 @@
-"""GRIB2 checks and decoding: framing, inventory-vs-GRIB, grid, then ecCodes -> Arrow.
+"""GRIB2 checks and decoding: framing, inventory-vs-GRIB, grid, then xarray + cfgrib (or ecCodes) -> Arrow.
 
 Order of checks (each failure is an ``HrrrDataError`` naming file, message and expectation):
 1. framing: every message starts with ``GRIB``, is edition 2, fits in the file and ends in
@@ -10,10 +10,18 @@ Order of checks (each failure is an ``HrrrDataError`` naming file, message and e
    requested forecast hour and, if given, the partition's run cycle.
 
 The file is read once: one pass frames every message, opens it with ecCodes and reads its
-keys; the handles of the messages that may be requested are kept and their values decoded
-straight into float32 columns. (Decoding went through xarray + cfgrib before: cfgrib's index
-pass, its per-variable dataset and its NaN-filled copy of every field cost 2.4x a bare ecCodes
-decode; the values are the same ecCodes values, see benchmarks/bench_hrrr.py.)
+keys; the handles of the requested messages are kept for decoding. Two decode engines share
+these checks and that pass:
+
+- ``"cfgrib"`` (default, the specified stack): xarray + cfgrib, one ``open_dataset`` per
+  level/step group with ``filter_by_keys`` (``open_dataset`` alone would drop variables whose
+  level or step coordinates conflict), fed the kept handles as a cfgrib fieldset; every
+  requested variable must come back exactly once or the decode fails naming it.
+- ``"eccodes"``: the kept handles decoded directly by ecCodes.
+
+Both give a direct ecCodes decode's values as float32, missing (bitmap) points as nulls.
+cfgrib costs more: its OnDiskArray copies each field element by element (``.flat[:] =``) into
+a NaN-filled array and reads shortName/name/units per variable; see benchmarks/bench_hrrr.py.
 """
 
 from __future__ import annotations
@@ -30,7 +38,14 @@ import pyarrow as pa
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.grid import grid_id_from_keys, grid_keys
 from snoiq_assets.lib.hrrr.inventory import IdxEntry, IdxError, parse_idx
-from snoiq_assets.lib.hrrr.variables import Variable, WGRIB2_NAMES, wgrib2_forecast, wgrib2_level, wgrib2_name
+from snoiq_assets.lib.hrrr.variables import (
+    CFGRIB_LEVEL_TYPES,
+    WGRIB2_NAMES,
+    Variable,
+    wgrib2_forecast,
+    wgrib2_level,
+    wgrib2_name,
+)
 
 MAX_GAP = 8  # stray bytes allowed between messages
 
@@ -304,18 +319,159 @@ def find_messages(messages: list[MessageInfo], variables: list[Variable], foreca
     return found
 
 
+ENGINES = ("cfgrib", "eccodes")
+DEFAULT_ENGINE = "cfgrib"
+
+# Extra ecCodes keys cfgrib copies into each data variable's attributes (as GRIB_<key>), so every
+# variable cfgrib returns can be matched back to the catalogue entry it must be.
+# Typed as in the scan (cfgrib reads a key's native type: typeOfFirstFixedSurface would be "sfc").
+_CFGRIB_READ_KEYS = ("discipline:int", "parameterCategory:int", "parameterNumber:int",
+                     "typeOfFirstFixedSurface:int", "level:int", "stepType:str", "startStep:int")
+
+
+def _cfgrib_keys(attrs: dict) -> dict:
+    """The GRIB keys ``Variable.matches`` needs, from a cfgrib data variable's attributes."""
+    return {k.partition(":")[0]: attrs.get("GRIB_" + k) for k in _CFGRIB_READ_KEYS}
+
+
+@dataclass
+class _Field:
+    values: np.ndarray   # float32, NaN where missing
+    n_null: int
+    grib_units: str
+
+
+def _decode_eccodes(handles: dict[int, int], chosen: dict[str, MessageInfo], variables: list[Variable],
+                    name: str) -> dict[str, _Field]:
+    """Engine "eccodes": each message's values straight from its ecCodes handle."""
+    import eccodes
+
+    out = {}
+    for var in variables:
+        msg = chosen[var.column]
+        h = handles[msg.number]
+        try:
+            values, n_null = decode_values(h)
+            grib_units = eccodes.codes_get(h, "units", str)
+        except Exception as exc:  # noqa: BLE001
+            raise HrrrDataError(name, f"ecCodes cannot decode the values of {var.column}: {exc}",
+                                message=msg.number, expected=var.describe()) from None
+        out[var.column] = _Field(values, n_null, grib_units)
+    return out
+
+
+def _cfgrib_groups(handles: dict[int, int], chosen: dict[str, MessageInfo],
+                   variables: list[Variable]) -> list[tuple[dict, list[Variable]]]:
+    """Requested variables grouped so that one cfgrib dataset holds each group without conflict:
+    same level type, level and step type (``open_dataset`` drops variables whose level or step
+    coordinates clash), and no paramId twice (cfgrib would silently keep only one message)."""
+    import eccodes
+
+    groups: dict[tuple, list[tuple[dict, set, list]]] = {}
+    for var in variables:
+        msg = chosen[var.column]
+        param_id = eccodes.codes_get(handles[msg.number], "paramId", int)
+        fbk = {"typeOfLevel": CFGRIB_LEVEL_TYPES.get(var.level_type, "undef"), "level": var.level_value,
+               "stepType": var.step_type}
+        subgroups = groups.setdefault(tuple(fbk.values()), [])
+        for fb, params, members in subgroups:
+            if param_id not in params:
+                params.add(param_id)
+                members.append(var)
+                break
+        else:
+            subgroups.append((fbk, {param_id}, [var]))
+    return [(fbk, members) for subgroups in groups.values() for fbk, _, members in subgroups]
+
+
+def _decode_cfgrib(handles: dict[int, int], chosen: dict[str, MessageInfo], variables: list[Variable],
+                   name: str) -> dict[str, _Field]:
+    """Engine "cfgrib": xarray + cfgrib, one ``open_dataset`` per level/step group.
+
+    cfgrib is given the ecCodes handles the scan already opened, as an in-memory fieldset
+    (``{message number: cfgrib.messages.Message}``, cfgrib's documented non-path input), so the
+    file is read once; cfgrib builds its index over the group's messages, applies the
+    ``filter_by_keys`` and decodes the values (float32, its missing value mapped to NaN). Each
+    requested variable must come back exactly once, as one field; anything else fails loudly.
+    The handles passed to cfgrib are owned (and released) by its Message objects.
+    """
+    import xarray as xr
+    from cfgrib.messages import Message
+
+    out: dict[str, _Field] = {}
+    for fbk, members in _cfgrib_groups(handles, chosen, variables):
+        fieldset = {}
+        for var in members:
+            number = chosen[var.column].number
+            fieldset[number] = Message(codes_id=handles.pop(number))
+        first = chosen[members[0].column]
+        try:
+            ds = xr.open_dataset(
+                fieldset, engine="cfgrib", cache=False, mask_and_scale=False,
+                backend_kwargs={
+                    "filter_by_keys": fbk,
+                    # no "geography": values stay 1-D in file order; lat/lon come from hrrr_grid
+                    "encode_cf": ("parameter", "time", "vertical"),
+                    "read_keys": list(_CFGRIB_READ_KEYS),
+                    "errors": "raise",   # never skip a variable silently
+                },
+            )
+        except Exception as exc:  # noqa: BLE001
+            cols = ", ".join(v.column for v in members)
+            raise HrrrDataError(name, f"cfgrib cannot open {cols}: {exc}", message=first.number,
+                                expected=f"one dataset for {fbk}") from None
+        with ds:
+            returned = {dv: ds[dv].attrs for dv in ds.data_vars}
+            for var in members:
+                msg = chosen[var.column]
+                hits = [dv for dv, a in returned.items() if var.matches(_cfgrib_keys(a))]
+                if len(hits) != 1:
+                    what = "is missing from" if not hits else f"appears {len(hits)} times ({hits}) in"
+                    raise HrrrDataError(name, f"requested variable {var.column} {what} the cfgrib dataset "
+                                        f"(data variables {sorted(returned)})", message=msg.number,
+                                        expected=f"exactly one {var.describe()}")
+                da = ds[hits[0]]
+                if da.dims != ("values",):
+                    raise HrrrDataError(name, f"cfgrib returned {var.column} with dimensions {dict(da.sizes)}",
+                                        message=msg.number, expected="one field (dimension 'values' only)")
+                try:
+                    values = da.values
+                except Exception as exc:  # noqa: BLE001
+                    raise HrrrDataError(name, f"cfgrib cannot decode the values of {var.column}: {exc}",
+                                        message=msg.number, expected=var.describe()) from None
+                if values.dtype != np.float32:
+                    values = values.astype(np.float32)
+                out[var.column] = _Field(values, int(np.count_nonzero(np.isnan(values))),
+                                         str(da.attrs.get("GRIB_units", "")))
+            extra = sorted(dv for dv, a in returned.items()
+                           if not any(v.matches(_cfgrib_keys(a)) for v in members))
+            if extra:
+                raise HrrrDataError(name, f"cfgrib returned unrequested variables {extra}", message=first.number,
+                                    expected=", ".join(v.column for v in members))
+        del ds, fieldset
+    return out
+
+
+_DECODERS = {"cfgrib": _decode_cfgrib, "eccodes": _decode_eccodes}
+
+
 def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: int, *,
                   expected_grid_id: str | None = None, idx: str | None = None,
                   name: str | None = None, messages: list[MessageInfo] | None = None,
-                  run_time: dt.datetime | None = None) -> tuple[pa.Table, dict]:
+                  run_time: dt.datetime | None = None, engine: str = DEFAULT_ENGINE) -> tuple[pa.Table, dict]:
     """Decode ``variables`` from one GRIB2 file into a float32 Arrow table (one row per cell).
 
-    The file is scanned once (unless ``messages`` from an earlier ``scan_grib`` are given) and
-    each requested message is decoded by ecCodes from the handle opened during the scan.
+    ``engine``: "cfgrib" (default: xarray + cfgrib, the specified stack) or "eccodes" (direct
+    ecCodes handle decode). Both run the same checks (framing, .idx, grid, each variable present
+    once for the forecast hour and run) on one scan of the file (unless ``messages`` from an
+    earlier ``scan_grib`` are given) and decode from the ecCodes handles opened during it; both
+    give the values of a direct ecCodes decode, missing points as nulls.
     Returns ``(table, stats)``; ``stats[column] = {min, mean, max, null_count}``.
     """
     import eccodes
 
+    if engine not in _DECODERS:
+        raise ValueError(f"unknown HRRR decode engine {engine!r}; known: {', '.join(ENGINES)}")
     name = name or str(path)
     if messages is None:
         messages, handles = _scan(path, name, keep=lambda keys: any(v.matches(keys) for v in variables))
@@ -328,43 +484,47 @@ def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: in
         chosen = find_messages(messages, variables, forecast_hour, name, run_time)
         if handles is None:
             handles = _handles_at(path, list(chosen.values()), name)
-
-        columns: dict[str, pa.Array] = {}
-        stats: dict[str, dict] = {}
-        units: dict[str, str] = {}
-        sources: dict[str, dict] = {}
-        n_points = None
-        for var in variables:
-            msg = chosen[var.column]
-            h = handles[msg.number]
-            try:
-                values, n_null = decode_values(h)
-                grib_units = eccodes.codes_get(h, "units", str)
-            except Exception as exc:  # noqa: BLE001
-                raise HrrrDataError(name, f"ecCodes cannot decode the values of {var.column}: {exc}",
-                                    message=msg.number, expected=var.describe()) from None
-            if n_points is None:
-                n_points = values.size
-            elif values.size != n_points:
-                raise HrrrDataError(name, f"{var.column} has {values.size} points", message=msg.number,
-                                    expected=f"{n_points} points")
-            if n_null == values.size:
-                stats[var.column] = {"min": None, "mean": None, "max": None, "null_count": n_null}
-                columns[var.column] = pa.array(values, mask=np.isnan(values))
-            elif n_null:
-                stats[var.column] = {"min": float(np.nanmin(values)), "mean": float(np.nanmean(values, dtype=np.float64)),
-                                     "max": float(np.nanmax(values)), "null_count": n_null}
-                columns[var.column] = pa.array(values, mask=np.isnan(values))
-            else:
-                stats[var.column] = {"min": float(values.min()), "mean": float(values.mean(dtype=np.float64)),
-                                     "max": float(values.max()), "null_count": 0}
-                columns[var.column] = pa.array(values)
-            units[var.column] = var.units
-            sources[var.column] = {"message": msg.number, "offset": msg.offset, "grib_units": grib_units,
-                                   "idx": msg.idx_line()}
+        wanted = {m.number for m in chosen.values()}
+        for n in [n for n in handles if n not in wanted]:   # kept by the scan but not chosen
+            eccodes.codes_release(handles.pop(n))
+        fields = _DECODERS[engine](handles, chosen, variables, name)
     finally:
-        for h in (handles or {}).values():
+        for h in (handles or {}).values():   # the cfgrib engine has taken (and owns) its handles
             eccodes.codes_release(h)
+    return _assemble(fields, chosen, variables, forecast_hour, grid_id, engine, name)
+
+
+def _assemble(fields: dict[str, _Field], chosen: dict[str, MessageInfo], variables: list[Variable],
+              forecast_hour: int, grid_id: str, engine: str, name: str) -> tuple[pa.Table, dict]:
+    """Arrow columns (NaN -> null), per-variable stats and the schema metadata, for either engine."""
+    columns: dict[str, pa.Array] = {}
+    stats: dict[str, dict] = {}
+    units: dict[str, str] = {}
+    sources: dict[str, dict] = {}
+    n_points = None
+    for var in variables:
+        msg = chosen[var.column]
+        f = fields[var.column]
+        values, n_null = f.values, f.n_null
+        if n_points is None:
+            n_points = values.size
+        elif values.size != n_points:
+            raise HrrrDataError(name, f"{var.column} has {values.size} points", message=msg.number,
+                                expected=f"{n_points} points")
+        if n_null == values.size:
+            stats[var.column] = {"min": None, "mean": None, "max": None, "null_count": n_null}
+            columns[var.column] = pa.array(values, mask=np.isnan(values))
+        elif n_null:
+            stats[var.column] = {"min": float(np.nanmin(values)), "mean": float(np.nanmean(values, dtype=np.float64)),
+                                 "max": float(np.nanmax(values)), "null_count": n_null}
+            columns[var.column] = pa.array(values, mask=np.isnan(values))
+        else:
+            stats[var.column] = {"min": float(values.min()), "mean": float(values.mean(dtype=np.float64)),
+                                 "max": float(values.max()), "null_count": 0}
+            columns[var.column] = pa.array(values)
+        units[var.column] = var.units
+        sources[var.column] = {"message": msg.number, "offset": msg.offset, "grib_units": f.grib_units,
+                               "idx": msg.idx_line()}
     first = chosen[variables[0].column]
     run = first.run_time
     valid_time = run + dt.timedelta(hours=forecast_hour)
@@ -375,5 +535,6 @@ def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: in
         "forecast_hour": str(forecast_hour),
         "units": json.dumps(units, sort_keys=True),
         "messages": json.dumps(sources, sort_keys=True),
+        "decode_engine": engine,
     })
     return table, stats
