@@ -116,6 +116,10 @@ def run_all(demo: Demo) -> None:
     from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
     from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
 
+    import os
+
+    # SNOIQ_DEMO_FAST=1: fewer trees and CV folds (the test suite's end-to-end run).
+    fast = os.environ.get("SNOIQ_DEMO_FAST") == "1"
     print("landing the bundled samples in the raw zone")
     seed_stations(demo.store)
     hours = seed_hrrr(demo.store)
@@ -144,13 +148,13 @@ def run_all(demo: Demo) -> None:
     demo.run("station_grid_index", ["station_grid_index"])
     for hour in hours:
         demo.run("grid_join_features", ["grid_join_features"], partition_key=hour)
-    demo.run("training_table", ["training_table"], run_config=demo_run_config("table"))
+    demo.run("training_table", ["training_table"], run_config=demo_run_config("table", fast=fast))
 
     print("models")
     for model_type in MODEL_TYPES:
-        demo.run("trained_models", ["trained_models"], partition_key=model_type, run_config=demo_run_config("train"))
-    demo.run("champion_model", ["champion_model"], run_config=demo_run_config("champion"))
-    demo.run("predictions", ["predictions"], run_config=demo_run_config("predict"))
+        demo.run("trained_models", ["trained_models"], partition_key=model_type, run_config=demo_run_config("train", fast=fast))
+    demo.run("champion_model", ["champion_model"], run_config=demo_run_config("champion", fast=fast))
+    demo.run("predictions", ["predictions"], run_config=demo_run_config("predict", fast=fast))
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

@@ -16,7 +16,9 @@ the input is annotated as a dict. Writes are atomic (see ``ObjectStore.atomic_lo
 
 from __future__ import annotations
 
+import os
 import typing
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dagster as dg
@@ -59,8 +61,14 @@ def write_parquet(frame: pl.DataFrame | pa.Table, path, compression: str) -> Non
     if isinstance(frame, pl.DataFrame):
         # Polars' own writer is multi-threaded; converting to Arrow first costs ~1.5x.
         frame.write_parquet(path, compression=compression)
-    else:
-        pq.write_table(frame, path, compression=compression)
+        return
+    # Wide float grids (hrrr_fields: ~2M cells x 10 variables): dictionary encoding never pays
+    # off for continuous values, and byte-stream-split lets zstd compress floats; together
+    # about twice as fast and half the size on HRRR fields.
+    floats = [f.name for f in frame.schema if pa.types.is_floating(f.type)]
+    others = [f.name for f in frame.schema if not pa.types.is_floating(f.type)]
+    pq.write_table(frame, path, compression=compression, use_dictionary=others or False,
+                   use_byte_stream_split=floats or False)
 
 
 def _schema_columns(frame: pl.DataFrame | pa.Table) -> list[dg.TableColumn]:
@@ -103,15 +111,25 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         store = self.store.get_store()
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
-        total_rows, total_bytes, uris = 0, 0, []
-        for pk, table in tables.items():
+        def write_one(item) -> tuple[int, int, str]:
+            pk, table = item
             key = partition_object_key(context.asset_key, pk)
             with store.atomic_local_file(key) as path:
                 write_parquet(table, path, self.compression)
             info = store.stat(key)
-            total_rows += table.num_rows if isinstance(table, pa.Table) else table.height
-            total_bytes += info.size if info else 0
-            uris.append(store.uri(key))
+            rows = table.num_rows if isinstance(table, pa.Table) else table.height
+            return rows, (info.size if info else 0), store.uri(key)
+
+        if len(tables) == 1:
+            written = [write_one(next(iter(tables.items())))]
+        else:
+            # A single-run backfill writes many partitions: the Parquet encoders and uploads
+            # release the GIL, so a few threads overlap them.
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                written = list(pool.map(write_one, tables.items()))
+        total_rows = sum(w[0] for w in written)
+        total_bytes = sum(w[1] for w in written)
+        uris = [w[2] for w in written]
         first = next(iter(tables.values()))
         meta: dict[str, Any] = {
             "uri": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 1)[0]),
