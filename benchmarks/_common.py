@@ -40,3 +40,23 @@ def write_results(name: str, results: dict) -> Path:
     print(json.dumps(results, indent=2, sort_keys=True))
     print(f"-> {path}")
     return path
+
+
+def on_both_backends(bench, *args) -> dict:
+    """Run ``bench(settings, *args)`` on a temp local folder and on a throwaway SeaweedFS bucket."""
+    import tempfile
+
+    from snoiq_assets.settings import Settings
+    from snoiq_assets_tests.s3server import SeaweedS3
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        results["local"] = bench(Settings.from_env({"SNOIQ_HOME": str(Path(tmp) / "home")}), *args)
+        server = SeaweedS3(Path(tmp) / "weed").start()
+        try:
+            env = server.env(server.create_bucket("bench"))
+            env["SNOIQ_HOME"] = str(Path(tmp) / "s3home")
+            results["s3"] = bench(Settings.from_env(env), *args)
+        finally:
+            server.stop()
+    return results

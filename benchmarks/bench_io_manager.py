@@ -7,20 +7,17 @@ Run: .venv/bin/python benchmarks/bench_io_manager.py   (results in benchmarks/re
 from __future__ import annotations
 
 import io
-import tempfile
-from pathlib import Path
 
 import _common  # noqa: F401  (puts the repo on sys.path)
 import dagster as dg
 import numpy as np
 import polars as pl
 
-from _common import best_of, write_results
+from _common import best_of, on_both_backends, write_results
 from snoiq_assets.defs.io_manager import PartitionedParquetIOManager
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
-from snoiq_assets_tests.s3server import SeaweedS3
 
 N = 1_000_000
 
@@ -81,15 +78,7 @@ def bench_backend(settings: Settings, df: pl.DataFrame) -> dict:
 def main() -> None:
     df = frame()
     results = {"rows": N}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["local"] = bench_backend(Settings.from_env({"SNOIQ_HOME": str(Path(tmp) / "home")}), df)
-        server = SeaweedS3(Path(tmp) / "weed").start()
-        try:
-            env = server.env(server.create_bucket("bench"))
-            env["SNOIQ_HOME"] = str(Path(tmp) / "s3home")
-            results["s3"] = bench_backend(Settings.from_env(env), df)
-        finally:
-            server.stop()
+    results.update(on_both_backends(bench_backend, df))
     write_results("io_manager", results)
 
 

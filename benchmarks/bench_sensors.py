@@ -8,20 +8,17 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import _common  # noqa: F401
 import dagster as dg
 
-from _common import write_results
+from _common import on_both_backends, write_results
 from snoiq_assets.defs.automation.sensors import station_file_landing_sensor
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
-from snoiq_assets_tests.s3server import SeaweedS3
 
 N_KEYS = int(os.environ.get("BENCH_SENSOR_KEYS", "10000"))
 
@@ -71,17 +68,7 @@ def bench(settings: Settings, defs: dg.Definitions) -> dict:
 def main() -> None:
     from snoiq_assets.definitions import defs
 
-    results = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        results["local"] = bench(Settings.from_env({"SNOIQ_HOME": str(Path(tmp) / "home")}), defs)
-        server = SeaweedS3(Path(tmp) / "weed").start()
-        try:
-            env = server.env(server.create_bucket("bench"))
-            env["SNOIQ_HOME"] = str(Path(tmp) / "s3home")
-            results["s3"] = bench(Settings.from_env(env), defs)
-        finally:
-            server.stop()
-    write_results("sensors", results)
+    write_results("sensors", on_both_backends(bench, defs))
 
 
 if __name__ == "__main__":

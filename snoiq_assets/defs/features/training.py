@@ -17,6 +17,7 @@ from typing import Iterator, Optional
 import dagster as dg
 import polars as pl
 
+from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.defs.io_manager import asset_prefix, partition_object_key
 from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT
 from snoiq_assets.defs.resources import ObjectStoreResource
@@ -62,12 +63,7 @@ class TrainingTableConfig(dg.Config):
 
 
 def _date(text: Optional[str], what: str) -> Optional[dt.date]:
-    if not text:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise TrainingTableError(f"{what}={text!r} is not a date (YYYY-MM-DD)") from None
+    return optional_date(text, what, TrainingTableError)
 
 
 def grid_partition_keys(store: ObjectStore, start: Optional[dt.date], end: Optional[dt.date]) -> list[str]:

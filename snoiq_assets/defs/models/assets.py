@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
+from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import model_type_partitions
@@ -41,12 +42,7 @@ INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples"
 
 
 def _date(text: Optional[str], what: str) -> Optional[dt.date]:
-    if not text:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ModelError(f"{what}={text!r} is not a date (YYYY-MM-DD)") from None
+    return optional_date(text, what, ModelError)
 
 
 class TrainModelConfig(dg.Config):
