@@ -15,6 +15,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
+from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.demo import seed_demo
 from snoiq_assets.lib.storage import LocalStore
@@ -50,14 +51,20 @@ class Homes:
         return LocalStore(self.snoiq_home)
 
 
-def make_homes(base: Path) -> Homes:
+def make_homes(base: Path, hrrr_partitions: tuple[str, ...] = ()) -> Homes:
     """A Dagster home configured like ``make dev`` and a SNOIQ_HOME with the landed station
-    files, their ``station_files`` partitions registered (as the landing sensor would)."""
+    files, their ``station_files`` partitions registered (as the landing sensor would).
+
+    ``hrrr_partitions``: hourly keys (``%Y-%m-%dT%H``) whose synthetic ten-variable f00 GRIBs
+    (+ .idx) are also landed under raw/hrrr/ (with the bundled real 2020-12-14T00 f12 subset),
+    so hrrr_raw can materialise them with its default config and no network."""
     homes = Homes(base / "dagster_home", base / "snoiq_home")
     homes.dagster_home.mkdir(parents=True)
     homes.snoiq_home.mkdir(parents=True)
     shutil.copy(REPO / "dagster.local.yaml", homes.dagster_home / "dagster.yaml")
     seed_demo(homes.store)
+    if hrrr_partitions:
+        seed_hrrr(homes.store, synth_partitions=tuple(hrrr_partitions))
     with homes.instance() as instance:
         register_station_files(instance, homes.store)
     return homes

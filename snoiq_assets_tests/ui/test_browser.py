@@ -1,12 +1,14 @@
 """The Dagster UI in a real browser: `dagster dev` (webserver + daemon) on the real code location,
 driven by Debian's Chromium through Playwright.
 
-One server for the module (about 15-60 s to start on two busy cores). Screenshots go to the
+One server for the module (about 15-60 s to start on two busy cores); its SNOIQ_HOME also holds
+the synthetic HRRR hours 2023-01-01T00..T02 for the backfill test. Screenshots go to the
 module's tmp dir and are copied to ``test-output/ui/browser/`` in the repo (gitignored).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import signal
@@ -21,7 +23,10 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 import pytest
+from dagster._core.execution.backfill import BulkActionStatus
 
+from snoiq_assets.defs.hrrr.demo import SYNTH_PARTITIONS
+from snoiq_assets.lib.hrrr.fetch import landing_key
 from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make_homes
 
 pytestmark = pytest.mark.browser
@@ -33,6 +38,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 SERVER_START_LIMIT_S = 240   # wait limits, not assertions on speed
 RUN_LIMIT_MS = 300_000
 UI_LIMIT_MS = 60_000
+BACKFILL_LIMIT_S = 600
+HRRR_RANGE = SYNTH_PARTITIONS   # 2023-01-01T00..T02, landed before the server starts
+BACKFILL_DONE = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS,
+                 BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
 
 
 def _free_port() -> int:
@@ -81,7 +90,7 @@ class Server:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("ui_browser")
-    homes = make_homes(base)
+    homes = make_homes(base, hrrr_partitions=HRRR_RANGE)
     shots = base / "screenshots"
     shots.mkdir()
     port = _free_port()
@@ -223,3 +232,102 @@ def test_materialise_one_partition_from_the_ui(server, page):
     expect(page.get_by_text("Materialized (1)", exact=True)).to_be_visible()
     expect(page.get_by_text(f"Missing ({n_missing})", exact=True)).to_be_visible()
     server.screenshot(page, "05_asset_partitions")
+
+
+def _wait_for_backfill(server: Server) -> str:
+    """Poll the instance until the one backfill ends and none of its runs is still going."""
+    deadline = time.monotonic() + BACKFILL_LIMIT_S
+    seen = "no backfill yet"
+    while True:
+        with server.homes.instance() as instance:
+            backfills = instance.get_backfills()
+            if len(backfills) > 1:
+                pytest.fail(f"expected one backfill, found {[b.backfill_id for b in backfills]}")
+            if backfills:
+                bf = backfills[0]
+                runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": bf.backfill_id}))
+                seen = f"backfill {bf.backfill_id} {bf.status.value}, runs {[r.status.value for r in runs]}"
+                if bf.status in BACKFILL_DONE and all(r.is_finished for r in runs):
+                    return bf.backfill_id
+        if time.monotonic() > deadline:
+            pytest.fail(f"the backfill did not end in {BACKFILL_LIMIT_S} s ({seen}):\n{_log_tail(server.log)}")
+        time.sleep(2)
+
+
+def test_backfill_hourly_range_from_the_ui(server, page):
+    """Issue 7: a range of hourly partitions of hrrr_raw backfilled from the Materialize dialog
+    runs as ONE run (single-run backfill policy), launched by the daemon, and lands exactly them."""
+    from playwright.sync_api import expect
+
+    homes = server.homes
+    first, last = HRRR_RANGE[0], HRRR_RANGE[-1]
+    hrrr_raw = dg.AssetKey("hrrr_raw")
+    with homes.instance() as instance:
+        assert instance.get_backfills() == []
+        assert instance.get_materialized_partitions(hrrr_raw) == set()
+
+    page.goto(server.url + "/assets/hrrr_raw")
+    page.get_by_role("button", name="Materialize…").click()
+    dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize hrrr_raw")
+    expect(dialog).to_be_visible()
+    # The picker opens on the last 90 days of the hourly partitions; 2023 is older than that.
+    dialog.get_by_text("Show all partitions").click()
+    expect(dialog.get_by_text("All time", exact=True)).to_be_visible()
+    keys = dialog.get_by_placeholder(re.compile(r"^ex: "))
+    keys.fill(f"[{first}...{last}]")
+    keys.press("Enter")
+    expect(dialog.get_by_text(f"{len(HRRR_RANGE)} partitions", exact=True)).to_be_visible()
+    expect(dialog.get_by_text("Backfills all partitions in a single run.")).to_be_visible()
+    launch = dialog.get_by_role("button", name="Launch backfill")
+    expect(launch).to_be_enabled()
+    server.screenshot(page, "06_backfill_dialog")
+    launch.click()
+    expect(dialog).to_have_count(0)
+    # The UI's toast names the backfill it created and links to it.
+    toast = page.get_by_text(re.compile(r"^Created backfill \w+")).first
+    expect(toast).to_be_visible()
+    toast_text = toast.inner_text()
+    server.screenshot(page, "07_backfill_launched")
+
+    backfill_id = _wait_for_backfill(server)
+    assert backfill_id in toast_text, f"the toast said {toast_text!r}, the instance has backfill {backfill_id}"
+
+    with homes.instance() as instance:
+        backfill = instance.get_backfill(backfill_id)
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        run_report = [(r.run_id, r.status.value, r.tags.get("dagster/asset_partition_range_start"),
+                       r.tags.get("dagster/asset_partition_range_end")) for r in runs]
+        assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, (
+            f"backfill {backfill_id} ended {backfill.status.value} (error: {backfill.error}); runs {run_report}:\n"
+            f"{_log_tail(server.log)}")
+        assert backfill.is_asset_backfill and backfill.asset_selection == [hrrr_raw]
+        assert len(runs) == 1, f"single-run backfill policy, but the backfill launched {run_report}"
+        run = runs[0]
+        assert run.status == dg.DagsterRunStatus.SUCCESS, f"{run_report}:\n{_log_tail(server.log)}"
+        assert run.asset_selection == {hrrr_raw}
+        assert run.tags["dagster/asset_partition_range_start"] == first
+        assert run.tags["dagster/asset_partition_range_end"] == last
+        assert "dagster/partition" not in run.tags
+        assert instance.get_materialized_partitions(hrrr_raw) == set(HRRR_RANGE)
+        mats = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=hrrr_raw), limit=10).records
+        assert sorted(m.partition_key for m in mats) == sorted(HRRR_RANGE)
+        assert {m.run_id for m in mats} == {run.run_id}
+    for pk in HRRR_RANGE:
+        key = landing_key(dt.datetime.strptime(pk, "%Y-%m-%dT%H").replace(tzinfo=dt.timezone.utc), 0)
+        assert homes.store.exists(key) and homes.store.exists(key + ".idx"), key
+        assert homes.store.stat(key).size > 0, key
+
+    # The UI shows the finished backfill and the three materialised partitions.
+    page.goto(f"{server.url}/runs/b/{backfill_id}")
+    expect(page.get_by_text(backfill_id).first).to_be_visible()
+    expect(page.get_by_text(f"{first}...{last}", exact=True)).to_be_visible()   # partition selection
+    expect(page.get_by_text("Succeeded", exact=True).first).to_be_visible()
+    expect(page.get_by_text("100% completed", exact=True)).to_be_visible()
+    server.screenshot(page, "08_backfill_page")
+    page.goto(server.url + "/assets/hrrr_raw?view=partitions")
+    expect(page.get_by_text(f"Materialized ({len(HRRR_RANGE)})", exact=True)).to_be_visible()
+    page.get_by_placeholder("Filter by name").fill(first[:-1])   # the ten hours 2023-01-01T00..T09
+    for pk in HRRR_RANGE:
+        expect(page.get_by_text(pk, exact=True).first).to_be_visible()
+    server.screenshot(page, "09_hrrr_raw_partitions")
+    server.screenshot(page, "09_hrrr_raw_partitions")
