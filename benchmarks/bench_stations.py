@@ -2,7 +2,7 @@
 
 1. A year of USCRN hourly02 (8760 lines built by repeating the real CO Nunn lines with shifted
    UTC/LST timestamps) through ``parsers.parse_native`` vs ``polars.read_csv`` of a CSV with the
-   same rows and 38 columns. Target: within 2x. The two are alternated (21 runs each): the
+   same rows and 38 columns. Target: within 2x. The two are alternated (41 runs each): the
    machine is shared, so minima and the median of paired ratios are both recorded.
 2. The real GSOD file: our parse + to_clean + validate vs the old pandas approach (format +
    validate + filter with per-column functions, as the Rhizome pipeline did).
@@ -37,7 +37,7 @@ def best(fn, n=7):
     return min(times)
 
 
-def paired(fn_a, fn_b, n=21):
+def paired(fn_a, fn_b, n=41):
     """Alternate a and b (the machine is shared: load changes between runs); per-pair ratios.
 
     Returns (min a, min b, median a, median b, median of the paired ratios a/b)."""
@@ -119,7 +119,7 @@ def main():
     res = {
         "uscrn_hourly02_year": {"rows": 8760, "columns": 38, "ours_s": t_ours, "polars_read_csv_s": t_csv,
                                 "ratio_ours_over_read_csv": t_ours / t_csv, "target": "<= 2.0",
-                                "timing": "21 alternated runs each; *_s are minima, median_* medians",
+                                "timing": "41 alternated runs each; *_s are minima, median_* medians",
                                 "median_ours_s": med_ours, "median_polars_read_csv_s": med_csv,
                                 "median_paired_ratio": med_ratio},
         "gsod_kpdx": {"rows": 2923, "ours_parse_clean_validate_s": t_ours_g, "old_pandas_s": t_pd,

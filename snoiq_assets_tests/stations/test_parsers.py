@@ -225,3 +225,41 @@ def test_uscrn_hourly02_known_values_on_real_lines(sample_dir):
         hh, mm = int(raw[15:17]), int(raw[17:19])
         assert r["utc_datetime"] == dt.datetime(int(raw[6:10]), int(raw[10:12]), int(raw[12:14]), tzinfo=UTC) + dt.timedelta(hours=hh, minutes=mm)
     assert n["utc_datetime"].diff().drop_nulls().unique().to_list() == [dt.timedelta(hours=1)]
+
+
+def test_uscrn_parse_native_from_bytes_equals_general_path(sample_dir):
+    """``parse_native`` reads an ASCII USCRN file from its bytes (never decoded whole): same
+    frame as the general path, also when lines go to the general path or the file is refused
+    (CRLF, non-ASCII: decoded then)."""
+    text = (sample_dir / NUNN).read_text()
+    lines = text.splitlines()
+    lines[5] = lines[5][:60] + "x" + lines[5][61:]  # T_CALC not a number -> general path for the line
+    edited = "\n".join(lines) + "\n"
+    f, tf, st = parsers.USCRN_HOURLY02_FIELDS, parsers.USCRN_HOURLY02_TEXT, parsers.USCRN_HOURLY02_STAMPS
+    for variant in (text, edited, edited.replace("\n", "\r\n"), edited.replace("  ", " \u00e9", 1)):
+        fmt, native = parsers.parse_native(variant.encode(), "f")
+        assert fmt is Format.USCRN_HOURLY02
+        _same(native.drop("source_format"), parsers._finish(_general(variant, f, tf, st), fmt).drop("source_format"))
+    errors = parsers.parse_native(edited.encode(), "f")[1].filter(pl.col("parse_error").is_not_null())
+    assert errors["line_no"].to_list() == [6] and errors["parse_error"][0].startswith("column T_CALC: ")
+
+
+def test_digits_swar_equals_reference_on_every_byte():
+    """``_digits`` on 8-byte windows (SWAR) == the per-digit sum, and None as soon as one byte
+    of the field is no digit (every byte value tried in every position)."""
+    rng = np.random.default_rng(0)
+    rows = rng.integers(48, 58, size=(4096, 14), dtype=np.uint8)
+    for a, b in [(1, 8), (3, 8), (8, 8), (10, 13), (7, 14)]:
+        d = rows[:, a - 1:b] - np.uint8(48)
+        ref = (d.astype(np.float64) @ (10.0 ** np.arange(b - a, -1, -1))).astype(np.int64)
+        assert (parsers._digits(rows, a, b) == ref).all(), (a, b)
+        for col in range(a - 1, b):
+            for byte in range(256):
+                if 48 <= byte <= 57:
+                    continue
+                bad = rows.copy()
+                bad[17, col] = byte
+                assert parsers._digits(bad, a, b) is None, (a, b, col, byte)
+        outside = rows.copy()
+        outside[:, max(b - 8, 0):a - 1] = ord(" ")  # bytes of the window outside the field do not matter
+        assert (parsers._digits(outside, a, b) == ref).all(), (a, b)

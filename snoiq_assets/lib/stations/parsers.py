@@ -8,7 +8,8 @@ that could not be read: it stays in the frame, all values null, and becomes a re
 
 No per-line Python. USCRN fixed-width files take a fast path (``_fixed_width_fast``): the
 gaps between fields are overwritten with "," in a NumPy view of the bytes and the whole file
-is read by one ``polars.read_csv``; sentinels and dates are checked on the bytes. Lines it
+is read by one ``polars.read_csv``; sentinels and dates are checked on the bytes (an ASCII
+file is never decoded whole: ``parse_native`` hands the bytes over). Lines it
 cannot vouch for (or a whole file that is not equal-length ASCII lines) go through the general
 path (``_fixed_width_lines``): the text split once into a Polars string Series, fields as
 ``str.slice`` expressions. Both give identical rows (tested). CSV lines are checked for their
@@ -33,6 +34,8 @@ Formats and their quirks:
 """
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import polars as pl
@@ -132,16 +135,22 @@ def _numeric(raw: dict[str, pl.Expr], names: list[str], missing: list[str]) -> t
     return out, errs
 
 
-def _fixed_width(text: str, file: str, fields: list[tuple[str, int, int]], text_fields: set[str],
-                 stamps: dict[str, tuple[str, str | None, str | None]]) -> pl.DataFrame:
+def _fixed_width(text: str | None, file: str, fields: list[tuple[str, int, int]], text_fields: set[str],
+                 stamps: dict[str, tuple[str, str | None, str | None]], data: bytes | None = None) -> pl.DataFrame:
     """``[line_no, *fields, parse_error, *stamps]``: text fields stripped strings, the others
     Float64; ``stamps`` name -> (date field, time field or None, time zone or None) are the
     ``_stamp_expr`` dates/datetimes (a stamp named like a field replaces it in place).
 
     Fast path (``_fixed_width_fast``) for a well-formed file; the lines it cannot vouch for,
     or the whole file, go through ``_fixed_width_lines``. Both give identical rows.
+    ``data``: optionally the bytes ``text`` decodes from; ``text`` may then be None (it is
+    decoded only if the general path needs it).
     """
-    fast = _fixed_width_fast(text, fields, text_fields, stamps)
+    fast = _fixed_width_fast(text, fields, text_fields, stamps, data)
+    if text is None:
+        if fast is not None and not fast[1].any():
+            return fast[0]
+        text = decode_utf8(data, file)
     if fast is not None:
         frame, slow_rows = fast
         if not slow_rows.any():
@@ -166,11 +175,35 @@ def _stamp_expr(date: str, time: str | None, tz: str | None) -> pl.Expr:
 
 def _digits(m: np.ndarray, a: int, b: int) -> np.ndarray | None:
     """The integer in columns a..b (1-based, inclusive) of every line, or None unless all are digits."""
+    if b - a < 8 and b >= 8 and m.flags.c_contiguous and m.ndim == 2:
+        return _digits_swar(m, a, b)
     d = m[:, a - 1:b] - np.uint8(48)
     if (d > 9).any():
         return None
     # float64 matmul is exact here (at most 8 digits < 2**53) and much faster than int64's
     return (d.astype(np.float64) @ (10.0 ** np.arange(b - a, -1, -1))).astype(np.int64)
+
+
+_U64 = np.uint64
+
+
+def _digits_swar(m: np.ndarray, a: int, b: int) -> np.ndarray | None:
+    """``_digits`` for a field of at most 8 columns ending at column 8 or later: each line's
+    8 bytes ending at column b as one little-endian uint64 (a strided view, no copy), the
+    field's bytes checked and combined as 8 lanes at once (SWAR)."""
+    w = b - a + 1
+    x = np.ndarray((m.shape[0],), dtype="<u8", buffer=m, offset=b - 8, strides=(m.shape[1],))
+    x = x >> _U64(8 * (8 - w)) << _U64(8 * (8 - w))  # only the field's bytes (the high ones)
+    x = x | _U64((0x3030303030303030 >> (8 * w)) if w < 8 else 0)  # lanes before the field as "0"
+    hi = _U64(0xF0F0F0F0F0F0F0F0)
+    # every byte 0x30..0x39: its high nibble is 3, and still 3 after adding 6
+    if ((x & hi) != _U64(0x3030303030303030)).any() or (((x + _U64(0x0606060606060606)) & hi) != _U64(0x3030303030303030)).any():
+        return None
+    x = x - _U64(0x3030303030303030)  # 8 digits, the first in the lowest byte
+    x = (x * _U64(10) + (x >> _U64(8))) & _U64(0x00FF00FF00FF00FF)
+    x = (x * _U64(100) + (x >> _U64(16))) & _U64(0x0000FFFF0000FFFF)
+    x = (x * _U64(10000) + (x >> _U64(32))) & _U64(0xFFFFFFFF)
+    return x.astype(np.int64)
 
 
 _MONTH_DAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
@@ -230,123 +263,131 @@ def _stamp_numpy(m: np.ndarray, pos: dict[str, tuple[int, int]], date: str, time
 _FAST_FORBIDDEN = (b"\r", b"\t", b"\x0b", b"\x0c", b",")
 
 
-def _fixed_width_fast(text: str, fields: list[tuple[str, int, int]], text_fields: set[str],
-                      stamps: dict[str, tuple[str, str | None, str | None]]):
+def _fixed_width_fast(text: str | None, fields: list[tuple[str, int, int]], text_fields: set[str],
+                      stamps: dict[str, tuple[str, str | None, str | None]], data: bytes | None = None):
     """``(frame, slow_rows)`` for a file of equal-length ASCII lines, else None.
 
     No Python per line: the file becomes a CSV by writing "," into the one-character gaps
     between fields, which ``polars.read_csv`` parses in one pass (text fields as strings, the
     others as Float64). Row for row equal to ``_fixed_width_lines`` because the bytes of every
     field are the same (ASCII; no "," CR tab VT FF; LF only at line ends), so
-    - a text field is the same string, stripped when it holds a blank;
+    - a text field is the same string, stripped when it starts or ends with a blank;
     - a numeric field is blanks then a number, read alike by both (tested in
       ``test_parsers``), or it does not read here (trailing blanks, blank, not a number) and
       its row is in ``slow_rows``;
     - a missing sentinel is recognised on the field's bytes: the field equals the sentinel
-      right-aligned (its only blanks are leading ones, or it would not have read);
+      right-aligned (its only blanks are leading ones, or it would not have read). Only
+      columns holding a sentinel's value (-9999, -99.0, ...) somewhere are checked;
     - a row whose UTC_DATE / LST_DATE is no date is in ``slow_rows``.
     ``slow_rows`` (bool array) must be re-read by the general path; their values here are
-    meaningless.
+    meaningless. ``data``, if given, is ``text`` encoded as UTF-8 (saves a copy); with ``data``,
+    ``text`` may be None.
+
+    Fresh memory is the main cost besides ``read_csv``: the bytes are copied once (into a
+    ``BytesIO``, whose value ``read_csv`` then reads without another copy); NumPy works on
+    views, in row blocks or on a few columns.
     """
     width = fields[-1][2]
-    data = text.encode()
-    if len(data) != len(text) or any(c in data for c in _FAST_FORBIDDEN):
-        return None  # non-ASCII, or a character the fast path does not vouch for
-    if not data.endswith(b"\n"):
-        data += b"\n"
-    n, rest = divmod(len(data), width + 1)
+    if text is None:
+        if not data.isascii():
+            return None  # non-ASCII
+    elif not text.isascii():
+        return None  # non-ASCII
+    elif data is None or len(data) != len(text):
+        data = text.encode()
+    if any(c in data for c in _FAST_FORBIDDEN):
+        return None  # a character the fast path does not vouch for
+    n, rest = divmod(len(data) + (not data.endswith(b"\n")), width + 1)
     if n == 0 or rest:
         return None
-    buf = bytearray(data)
-    m = np.frombuffer(buf, dtype=np.uint8).reshape(n, width + 1)
-    if not (m[:, width] == 10).all() or (m[:, :width] == 10).any():
-        return None  # not every line is exactly ``width`` characters
     names = [name for name, _, _ in fields]
     numeric = [(name, a, b) for name, a, b in fields if name not in text_fields]
-    sentinel = _sentinel_hits(buf, n, width, numeric)
-    if sentinel is None:
-        return None
-    # A text field is stripped only if it holds a blank somewhere (only " " can occur here).
-    text_cols = [(name, np.arange(a - 1, b)) for name, a, b in fields if name in text_fields]
-    has_blank = (m[:, np.concatenate([c for _, c in text_cols])] == 32).any(axis=0)
-    blanks, i = set(), 0
-    for name, cols in text_cols:
-        if has_blank[i:i + len(cols)].any():
-            blanks.add(name)
-        i += len(cols)
+    if any(b - a + 1 > 8 or b < 8 for _, a, b in numeric):
+        return None  # a field the sentinel check (8-byte windows) cannot read
+    pos = {name: (a, b) for name, a, b in fields}
+    dates = [d for d in ("UTC_DATE", "LST_DATE") if d in pos]
+    bio = io.BytesIO()
+    bio.write(data)
+    if not data.endswith(b"\n"):
+        bio.write(b"\n")
+    view = bio.getbuffer()
+    m = np.frombuffer(view, dtype=np.uint8).reshape(n, width + 1)
+    if not (m[:, width] == 10).all() or sum(np.count_nonzero(m[i:i + _BLOCK] == 10) for i in range(0, n, _BLOCK)) != n:
+        return None  # not every line is exactly ``width`` characters
+    date_bad, digits = [], {}
+    for d in dates:  # all-digit dates checked on the bytes, others as the general path does
+        digits[d] = _digits(m, *pos[d])
+    ok_dates = [d for d in dates if digits[d] is not None]
+    if ok_dates:  # one call for all date fields
+        days, valid = _ymd_days(np.concatenate([digits[d] for d in ok_dates]))
+        for k, d in enumerate(ok_dates):
+            digits["_ymd", d] = days[k * n:(k + 1) * n], valid[k * n:(k + 1) * n]
+            date_bad.append(~digits["_ymd", d][1])
+    out = {name: _stamp_numpy(m, pos, *spec, digits=digits) for name, spec in stamps.items()}
+    # A text field is stripped only if it starts or ends with a blank (only " " can occur here;
+    # an all-digit field has none).
+    text_pos = [(name, a, b) for name, a, b in fields if name in text_fields and digits.get(name) is None]
+    ends = m[:, [a - 1 for _, a, _ in text_pos] + [b - 1 for _, _, b in text_pos]] == 32
+    blanks = {name for k, (name, _, _) in enumerate(text_pos) if ends[:, k].any() or ends[:, k + len(text_pos)].any()}
     m[:, _gap_columns(fields)] = ord(",")
+    del m
+    view.release()
+    raw = bio.getvalue()  # the buffer itself (no copy once no view is held)
+    del bio
     df = pl.read_csv(
-        bytes(buf), has_header=False, new_columns=names, quote_char=None, ignore_errors=True,
+        raw, has_header=False, new_columns=names, quote_char=None, ignore_errors=True,
         empty_string_is_null=False, schema={name: (pl.Utf8 if name in text_fields else pl.Float64) for name in names},
     )
     if df.height != n:
         return None
-    dates = [d for d in ("UTC_DATE", "LST_DATE") if d in df.columns]
-    hit_cols = [j for j in range(len(numeric)) if sentinel[:, j].any()]
-    hits = pl.from_numpy(sentinel[:, hit_cols], schema=[f"_s_{numeric[j][0]}" for j in hit_cols])
-    df = pl.concat([df, hits], how="horizontal")
-    pos = {name: (a, b) for name, a, b in fields}
-    date_ok, digits = {}, {}
-    for d in dates:  # all-digit dates checked on the bytes, others as the general path does
-        v = digits[d] = _digits(m, *pos[d])
-        if v is not None:
-            digits["_ymd", d] = _ymd_days(v)
-            date_ok[d] = digits["_ymd", d][1]
-    checks = df.select(
-        *[pl.col(name).is_null().alias(f"_n_{name}") for name, _, _ in numeric if df[name].null_count()],
-        *[pl.col(d).str.strip_chars().str.strptime(pl.Date, "%Y%m%d", strict=False).is_null().alias(f"_d_{d}")
-          for d in dates if d not in date_ok],
-        *[pl.lit(pl.Series(~ok)).alias(f"_d_{d}") for d, ok in date_ok.items() if not ok.all()],
-    )
-    checks = checks.select(pl.col(c) for c in checks.columns if checks[c].any())
-    slow = checks.select(pl.any_horizontal(pl.all())).to_series().to_numpy() if checks.width else np.zeros(n, dtype=bool)
-    hit_names = {numeric[j][0] for j in hit_cols}
-    frame = df.select(
-        pl.int_range(1, n + 1, dtype=pl.Int64).alias("line_no"),
-        *[pl.col(name).str.strip_chars() if name in blanks
-          else pl.when(pl.col(f"_s_{name}")).then(None).otherwise(pl.col(name)).alias(name) if name in hit_names
-          else pl.col(name) for name in names],
-        pl.lit(None, dtype=pl.Utf8).alias("parse_error"),
-    )
-    out = {}
-    for name, spec in stamps.items():
-        series = _stamp_numpy(m, pos, *spec, digits=digits)
-        out[name] = _stamp_expr(*spec) if series is None else series
-    if all(isinstance(v, pl.Series) for v in out.values()):
-        # no query needed: replace / append the Series in place
-        cols = {c: frame.get_column(c) for c in frame.columns}
-        for name, series in out.items():
-            cols[name] = series.alias(name)
-        return pl.DataFrame(list(cols.values())), slow
-    return frame.with_columns(**{k: pl.lit(v) if isinstance(v, pl.Series) else v for k, v in out.items()}), slow
+    # Series-level work below: each Polars query costs ~1 ms of overhead at this size
+    cols = {name: df.get_column(name) for name in names}
+    # every sentinel reads as a value <= -99: only columns reaching that can hold one
+    hits = {name: _sentinel_hits(raw, n, width, a, b) for name, a, b in numeric
+            if (low := cols[name].min()) is not None and low <= _SENTINEL_MAX}
+    for name, hit in hits.items():
+        if hit.any():
+            cols[name] = cols[name].set(pl.Series(hit), None)
+    slow = [pl.col(name).is_null() for name, _, _ in numeric if df.get_column(name).null_count()]
+    slow += [pl.col(d).str.strip_chars().str.strptime(pl.Date, "%Y%m%d", strict=False).is_null()
+             for d in dates if digits[d] is None]
+    slow_rows = np.logical_or.reduce(date_bad) if date_bad else np.zeros(n, dtype=bool)
+    if slow:
+        slow_rows |= df.select(pl.any_horizontal(slow)).to_series().to_numpy()
+    for name in blanks:
+        cols[name] = cols[name].str.strip_chars()
+    frame = [pl.int_range(1, n + 1, dtype=pl.Int64, eager=True).alias("line_no"), *cols.values(),
+             pl.Series("parse_error", [None], dtype=pl.Utf8).new_from_index(0, n)]
+    if all(v is not None for v in out.values()):
+        for name, series in out.items():  # a stamp named like a field replaces it in place
+            series = series.alias(name)
+            if name in pos:
+                frame[names.index(name) + 1] = series
+            else:
+                frame.append(series)
+        return pl.DataFrame(frame), slow_rows
+    # a stamp the bytes could not give: ``_stamp_expr`` on the (stripped) fields, all in order as before
+    return pl.DataFrame(frame).with_columns(
+        **{k: _stamp_expr(*stamps[k]) if v is None else pl.lit(v) for k, v in out.items()}), slow_rows
 
 
-def _sentinel_hits(buf: bytearray, n: int, width: int, numeric: list[tuple[str, int, int]]) -> np.ndarray | None:
-    """(n lines x numeric fields) bool: the field's bytes are a missing sentinel, right-aligned.
+_BLOCK = 1024  # rows per NumPy block: temporaries stay small and are reused
+_SENTINEL_MAX = max(float(s) for s in USCRN_MISSING)  # the largest value a sentinel reads as
 
-    Each field (at most 8 characters) is read as the little-endian uint64 of the 8 bytes ending
-    at its last column, masked to its own bytes, and compared with the sentinels padded to its
-    width. Runs of same-width, evenly spaced fields are one strided view of the buffer (no
-    copy until the mask). None if a field does not fit in such a window.
+
+def _sentinel_hits(raw: bytes, n: int, width: int, a: int, b: int) -> np.ndarray:
+    """Bool per line: the field in columns a..b (1-based; at most 8 wide, b >= 8) of ``raw``
+    (``n`` lines of ``width`` characters and LF) is a missing sentinel, right-aligned.
+
+    The field is read as the little-endian uint64 of the 8 bytes ending at its last column
+    (a strided view, no copy), masked to its own bytes, and compared with the sentinels padded
+    to its width: one multiply-shift hash, one table lookup, one compare.
     """
-    if any(b - a + 1 > 8 or b < 8 for _, a, b in numeric):
-        return None
-    runs: list[list[tuple[int, int]]] = []  # [(end, width)] with equal width and spacing
-    for _, a, b in numeric:
-        w = b - a + 1
-        run = runs[-1] if runs else None
-        if run and run[0][1] == w and (len(run) == 1 or b - run[-1][0] == run[1][0] - run[0][0]):
-            run.append((b, w))
-        else:
-            runs.append([(b, w)])
-    out = []
-    for run in runs:
-        (b0, w), step = run[0], (run[1][0] - run[0][0] if len(run) > 1 else 8)
-        view = np.ndarray((n, len(run)), dtype="<u8", buffer=buf, offset=b0 - 8, strides=(width + 1, step))
-        vals = view & np.uint64(~((1 << (8 * (8 - w))) - 1) & (2**64 - 1))
-        magic, table = _sentinel_table(w)  # one multiply-shift hash, one lookup, one compare
-        out.append(table[(vals * magic) >> np.uint64(61)] == vals)
-    return np.concatenate(out, axis=1)
+    w = b - a + 1
+    vals = np.ndarray((n,), dtype="<u8", buffer=raw, offset=b - 8, strides=(width + 1,))
+    vals = vals & np.uint64(~((1 << (8 * (8 - w))) - 1) & (2**64 - 1))
+    magic, table = _sentinel_table(w)
+    return table[(vals * magic) >> np.uint64(61)] == vals
 
 
 _SENTINEL_TABLES: dict[int, tuple[np.uint64, np.ndarray]] = {}
@@ -416,19 +457,26 @@ USCRN_HOURLY02_STAMPS = {"utc_datetime": ("UTC_DATE", "UTC_TIME", "UTC"), "lst_d
 USCRN_DAILY01_STAMPS = {"LST_DATE": ("LST_DATE", None, None)}
 
 
-def parse_uscrn_hourly02(text: str, file: str) -> pl.DataFrame:
-    df = _fixed_width(text, file, USCRN_HOURLY02_FIELDS, USCRN_HOURLY02_TEXT, USCRN_HOURLY02_STAMPS)
+def parse_uscrn_hourly02(text: str | None, file: str, data: bytes | None = None) -> pl.DataFrame:
+    """``data``: optionally the file's bytes (``text`` their decoding, or None: decoded if needed)."""
+    df = _fixed_width(text, file, USCRN_HOURLY02_FIELDS, USCRN_HOURLY02_TEXT, USCRN_HOURLY02_STAMPS, data)
     return _finish(df, Format.USCRN_HOURLY02)
 
 
-def parse_uscrn_daily01(text: str, file: str) -> pl.DataFrame:
-    df = _fixed_width(text, file, USCRN_DAILY01_FIELDS, USCRN_DAILY01_TEXT, USCRN_DAILY01_STAMPS)
+def parse_uscrn_daily01(text: str | None, file: str, data: bytes | None = None) -> pl.DataFrame:
+    """``data``: optionally the file's bytes (``text`` their decoding, or None: decoded if needed)."""
+    df = _fixed_width(text, file, USCRN_DAILY01_FIELDS, USCRN_DAILY01_TEXT, USCRN_DAILY01_STAMPS, data)
     return _finish(df, Format.USCRN_DAILY01)
 
 
 def _finish(df: pl.DataFrame, fmt: Format) -> pl.DataFrame:
-    df = df.rename({c: c.lower() for c in df.columns})
-    return df.with_columns(pl.lit(fmt.value).alias("source_format"))
+    """Lower-case names and ``source_format``, without a Polars query (~1 ms each at 10k rows)."""
+    names = [c.lower() for c in df.columns]
+    if len(set(names)) != len(names) or "source_format" in names:  # let Polars handle (or reject) it
+        return df.rename({c: c.lower() for c in df.columns}).with_columns(pl.lit(fmt.value).alias("source_format"))
+    out = df.clone()  # shallow
+    out.columns = names
+    return out.hstack([pl.Series("source_format", [fmt.value], dtype=pl.Utf8).new_from_index(0, out.height)])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,9 +615,19 @@ PARSERS = {
 
 def parse_native(data: bytes, file: str) -> tuple[Format, pl.DataFrame]:
     """Detect and parse; a file that cannot be read as a whole raises ``StationFileError``."""
-    text = decode_utf8(data, file)
-    fmt = detect_format(text, file)
-    native = PARSERS[fmt](text, file)
+    fmt = None
+    if data.isascii():  # valid UTF-8 as it is: a USCRN file is read from the bytes, never decoded whole
+        head = data[:data.find(b"\n") + 1] if b"\n" in data else data
+        try:
+            fmt = detect_format(head.decode(), file)  # USCRN is recognised by the first line
+        except StationFileError:
+            fmt = None
+    if fmt in (Format.USCRN_HOURLY02, Format.USCRN_DAILY01):
+        native = PARSERS[fmt](None, file, data=data)
+    else:
+        text = decode_utf8(data, file)
+        fmt = detect_format(text, file)
+        native = PARSERS[fmt](text, file)
     if native.height and native["parse_error"].null_count() == 0:
         first = native.row(0, named=True)
         raise StationFileError(
