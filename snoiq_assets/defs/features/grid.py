@@ -39,7 +39,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets.defs.io_manager import parquet_key_value_metadata, partition_object_key, read_schema_metadata
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
@@ -268,23 +268,6 @@ def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl
         run_obs = run_observations(observations, [valid_time], inc["station_id"].to_list())
     obs = nearest_observations(run_obs, valid_time)
     return head.join(feats, on="station_id", how="left").join(obs, on="station_id", how="left").sort("station_id")
-
-
-def parquet_key_value_metadata(store, key: str) -> dict[str, str]:
-    """A stored Parquet file's key-value metadata, read from its footer with two ranged reads
-    (on S3 the file is not downloaded; the join scans only the columns it needs)."""
-    info = store.stat(key)
-    if info is None:
-        raise GridFeatureError(f"{key} does not exist; materialise hrrr_fields first")
-    if info.size < 12:
-        raise GridFeatureError(f"{key} is not a Parquet file ({info.size} bytes)")
-    tail = store.get_range(key, info.size - 8, info.size - 1)
-    footer_len = int.from_bytes(tail[:4], "little")
-    if tail[4:] != b"PAR1" or footer_len + 12 > info.size:
-        raise GridFeatureError(f"{key} is not a Parquet file (bad footer)")
-    footer = store.get_range(key, info.size - 8 - footer_len, info.size - 1)
-    md = pq.read_schema(pa.BufferReader(b"PAR1" + footer)).metadata or {}
-    return {k.decode(): v.decode() for k, v in md.items()}
 
 
 @dg.asset(

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from snoiq_assets.lib.dates import optional_date
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets.defs.io_manager import read_schema_metadata
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import model_type_partitions
 from snoiq_assets.defs.resources import ObjectStoreResource
@@ -74,13 +74,7 @@ def _params(raw: dict[str, Any]) -> dict[str, Any]:
 def _table_info(store: ObjectStoreResource) -> dict:
     """The training table's build info, from its Parquet footer only (on S3 a ranged read, not a
     download of the whole table that the IO manager has already loaded)."""
-    obj_store = store.get_store()
-    uri = obj_store.uri(partition_object_key(TRAINING_TABLE, None))
-    try:
-        md = pl.read_parquet_metadata(uri, storage_options=obj_store.storage_options)
-    except Exception:  # noqa: BLE001 - fall back to the IO manager's reader (downloads the file)
-        md = read_schema_metadata(store, TRAINING_TABLE, None)
-    return info_from_schema_metadata(md)
+    return info_from_schema_metadata(read_schema_metadata(store, TRAINING_TABLE, None))
 
 
 def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Optional[str]:
