@@ -32,8 +32,8 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
         }
     return {
         "assets": assets,
-        "sensors": sorted(s.name for s in defs.resolve_all_sensor_defs()) if hasattr(defs, "resolve_all_sensor_defs") else [],
-        "schedules": sorted(s.name for s in defs.resolve_all_schedule_defs()) if hasattr(defs, "resolve_all_schedule_defs") else [],
+        "sensors": sorted(s.name for s in defs.sensors or []),
+        "schedules": sorted(s.name for s in defs.schedules or []),
         "resources": sorted(defs.resources or {}),
     }
 

@@ -78,6 +78,19 @@ def _schema_columns(frame: pl.DataFrame | pa.Table) -> list[dg.TableColumn]:
     return [dg.TableColumn(f.name, str(f.type)) for f in frame.schema]
 
 
+def write_partition(store: ObjectStore, asset_key: dg.AssetKey, partition_key: str | None, frame: Any,
+                    compression: str = "zstd") -> tuple[int, int, str]:
+    """Write one partition's frame atomically where the IO manager keeps it; (rows, bytes, uri).
+    Also used by an asset that must store the partitions that succeeded before failing the run."""
+    table = as_frame(frame)
+    key = partition_object_key(asset_key, partition_key)
+    with store.atomic_local_file(key) as path:
+        write_parquet(table, path, compression)
+    info = store.stat(key)
+    rows = table.num_rows if isinstance(table, pa.Table) else table.height
+    return rows, (info.size if info else 0), store.uri(key)
+
+
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
     store: ObjectStoreResource
     compression: str = "zstd"
@@ -113,13 +126,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
         def write_one(item) -> tuple[int, int, str]:
-            pk, table = item
-            key = partition_object_key(context.asset_key, pk)
-            with store.atomic_local_file(key) as path:
-                write_parquet(table, path, self.compression)
-            info = store.stat(key)
-            rows = table.num_rows if isinstance(table, pa.Table) else table.height
-            return rows, (info.size if info else 0), store.uri(key)
+            return write_partition(store, context.asset_key, item[0], item[1], self.compression)
 
         if len(tables) == 1:
             written = [write_one(next(iter(tables.items())))]

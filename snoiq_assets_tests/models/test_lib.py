@@ -13,7 +13,7 @@ from snoiq_assets.lib.features.training import TrainingTableSpec, build_training
 from snoiq_assets.lib.models import InsufficientDataError, ModelError
 from snoiq_assets.lib.models import baselines, metrics as M
 from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
-from snoiq_assets.lib.models.splits import rolling_origin, time_split
+from snoiq_assets.lib.models.splits import parse_period, rolling_origin, time_split
 from snoiq_assets.lib.models.store import load_bundle, model_prefix, read_metadata, save_bundle
 from snoiq_assets.lib.models.train import MODEL_TYPES, fit
 from snoiq_assets_tests.models.conftest import FAST, STATION, gsod_clean
@@ -161,3 +161,36 @@ def test_threads_come_from_config_or_hyperparameters():
     assert {c["ops"]["trained_models"]["config"]["sweep_id"] for c in par} == {"s1"}
     with pytest.raises(ModelError, match="parallel"):
         sweep_run_configs({}, grid, "s1", parallel=0)
+
+
+def test_hourly_periods_split_between_hours_not_days():
+    hours = np.arange(np.datetime64("2023-01-01T01"), np.datetime64("2023-01-03T01"), np.timedelta64(1, "h")).astype("datetime64[us]")
+    s = time_split(hours, test_fraction=0.25, min_train=12, min_test=8)
+    assert int(s.train.sum()) == 36 and int(s.test.sum()) == 12
+    assert s.split_date == dt.datetime(2023, 1, 2, 13, tzinfo=dt.timezone.utc)
+    w = s.describe(hours)
+    assert w["train_end"] == "2023-01-02T12:00" and w["test_start"] == "2023-01-02T13:00" and w["test_end"] == "2023-01-03T00:00"
+    assert parse_period(w["test_start"]) == dt.datetime(2023, 1, 2, 13, tzinfo=dt.timezone.utc)
+    # A split given as an hour, and as a date (midnight).
+    s2 = time_split(hours, dt.datetime(2023, 1, 2, 6, tzinfo=dt.timezone.utc), min_train=12, min_test=8)
+    assert int(s2.train.sum()) == 29
+    s3 = time_split(hours, dt.date(2023, 1, 2), min_train=12, min_test=8)
+    assert int(s3.train.sum()) == 23 and s3.describe(hours)["split_date"] == "2023-01-02"
+    folds = rolling_origin(hours[s.train], 2, min_train=12, min_test=4)
+    assert [(len(a), len(b)) for a, b in folds] == [(12, 12), (24, 12)]
+    for tr, te in folds:
+        assert hours[tr].max() < hours[te].min()
+    # Daily periods keep their date text.
+    days = np.arange(np.datetime64("2023-01-01"), np.datetime64("2023-03-01"))
+    assert time_split(days).describe(days)["test_end"] == "2023-02-28"
+    assert parse_period("2023-02-28") == dt.date(2023, 2, 28)
+
+
+def test_hourly_climatology_is_by_hour_of_day():
+    ts = pl.datetime_range(dt.datetime(2023, 1, 1), dt.datetime(2023, 1, 4, 23), "1h", eager=True, time_zone="UTC")
+    frame = pl.DataFrame({"location": ["S"] * len(ts), "period_start": ts,
+                          "target": [float(t.hour) for t in ts]})
+    train = np.array([t.day < 4 for t in ts])
+    clim = baselines.climatology(frame, train)
+    # The diurnal cycle: hour h is predicted as h, not as the month's mean of 11.5.
+    assert np.allclose(clim[~train], np.arange(24))

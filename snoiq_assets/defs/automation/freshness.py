@@ -26,6 +26,8 @@ ASSET_POLICIES: dict[str, dg.FreshnessPolicy] = {
     "station_metadata": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=30)),
     "station_grid_index": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=365)),
     "training_table": dg.FreshnessPolicy.time_window(fail_window=timedelta(days=8), warn_window=timedelta(days=7)),
+    # Follows grid_join_features hour by hour (feature_predictions_sensor).
+    "hourly_predictions": dg.FreshnessPolicy.time_window(fail_window=timedelta(hours=3), warn_window=timedelta(hours=2)),
 }
 DEFAULT_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=30))
 

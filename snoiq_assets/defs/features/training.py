@@ -7,6 +7,10 @@ Inputs:
   daily means before the next month is read. When none are stored the table is station-only.
 - ``outcome_of_interest`` (one partition per location) is read for the requested locations
   when the target is ``outcome``.
+
+With ``hourly: true`` the table is the hourly grid-join table instead (lib/features/hourly.py):
+every stored grid_join_features hour in the date range, one row per station and valid hour;
+observations_clean only supplies the target's hourly lags.
 """
 
 
@@ -21,6 +25,7 @@ from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.defs.io_manager import asset_prefix, partition_object_key
 from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT
 from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.lib.features.hourly import DEFAULT_HOURLY_LAGS, build_hourly_table
 from snoiq_assets.lib.features.training import (
     TrainingTableError,
     TrainingTableSpec,
@@ -47,6 +52,12 @@ class TrainingTableConfig(dg.Config):
     min_coverage: float = 0.5
     use_grid_features: bool = True
     outcome_agg: str = "mean"
+    # hourly: one row per station and HRRR valid hour, built from grid_join_features (features:
+    # the 5x5 neighbourhood statistics, forecast hour, hour of day, season and the target's
+    # hourly lags; target: the observation joined to that hour). resolution_days, lags,
+    # rolling_windows and min_coverage are the daily table's and are not used then.
+    hourly: bool = False
+    hourly_lags: list[int] = list(DEFAULT_HOURLY_LAGS)
 
     def spec(self) -> TrainingTableSpec:
         return TrainingTableSpec(
@@ -121,7 +132,8 @@ def table_data_version(arrow_table) -> str:
     group_name="features",
     ins={"observations_clean": dg.AssetIn(key=OBS_KEY, metadata={"allow_missing_partitions": True})},
     deps=[GRID_KEY, OUTCOME_KEY],
-    description="Features and target per location and period (resolution_days), with rolling means and lags.",
+    description="Features and target per location and period (resolution_days), with rolling means and lags; "
+                "or (hourly: true) per station and HRRR valid hour from grid_join_features.",
     kinds={"polars", "parquet"},
 )
 def training_table(
@@ -132,6 +144,8 @@ def training_table(
 ) -> dg.Output:
     spec = config.spec()
     obj_store = store.get_store()
+    if config.hourly:
+        return _hourly_table(context, config, spec, obj_store, observations_clean)
     grid_daily, grid_keys = None, []
     if config.use_grid_features:
         grid_keys = grid_partition_keys(obj_store, spec.start, spec.end)
@@ -165,6 +179,30 @@ def training_table(
             "table_version": version,
         },
     )
+
+
+def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, spec: TrainingTableSpec,
+                  obj_store: ObjectStore, observations_clean: pl.LazyFrame) -> dg.Output:
+    grid_keys = grid_partition_keys(obj_store, spec.start, spec.end)
+    if not grid_keys:
+        raise TrainingTableError(
+            f"an hourly training table is built from grid_join_features, which has no stored partitions between "
+            f"{spec.start or 'the start'} and {spec.end or 'the end'}; materialise grid_join_features first"
+        )
+    grid = pl.concat(list(grid_chunks(obj_store, grid_keys)), how="diagonal_relaxed")
+    obs = observations_clean if observations_clean.collect_schema() else None
+    table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end)
+    info["grid_partitions"] = {"count": len(grid_keys), "first": grid_keys[0], "last": grid_keys[-1]}
+    arrow = to_arrow_with_metadata(table, info)
+    version = table_data_version(arrow)
+    context.log.info(f"training_table (hourly): {info['rows']} rows ({info['rows_with_target']} with a target), "
+                     f"{len(info['feature_columns'])} features from {len(grid_keys)} grid hours")
+    return dg.Output(arrow, data_version=dg.DataVersion(version), metadata={
+        "target": info["target"], "resolution": "hourly", "resolution_days": 0, "feature_set": info["feature_set"],
+        "feature_count": len(info["feature_columns"]), "locations": ", ".join(info["locations"]),
+        "period_start_min": info["period_start_min"], "period_start_max": info["period_start_max"],
+        "rows_with_target": info["rows_with_target"], "grid_hours_used": len(grid_keys), "table_version": version,
+    })
 
 
 assets = [training_table]

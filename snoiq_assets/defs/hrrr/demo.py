@@ -41,14 +41,19 @@ def _land(store: ObjectStore, key: str, path: Path) -> None:
 
 def seed_demo(store: ObjectStore, synth_partitions=SYNTH_PARTITIONS) -> list[str]:
     """Land the demo GRIBs (+ .idx) under raw/hrrr/ and return the partition keys seeded."""
-    seeded = []
     real_run = dt.datetime(2020, 12, 14, 0, tzinfo=UTC)
     _land(store, landing_key(real_run, 12), REAL_SUBSET)
-    seeded.append(REAL_PARTITION)
+    return [REAL_PARTITION, *seed_synthetic_hours(store, synth_partitions)]
+
+
+def seed_synthetic_hours(store: ObjectStore, partitions, columns=None, packing: str | None = None) -> list[str]:
+    """Land one f00 file per hourly partition key, written with ecCodes on the real HRRR grid."""
+    seeded = []
     with tempfile.TemporaryDirectory(prefix="snoiq-hrrr-demo-") as tmp:
-        for pk in synth_partitions:
+        for pk in partitions:
             run = dt.datetime.strptime(pk, "%Y-%m-%dT%H").replace(tzinfo=UTC)
-            path = write_hrrr_hour(Path(tmp) / f"{pk}.grib2", run, 0)
+            path = write_hrrr_hour(Path(tmp) / f"{pk}.grib2", run, 0, columns=columns, packing=packing)
             _land(store, landing_key(run, 0), path)
+            path.unlink()
             seeded.append(pk)
     return seeded

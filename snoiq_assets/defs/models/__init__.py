@@ -1,4 +1,4 @@
-"""The models domain: trained_models, champion_model, predictions, exposed as one `defs`.
+"""The models domain: trained_models, champion_model, predictions, hourly_predictions, as one `defs`.
 
 Needs the resources store, duckdb and mlflow (``mlflow_resource(settings)`` from
 defs/models/resources.py, wired in defs/resources.py build_resources). ``trained_models`` has
@@ -8,6 +8,6 @@ three) trains each type in turn, with its own MLflow run and experiments row.
 
 import dagster as dg
 
-from snoiq_assets.defs.models.assets import champion_model, predictions, trained_models
+from snoiq_assets.defs.models.assets import assets
 
-defs = dg.Definitions(assets=[trained_models, champion_model, predictions])
+defs = dg.Definitions(assets=assets)

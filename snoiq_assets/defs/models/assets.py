@@ -8,6 +8,7 @@ model store and the experiments table, and reports metadata.
 import datetime as dt
 import itertools
 import json
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -21,22 +22,26 @@ import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
 from snoiq_assets.lib.dates import optional_date
-from snoiq_assets.defs.io_manager import read_schema_metadata
+from snoiq_assets.defs.io_manager import read_schema_metadata, write_partition
 from snoiq_assets.defs.models.resources import MlflowResource
-from snoiq_assets.defs.partitions import model_type_partitions
+from snoiq_assets.defs.partitions import hourly_partitions, model_type_partitions
 from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.lib.features.hourly import hourly_feature_rows, lags_of
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models import plots
-from snoiq_assets.lib.models.evaluate import RunSpec, score_on, train_and_evaluate
+from snoiq_assets.lib.models.evaluate import RunSpec, feature_matrix, period_between, score_on, train_and_evaluate
+from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS, parse_period
 from snoiq_assets.lib.models.store import (
     champion_key, check_scoring_columns, load_bundle, new_run_timestamp, predictions_key, read_metadata, save_bundle,
 )
 from snoiq_assets.lib.models.train import MODEL_FILES, available_cpus, resolve_threads, save_native
 
 TRAINING_TABLE = dg.AssetKey("training_table")
+GRID_JOIN_KEY = dg.AssetKey("grid_join_features")
+OBS_KEY = dg.AssetKey("observations_clean")
 INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples", "min_samples_leaf",
                   "min_samples_split", "subsample_freq", "max_bin", "min_child_weight_int"}
 
@@ -45,11 +50,24 @@ def _date(text: Optional[str], what: str) -> Optional[dt.date]:
     return optional_date(text, what, ModelError)
 
 
+def _split_point(text: Optional[str], hourly: bool) -> Optional[dt.date | dt.datetime]:
+    """A split date (YYYY-MM-DD), or for an hourly model also an hour (YYYY-MM-DDTHH[:MM], UTC)."""
+    if not text or not hourly or "T" not in text:
+        return _date(text, "split_date")
+    try:
+        return dt.datetime.fromisoformat(text if len(text) > 13 else text + ":00").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise ModelError(f"split_date={text!r} is not a date (YYYY-MM-DD) or an hour (YYYY-MM-DDTHH)") from None
+
+
 class TrainModelConfig(dg.Config):
     target: str = "precip_mm"
     location: Optional[str] = None  # the name models are stored under; default: the only station
     locations: Optional[list[str]] = None  # stations to train on; default: [location]
     resolution_days: int = 1
+    # hourly: train on the hourly grid-join training table (training_table with hourly: true);
+    # resolution_days is then not used, and split_date may name an hour (YYYY-MM-DDTHH).
+    hourly: bool = False
     feature_set: str = "all"  # all | station | grid
     features: Optional[list[str]] = None
     log_transform: bool = False  # fit on log1p(target), predict expm1
@@ -57,11 +75,19 @@ class TrainModelConfig(dg.Config):
     split_date: Optional[str] = None  # train before, test from; default: last test_fraction of periods
     test_fraction: float = 0.2
     cv_folds: int = 3
+    # The least data a model is trained and scored on (each CV fold's test needs half of
+    # min_test_rows). Lower them only knowingly, e.g. for a first model on a few days of hours.
+    min_train_rows: int = MIN_TRAIN_ROWS
+    min_test_rows: int = MIN_TEST_ROWS
     seed: int = 0
     # Threads per fit: 0 or -1 = every CPU the run may use. A sweep running k runs side by side
     # sets cpus // k (see sweep_run_configs); "n_jobs"/"nthread" in hyperparameters override it.
     n_jobs: int = -1
     sweep_id: Optional[str] = None
+
+    def stored_resolution_days(self) -> int:
+        """What rows and metadata record: 0 for an hourly model, as the hourly table does."""
+        return 0 if self.hourly else self.resolution_days
 
 
 def _params(raw: dict[str, Any]) -> dict[str, Any]:
@@ -169,7 +195,7 @@ def trained_models(
                     X.record(obj_store, X.make_row(
                         run_id=run_id, started_at=dt.datetime.now(dt.timezone.utc), status="failed",
                         error=f"{type(shared_error).__name__}: {shared_error}"[:2000], model_type=model_type,
-                        location=None, target=config.target, resolution_days=config.resolution_days,
+                        location=None, target=config.target, resolution_days=config.stored_resolution_days(),
                         params={**config.model_dump(), "model_type": model_type}, git=git,
                         sweep_id=config.sweep_id, dagster_run_id=context.run_id,
                     ))
@@ -186,9 +212,20 @@ def trained_models(
             context.log.warning("the DuckDB file was locked; this run's rows are in experiments/ and the next refresh adds them")
     if failures:
         ok = sorted(frames)
+        # A step fails or succeeds as a whole, but the types that trained are real models: store
+        # their partitions and report them as materialised, so the UI, champion_model and the
+        # next run see them; only the failed types stay missing (and are retried).
+        for mt in ok:
+            rows, size, uri = write_partition(obj_store, context.asset_key, mt, frames[mt])
+            context.log_event(dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=mt,
+                metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
+                          **{k: frames[mt][k][0] for k in ("model_prefix", "mlflow_run_id", "rmse", "mae", "r2")},
+                          "note": "stored although other model types of the same run failed"},
+            ))
         raise dg.Failure(
             description="; ".join(f"{mt}: {msg}" for mt, msg in failures.items())
-            + (f" (trained and recorded: {', '.join(ok)}; their partitions are not written because the run failed)" if ok else ""),
+            + (f" (trained, recorded and stored: {', '.join(ok)})" if ok else ""),
             metadata={"failed_model_types": ", ".join(failures), "succeeded_model_types": ", ".join(ok)},
         )
     return frames
@@ -205,10 +242,11 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     try:
         spec = RunSpec(
             model_type=model_type, target=config.target, locations=tuple(r.stations), resolution_days=config.resolution_days,
-            feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
+            hourly=config.hourly, feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
             transform="log1p" if config.log_transform else "none", params=_params(config.hyperparameters),
-            split_date=_date(config.split_date, "split_date"), test_fraction=config.test_fraction,
+            split_date=_split_point(config.split_date, config.hourly), test_fraction=config.test_fraction,
             cv_folds=config.cv_folds, seed=config.seed, n_jobs=config.n_jobs,
+            min_train_rows=config.min_train_rows, min_test_rows=config.min_test_rows,
         )
         result = train_and_evaluate(r.training_table, r.info, spec)
         metrics = result.metrics
@@ -233,7 +271,8 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         )
         meta = {
             "location": r.location, "stations": r.stations, "run_timestamp": run_ts, "target": config.target,
-            "resolution_days": config.resolution_days, "training_window": result.window, "metrics": metrics,
+            "resolution": "hourly" if config.hourly else "daily",
+            "resolution_days": config.stored_resolution_days(), "training_window": result.window, "metrics": metrics,
             "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": _params(config.hyperparameters),
             "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
@@ -253,7 +292,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             prefix = save_bundle(obj_store, result.model, meta, model_file=t / "model" / MODEL_FILES[model_type])
         X.record(obj_store, X.make_row(
             run_id=run_id, started_at=started, status="success", model_type=model_type, location=r.location,
-            target=config.target, resolution_days=config.resolution_days, params=params, metrics=metrics,
+            target=config.target, resolution_days=config.stored_resolution_days(), params=params, metrics=metrics,
             data_versions=r.data_versions, git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id,
             mlflow_run_id=mlflow_run_id, model_uri=obj_store.uri(prefix),
         ))
@@ -272,7 +311,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
                 pass
         X.record(obj_store, X.make_row(
             run_id=run_id, started_at=started, status="failed", error=message, model_type=model_type,
-            location=r.location, target=config.target, resolution_days=config.resolution_days, params=params,
+            location=r.location, target=config.target, resolution_days=config.stored_resolution_days(), params=params,
             git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id, mlflow_run_id=mlflow_run_id,
             data_versions=r.data_versions,
         ))
@@ -289,7 +328,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     }, partition_key=model_type)
     return pl.DataFrame([{
         "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
-        "resolution_days": config.resolution_days, "run_timestamp": run_ts, "model_prefix": prefix,
+        "resolution_days": config.stored_resolution_days(), "run_timestamp": run_ts, "model_prefix": prefix,
         "mlflow_run_id": mlflow_run_id, "test_start": result.window["test_start"], "test_end": result.window["test_end"],
         **{m: metrics[m] for m in ("rmse", "mae", "r2", "bias", "skill_persistence", "skill_climatology")},
         "metrics_json": json.dumps(metrics, default=str),
@@ -366,7 +405,7 @@ def champion_model(
         promote, reason = False, "the best candidate is already the champion"
     elif current is not None:
         # Fair comparison: score the current champion on the candidate's test period.
-        start, end = dt.date.fromisoformat(best["test_start"]), dt.date.fromisoformat(best["test_end"])
+        start, end = parse_period(best["test_start"]), parse_period(best["test_end"])
         try:
             cur_model, cur_meta = load_bundle(obj_store, current["model_prefix"], training_table.columns)
             info = _table_info(store)
@@ -400,6 +439,7 @@ def champion_model(
             "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],
             "registered_model": name, "registered_version": version, "alias": "champion", "promoted_at": now.isoformat(),
             config.metric: cand_value, "rmse": best["rmse"], "mae": best["mae"], "features": len(meta["features"]),
+            "target": config.target, "resolution": meta.get("resolution", "daily"), "stations": meta.get("stations") or [location],
         })
     decision["registered_model"] = name
     decision["registered_version"] = version
@@ -418,11 +458,42 @@ class PredictionsConfig(dg.Config):
     end_date: str
 
 
+def _champion(obj_store, location: str, target: str) -> dict:
+    ckey = champion_key(location, target)
+    if not obj_store.exists(ckey):
+        raise ModelError(f"no champion for location {location!r} and target {target!r}; materialise champion_model first")
+    return obj_store.get_json(ckey)
+
+
+def _scored(rows: pl.DataFrame, model, meta: dict, champ: dict) -> pa.Table:
+    """The champion's predictions for ``rows`` (location, period_start, features, target), with
+    the model version and run ids on every row and in the Parquet schema metadata."""
+    version = str(champ.get("registered_version"))
+    out = rows.select("location", "period_start", pl.col("target").alias("observed")).with_columns(
+        pl.Series("prediction", model.predict(feature_matrix(rows, meta["features"])), dtype=pl.Float64),
+        pl.lit(meta["target"]).alias("target"), pl.lit(meta["model_type"]).alias("model_type"),
+        pl.lit(version).alias("model_version"), pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"),
+        pl.lit(champ["model_prefix"]).alias("model_prefix"),
+    )
+    table = out.to_arrow()
+    return table.replace_schema_metadata({
+        b"snoiq.model_version": version.encode(), b"snoiq.mlflow_run_id": str(meta["mlflow_run_id"]).encode(),
+        b"snoiq.model_prefix": champ["model_prefix"].encode(), b"snoiq.target_transform": meta["target_transform"].encode(),
+    })
+
+
+def _write_predictions(obj_store, key: str, table: pa.Table) -> str:
+    with obj_store.atomic_local_file(key) as path:
+        pq.write_table(table, path, compression="zstd")
+    return obj_store.uri(key)
+
+
 @dg.asset(
     group_name="models",
     deps=[champion_model],
     ins={"training_table": dg.AssetIn(key=TRAINING_TABLE)},
-    description="The champion's predictions for a location and date range, with model version and run id in every row.",
+    description="The champion's predictions for a location and date range (config), with model version and run id "
+                "in every row, under the model's folder: predictions/<start>_to_<end>/predictions.parquet.",
     kinds={"parquet"},
 )
 def predictions(
@@ -436,40 +507,95 @@ def predictions(
     if start is None or end is None or start > end:
         raise ModelError(f"predictions need start_date <= end_date; got {config.start_date!r} and {config.end_date!r}")
     obj_store = store.get_store()
-    ckey = champion_key(location, config.target)
-    if not obj_store.exists(ckey):
-        raise ModelError(f"no champion for location {location!r} and target {config.target!r}; materialise champion_model first")
-    champ = obj_store.get_json(ckey)
+    champ = _champion(obj_store, location, config.target)
     info = _table_info(store)
     model, meta = load_bundle(obj_store, champ["model_prefix"], training_table.columns)
     if meta.get("resolution_days") != info.get("resolution_days"):
-        raise ModelError(f"the champion was trained at resolution_days={meta.get('resolution_days')}, "
-                         f"the training table is at {info.get('resolution_days')}")
+        what = lambda d: "hourly" if d == 0 else f"resolution_days={d}"  # noqa: E731
+        raise ModelError(f"the champion was trained {what(meta.get('resolution_days'))}, "
+                         f"the training table is {what(info.get('resolution_days'))}; rebuild it to match")
     check_scoring_columns(meta, training_table.columns)
     stations = meta.get("stations") or [location]
-    rows = training_table.filter(pl.col("location").is_in(stations) & pl.col("period_start").is_between(start, end)).sort("location", "period_start")
+    rows = (training_table.filter(pl.col("location").is_in(stations) & period_between(training_table, start, end))
+            .sort("location", "period_start"))
     if rows.height == 0:
         raise ModelError(f"the training table has no rows for {stations} between {start} and {end}")
-    from snoiq_assets.lib.models.evaluate import _matrix
+    table = _scored(rows, model, meta, champ)
+    uri = _write_predictions(obj_store, predictions_key(champ["model_prefix"], start, end), table)
+    context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": table.num_rows,
+                                 "model_version": str(champ.get("registered_version")),
+                                 "mlflow_run_id": meta["mlflow_run_id"], "model_type": meta["model_type"]})
 
-    pred = model.predict(_matrix(rows, meta["features"]))
-    version = str(champ.get("registered_version"))
-    out = rows.select("location", "period_start", pl.col("target").alias("observed")).with_columns(
-        pl.Series("prediction", pred), pl.lit(meta["target"]).alias("target"), pl.lit(meta["model_type"]).alias("model_type"),
-        pl.lit(version).alias("model_version"), pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"),
-        pl.lit(champ["model_prefix"]).alias("model_prefix"),
-    )
-    table = out.to_arrow()
-    table = table.replace_schema_metadata({
-        b"snoiq.model_version": version.encode(), b"snoiq.mlflow_run_id": str(meta["mlflow_run_id"]).encode(),
-        b"snoiq.model_prefix": champ["model_prefix"].encode(), b"snoiq.target_transform": meta["target_transform"].encode(),
+
+HOURLY_PREDICTIONS_SCHEMA = {
+    "location": pl.Utf8, "period_start": pl.Datetime("us", "UTC"), "observed": pl.Float64, "prediction": pl.Float64,
+    "target": pl.Utf8, "model_type": pl.Utf8, "model_version": pl.Utf8, "mlflow_run_id": pl.Utf8, "model_prefix": pl.Utf8,
+}
+_CHAMPION_FILE = re.compile(r"^models/[A-Za-z0-9_.-]+/champion-[A-Za-z0-9_.-]+\.json$")
+
+
+def hourly_champions(obj_store) -> list[dict]:
+    """Every champion trained on the hourly grid-join table (champion records say so)."""
+    out = []
+    for info in obj_store.list("models/"):
+        if _CHAMPION_FILE.match(info.key):
+            champ = obj_store.get_json(info.key)
+            if champ.get("resolution") == "hourly":
+                out.append(champ)
+    return sorted(out, key=lambda c: c["model_prefix"])
+
+
+@dg.asset(
+    group_name="models",
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=[champion_model],
+    ins={
+        "grid_join_features": dg.AssetIn(key=GRID_JOIN_KEY),
+        "observations_clean": dg.AssetIn(key=OBS_KEY, partition_mapping=dg.AllPartitionMapping(),
+                                         metadata={"allow_missing_partitions": True}),
+    },
+    description="For each grid_join_features partition, every hourly champion's predictions for its stations "
+                "(features built exactly as the hourly training table builds them), written under the model's "
+                "folder as predictions/<hour>_to_<hour>/predictions.parquet and here, one file per hour.",
+    kinds={"parquet"},
+)
+def hourly_predictions(
+    context: dg.AssetExecutionContext,
+    store: ObjectStoreResource,
+    grid_join_features: dict[str, pl.LazyFrame],
+    observations_clean: pl.LazyFrame,
+) -> dict[str, pl.DataFrame]:
+    obj_store = store.get_store()
+    champions = hourly_champions(obj_store)
+    pks = list(context.partition_keys)
+    if not champions:
+        raise ModelError("no hourly champion to predict with: train with training_table hourly: true and "
+                         "trained_models hourly: true, then materialise champion_model")
+    obs = observations_clean if observations_clean.collect_schema() else None
+    loaded = [(c, *load_bundle(obj_store, c["model_prefix"])) for c in champions]
+    out: dict[str, pl.DataFrame] = {}
+    files = []
+    for pk in pks:
+        frames = []
+        for champ, model, meta in loaded:
+            rows, _features = hourly_feature_rows(grid_join_features[pk], obs, meta["target"], lags_of(meta["features"]) or (),
+                                                  locations=meta.get("stations") or [meta["location"]])
+            check_scoring_columns(meta, rows.columns)
+            if rows.height == 0:
+                context.log.warning(f"{pk}: none of {meta.get('stations')} is in grid_join_features; nothing to predict "
+                                    f"for {champ['model_prefix']}")
+                continue
+            table = _scored(rows, model, meta, champ)
+            files.append(_write_predictions(obj_store, predictions_key(champ["model_prefix"], pk, pk), table))
+            frames.append(pl.from_arrow(table))
+        out[pk] = pl.concat(frames) if frames else pl.DataFrame(schema=HOURLY_PREDICTIONS_SCHEMA)
+    context.add_output_metadata({
+        "champions": dg.MetadataValue.json([c["model_prefix"] for c in champions]),
+        "prediction_files": len(files),
+        "first_file": dg.MetadataValue.path(files[0]) if files else "",
     })
-    key = predictions_key(champ["model_prefix"], start, end)
-    with obj_store.atomic_local_file(key) as path:
-        pq.write_table(table, path, compression="zstd")
-    context.add_output_metadata({"uri": dg.MetadataValue.path(obj_store.uri(key)), "dagster/row_count": out.height,
-                                 "model_version": version, "mlflow_run_id": meta["mlflow_run_id"],
-                                 "model_type": meta["model_type"]})
+    return out
 
 
 def sweep_run_configs(base: dict[str, Any], grid: dict[str, list[Any]], sweep_id: str,
@@ -493,4 +619,4 @@ def sweep_run_configs(base: dict[str, Any], grid: dict[str, list[Any]], sweep_id
     return configs
 
 
-assets = [trained_models, champion_model, predictions]
+assets = [trained_models, champion_model, predictions, hourly_predictions]

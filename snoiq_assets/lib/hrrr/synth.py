@@ -44,12 +44,19 @@ def _template_handle(template: Path = REAL_SUBSET):
         return eccodes.codes_grib_new_from_file(fh)
 
 
-def encode_message(template_handle, spec: MessageSpec, run_time: dt.datetime, forecast_hour: int) -> bytes:
-    """One GRIB2 message: the template's grid and packing with new product keys and values."""
+def encode_message(template_handle, spec: MessageSpec, run_time: dt.datetime, forecast_hour: int,
+                   packing: str | None = None) -> bytes:
+    """One GRIB2 message: the template's grid and packing with new product keys and values.
+
+    ``packing`` (e.g. ``grid_ccsds``) replaces the template's packing: HRRR's complex packing
+    with spatial differencing takes ~0.2 s per field to encode, CCSDS ~0.02 s, which matters
+    when a test writes days of hours."""
     import eccodes
 
     h = eccodes.codes_clone(template_handle)
     try:
+        if packing:
+            eccodes.codes_set(h, "packingType", packing)
         pdt = 8 if spec.step_type == "accum" else 0
         eccodes.codes_set(h, "productDefinitionTemplateNumber", pdt)
         eccodes.codes_set(h, "discipline", spec.discipline)
@@ -108,7 +115,7 @@ def demo_values(column: str, hour: int = 0, shape: tuple[int, int] = HRRR_SHAPE)
 
 
 def write_grib(path: str | Path, specs: list[MessageSpec], run_time: dt.datetime, forecast_hour: int,
-               template: Path = REAL_SUBSET, extra_messages: list[bytes] = ()) -> Path:
+               template: Path = REAL_SUBSET, extra_messages: list[bytes] = (), packing: str | None = None) -> Path:
     """Write ``specs`` (then ``extra_messages`` verbatim) as one GRIB2 file."""
     import eccodes
 
@@ -118,7 +125,7 @@ def write_grib(path: str | Path, specs: list[MessageSpec], run_time: dt.datetime
     try:
         with open(path, "wb") as out:
             for spec in specs:
-                out.write(encode_message(h, spec, run_time, forecast_hour))
+                out.write(encode_message(h, spec, run_time, forecast_hour, packing))
             for raw in extra_messages:
                 out.write(raw)
     finally:
@@ -127,11 +134,11 @@ def write_grib(path: str | Path, specs: list[MessageSpec], run_time: dt.datetime
 
 
 def write_hrrr_hour(path: str | Path, run_time: dt.datetime, forecast_hour: int = 0,
-                    columns=None, template: Path = REAL_SUBSET) -> Path:
+                    columns=None, template: Path = REAL_SUBSET, packing: str | None = None) -> Path:
     """A multi-variable HRRR-like file (default: the ten snow-work variables) on the real grid."""
     columns = list(columns or CATALOGUE)
     specs = [MessageSpec.for_variable(CATALOGUE[c], demo_values(c, run_time.hour + forecast_hour)) for c in columns]
-    return write_grib(path, specs, run_time, forecast_hour, template=template)
+    return write_grib(path, specs, run_time, forecast_hour, template=template, packing=packing)
 
 
 def real_messages(path: Path = REAL_SUBSET) -> list[bytes]:

@@ -4,7 +4,8 @@
   table's rows are consecutive periods per location). Where the previous period has no
   observed target, the training mean stands in (and the count is reported).
 - climatology: the training-period mean of the target for the same calendar month at the same
-  location (falling back to the location's, then the overall, training mean).
+  location (falling back to the location's, then the overall, training mean). For an hourly
+  table, the mean for the same month and hour of day (the diurnal cycle) comes first.
 """
 
 from __future__ import annotations
@@ -24,15 +25,20 @@ def persistence(frame: pl.DataFrame, train_mask: np.ndarray) -> tuple[np.ndarray
 
 
 def climatology(frame: pl.DataFrame, train_mask: np.ndarray) -> np.ndarray:
-    f = frame.with_columns(pl.col("period_start").dt.month().alias("_m"), pl.Series("_train", train_mask))
+    hourly = isinstance(frame.schema["period_start"], pl.Datetime)
+    f = frame.with_columns(pl.col("period_start").dt.month().alias("_m"),
+                           (pl.col("period_start").dt.hour() if hourly else pl.lit(0)).alias("_h"),
+                           pl.Series("_train", train_mask))
     train = f.filter(pl.col("_train") & pl.col("target").is_not_null())
+    by_hour = train.group_by("location", "_m", "_h").agg(pl.col("target").mean().alias("_clim_h"))
     by_month = train.group_by("location", "_m").agg(pl.col("target").mean().alias("_clim_m"))
     by_loc = train.group_by("location").agg(pl.col("target").mean().alias("_clim_l"))
     overall = float(train["target"].mean())
     out = (
-        f.join(by_month, on=["location", "_m"], how="left", maintain_order="left")
+        f.join(by_hour, on=["location", "_m", "_h"], how="left", maintain_order="left")
+        .join(by_month, on=["location", "_m"], how="left", maintain_order="left")
         .join(by_loc, on="location", how="left", maintain_order="left")
-        .select(pl.coalesce("_clim_m", "_clim_l", pl.lit(overall)))
+        .select(pl.coalesce("_clim_h", "_clim_m", "_clim_l", pl.lit(overall)))
         .to_series()
     )
     return out.to_numpy().astype(float)

@@ -22,12 +22,13 @@ class RunSpec:
     model_type: str
     target: str
     locations: tuple[str, ...] | None = None
-    resolution_days: int | None = None
+    resolution_days: int | None = None  # checked against a daily table's; not used for an hourly one
+    hourly: bool = False  # the table must be the hourly grid-join table (and vice versa)
     feature_set: str = "all"  # all | station | grid
     features: tuple[str, ...] | None = None  # explicit list overrides feature_set
     transform: str = "none"
     params: dict = field(default_factory=dict)
-    split_date: dt.date | None = None
+    split_date: dt.date | dt.datetime | None = None
     test_fraction: float = 0.2
     cv_folds: int = 3
     seed: int = 0
@@ -76,7 +77,13 @@ def prepare(table: pl.DataFrame, info: dict, spec: RunSpec) -> tuple[pl.DataFram
             f"the training table was built for target {info.get('target')!r}, not {spec.target!r}; "
             "rebuild training_table with that target"
         )
-    if spec.resolution_days is not None and int(spec.resolution_days) != int(info.get("resolution_days", -1)):
+    table_hourly = info.get("resolution") == "hourly"
+    if spec.hourly and not table_hourly:
+        raise ModelError("an hourly model was asked for, but the training table is daily; rebuild training_table with hourly: true")
+    if table_hourly and not spec.hourly:
+        raise ModelError("the training table is hourly (built from grid_join_features); set hourly: true to train on it")
+    if (not table_hourly and spec.resolution_days is not None
+            and int(spec.resolution_days) != int(info.get("resolution_days", -1))):
         raise ModelError(
             f"the training table has resolution_days={info.get('resolution_days')}, not {spec.resolution_days}; rebuild it"
         )
@@ -95,7 +102,7 @@ def prepare(table: pl.DataFrame, info: dict, spec: RunSpec) -> tuple[pl.DataFram
     return table, feats
 
 
-def _matrix(frame: pl.DataFrame, feats: list[str]) -> np.ndarray:
+def feature_matrix(frame: pl.DataFrame, feats: list[str]) -> np.ndarray:
     # Nulls become NaN (missing, handled by every model type); NaN or inf in the data are
     # non-finite values and are refused here (one vectorised pass over all columns).
     sub = frame.select([pl.col(f).cast(pl.Float64) for f in feats])
@@ -112,7 +119,7 @@ def train_and_evaluate(table: pl.DataFrame, info: dict, spec: RunSpec) -> RunRes
     labelled = table.filter(pl.col("target").is_not_null())
     dates = labelled["period_start"].to_numpy()
     split = time_split(dates, spec.split_date, spec.test_fraction, spec.min_train_rows, spec.min_test_rows)
-    X = _matrix(labelled, feats)
+    X = feature_matrix(labelled, feats)
     y = labelled["target"].to_numpy().astype(float)
 
     cv_rmse: list[float] = []
@@ -164,11 +171,29 @@ def train_and_evaluate(table: pl.DataFrame, info: dict, spec: RunSpec) -> RunRes
                      rows=labelled.select("location", "period_start", "target"))
 
 
-def score_on(model: FittedModel, table: pl.DataFrame, start: dt.date, end: dt.date, locations=None) -> tuple[np.ndarray, np.ndarray]:
+def period_between(table: pl.DataFrame, start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> pl.Expr:
+    """Rows whose period starts in [start, end]. Dates are whole days (an hourly table's rows of
+    the end date are inside); datetimes (UTC) are compared to the period start itself."""
+    col = pl.col("period_start")
+    if isinstance(table.schema["period_start"], pl.Datetime):
+        col = col.cast(pl.Datetime("us", "UTC"))
+        lo = pl.lit(start).cast(pl.Datetime("us", "UTC")) if isinstance(start, dt.datetime) else None
+        hi = pl.lit(end).cast(pl.Datetime("us", "UTC")) if isinstance(end, dt.datetime) else None
+        lower = col >= lo if lo is not None else col.dt.date() >= start
+        upper = col <= hi if hi is not None else col.dt.date() <= end
+        return lower & upper
+    as_day = lambda v: v.date() if isinstance(v, dt.datetime) else v  # noqa: E731
+    return col.is_between(as_day(start), as_day(end))
+
+
+def score_on(model: FittedModel, table: pl.DataFrame, start, end, locations=None) -> tuple[np.ndarray, np.ndarray]:
     """Observed and predicted target of ``model`` on the labelled rows in [start, end]."""
-    t = table.filter(pl.col("target").is_not_null() & pl.col("period_start").is_between(start, end))
+    t = table.filter(pl.col("target").is_not_null() & period_between(table, start, end))
     if locations:
         t = t.filter(pl.col("location").is_in(list(locations)))
     if t.height == 0:
         raise InsufficientDataError(f"no labelled rows between {start} and {end} to score on")
-    return t["target"].to_numpy().astype(float), model.predict(_matrix(t, model.feature_names))
+    return t["target"].to_numpy().astype(float), model.predict(feature_matrix(t, model.feature_names))
+
+
+_matrix = feature_matrix  # TEMP alias for benchmarks/bench_models.py

@@ -19,27 +19,56 @@ MIN_TEST_ROWS = 10
 
 @dataclass(frozen=True)
 class TimeSplit:
-    split_date: dt.date
+    split_date: dt.date | dt.datetime  # a datetime (UTC) for an hourly table
     train: np.ndarray  # boolean masks over the rows
     test: np.ndarray
 
     def describe(self, dates: np.ndarray) -> dict:
-        tr, te = dates[self.train], dates[self.test]
+        d = _as_dates(dates)
+        tr, te = d[self.train], d[self.test]
         return {
-            "split_date": str(self.split_date),
-            "train_start": str(tr.min()), "train_end": str(tr.max()), "train_rows": int(self.train.sum()),
-            "test_start": str(te.min()), "test_end": str(te.max()), "test_rows": int(self.test.sum()),
+            "split_date": self.split_date.isoformat(timespec="minutes") if isinstance(self.split_date, dt.datetime)
+            else str(self.split_date),
+            "train_start": period_text(tr.min()), "train_end": period_text(tr.max()), "train_rows": int(self.train.sum()),
+            "test_start": period_text(te.min()), "test_end": period_text(te.max()), "test_rows": int(self.test.sum()),
         }
 
 
 def _as_dates(dates) -> np.ndarray:
-    arr = np.asarray(dates, dtype="datetime64[D]")
+    """Period starts as datetime64: days for a daily (or coarser) table, their own (finer) unit
+    for an hourly one, so an hourly table splits between hours, not between days."""
+    arr = np.asarray(dates)
+    if arr.dtype.kind != "M":
+        arr = arr.astype("datetime64[D]")
     if arr.ndim != 1:
         raise ModelError("dates must be one-dimensional")
     return arr
 
 
-def time_split(dates, split_date: dt.date | None = None, test_fraction: float = 0.2,
+def split_point(split: dt.date | dt.datetime) -> np.datetime64:
+    if isinstance(split, dt.datetime):
+        if split.tzinfo is not None:  # periods are UTC; numpy datetimes are naive
+            split = split.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return np.datetime64(split, "s")
+    return np.datetime64(split, "D")
+
+
+def period_text(value: np.datetime64) -> str:
+    """ISO text of a period start: ``2023-01-02`` for days, ``2023-01-02T05:00`` for hours."""
+    if np.datetime_data(value.dtype)[0] in ("D", "W", "M", "Y"):
+        return str(value.astype("datetime64[D]"))
+    return str(value.astype("datetime64[m]"))
+
+
+def parse_period(text: str) -> dt.date | dt.datetime:
+    """Inverse of ``period_text`` (a naive datetime is UTC)."""
+    if "T" in text or " " in text:
+        t = dt.datetime.fromisoformat(text)
+        return t.replace(tzinfo=dt.timezone.utc) if t.tzinfo is None else t
+    return dt.date.fromisoformat(text)
+
+
+def time_split(dates, split_date: dt.date | dt.datetime | None = None, test_fraction: float = 0.2,
                min_train: int = MIN_TRAIN_ROWS, min_test: int = MIN_TEST_ROWS) -> TimeSplit:
     """Train on rows dated before ``split_date``, test on rows from it on.
 
@@ -56,7 +85,7 @@ def time_split(dates, split_date: dt.date | None = None, test_fraction: float = 
         cut = uniq[min(len(uniq) - 1, int(np.floor(len(uniq) * (1 - test_fraction))))]
         split = cut
     else:
-        split = np.datetime64(split_date, "D")
+        split = split_point(split_date)
     train, test = d < split, d >= split
     n_tr, n_te = int(train.sum()), int(test.sum())
     if n_tr < min_train or n_te < min_test:
@@ -64,7 +93,13 @@ def time_split(dates, split_date: dt.date | None = None, test_fraction: float = 
             f"too little data around split date {split}: {n_tr} training rows (need at least {min_train}) "
             f"and {n_te} test rows (need at least {min_test}); the rows with a target span {d.min()} to {d.max()}"
         )
-    return TimeSplit(split_date=split.astype(dt.date), train=train, test=test)
+    return TimeSplit(split_date=_to_python(split), train=train, test=test)
+
+
+def _to_python(value: np.datetime64) -> dt.date | dt.datetime:
+    if np.datetime_data(value.dtype)[0] in ("D", "W", "M", "Y"):
+        return value.astype("datetime64[D]").astype(dt.date)
+    return value.astype("datetime64[us]").astype(dt.datetime).replace(tzinfo=dt.timezone.utc)
 
 
 def rolling_origin(dates, n_folds: int = 3, min_train: int = MIN_TRAIN_ROWS, min_test: int = MIN_TEST_ROWS) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -41,8 +41,12 @@ def model_prefix(location: str, run_timestamp: str, model_type: str) -> str:
                     safe_identifier(run_timestamp, "run timestamp"), f"model_type={model_type}")
 
 
-def predictions_key(prefix: str, start: dt.date, end: dt.date) -> str:
-    return join_key(prefix, "predictions", f"{start.isoformat()}_to_{end.isoformat()}", "predictions.parquet")
+def predictions_key(prefix: str, start: dt.date | str, end: dt.date | str) -> str:
+    """``<prefix>/predictions/<start>_to_<end>/predictions.parquet``: dates (YYYY-MM-DD) for a
+    date range, hourly partition keys (YYYY-MM-DDTHH) for one feature partition."""
+    def text(v: dt.date | str) -> str:
+        return v.isoformat() if isinstance(v, dt.date) else safe_identifier(v, "prediction period")
+    return join_key(prefix, "predictions", f"{text(start)}_to_{text(end)}", "predictions.parquet")
 
 
 def champion_key(location: str, target: str) -> str:
