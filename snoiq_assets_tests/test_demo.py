@@ -36,11 +36,31 @@ def test_demo_materialises_everything(tmp_path):
     assert nunn.height == 1 and nunn["obs_timestamp_utc"].is_not_null().all()  # CO Nunn observed at 01 UTC
     for station in ("94074", "72698024229", "USW00024233", "CLE"):
         assert pl.read_parquet(lake / "observations_clean" / f"{station}.parquet").height > 0
-    predictions = list((home / "models").rglob("predictions.parquet"))
-    assert predictions and pl.read_parquet(predictions[0]).height > 0
+    daily = list((home / "models" / "72698024229").rglob("predictions.parquet"))
+    assert len(daily) == 1 and "/predictions/2023-01-01_to_2023-12-31/" in str(daily[0])
+    assert pl.read_parquet(daily[0]).height == 365
+    # The hourly model on grid-join features: one prediction file per feature partition.
+    hourly = sorted((home / "models" / "94074").rglob("predictions.parquet"))
+    assert len(hourly) == 48 and "/predictions/2023-01-01T01_to_2023-01-01T01/" in str(hourly[0])
+    assert len(list((lake / "hourly_predictions").glob("*.parquet"))) == 48
 
     with duckdb.connect(str(home / "snoiq.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         assert {"experiments", "wandb_runs", "wandb_history", "matched_runs"} <= tables
-        statuses = con.execute("select model_type, status from experiments order by model_type").fetchall()
-    assert sorted(t for t, s in statuses if s == "success") == ["lightgbm", "random_forest", "xgboost"]
+        statuses = con.execute("select location, model_type, status from experiments order by all").fetchall()
+    assert [(loc, t) for loc, t, s in statuses if s == "success"] == [
+        (loc, t) for loc in ("72698024229", "94074") for t in ("lightgbm", "random_forest", "xgboost")]
+
+    # Every asset of the code location has a materialisation in the demo's instance (what
+    # `make dev` shows afterwards).
+    check = subprocess.run([sys.executable, "-c", EVERY_ASSET], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0 and "never materialised: []" in check.stdout, check.stdout[-2000:] + check.stderr[-2000:]
+
+
+EVERY_ASSET = """
+import dagster as dg
+from snoiq_assets.definitions import defs
+instance = dg.DagsterInstance.get()
+keys = defs.resolve_asset_graph().get_all_asset_keys()
+print("never materialised:", sorted(k.to_user_string() for k in keys if instance.get_latest_materialization_event(k) is None))
+"""

@@ -88,3 +88,18 @@ def test_build_info_and_bad_input():
         build_hourly_table(grid_rows().lazy(), None, "air_temp_c", lags=(0,))
     with pytest.raises(TrainingTableError, match="lacks column"):
         build_hourly_table(grid_rows().drop("forecast_hour").lazy(), None, "air_temp_c")
+
+
+def test_grid_features_missing_from_some_hours_are_dropped():
+    full = grid_rows(hours=6).with_columns(pl.col("tmp_2m_k__mean").alias("dpt_2m_k__mean"))
+    # dpt_2m_k was decoded only for the first two hours.
+    mixed = pl.concat([full.filter(pl.col("valid_time") < T0 + dt.timedelta(hours=2)),
+                       full.filter(pl.col("valid_time") >= T0 + dt.timedelta(hours=2)).drop("dpt_2m_k__mean")],
+                      how="diagonal_relaxed")
+    table, info = build_hourly_table(mixed.lazy(), None, "air_temp_c", lags=())
+    assert "grid_dpt_2m_k__mean" not in table.columns and "grid_dpt_2m_k__mean" not in info["feature_columns"]
+    assert info["dropped_grid_features"] == {"grid_dpt_2m_k__mean": 4}
+    assert "grid_tmp_2m_k__mean" in info["feature_columns"]
+    only = mixed.drop("tmp_2m_k__centre", "tmp_2m_k__mean")
+    with pytest.raises(TrainingTableError, match="no grid variable is present in every hour"):
+        build_hourly_table(only.lazy(), None, "air_temp_c", lags=())

@@ -195,6 +195,9 @@ def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig
     info["grid_partitions"] = {"count": len(grid_keys), "first": grid_keys[0], "last": grid_keys[-1]}
     arrow = to_arrow_with_metadata(table, info)
     version = table_data_version(arrow)
+    if info["dropped_grid_features"]:
+        context.log.warning(f"training_table (hourly): {len(info['dropped_grid_features'])} grid features are missing "
+                            f"from some hours and are not used: {sorted(info['dropped_grid_features'])[:10]}")
     context.log.info(f"training_table (hourly): {info['rows']} rows ({info['rows_with_target']} with a target), "
                      f"{len(info['feature_columns'])} features from {len(grid_keys)} grid hours")
     return dg.Output(arrow, data_version=dg.DataVersion(version), metadata={
@@ -202,6 +205,7 @@ def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig
         "feature_count": len(info["feature_columns"]), "locations": ", ".join(info["locations"]),
         "period_start_min": info["period_start_min"], "period_start_max": info["period_start_max"],
         "rows_with_target": info["rows_with_target"], "grid_hours_used": len(grid_keys), "table_version": version,
+        "dropped_grid_features": dg.MetadataValue.json(info["dropped_grid_features"]),
     })
 
 

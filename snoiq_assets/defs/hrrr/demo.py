@@ -4,6 +4,9 @@
 - 2023-01-01T00..T02 f00: ten snow-work variables on the real HRRR grid, written now with
   ecCodes by cloning the real APCP message (nothing big is committed). These hours overlap the
   bundled USCRN CO Nunn 7 NNE file.
+- 2023-01-01T03..2023-01-03T00 f00 (``HOURLY_MODEL_PARTITIONS``, demo only): with T01 and T02
+  they cover the whole bundled USCRN Nunn file, 48 hours, for the hourly grid-join model; three
+  variables, CCSDS-packed so that 46 files take seconds to write.
 Each file gets its own wgrib2-style .idx. ``DEMO_RUN_CONFIG[partition]`` is the run config that
 materialises that partition (the real subset needs forecast_hour 12 and only APCP).
 """
@@ -21,6 +24,10 @@ from snoiq_assets.lib.storage import ObjectStore
 UTC = dt.timezone.utc
 REAL_PARTITION = "2020-12-14T00"
 SYNTH_PARTITIONS = ("2023-01-01T00", "2023-01-01T01", "2023-01-01T02")
+HOURLY_MODEL_PARTITIONS = tuple((dt.datetime(2023, 1, 1, 3) + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in range(46))
+HOURLY_MODEL_VARIABLES = ("tmp_2m_k", "dpt_2m_k", "apcp_kg_m2")
+HOURLY_MODEL_RUN_CONFIG = {"ops": {name: {"config": {"forecast_hour": 0, "variables": list(HOURLY_MODEL_VARIABLES)}}
+                                   for name in ("hrrr_raw", "hrrr_fields")}}
 
 
 def _selection(forecast_hour: int, variables) -> dict:

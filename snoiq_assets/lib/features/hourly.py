@@ -146,11 +146,31 @@ def hourly_feature_rows(grid: pl.LazyFrame | pl.DataFrame, observations: pl.Lazy
     return rows.select("location", "period_start", *features, "target"), features
 
 
+def _common_grid_features(table: pl.DataFrame, features: list[str]) -> tuple[pl.DataFrame, list[str], dict]:
+    """Drop grid features missing from whole hours (a variable not decoded for some cycles).
+
+    A model trained on them would ask every new partition for a variable that some hours do
+    not have, and be refused there; what every hour has is the feature set. Returns the table,
+    the features kept and {dropped feature: hours without it}."""
+    grid = [f for f in features if f.startswith("grid_")]
+    if not grid or table.height == 0:
+        return table, features, {}
+    absent = (table.group_by("period_start").agg([pl.col(f).is_not_null().any().alias(f) for f in grid])
+              .select([(~pl.col(f)).sum().alias(f) for f in grid]).row(0, named=True))
+    dropped = {f: int(n) for f, n in absent.items() if n}
+    if len(dropped) == len(grid):
+        raise TrainingTableError("no grid variable is present in every hour of grid_join_features; "
+                                 "decode the same variables for every hour (hrrr_fields variables)")
+    kept = [f for f in features if f not in dropped]
+    return table.drop(list(dropped)), kept, dropped
+
+
 def build_hourly_table(grid: pl.LazyFrame, observations: pl.LazyFrame | None, target: str,
                        lags: Sequence[int] = DEFAULT_HOURLY_LAGS, locations: Sequence[str] | None = None,
                        start: dt.date | None = None, end: dt.date | None = None) -> tuple[pl.DataFrame, dict]:
     """(table, info) in the shape of the daily training table, with ``resolution`` "hourly"."""
     table, features = hourly_feature_rows(grid, observations, target, lags, locations, start, end)
+    table, features, dropped = _common_grid_features(table, features)
     if table.height == 0:
         where = f" for locations {list(locations)}" if locations else ""
         raise TrainingTableError(
@@ -169,6 +189,7 @@ def build_hourly_table(grid: pl.LazyFrame, observations: pl.LazyFrame | None, ta
         "resolution_days": 0,
         "lags_hours": sorted(set(lags)),
         "feature_columns": features,
+        "dropped_grid_features": dropped,
         "feature_set": "grid",
         "locations": sorted(table["location"].unique().to_list()),
         "period_start_min": table["period_start"].min().isoformat(),
