@@ -3,6 +3,7 @@
 import dagster as dg
 
 from snoiq_assets.defs.automation.predictions import feature_predictions_sensor
+from snoiq_assets.defs.automation.sweeps import sweep_sensor
 from snoiq_assets.defs.automation.freshness import HOURLY_ASSETS, hourly_freshness_checks
 from snoiq_assets.defs.automation.retraining import retrain_job, retraining_sensor, weekly_retraining
 from snoiq_assets.defs.automation.schedules import (
@@ -22,5 +23,6 @@ defs = dg.Definitions(
     asset_checks=freshness_checks,
     jobs=[hrrr_hourly_job, station_cleaning_job, retrain_job],
     schedules=[hrrr_hourly_fetch, daily_cleaning_sweep, weekly_retraining],
-    sensors=[*LANDING_SENSORS, freshness_checks_sensor, retraining_sensor, feature_predictions_sensor],
+    sensors=[*LANDING_SENSORS, freshness_checks_sensor, retraining_sensor, feature_predictions_sensor,
+             sweep_sensor],
 )

@@ -1,0 +1,93 @@
+"""Sweep files: a grid of trained_models configurations, written as YAML by a user.
+
+``raw/sweeps/<sweep_id>.yaml`` (the sweep id is the file name)::
+
+    model_types: [xgboost]          # default [xgboost]; one run per type and grid point
+    parallel: 2                     # runs side by side; each fit gets cpus // parallel threads
+    base:                           # trained_models config shared by every run
+      target: precip_mm
+      location: "72698024229"
+      split_date: "2022-06-01"
+    grid:                           # hyperparameter -> values; every combination is one run
+      max_depth: [3, 5]
+      learning_rate: [0.03, 0.1]
+
+No Dagster here: ``parse_sweep`` checks the document and says what is wrong with it; the
+sensor in defs/automation/sweeps.py turns a valid one into runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models.train import MODEL_TYPES
+
+MAX_RUNS = 200  # a typo in a grid should not queue ten thousand runs
+KEYS = {"model_types", "parallel", "base", "grid"}
+
+
+class SweepError(ModelError):
+    """A sweep file that cannot be run; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    sweep_id: str
+    model_types: tuple[str, ...]
+    parallel: int
+    base: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def runs(self) -> int:
+        return len(self.model_types) * math.prod(len(v) for v in self.grid.values())
+
+
+def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set[str] | None = None) -> SweepSpec:
+    """Parse and check a sweep document. ``config_fields``: the keys ``base`` may use (the
+    trained_models config's fields); ``where`` names the file in every error."""
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        raise SweepError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(doc, dict):
+        raise SweepError(f"{where}: a sweep is a mapping with keys {sorted(KEYS)}; got {type(doc).__name__}")
+    unknown = sorted(set(doc) - KEYS)
+    if unknown:
+        raise SweepError(f"{where}: unknown key(s) {unknown}; a sweep has {sorted(KEYS)}")
+    model_types = doc.get("model_types", ["xgboost"])
+    if isinstance(model_types, str):
+        model_types = [model_types]
+    if not isinstance(model_types, list) or not model_types or any(m not in MODEL_TYPES for m in model_types):
+        raise SweepError(f"{where}: model_types must be a non-empty list of {list(MODEL_TYPES)}; got {model_types!r}")
+    parallel = doc.get("parallel", 2)
+    if isinstance(parallel, bool) or not isinstance(parallel, int) or not 1 <= parallel <= 16:
+        raise SweepError(f"{where}: parallel must be a whole number from 1 to 16; got {parallel!r}")
+    base = doc.get("base") or {}
+    if not isinstance(base, dict):
+        raise SweepError(f"{where}: base must be a mapping of trained_models config; got {type(base).__name__}")
+    if "sweep_id" in base:
+        raise SweepError(f"{where}: base must not set sweep_id; it is the file name ({sweep_id})")
+    if config_fields is not None:
+        bad = sorted(set(base) - config_fields)
+        if bad:
+            raise SweepError(f"{where}: base has key(s) {bad} that trained_models config does not know")
+    grid = doc.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise SweepError(f"{where}: grid must be a non-empty mapping of hyperparameter -> list of values")
+    for name, values in grid.items():
+        if not isinstance(name, str) or not isinstance(values, list) or not values:
+            raise SweepError(f"{where}: grid.{name} must be a non-empty list of values; got {values!r}")
+        if any(isinstance(v, (dict, list)) for v in values):
+            raise SweepError(f"{where}: grid.{name} values must be numbers, strings or booleans")
+    spec = SweepSpec(sweep_id, tuple(dict.fromkeys(model_types)), parallel, dict(base), {k: list(v) for k, v in grid.items()})
+    if spec.runs > MAX_RUNS:
+        raise SweepError(f"{where}: {spec.runs} runs is more than the {MAX_RUNS} a sweep may start; split it")
+    return spec

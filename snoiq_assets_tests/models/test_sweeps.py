@@ -1,0 +1,92 @@
+"""Sweep files: parsing and checks (lib/models/sweeps.py), and sweep_sensor turning a landed
+file into trained_models runs that land in the experiments table under the sweep's id."""
+
+import dagster as dg
+import duckdb
+import pytest
+
+from snoiq_assets.defs.automation.sweeps import sweep_sensor
+from snoiq_assets.defs.features.training import training_table
+from snoiq_assets.defs.models.assets import trained_models
+from snoiq_assets.defs.models.demo import demo_run_config
+from snoiq_assets.lib.models.sweeps import MAX_RUNS, SweepError, parse_sweep
+from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS
+
+SWEEP = f"""
+model_types: [xgboost, lightgbm]
+parallel: 2
+base:
+  target: precip_mm
+  location: "{STATION}"
+  split_date: "2022-06-01"
+  cv_folds: 0
+  hyperparameters: {{n_estimators: 30}}
+grid:
+  max_depth: [2, 3]
+  learning_rate: [0.05, 0.1]
+"""
+
+
+def test_parse_sweep_and_what_it_refuses():
+    spec = parse_sweep(SWEEP, "s1", "raw/sweeps/s1.yaml", config_fields={"target", "location", "split_date",
+                                                                         "cv_folds", "hyperparameters"})
+    assert spec.model_types == ("xgboost", "lightgbm") and spec.parallel == 2 and spec.runs == 8
+    assert spec.grid == {"max_depth": [2, 3], "learning_rate": [0.05, 0.1]}
+    bad = {
+        "grid: [1, 2": "not valid YAML at line",
+        "- a\n- b": "a sweep is a mapping",
+        "grid: {a: [1]}\nextra: 1": "unknown key(s) ['extra']",
+        "grid: {}": "grid must be a non-empty mapping",
+        "grid: {a: 3}": "grid.a must be a non-empty list",
+        "grid: {a: [[1]]}": "values must be numbers",
+        "grid: {a: [1]}\nmodel_types: [svm]": "model_types must be a non-empty list",
+        "grid: {a: [1]}\nparallel: 0": "parallel must be a whole number",
+        "grid: {a: [1]}\nbase: {sweep_id: x}": "must not set sweep_id",
+        "grid: {a: [1]}\nbase: {nope: 1}": "base has key(s) ['nope']",
+        f"grid: {{a: {list(range(MAX_RUNS + 1))}}}": f"more than the {MAX_RUNS}",
+    }
+    for text, message in bad.items():
+        with pytest.raises(SweepError, match=None) as err:
+            parse_sweep(text, "s1", "raw/sweeps/s1.yaml", config_fields={"target"})
+        assert message in str(err.value) and "raw/sweeps/s1.yaml" in str(err.value), (text, str(err.value))
+
+
+def tick(instance, cursor, resources):
+    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]})
+    return sweep_sensor(ctx)
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_sensor_starts_one_run_per_grid_point_and_quarantines_bad_files(settings_env, instance, model_resources,
+                                                                        store, gsod_observations):
+    store.put("raw/sweeps/depth-rate.yaml", SWEEP.encode())
+    store.put("raw/sweeps/broken.yaml", b"grid: {max_depth: [2, 3]\n")
+    store.put("raw/sweeps/wrong-type.yaml", b"base: {cv_folds: many}\ngrid: {max_depth: [2]}\n")
+    result = tick(instance, None, model_resources)
+    requests = result.run_requests
+    assert len(requests) == 8 and len({r.run_key for r in requests}) == 8
+    assert sorted({r.partition_key for r in requests}) == ["lightgbm", "xgboost"]
+    assert all(r.tags == {"snoiq/kind": "sweep", "snoiq/sweep_id": "depth-rate"} for r in requests)
+    configs = [r.run_config["ops"]["trained_models"]["config"] for r in requests if r.partition_key == "xgboost"]
+    assert sorted((c["hyperparameters"]["max_depth"], c["hyperparameters"]["learning_rate"]) for c in configs) == [
+        (2, 0.05), (2, 0.1), (3, 0.05), (3, 0.1)]
+    assert all(c["hyperparameters"]["n_estimators"] == 30 and c["sweep_id"] == "depth-rate" for c in configs)
+    # The two bad files are in quarantine with their reasons; the good one stays where it landed.
+    assert not store.exists("raw/sweeps/broken.yaml") and store.exists("raw/sweeps/depth-rate.yaml")
+    assert "not valid YAML" in store.get_json("quarantine/raw/sweeps/broken.yaml.reason.json")["reason"]
+    reason = store.get_json("quarantine/raw/sweeps/wrong-type.yaml.reason.json")["reason"]
+    assert "base is not a valid trained_models config" in reason and "cv_folds" in reason
+
+    again = tick(instance, result.cursor, model_resources)
+    assert not again.run_requests and "no new or changed files" in again.skip_reason.skip_message
+
+    # Run two of the requested runs as the daemon would launch them: both land in experiments.
+    assert dg.materialize([*STATION_ASSETS, training_table], selection=["training_table"], instance=instance,
+                          resources=model_resources, run_config=demo_run_config("table")).success
+    for r in requests[:2]:
+        assert dg.materialize([*STATION_ASSETS, training_table, trained_models], selection=["trained_models"],
+                              instance=instance, resources=model_resources, run_config=r.run_config,
+                              partition_key=r.partition_key, tags=r.tags).success
+    with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
+        rows = con.execute("select sweep_id, model_type, status from experiments order by started_at").fetchall()
+    assert rows == [("depth-rate", requests[0].partition_key, "success"), ("depth-rate", requests[1].partition_key, "success")]
