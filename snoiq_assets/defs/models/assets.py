@@ -24,7 +24,7 @@ from dagster_duckdb import DuckDBResource
 from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.defs.io_manager import read_schema_metadata, write_partition
 from snoiq_assets.defs.models.resources import MlflowResource
-from snoiq_assets.defs.partitions import hourly_partitions, model_type_partitions
+from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT, hourly_partitions, model_type_partitions
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.features.hourly import hourly_feature_rows, lags_of
 from snoiq_assets.lib.features.training import info_from_schema_metadata
@@ -545,6 +545,24 @@ def hourly_champions(obj_store) -> list[dict]:
     return sorted(out, key=lambda c: c["model_prefix"])
 
 
+MAX_LEAD = dt.timedelta(hours=48)  # HRRR's longest forecast: a cycle's valid time is within this of it
+
+
+def _run_observations(observations: pl.LazyFrame, partition_keys: list[str], loaded: list) -> Optional[pl.LazyFrame]:
+    """The observations every partition of the run may need for its lag features, read once:
+    the champions' stations, from the longest lag before the first cycle to the last valid time."""
+    if not observations.collect_schema():
+        return None
+    stations = sorted({s for _c, _m, meta in loaded for s in (meta.get("stations") or [meta["location"]])})
+    longest = max([0, *(k for _c, _m, meta in loaded for k in lags_of(meta["features"]))])
+    cycles = [dt.datetime.strptime(pk, HOURLY_KEY_FORMAT).replace(tzinfo=dt.timezone.utc) for pk in partition_keys]
+    lo = min(cycles) - dt.timedelta(hours=longest + 1)
+    hi = max(cycles) + MAX_LEAD + dt.timedelta(hours=1)
+    ts = pl.col("timestamp_utc").cast(pl.Datetime("us", "UTC"))
+    return (observations.filter(pl.col("station_id").is_in(stations) & ts.is_between(pl.lit(lo), pl.lit(hi)))
+            .collect().lazy())
+
+
 @dg.asset(
     group_name="models",
     partitions_def=hourly_partitions,
@@ -572,8 +590,8 @@ def hourly_predictions(
     if not champions:
         raise ModelError("no hourly champion to predict with: train with training_table hourly: true and "
                          "trained_models hourly: true, then materialise champion_model")
-    obs = observations_clean if observations_clean.collect_schema() else None
     loaded = [(c, *load_bundle(obj_store, c["model_prefix"])) for c in champions]
+    obs = _run_observations(observations_clean, pks, loaded)
     out: dict[str, pl.DataFrame] = {}
     files = []
     for pk in pks:
