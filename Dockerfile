@@ -2,7 +2,9 @@
 # and each run's container under the Docker run launcher), plus the MLflow server.
 FROM python:3.11-slim-bookworm
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+# Bytecode is compiled once at build time (UV_COMPILE_BYTECODE): every Dagster run is a fresh
+# process, and importing the stack from source costs ~4 s more per run than from .pyc.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv PATH=/opt/venv/bin:$PATH \
     DAGSTER_HOME=/opt/dagster/dagster_home
 RUN pip install --no-cache-dir uv==0.13.9

@@ -19,9 +19,11 @@ $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
 	$(UV_DIR)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-# uv installs exactly what uv.lock says (about 20 s from a warm cache, under a minute cold).
+# uv installs exactly what uv.lock says (about 20 s from a warm cache, under a minute cold),
+# and compiles the bytecode (~20 s): each Dagster run, the UI and the tests' subprocesses then
+# import the stack in ~3 s instead of ~7.5 s, also where PYTHONDONTWRITEBYTECODE is set.
 $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
-	$(UV) sync --frozen --python $(PYTHON)
+	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 venv: $(VENV)/.synced

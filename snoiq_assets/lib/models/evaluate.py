@@ -195,5 +195,3 @@ def score_on(model: FittedModel, table: pl.DataFrame, start, end, locations=None
         raise InsufficientDataError(f"no labelled rows between {start} and {end} to score on")
     return t["target"].to_numpy().astype(float), model.predict(feature_matrix(t, model.feature_names))
 
-
-_matrix = feature_matrix  # TEMP alias for benchmarks/bench_models.py

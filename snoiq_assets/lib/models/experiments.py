@@ -169,10 +169,15 @@ def _connect(duckdb_path: str | Path, timeout_s: float):
 
 
 def _table_columns(con) -> list[str] | None:
-    rows = con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main' "
-        "ORDER BY ordinal_position", [TABLE]).fetchall()
-    return [r[0] for r in rows] or None
+    """The table's column names, or None if it does not exist. Asked with an empty SELECT: the
+    catalog views (information_schema, duckdb_columns()) cost ~17 ms on a fresh connection,
+    this ~0.5 ms. Called outside a transaction: a failed statement would abort one."""
+    import duckdb
+
+    try:
+        return [d[0] for d in con.execute(f"SELECT * FROM {TABLE} LIMIT 0").description]
+    except duckdb.CatalogException:
+        return None
 
 
 def _replace_all(con, rows: pa.Table) -> None:
@@ -211,8 +216,11 @@ def refresh_table(store: ObjectStore, duckdb_path: str | Path, timeout_s: float 
     if con is None:
         return None
     try:
+        # Checked before the transaction; no other process can change the table meanwhile (this
+        # connection holds DuckDB's write lock on the file).
+        rebuild = _table_columns(con) != SCHEMA.names
         con.execute("BEGIN TRANSACTION")
-        if _table_columns(con) != SCHEMA.names:
+        if rebuild:
             _replace_all(con, _concat([_read_file(store, key) for key in files.values()]))
         else:
             present = {r[0] for r in con.execute(f"SELECT run_id FROM {TABLE}").fetchall()}
