@@ -115,7 +115,7 @@ def run_all(demo: Demo) -> None:
     )
     from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
     from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config
-    from snoiq_assets.defs.partitions import MODEL_TYPES
+    from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
     from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
     from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
 
@@ -161,17 +161,16 @@ def run_all(demo: Demo) -> None:
 
     print("hourly model on grid-join features (USCRN Nunn, 48 hours)")
     seed_synthetic_hours(demo.store, HOURLY_MODEL_PARTITIONS, columns=HOURLY_MODEL_VARIABLES, packing="grid_ccsds")
-    span = {"dagster/asset_partition_range_start": HOURLY_MODEL_PARTITIONS[0],
-            "dagster/asset_partition_range_end": HOURLY_MODEL_PARTITIONS[-1]}
+    span = range_tags(HOURLY_MODEL_PARTITIONS[0], HOURLY_MODEL_PARTITIONS[-1])
     demo.run(f"hrrr_raw + hrrr_fields + grid_join_features [{HOURLY_MODEL_PARTITIONS[0]}...{HOURLY_MODEL_PARTITIONS[-1]}]",
              ["hrrr_raw", "hrrr_fields", "grid_join_features"], run_config=HOURLY_MODEL_RUN_CONFIG, tags=span)
     demo.run("training_table (hourly)", ["training_table"], run_config=hourly_demo_run_config("table", fast=fast))
     demo.run("trained_models (hourly, all types)", ["trained_models"], run_config=hourly_demo_run_config("train", fast=fast),
-             tags={"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]})
+             tags=range_tags(MODEL_TYPES[0], MODEL_TYPES[-1]))
     demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
     hours = ("2023-01-01T01", HOURLY_MODEL_PARTITIONS[-1])
     demo.run(f"hourly_predictions [{hours[0]}...{hours[1]}]", ["hourly_predictions"],
-             tags={"dagster/asset_partition_range_start": hours[0], "dagster/asset_partition_range_end": hours[1]})
+             tags=range_tags(*hours))
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

@@ -17,5 +17,11 @@ station_file_partitions = dg.DynamicPartitionsDefinition(name="station_files")
 # One partition per outcome-of-interest location (raw/outcomes/<location>.{csv,parquet}).
 outcome_location_partitions = dg.DynamicPartitionsDefinition(name="outcome_locations")
 
+def range_tags(first: str, last: str) -> dict[str, str]:
+    """Run tags that make one run cover partitions ``first``..``last`` (assets with a single-run
+    backfill policy get them all at once)."""
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+
+
 MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
 model_type_partitions = dg.StaticPartitionsDefinition(list(MODEL_TYPES))

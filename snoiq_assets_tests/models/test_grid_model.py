@@ -172,6 +172,23 @@ def test_hourly_grid_model_trains_promotes_and_predicts_each_feature_partition(
     lake = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("hourly_predictions"), "2023-01-02T13")))
     assert lake.height == 1 and lake["model_prefix"][0] == champ["model_prefix"]
 
+    # An hour decoded without a variable the champion uses: refused, naming the champion and the
+    # missing features; nothing is written for that hour.
+    pk, join_key = "2023-01-02T20", partition_object_key(dg.AssetKey("grid_join_features"), "2023-01-02T20")
+    joined = pl.read_parquet(store.get(join_key))
+    store.put(join_key, _parquet(joined.drop([c for c in joined.columns if c.startswith("dpt_2m_k__")])))
+    store.delete(predictions_key(champ["model_prefix"], pk, pk))
+    res = mat(resources, instance, ["hourly_predictions"], partition_key=pk, raise_on_error=False)
+    msg = failure_messages(res)
+    assert not res.success and champ["model_prefix"] in msg and "lacks 7 of them" in msg and "dpt_2m_k__" in msg
+    assert not store.exists(predictions_key(champ["model_prefix"], pk, pk))
+
+
+def _parquet(frame: pl.DataFrame) -> bytes:
+    buf = io.BytesIO()
+    frame.write_parquet(buf)
+    return buf.getvalue()
+
 
 def test_contiguous_ranges():
     assert contiguous_ranges(["2023-01-01T03", "2023-01-01T01", "2023-01-01T02", "2023-01-01T07", "2023-01-02T00"]) == [

@@ -14,9 +14,9 @@ import datetime as dt
 
 import dagster as dg
 
-from snoiq_assets.defs.automation.sensors import _default_status
+from snoiq_assets.defs.automation.sensors import default_sensor_status
 from snoiq_assets.defs.models.assets import hourly_champions
-from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT
+from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT, range_tags
 from snoiq_assets.defs.resources import ObjectStoreResource
 
 GRID_JOIN = dg.AssetKey("grid_join_features")
@@ -40,7 +40,7 @@ def contiguous_ranges(partition_keys: list[str]) -> list[tuple[str, str]]:
     name="feature_predictions_sensor",
     asset_selection=dg.AssetSelection.assets(PREDICTIONS),
     minimum_interval_seconds=60,
-    default_status=_default_status(),
+    default_status=default_sensor_status(),
     description="New grid_join_features partitions -> hourly_predictions for the same hours (one run per "
                 "contiguous range), when an hourly champion exists.",
 )
@@ -64,6 +64,5 @@ def feature_predictions_sensor(context: dg.SensorEvaluationContext, store: Objec
         if first == last:
             requests.append(dg.RunRequest(partition_key=first, run_key=run_key))
         else:
-            requests.append(dg.RunRequest(run_key=run_key, tags={
-                "dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}))
+            requests.append(dg.RunRequest(run_key=run_key, tags=range_tags(first, last)))
     return dg.SensorResult(run_requests=requests, cursor=cursor)

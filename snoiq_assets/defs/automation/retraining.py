@@ -22,16 +22,13 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from snoiq_assets.defs.partitions import MODEL_TYPES
+from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
 
 RETRAIN_ASSETS = ["training_table", "trained_models", "champion_model", "predictions"]
 # New materialisations of these start a retraining (debounced).
 TRIGGER_ASSETS = ["observations_clean", "outcome_of_interest", "grid_join_features"]
 TRAINING_TAGS = {"snoiq/kind": "training"}
-RANGE_TAGS = {
-    "dagster/asset_partition_range_start": MODEL_TYPES[0],
-    "dagster/asset_partition_range_end": MODEL_TYPES[-1],
-}
+RANGE_TAGS = range_tags(MODEL_TYPES[0], MODEL_TYPES[-1])
 
 retrain_job = dg.define_asset_job(
     "retrain_job",

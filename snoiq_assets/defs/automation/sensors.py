@@ -33,14 +33,14 @@ OUTCOME_ASSETS = dg.AssetSelection.assets("outcome_of_interest", "outcome_reject
 HRRR_ASSETS = dg.AssetSelection.assets("hrrr_raw", "hrrr_fields", "grid_join_features")
 
 
-def _skip_reason(listed: int, unsafe: list[str]) -> str:
+def no_new_files_reason(listed: int, unsafe: list[str]) -> str:
     text = f"no new or changed files among {listed} listed"
     if unsafe:
         text += f"; skipped {len(unsafe)} unsafe name(s): {', '.join(unsafe[:5])}"
     return text
 
 
-def _landing_tick(context, store, prefix: str, to_partition, accept=lambda key: True):
+def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: True):
     """Scan ``prefix``; return (list of (info, partition), unsafe keys, next cursor)."""
     scan = scan_landings(store.list(prefix), LandingCursor.from_json(context.cursor), accept=accept)
     found, unsafe = [], []
@@ -53,7 +53,7 @@ def _landing_tick(context, store, prefix: str, to_partition, accept=lambda key: 
     return found, unsafe, scan
 
 
-def _default_status() -> dg.DefaultSensorStatus:
+def default_sensor_status() -> dg.DefaultSensorStatus:
     from snoiq_assets.settings import Settings
 
     # Running by default where data lands continuously (s3 profile); on a laptop the user
@@ -66,12 +66,12 @@ def partitioned_landing_sensor(*, name: str, prefix: str, to_partition, partitio
     """A sensor that adds one dynamic partition per landed file and runs ``selection`` for it."""
 
     @dg.sensor(name=name, asset_selection=selection, minimum_interval_seconds=60,
-               default_status=_default_status(), description=description)
+               default_status=default_sensor_status(), description=description)
     def _sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-        found, unsafe, scan = _landing_tick(context, store.get_store(), prefix, to_partition, accept=accept)
+        found, unsafe, scan = landing_tick(context, store.get_store(), prefix, to_partition, accept=accept)
         if not found:
             context.update_cursor(scan.cursor.to_json())
-            return dg.SkipReason(_skip_reason(scan.listed, unsafe))
+            return dg.SkipReason(no_new_files_reason(scan.listed, unsafe))
         existing = set(context.instance.get_dynamic_partitions(partitions_def.name))
         new_partitions = sorted({p for _, p in found} - existing)
         return dg.SensorResult(
@@ -113,17 +113,17 @@ def hrrr_partition_for_key(key: str) -> tuple[str, int]:
     name="hrrr_landing_sensor",
     asset_selection=HRRR_ASSETS,
     minimum_interval_seconds=60,
-    default_status=_default_status(),
+    default_status=default_sensor_status(),
     description="A new GRIB under raw/hrrr/ decodes that hour (hrrr_fields) and extracts its features.",
 )
 def hrrr_landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-    found, unsafe, scan = _landing_tick(
+    found, unsafe, scan = landing_tick(
         context, store.get_store(), HRRR_PREFIX, hrrr_partition_for_key,
         accept=lambda key: key.endswith(".grib2"),  # the .idx lands beside it; one run per GRIB
     )
     if not found:
         context.update_cursor(scan.cursor.to_json())
-        return dg.SkipReason(_skip_reason(scan.listed, unsafe))
+        return dg.SkipReason(no_new_files_reason(scan.listed, unsafe))
     requests = []
     for info, (partition, forecast_hour) in found:
         selection = {"forecast_hour": forecast_hour}

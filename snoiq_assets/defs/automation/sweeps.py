@@ -15,7 +15,7 @@ from __future__ import annotations
 import dagster as dg
 import pydantic
 
-from snoiq_assets.defs.automation.sensors import _default_status, _landing_tick, _skip_reason
+from snoiq_assets.defs.automation.sensors import default_sensor_status, landing_tick, no_new_files_reason
 from snoiq_assets.defs.models.assets import TrainModelConfig, sweep_run_configs
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
@@ -59,13 +59,13 @@ def sweep_requests(spec: SweepSpec, run_key_prefix: str) -> list[dg.RunRequest]:
     name="sweep_sensor",
     asset_selection=dg.AssetSelection.assets("trained_models"),
     minimum_interval_seconds=30,
-    default_status=_default_status(),
+    default_status=default_sensor_status(),
     description="A sweep file in raw/sweeps/<sweep_id>.yaml starts one trained_models run per grid point, "
                 "queued to run side by side; bad files go to quarantine with the reason.",
 )
 def sweep_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
     obj_store = store.get_store()
-    found, unsafe, scan = _landing_tick(context, obj_store, SWEEPS_PREFIX, sweep_id_for_key,
+    found, unsafe, scan = landing_tick(context, obj_store, SWEEPS_PREFIX, sweep_id_for_key,
                                         accept=lambda key: key.endswith(SWEEP_SUFFIXES))
     requests: list[dg.RunRequest] = []
     rejected: list[str] = []
@@ -80,7 +80,7 @@ def sweep_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource
         context.log.info(f"sweep {sweep_id}: {spec.runs} runs, {spec.parallel} side by side")
         requests.extend(sweep_requests(spec, run_key_for(info)))
     if not requests:
-        reason = _skip_reason(scan.listed, unsafe)
+        reason = no_new_files_reason(scan.listed, unsafe)
         if rejected:
             reason = f"quarantined {len(rejected)} sweep file(s) that cannot run: {', '.join(rejected)}"
         return dg.SensorResult(skip_reason=reason, cursor=scan.cursor.to_json())

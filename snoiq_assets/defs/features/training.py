@@ -155,30 +155,7 @@ def training_table(
     if not observations_clean.collect_schema():
         raise TrainingTableError("observations_clean has no stored partitions; materialise it first")
     table, info = build_training_table(observations_clean, spec, grid_daily=grid_daily, outcome=outcome)
-    info["grid_partitions"] = {"count": len(grid_keys), "first": grid_keys[0] if grid_keys else None,
-                               "last": grid_keys[-1] if grid_keys else None}
-    arrow = to_arrow_with_metadata(table, info)
-    version = table_data_version(arrow)
-    context.log.info(
-        f"training_table: {info['rows']} rows ({info['rows_with_target']} with a target), "
-        f"{len(info['feature_columns'])} features, feature set {info['feature_set']}, {len(grid_keys)} grid hours"
-    )
-    return dg.Output(
-        arrow,
-        data_version=dg.DataVersion(version),
-        metadata={
-            "target": info["target"],
-            "resolution_days": info["resolution_days"],
-            "feature_set": info["feature_set"],
-            "feature_count": len(info["feature_columns"]),
-            "locations": ", ".join(info["locations"]),
-            "period_start_min": str(info["period_start_min"]),
-            "period_start_max": str(info["period_start_max"]),
-            "rows_with_target": info["rows_with_target"],
-            "grid_hours_used": len(grid_keys),
-            "table_version": version,
-        },
-    )
+    return _table_output(context, table, info, grid_keys)
 
 
 def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, spec: TrainingTableSpec,
@@ -192,21 +169,33 @@ def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig
     grid = pl.concat(list(grid_chunks(obj_store, grid_keys)), how="diagonal_relaxed")
     obs = observations_clean if observations_clean.collect_schema() else None
     table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end)
-    info["grid_partitions"] = {"count": len(grid_keys), "first": grid_keys[0], "last": grid_keys[-1]}
-    arrow = to_arrow_with_metadata(table, info)
-    version = table_data_version(arrow)
     if info["dropped_grid_features"]:
         context.log.warning(f"training_table (hourly): {len(info['dropped_grid_features'])} grid features are missing "
                             f"from some hours and are not used: {sorted(info['dropped_grid_features'])[:10]}")
-    context.log.info(f"training_table (hourly): {info['rows']} rows ({info['rows_with_target']} with a target), "
-                     f"{len(info['feature_columns'])} features from {len(grid_keys)} grid hours")
-    return dg.Output(arrow, data_version=dg.DataVersion(version), metadata={
-        "target": info["target"], "resolution": "hourly", "resolution_days": 0, "feature_set": info["feature_set"],
-        "feature_count": len(info["feature_columns"]), "locations": ", ".join(info["locations"]),
-        "period_start_min": info["period_start_min"], "period_start_max": info["period_start_max"],
-        "rows_with_target": info["rows_with_target"], "grid_hours_used": len(grid_keys), "table_version": version,
-        "dropped_grid_features": dg.MetadataValue.json(info["dropped_grid_features"]),
-    })
+    return _table_output(context, table, info, grid_keys)
+
+
+def _table_output(context: dg.AssetExecutionContext, table: pl.DataFrame, info: dict, grid_keys: list[str]) -> dg.Output:
+    """The table with its build info in the Parquet footer, its content hash as data version."""
+    info["grid_partitions"] = {"count": len(grid_keys), "first": grid_keys[0] if grid_keys else None,
+                               "last": grid_keys[-1] if grid_keys else None}
+    arrow = to_arrow_with_metadata(table, info)
+    version = table_data_version(arrow)
+    resolution = info.get("resolution") or f"{info['resolution_days']} day(s)"
+    context.log.info(
+        f"training_table ({resolution}): {info['rows']} rows ({info['rows_with_target']} with a target), "
+        f"{len(info['feature_columns'])} features, feature set {info['feature_set']}, {len(grid_keys)} grid hours"
+    )
+    metadata = {
+        "target": info["target"], "resolution": resolution, "resolution_days": info["resolution_days"],
+        "feature_set": info["feature_set"], "feature_count": len(info["feature_columns"]),
+        "locations": ", ".join(info["locations"]), "period_start_min": str(info["period_start_min"]),
+        "period_start_max": str(info["period_start_max"]), "rows_with_target": info["rows_with_target"],
+        "grid_hours_used": len(grid_keys), "table_version": version,
+    }
+    if "dropped_grid_features" in info:
+        metadata["dropped_grid_features"] = dg.MetadataValue.json(info["dropped_grid_features"])
+    return dg.Output(arrow, data_version=dg.DataVersion(version), metadata=metadata)
 
 
 assets = [training_table]

@@ -594,12 +594,20 @@ def hourly_predictions(
     obs = _run_observations(observations_clean, pks, loaded)
     out: dict[str, pl.DataFrame] = {}
     files = []
+    failures: dict[str, str] = {}  # champion -> why it could not score; the others still do
     for pk in pks:
         frames = []
         for champ, model, meta in loaded:
+            if champ["model_prefix"] in failures:
+                continue
             rows, _features = hourly_feature_rows(grid_join_features[pk], obs, meta["target"], lags_of(meta["features"]) or (),
                                                   locations=meta.get("stations") or [meta["location"]])
-            check_scoring_columns(meta, rows.columns)
+            try:
+                check_scoring_columns(meta, rows.columns)
+            except ModelError as exc:
+                failures[champ["model_prefix"]] = f"{pk}: {exc}"
+                context.log.error(f"hourly_predictions: {champ['model_prefix']}: {failures[champ['model_prefix']]}")
+                continue
             if rows.height == 0:
                 context.log.warning(f"{pk}: none of {meta.get('stations')} is in grid_join_features; nothing to predict "
                                     f"for {champ['model_prefix']}")
@@ -608,6 +616,14 @@ def hourly_predictions(
             files.append(_write_predictions(obj_store, predictions_key(champ["model_prefix"], pk, pk), table))
             frames.append(pl.from_arrow(table))
         out[pk] = pl.concat(frames) if frames else pl.DataFrame(schema=HOURLY_PREDICTIONS_SCHEMA)
+    if failures:
+        # The other champions' files are written; this run fails so the mismatch is seen and
+        # these hours are predicted again once the champion or the features are fixed.
+        raise dg.Failure(
+            description="; ".join(f"{prefix}: {why}" for prefix, why in failures.items())
+            + f" ({len(files)} prediction file(s) of the other champions written)",
+            metadata={"failed_champions": dg.MetadataValue.json(failures), "prediction_files_written": len(files)},
+        )
     context.add_output_metadata({
         "champions": dg.MetadataValue.json([c["model_prefix"] for c in champions]),
         "prediction_files": len(files),
