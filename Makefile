@@ -13,7 +13,7 @@ SNOIQ_HOME ?= $(CURDIR)/.snoiq
 DAGSTER_HOME ?= $(SNOIQ_HOME)/dagster_home
 export SNOIQ_HOME DAGSTER_HOME
 
-.PHONY: venv demo test dev bench lock check-compose clean
+.PHONY: venv demo land test dev bench lock check-compose clean
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -34,6 +34,11 @@ lock: | $(UV)
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m snoiq_assets.demo
 
+# Only land the bundled samples and register their partitions in the local instance: what the
+# README's "From CI" commands need on a fresh clone.
+land: venv $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m snoiq_assets.demo --land-only
+
 test: venv
 	$(PY) -m pytest
 
@@ -43,8 +48,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.local.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.local.yaml $@
 
+# dg reads [tool.dg] in pyproject.toml (the project's root module and its .venv).
 dev: venv $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -m snoiq_assets.definitions
+	$(VENV)/bin/dg dev -h 127.0.0.1 -p 3000
 
 bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

@@ -9,6 +9,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
+from snoiq_assets.lib import duckfile
 from snoiq_assets.lib.storage import ObjectStore, store_from_settings
 from snoiq_assets.settings import Settings
 
@@ -83,6 +84,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "store": store,
         "io_manager": PartitionedParquetIOManager(store=store),
         "s3": S3Resource(**s3_kwargs),
-        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        "duckdb": DuckDBResource(database=str(settings.duckdb_path), connection_config=duckfile.connection_config()),
         "mlflow": mlflow_resource(settings),
     }

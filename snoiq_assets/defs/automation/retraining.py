@@ -91,9 +91,13 @@ def _latest_storage_ids(instance: dg.DagsterInstance) -> dict[str, int]:
 def retraining_sensor(context: dg.SensorEvaluationContext):
     state = json.loads(context.cursor) if context.cursor else {"seen": {}, "last_request": None}
     latest = _latest_storage_ids(context.instance)
-    new = [name for name, sid in latest.items() if sid > state["seen"].get(name, 0)]
+    # Data a training table was already built from (by this sensor, `make demo`, a UI or CI
+    # run) is not new: switching the sensor on after the demo does not retrain on the demo's data.
+    table = context.instance.fetch_materializations(dg.AssetKey("training_table"), limit=1).records
+    trained_on = table[0].storage_id if table else 0
+    new = [name for name, sid in latest.items() if sid > max(state["seen"].get(name, 0), trained_on)]
     if not new:
-        return dg.SkipReason("no new observations, outcomes or features since the last retraining")
+        return dg.SkipReason("no new observations, outcomes or features since the last training table")
     if _training_in_progress(context.instance):
         return dg.SkipReason(f"new data in {', '.join(new)}, but a retraining is running; waiting for it")
     now = dt.datetime.now(dt.timezone.utc)

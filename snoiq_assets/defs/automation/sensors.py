@@ -9,6 +9,7 @@ in the tick's skip reason) and never turned into a partition or a key.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import dagster as dg
@@ -40,8 +41,14 @@ def no_new_files_reason(listed: int, unsafe: list[str]) -> str:
     return text
 
 
-def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: True):
-    """Scan ``prefix``; return (list of (info, partition), unsafe keys, next cursor)."""
+def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: True,
+                 processed_by: dg.AssetKey | None = None):
+    """Scan ``prefix``; return (list of (info, partition), unsafe keys, next cursor).
+
+    ``processed_by``: the last asset a file's run writes. A file whose partition of it was
+    materialised after the file last changed (by `make demo`, a UI or CI run) is already
+    processed: it moves the cursor but starts no run, so switching a sensor on after the demo
+    does not redo the demo's work."""
     scan = scan_landings(store.list(prefix), LandingCursor.from_json(context.cursor), accept=accept)
     found, unsafe = [], []
     for info in scan.changed:
@@ -50,7 +57,30 @@ def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: T
         except UnsafeNameError as exc:
             unsafe.append(info.key)
             context.log.warning(f"skipping landed file with an unsafe name: {exc}")
+    if processed_by is not None and found:
+        done = materialised_at(context.instance, processed_by, [_partition_key(p) for _, p in found])
+        found = [(info, p) for info, p in found
+                 if not (_partition_key(p) in done and done[_partition_key(p)] >= info.last_modified)]
     return found, unsafe, scan
+
+
+def _partition_key(partition) -> str:
+    return partition[0] if isinstance(partition, tuple) else partition
+
+
+def materialised_at(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                    partition_keys: list[str]) -> dict[str, dt.datetime]:
+    """When each of ``partition_keys`` of ``asset_key`` was last materialised (UTC), if ever."""
+    out: dict[str, dt.datetime] = {}
+    keys = sorted(set(partition_keys))
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=chunk), limit=len(chunk) * 20).records
+        for record in records:   # newest first
+            if record.partition_key not in out:
+                out[record.partition_key] = dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc)
+    return out
 
 
 def default_sensor_status() -> dg.DefaultSensorStatus:
@@ -62,13 +92,15 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
 
 
 def partitioned_landing_sensor(*, name: str, prefix: str, to_partition, partitions_def: dg.DynamicPartitionsDefinition,
-                               selection: dg.AssetSelection, description: str, accept=lambda key: True):
+                               selection: dg.AssetSelection, processed_by: dg.AssetKey, description: str,
+                               accept=lambda key: True):
     """A sensor that adds one dynamic partition per landed file and runs ``selection`` for it."""
 
     @dg.sensor(name=name, asset_selection=selection, minimum_interval_seconds=60,
                default_status=default_sensor_status(), description=description)
     def _sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-        found, unsafe, scan = landing_tick(context, store.get_store(), prefix, to_partition, accept=accept)
+        found, unsafe, scan = landing_tick(context, store.get_store(), prefix, to_partition, accept=accept,
+                                           processed_by=processed_by)
         if not found:
             context.update_cursor(scan.cursor.to_json())
             return dg.SkipReason(no_new_files_reason(scan.listed, unsafe))
@@ -89,13 +121,13 @@ def partitioned_landing_sensor(*, name: str, prefix: str, to_partition, partitio
 
 station_file_landing_sensor = partitioned_landing_sensor(
     name="station_file_landing_sensor", prefix=OBSERVATIONS_PREFIX, to_partition=partition_for_raw_key,
-    partitions_def=station_file_partitions, selection=STATION_ASSETS,
+    partitions_def=station_file_partitions, selection=STATION_ASSETS, processed_by=dg.AssetKey("observations_clean"),
     description="A new or changed raw/observations/<station_id>.csv|txt adds its partition and cleans it.",
 )
 
 outcome_landing_sensor = partitioned_landing_sensor(
     name="outcome_landing_sensor", prefix=OUTCOMES_PREFIX, to_partition=location_for_raw_key,
-    partitions_def=outcome_location_partitions, selection=OUTCOME_ASSETS,
+    partitions_def=outcome_location_partitions, selection=OUTCOME_ASSETS, processed_by=dg.AssetKey("outcome_of_interest"),
     description="A new or changed raw/outcomes/<location>.csv|parquet adds its partition and validates it.",
 )
 
@@ -120,6 +152,7 @@ def hrrr_landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreR
     found, unsafe, scan = landing_tick(
         context, store.get_store(), HRRR_PREFIX, hrrr_partition_for_key,
         accept=lambda key: key.endswith(".grib2"),  # the .idx lands beside it; one run per GRIB
+        processed_by=dg.AssetKey("grid_join_features"),
     )
     if not found:
         context.update_cursor(scan.cursor.to_json())
