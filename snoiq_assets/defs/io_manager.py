@@ -135,18 +135,23 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             # release the GIL, so a few threads overlap them.
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
                 written = list(pool.map(write_one, tables.items()))
-        total_rows = sum(w[0] for w in written)
-        total_bytes = sum(w[1] for w in written)
-        uris = [w[2] for w in written]
         first = next(iter(tables.values()))
-        meta: dict[str, Any] = {
-            "uri": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 1)[0]),
-            "dagster/row_count": total_rows,
-            "size_bytes": total_bytes,
+        shared: dict[str, Any] = {
             "partitions_written": len(tables),
             "dagster/column_schema": dg.TableSchema(columns=_schema_columns(first)),
         }
-        context.add_output_metadata(meta)
+        if len(tables) == 1:
+            rows, size, uri = written[0]
+            context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows,
+                                         "size_bytes": size, **shared})
+            return
+        # A single-run backfill: each partition's materialisation gets its own file, row count
+        # and size (output metadata would repeat the range's totals on every partition).
+        context.add_output_metadata(shared)
+        for pk, (rows, size, uri) in zip(tables, written):
+            context.step_context.add_asset_metadata(
+                {"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size},
+                asset_key=context.asset_key, partition_key=pk)
 
     # ----- reading -------------------------------------------------------------------
     def _existing(self, asset_key: dg.AssetKey) -> set[str]:

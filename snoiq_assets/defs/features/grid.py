@@ -321,18 +321,16 @@ def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: dict[str,
                          metadata={"failed_partitions": dg.MetadataValue.json({pk: failures[pk] for pk in failed}),
                                    "good_partitions": dg.MetadataValue.json([pk for pk in pks if pk not in failures])})
 
-    with_obs = {pk: int(f["obs_timestamp_utc"].is_not_null().sum()) for pk, f in out.items()}
     first = metas[pks[0]]
     md: dict = {
-        "stations": out[pks[0]].height,
-        "stations_with_observation": sum(with_obs.values()),
         "grid_id": first.get("grid_id", ""),
         "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields[pks[0]].collect_schema()))),
         "partition_count": len(pks),
     }
-    if len(pks) == 1:
-        md["valid_time"] = first.get("valid_time", "")
-    else:
-        md["partitions"] = dg.MetadataValue.json({pk: {"valid_time": metas[pk].get("valid_time", ""),
-                                                       "stations_with_observation": with_obs[pk]} for pk in pks})
+    # Each partition's own counts (a range run shows every hour its own).
+    for pk in pks:
+        context.add_asset_metadata({
+            "valid_time": metas[pk].get("valid_time", ""), "stations": out[pk].height,
+            "stations_with_observation": int(out[pk]["obs_timestamp_utc"].is_not_null().sum()),
+        }, partition_key=pk)
     return dg.Output({pk: out[pk] for pk in pks}, metadata=md)

@@ -256,22 +256,14 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
                              "the good partitions' files stay landed but no materialisation is recorded; "
                              "re-run them (they are taken as landed)")
 
-    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables))}
-    if len(partition_keys) == 1:
-        m = landed[partition_keys[0]]
+    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables)),
+              "partition_count": len(partition_keys)}
+    # Each partition's own file, source, size and digest (a range run shows every hour its own).
+    for pk, m in landed.items():
         meta = {k: (dg.MetadataValue.json(v) if isinstance(v, list) else v) for k, v in m.items()}
         meta["uri"] = dg.MetadataValue.path(m["uri"])
-        return dg.MaterializeResult(metadata={**meta, **common})
-    return dg.MaterializeResult(metadata={
-        **common,
-        "partition_count": len(partition_keys),
-        "partitions": dg.MetadataValue.json({pk: {k: m[k] for k in ("key", "source", "size_bytes", "sha256")}
-                                             for pk, m in landed.items()}),
-        "sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
-        "size_bytes": sum(m["size_bytes"] for m in landed.values()),
-        "range_requests": sum(m.get("range_requests", 0) for m in landed.values()),
-        "uri": dg.MetadataValue.path(obj.uri(RAW_PREFIX.rstrip("/"))),
-    })
+        context.add_asset_metadata(meta, partition_key=pk)
+    return dg.MaterializeResult(metadata=common)
 
 
 def _newest_grib(obj: ObjectStore) -> str:
@@ -307,23 +299,6 @@ def hrrr_grid(context: dg.AssetExecutionContext, config: HrrrGridConfig, store: 
     })
 
 
-def _aggregate_stats(per_partition: dict[str, tuple[int, dict]]) -> dict[str, dict]:
-    """Per variable over all partitions: min, max, cell-weighted mean of non-null cells, null count."""
-    out: dict[str, dict] = {}
-    for rows, stats in per_partition.values():
-        for col, s in stats.items():
-            agg = out.setdefault(col, {"min": None, "max": None, "sum": 0.0, "valid": 0, "null_count": 0})
-            agg["null_count"] += s["null_count"]
-            valid = rows - s["null_count"]
-            if valid and s["mean"] is not None:
-                agg["min"] = s["min"] if agg["min"] is None else min(agg["min"], s["min"])
-                agg["max"] = s["max"] if agg["max"] is None else max(agg["max"], s["max"])
-                agg["sum"] += s["mean"] * valid
-                agg["valid"] += valid
-    return {col: {"min": a["min"], "max": a["max"], "mean": a["sum"] / a["valid"] if a["valid"] else None,
-                  "null_count": a["null_count"]} for col, a in out.items()}
-
-
 @dg.asset(
     group_name=GROUP,
     partitions_def=hourly_partitions,
@@ -337,10 +312,9 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     """Decode every partition of the run (one, or a range in a single-run backfill).
 
     Returns ``{partition_key: pyarrow.Table}``; the IO manager writes one Parquet file per
-    partition. Metadata: for one partition its run/valid time, source file and per-variable
-    min/mean/max/null_count; for a range, ``partition_count``, per-partition run/valid time and
-    source file (``partitions``), and per-variable stats aggregated over the range (min of
-    mins, max of maxes, mean over every non-null cell, summed null counts).
+    partition. Metadata: each partition's materialisation has its own run/valid time, source
+    file and per-variable min/mean/max/null_count (also in a range run); grid id, units and
+    ``partition_count`` are the run's.
 
     A bad partition (corrupt GRIB, wrong grid, missing variable...) is quarantined with its
     reason and the others are still decoded (so every bad file of the range is found in one
@@ -402,15 +376,14 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
         "partition_count": len(partition_keys),
         "decode_engine": config.engine,
     }
-    if len(partition_keys) == 1:
-        meta.update(run_time=first["run_time"], valid_time=first["valid_time"],
-                    source_key=landing_key(run_time_of(partition_keys[0]), config.forecast_hour))
-    else:
-        meta["partitions"] = dg.MetadataValue.json({
-            pk: {"run_time": md["run_time"], "valid_time": md["valid_time"],
-                 "source_key": landing_key(run_time_of(pk), config.forecast_hour)} for pk, md in mds.items()})
-    for col, s in _aggregate_stats(stats_by_pk).items():
-        for stat in ("min", "mean", "max"):
-            meta[f"{col}/{stat}"] = dg.MetadataValue.float(s[stat]) if s[stat] is not None else dg.MetadataValue.null()
-        meta[f"{col}/null_count"] = s["null_count"]
+    # Each partition's own times, source and statistics (a range run shows every hour its own).
+    for pk, md in mds.items():
+        per: dict = {"run_time": md["run_time"], "valid_time": md["valid_time"],
+                     "source_key": landing_key(run_time_of(pk), config.forecast_hour)}
+        for col, s in stats_by_pk[pk][1].items():
+            for stat in ("min", "mean", "max"):
+                per[f"{col}/{stat}"] = (dg.MetadataValue.float(round(float(s[stat]), 3)) if s[stat] is not None
+                                        else dg.MetadataValue.null())
+            per[f"{col}/null_count"] = s["null_count"]
+        context.add_asset_metadata(per, partition_key=pk)
     return dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import dagster as dg
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,7 +32,7 @@ from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
-from snoiq_assets.lib.models import plots
+from snoiq_assets.lib.models import plots, tracking
 from snoiq_assets.lib.models.evaluate import RunSpec, feature_matrix, period_between, score_on, train_and_evaluate
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS, parse_period
 from snoiq_assets.lib.models.store import (
@@ -240,6 +241,17 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     params = {**config.model_dump(), "model_type": model_type}
     client, mlflow_run_id, prefix = None, None, None
     try:
+        # The MLflow run is opened before the fit, so its duration is the training's.
+        client = r.mlflow.client()
+        experiment_id = r.mlflow.experiment_id(tracking.experiment_name(
+            config.target, tracking.resolution_name(config.hourly, config.resolution_days)))
+        run = client.create_run(experiment_id, start_time=int(started.timestamp() * 1000),
+                                run_name=f"{r.location}-{model_type}-{run_ts}", tags={
+            "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
+            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
+            **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
+        })
+        mlflow_run_id = run.info.run_id
         spec = RunSpec(
             model_type=model_type, target=config.target, locations=tuple(r.stations), resolution_days=config.resolution_days,
             hourly=config.hourly, feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
@@ -250,14 +262,6 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         )
         result = train_and_evaluate(r.training_table, r.info, spec)
         metrics = result.metrics
-
-        client = r.mlflow.client()
-        run = client.create_run(r.mlflow.experiment_id(), run_name=f"{r.location}-{model_type}-{run_ts}", tags={
-            "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
-            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
-            **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
-        })
-        mlflow_run_id = run.info.run_id
         from mlflow.entities import Metric, Param
 
         now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
@@ -318,10 +322,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         raise
     r.context.add_asset_metadata({
         "model_uri": dg.MetadataValue.path(obj_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
-        "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
-        "skill_persistence": metrics["skill_persistence"], "skill_climatology": metrics["skill_climatology"],
-        "persistence_rmse": metrics["persistence_rmse"], "climatology_rmse": metrics["climatology_rmse"],
-        "cv_rmse_mean": metrics["cv_rmse_mean"] if metrics["cv_rmse_mean"] is not None else float("nan"),
+        "mlflow_run": dg.MetadataValue.url(r.mlflow.run_url(experiment_id, mlflow_run_id)),
+        **{m: _rounded(metrics[m]) for m in ("rmse", "mae", "r2", "bias", "skill_persistence", "skill_climatology",
+                                              "persistence_rmse", "climatology_rmse")},
+        "cv_rmse_mean": _rounded(metrics["cv_rmse_mean"]) if metrics["cv_rmse_mean"] is not None else float("nan"),
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
@@ -348,16 +352,30 @@ def registered_name(config: ChampionConfig) -> str:
     return config.registered_model_name or f"snoiq-{config.location}-{config.target}"
 
 
-def _register(mlflow: MlflowResource, name: str, mlflow_run_id: str, prefix: str) -> str:
+def _rounded(value: float) -> float:
+    """Metric values for the UI: four decimals are more than the data's precision."""
+    return round(float(value), 4)
+
+
+def _register(mlflow: MlflowResource, name: str, mlflow_run_id: str, prefix: str, obj_store,
+              training_table: pl.DataFrame) -> str:
+    """Log the promoted model as an MLflow pyfunc model into its training run (signature and a
+    five-row input example from the training table) and register it under ``name`` with the
+    alias ``champion``. The model file is the store's, checked against its checksum first."""
     from mlflow.exceptions import MlflowException
 
     client = mlflow.client()
+    _checked, meta = load_bundle(obj_store, prefix)   # refuses a model file that fails its checksum
+    rows = training_table.filter(pl.col("location").is_in(meta.get("stations") or [meta["location"]])).head(5)
+    example = pd.DataFrame(feature_matrix(rows, meta["features"]), columns=meta["features"])
+    with tempfile.TemporaryDirectory(prefix="snoiq-champion-") as tmp:
+        model_file = obj_store.download(join_key(prefix, meta["model_file"]), Path(tmp) / meta["model_file"])
+        model_uri = tracking.log_champion_model(mlflow_run_id, model_file, meta, example)
     try:
         client.create_registered_model(name)
     except MlflowException:
         pass  # it exists
-    source = client.get_run(mlflow_run_id).info.artifact_uri.rstrip("/") + "/model"
-    mv = client.create_model_version(name, source=source, run_id=mlflow_run_id, tags={"model_prefix": prefix})
+    mv = client.create_model_version(name, source=model_uri, run_id=mlflow_run_id, tags={"model_prefix": prefix})
     client.set_registered_model_alias(name, "champion", mv.version)
     return str(mv.version)
 
@@ -433,7 +451,7 @@ def champion_model(
     version = current.get("registered_version") if current else None
     name = registered_name(config)
     if promote:
-        version = _register(mlflow, name, best["mlflow_run_id"], best["model_prefix"])
+        version = _register(mlflow, name, best["mlflow_run_id"], best["model_prefix"], obj_store, training_table)
         meta = read_metadata(obj_store, best["model_prefix"])
         obj_store.put_json(ckey, {
             "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],

@@ -16,6 +16,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import PrivateAttr
 
+from snoiq_assets.lib.models.tracking import EXPERIMENT_TAGS
 from snoiq_assets.settings import Settings, SettingsError
 
 # (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
@@ -28,6 +29,8 @@ class MlflowResource(dg.ConfigurableResource):
     artifact_root: str  # a local folder or s3://bucket/prefix
     experiment_name: str = "snoiq"
     registry_uri: Optional[str] = None
+    # Where people open the MLflow UI: Dagster metadata links each run there.
+    ui_url: str = "http://127.0.0.1:5000"
     s3_endpoint_url: Optional[str] = None
     aws_access_key_id: Optional[str] = None
     aws_secret_access_key: Optional[str] = None
@@ -51,7 +54,17 @@ class MlflowResource(dg.ConfigurableResource):
             if self.artifact_root.startswith("/"):
                 os.makedirs(self.artifact_root, exist_ok=True)
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri or self.tracking_uri)
+            # Logging a model goes through MLflow's fluent API, which reads these.
+            import mlflow
+
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.registry_uri or self.tracking_uri)
         return self._client
+
+    def run_url(self, experiment_id: str, run_id: str) -> str:
+        from snoiq_assets.lib.models.tracking import run_url
+
+        return run_url(self.ui_url, experiment_id, run_id)
 
     def experiment_id(self, name: Optional[str] = None) -> str:
         from mlflow.exceptions import MlflowException
@@ -63,11 +76,14 @@ class MlflowResource(dg.ConfigurableResource):
             return _EXPERIMENT_IDS[cache_key]
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            for key, value in EXPERIMENT_TAGS.items():
+                if exp.tags.get(key) != value:   # made before the tag was set: opens on model training
+                    client.set_experiment_tag(exp.experiment_id, key, value)
             _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
         location = self.artifact_root.rstrip("/") + "/" + name
         try:
-            _EXPERIMENT_IDS[cache_key] = client.create_experiment(name, artifact_location=location)
+            _EXPERIMENT_IDS[cache_key] = client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
             return _EXPERIMENT_IDS[cache_key]
         except MlflowException:
             # A parallel run created it first.
@@ -80,18 +96,23 @@ class MlflowResource(dg.ConfigurableResource):
 
 def mlflow_resource(settings: Settings) -> MlflowResource:
     """The MLflow resource for the active profile (the lead wires this into build_resources)."""
+    # The UI: SNOIQ_MLFLOW_UI_URL, else the tracking server if there is one (the compose stack
+    # publishes it on 127.0.0.1:5000), else where `mlflow ui` serves by default.
+    ui_url = os.environ.get("SNOIQ_MLFLOW_UI_URL") or (
+        "http://127.0.0.1:5000" if not (settings.mlflow_tracking_uri or "").startswith("http")
+        or settings.mlflow_tracking_uri.startswith("http://mlflow:") else settings.mlflow_tracking_uri)
     if settings.profile == "local":
         home = settings.home
         return MlflowResource(
             tracking_uri=settings.mlflow_tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
-            artifact_root=str(home / "mlflow"),
+            artifact_root=str(home / "mlflow"), ui_url=ui_url,
         )
     # Without a tracking server (tests, a laptop against MinIO) runs are tracked in SQLite in
     # SNOIQ_HOME; artifacts still go to the bucket. The compose stack sets MLFLOW_TRACKING_URI.
     tracking_uri = settings.mlflow_tracking_uri or f"sqlite:///{settings.home / 'mlflow.db'}"
     return MlflowResource(
         tracking_uri=tracking_uri,
-        artifact_root=f"s3://{settings.bucket}/mlflow",
+        artifact_root=f"s3://{settings.bucket}/mlflow", ui_url=ui_url,
         s3_endpoint_url=settings.s3_endpoint,
         aws_access_key_id=dg.EnvVar("AWS_ACCESS_KEY_ID"),
         aws_secret_access_key=dg.EnvVar("AWS_SECRET_ACCESS_KEY"),
