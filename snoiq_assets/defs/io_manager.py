@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.lib import columns
 from snoiq_assets.lib.keys import check_key
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -72,10 +73,21 @@ def write_parquet(frame: pl.DataFrame | pa.Table, path, compression: str) -> Non
                    use_byte_stream_split=floats or False)
 
 
-def _schema_columns(frame: pl.DataFrame | pa.Table) -> list[dg.TableColumn]:
+# Asset definition metadata: the asset's columns are a source's fields as landed (the value
+# names the source), described as such in the column schema.
+COLUMNS_AS_LANDED = "snoiq/columns_as_landed"
+
+
+def _schema_columns(frame: pl.DataFrame | pa.Table, as_landed: str | None = None) -> list[dg.TableColumn]:
+    """The column schema the UI shows, each column described with its unit (lib/columns.py)."""
     if isinstance(frame, pl.DataFrame):
-        return [dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
-    return [dg.TableColumn(f.name, str(f.type)) for f in frame.schema]
+        fields = [(name, str(dtype)) for name, dtype in frame.schema.items()]
+    else:
+        fields = [(f.name, str(f.type)) for f in frame.schema]
+    def text(name: str) -> str | None:
+        known = columns.describe(name)
+        return known if known or not as_landed else columns.describe_raw(name, as_landed)
+    return [dg.TableColumn(name, dtype, description=text(name)) for name, dtype in fields]
 
 
 def write_partition(store: ObjectStore, asset_key: dg.AssetKey, partition_key: str | None, frame: Any,
@@ -138,7 +150,8 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         first = next(iter(tables.values()))
         shared: dict[str, Any] = {
             "partitions_written": len(tables),
-            "dagster/column_schema": dg.TableSchema(columns=_schema_columns(first)),
+            "dagster/column_schema": dg.TableSchema(columns=_schema_columns(
+                first, (context.definition_metadata or {}).get(COLUMNS_AS_LANDED))),
         }
         if len(tables) == 1:
             rows, size, uri = written[0]

@@ -331,3 +331,14 @@ def test_backfill_hourly_range_from_the_ui(server, page):
         expect(page.get_by_text(pk, exact=True).first).to_be_visible()
     server.screenshot(page, "09_hrrr_raw_partitions")
     server.screenshot(page, "09_hrrr_raw_partitions")
+
+
+def test_predictions_description_shows_its_path(server, page):
+    """Issue 17: the description's `predictions/<start>_to_<end>/...` renders as written (it
+    used to render as an empty italic: the Markdown renderer ate `<start>` as an HTML tag)."""
+    from playwright.sync_api import expect
+
+    page.goto(server.url + "/assets/predictions")
+    path = page.locator("code").filter(has_text="predictions/<start>_to_<end>/predictions.parquet")
+    expect(path.first).to_be_visible()
+    server.screenshot(page, "10_predictions_description")

@@ -60,7 +60,7 @@ def sweep_requests(spec: SweepSpec, run_key_prefix: str) -> list[dg.RunRequest]:
     asset_selection=dg.AssetSelection.assets("trained_models"),
     minimum_interval_seconds=30,
     default_status=default_sensor_status(),
-    description="A sweep file in raw/sweeps/<sweep_id>.yaml starts one trained_models run per grid point, "
+    description="A sweep file in `raw/sweeps/<sweep_id>.yaml` starts one trained_models run per grid point, "
                 "queued to run side by side; bad files go to quarantine with the reason.",
 )
 def sweep_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):

@@ -511,7 +511,7 @@ def _write_predictions(obj_store, key: str, table: pa.Table) -> str:
     deps=[champion_model],
     ins={"training_table": dg.AssetIn(key=TRAINING_TABLE)},
     description="The champion's predictions for a location and date range (config), with model version and run id "
-                "in every row, under the model's folder: predictions/<start>_to_<end>/predictions.parquet.",
+                "in every row, under the model's folder: `predictions/<start>_to_<end>/predictions.parquet`.",
     kinds={"parquet"},
 )
 def predictions(
@@ -593,7 +593,7 @@ def _run_observations(observations: pl.LazyFrame, partition_keys: list[str], loa
     },
     description="For each grid_join_features partition, every hourly champion's predictions for its stations "
                 "(features built exactly as the hourly training table builds them), written under the model's "
-                "folder as predictions/<hour>_to_<hour>/predictions.parquet and here, one file per hour.",
+                "folder as `predictions/<hour>_to_<hour>/predictions.parquet` and here, one file per hour.",
     kinds={"parquet"},
 )
 def hourly_predictions(

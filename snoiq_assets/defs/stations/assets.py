@@ -20,6 +20,8 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from snoiq_assets.defs.io_manager import COLUMNS_AS_LANDED
+
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
@@ -95,6 +97,7 @@ def load_native(store: ObjectStore, station_id: str) -> tuple[str, Format, pl.Da
     partitions_def=station_file_partitions,
     required_resource_keys={"store"},
     description="Every field of a landed station file, in its own units, one row per line (line_no, parse_error).",
+    metadata={COLUMNS_AS_LANDED: "the landed station file"},   # its columns are the source's fields
 )
 def observations_raw(context: dg.AssetExecutionContext) -> pl.DataFrame:
     store = context.resources.store.get_store()
