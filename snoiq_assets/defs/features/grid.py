@@ -136,7 +136,7 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
         "stations_included": n_inc, "stations_excluded": excluded.height,
         "excluded_by_reason": dg.MetadataValue.json(
             dict(excluded.group_by(pl.col("exclusion_reason").str.split(":").list.first()).len().rows())),
-        "max_distance_to_cell_m": float(index.filter(pl.col("included"))["distance_m"].max() or 0.0),
+        "max_distance_to_cell_m": round(float(index.filter(pl.col("included"))["distance_m"].max() or 0.0), 1),
     })
 
 

@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import tempfile
 from pathlib import Path
 
@@ -52,6 +54,11 @@ def log_champion_model(run_id: str, model_file: Path, metadata: dict, example: p
     model's predictions on it). The run keeps its own start and end time."""
     import mlflow
 
+    # A run's log is no place for download progress bars, nor for MLflow's notes on the
+    # environment it records (no pip in a uv-made venv; uv.lock copied into the model).
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name in ("mlflow.utils.environment", "mlflow.utils.uv_utils", "mlflow.pyfunc", "mlflow.models.model"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
     example = example[list(metadata["features"])].astype(float)
