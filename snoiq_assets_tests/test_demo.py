@@ -23,7 +23,9 @@ DUCKDB_CLI = Path(sys.executable).parent / "duckdb"   # PyPI duckdb-cli, what `p
 # Dagster's notices about beta/preview/superseded APIs: filtered in snoiq_assets/defs/__init__.py.
 NOISE = re.compile(r"(Beta|Preview|Supersession|Deprecation)Warning")
 
-pytestmark = pytest.mark.slow
+# Two demos for the module (the second finds everything up to date): the first takes ~5 min on a
+# quiet 2-core machine, several times that on a busy one.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
 
 @dataclass
