@@ -4,7 +4,7 @@ import dagster as dg
 import polars as pl
 import pyarrow as pa
 
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets.lib.lake import partition_object_key, stored_metadata
 from snoiq_assets_tests.helpers import failure_messages
 
 hourly = dg.HourlyPartitionsDefinition(start_date="2024-01-01T00", end_date="2024-01-02T00", fmt="%Y-%m-%dT%H")
@@ -86,7 +86,7 @@ def test_range_input_as_dict_per_partition(resources, instance):
 
 def test_arrow_schema_metadata_is_kept(resources, instance):
     assert dg.materialize([with_units], resources=resources, instance=instance).success
-    md = read_schema_metadata(resources["store"], dg.AssetKey("with_units"), None)
+    md = stored_metadata(resources["store"].get_store(), dg.AssetKey("with_units"), None)
     assert md["units"] == '{"tmp_2m": "K"}' and md["grid_id"] == "abc"
 
 

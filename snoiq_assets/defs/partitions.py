@@ -3,8 +3,10 @@ orphans every stored partition."""
 
 import dagster as dg
 
-# Hourly UTC run cycles; no colon in the key, so it is a safe object-key segment.
-HOURLY_KEY_FORMAT = "%Y-%m-%dT%H"
+from snoiq_assets.lib.hours import HOURLY_KEY_FORMAT
+from snoiq_assets.lib.models.train import MODEL_TYPES
+
+# Hourly UTC run cycles (keys: lib/hours.py; no colon, so a key is a safe object-key segment).
 HOURLY_START = "2020-12-01T00"
 
 hourly_partitions = dg.HourlyPartitionsDefinition(
@@ -23,5 +25,5 @@ def range_tags(first: str, last: str) -> dict[str, str]:
     return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
 
 
-MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
+
 model_type_partitions = dg.StaticPartitionsDefinition(list(MODEL_TYPES))

@@ -7,8 +7,9 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.features.training import grid_partition_keys, training_table
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.lib.hours import keys_between
+from snoiq_assets.lib.lake import partition_object_key, stored_metadata, stored_partition_keys
 from snoiq_assets.lib.features.training import (
     TrainingTableError, TrainingTableSpec, build_training_table, daily_grid_features, info_from_schema_metadata,
 )
@@ -120,14 +121,15 @@ def test_asset_station_only_then_with_grid(settings_env, instance, model_resourc
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)
     md = res.asset_materializations_for_node("training_table")[0].metadata
     assert md["feature_set"].value == "station" and md["grid_hours_used"].value == 0
-    info = info_from_schema_metadata(read_schema_metadata(model_resources["store"], dg.AssetKey("training_table"), None))
+    info = info_from_schema_metadata(stored_metadata(model_resources["store"].get_store(), dg.AssetKey("training_table"), None))
     assert info["resolution_days"] == 7 and info["target"] == "precip_mm"
 
     for pk in ("2021-01-04T00", "2021-01-04T12", "2021-02-01T06"):
         assert dg.materialize(assets, selection=["grid_join_features"], instance=instance, resources=model_resources,
                               partition_key=pk).success
     store = store_from_settings(settings_env)
-    assert grid_partition_keys(store, dt.date(2021, 1, 1), dt.date(2021, 1, 31)) == ["2021-01-04T00", "2021-01-04T12"]
+    stored = stored_partition_keys(store, "grid_join_features")
+    assert keys_between(stored, dt.date(2021, 1, 1), dt.date(2021, 1, 31)) == ["2021-01-04T00", "2021-01-04T12"]
     assert store.exists(partition_object_key(dg.AssetKey("grid_join_features"), "2021-02-01T06"))
     cfg["ops"]["training_table"]["config"].update(start_date="2020-06-01", end_date="2021-01-31")
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)

@@ -11,8 +11,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from snoiq_assets.defs.features.training import training_table
-from snoiq_assets.defs.models.assets import champion_model, predictions, trained_models
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.models.champion import champion_model
+from snoiq_assets.defs.models.predictions import predictions
+from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.partitions import MODEL_TYPES
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key

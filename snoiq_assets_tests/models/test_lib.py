@@ -143,7 +143,7 @@ def test_model_metadata_is_checked_before_use(store, portland):
 
 
 def test_threads_come_from_config_or_hyperparameters():
-    from snoiq_assets.defs.models.assets import sweep_run_configs
+    from snoiq_assets.lib.models.sweeps import sweep_run_configs
     from snoiq_assets.lib.models.train import available_cpus, split_threads
 
     assert split_threads({"max_depth": 3}, 1) == ({"max_depth": 3}, 1)

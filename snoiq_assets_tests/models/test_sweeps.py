@@ -5,9 +5,10 @@ import dagster as dg
 import duckdb
 import pytest
 
-from snoiq_assets.defs.automation.sweeps import sweep_sensor
-from snoiq_assets.defs.features.training import training_table
-from snoiq_assets.defs.models.assets import trained_models
+from snoiq_assets.defs.models.sensors import sweep_sensor
+from snoiq_assets.settings import Settings
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.lib.models.sweeps import MAX_RUNS, SweepError, parse_sweep
 from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS
@@ -53,7 +54,7 @@ def test_parse_sweep_and_what_it_refuses():
 
 def tick(instance, cursor, resources):
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]})
-    return sweep_sensor(ctx)
+    return sweep_sensor(Settings())(ctx)
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)

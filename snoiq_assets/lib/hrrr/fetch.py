@@ -24,11 +24,6 @@ def hrrr_key(run_time: dt.datetime, forecast_hour: int, product: str = "wrfsfc",
     return f"hrrr.{run_time:%Y%m%d}/{domain}/hrrr.t{run_time:%H}z.{product}f{forecast_hour:02d}.grib2"
 
 
-def landing_key(run_time: dt.datetime, forecast_hour: int) -> str:
-    """Our raw-zone key: ``raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2``."""
-    return f"raw/hrrr/{run_time:%Y%m%d}/hrrr.t{run_time:%H}z.wrfsfcf{forecast_hour:02d}.grib2"
-
-
 class FetchError(RuntimeError):
     pass
 
