@@ -16,7 +16,7 @@ import dagster as dg
 
 from _common import on_both_backends, write_results
 from snoiq_assets.defs.stations.sensors import station_sensors
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
 

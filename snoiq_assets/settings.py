@@ -6,8 +6,9 @@ Profiles:
 - ``s3``: a bucket on any S3 endpoint (MinIO, SeaweedFS, AWS). Endpoint and bucket come from
   ``SNOIQ_S3_ENDPOINT`` / ``SNOIQ_BUCKET``; credentials from the usual AWS variables.
 
-Every resource (IO manager, raw-zone store, Dagster's ``S3Resource``, the ``minio`` client,
-MLflow's artifact store) is built from this object, so the endpoint is decided in one place.
+Every resource (IO manager, raw-zone store, the ``minio`` client, MLflow's artifact store) and
+the settings-dependent automation is built from this object, read once by definitions.py and
+handed down, so the endpoint is decided in one place.
 """
 
 from __future__ import annotations

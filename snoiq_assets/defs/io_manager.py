@@ -26,7 +26,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import StoreGoodThenFail
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.lake import (
     LakeError,
     as_frame,

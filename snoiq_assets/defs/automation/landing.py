@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.landing import LandingCursor, run_key_for, scan_landings
 from snoiq_assets.settings import Settings

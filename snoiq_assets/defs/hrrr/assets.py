@@ -22,7 +22,7 @@ import dagster as dg
 
 from snoiq_assets.defs.failures import partial_failure
 from snoiq_assets.defs.partitions import hourly_partitions
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr import HrrrDataError
@@ -132,7 +132,7 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
     them; re-running the range (or just those partitions) validates them as ``landed`` without
     fetching again.
     """
-    raw = store.get_store()
+    object_store = store.get_store()
     variables = resolve(config.variables)
     partition_keys = list(context.partition_keys)
     sources: list = []
@@ -148,9 +148,9 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
     for pk in partition_keys:
         key = partition_landing_key(pk, config.forecast_hour)
         try:
-            landed[pk] = land_partition(raw, pk, config.forecast_hour, variables, sources_fn)
+            landed[pk] = land_partition(object_store, pk, config.forecast_hour, variables, sources_fn)
         except HrrrDataError as exc:
-            _record_bad_file(failures, pk, key, exc, _quarantine(context, raw, key, exc, "hrrr_raw", pk))
+            _record_bad_file(failures, pk, key, exc, _quarantine(context, object_store, key, exc, "hrrr_raw", pk))
         except FetchError as exc:
             context.log.error(f"hrrr_raw {pk}: {exc}")
             failures.add(pk, str(exc), file=key, quarantined_to="", problem=str(exc))
@@ -172,7 +172,7 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
         "sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
         "size_bytes": sum(m["size_bytes"] for m in landed.values()),
         "range_requests": sum(m.get("range_requests", 0) for m in landed.values()),
-        "uri": dg.MetadataValue.path(raw.uri(RAW_PREFIX.rstrip("/"))),
+        "uri": dg.MetadataValue.path(object_store.uri(RAW_PREFIX.rstrip("/"))),
     })
 
 
@@ -184,16 +184,16 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
     "(row-major), with grid_id, shape and projection in the schema metadata.",
 )
 def hrrr_grid(context: dg.AssetExecutionContext, config: HrrrGridConfig, store: ObjectStoreResource) -> dg.Output:
-    raw = store.get_store()
-    key = config.source_key or newest_landed_grib(info.key for info in raw.list(RAW_PREFIX))
+    object_store = store.get_store()
+    key = config.source_key or newest_landed_grib(info.key for info in object_store.list(RAW_PREFIX))
     if key is None:
         raise dg.Failure(f"hrrr_grid: no GRIB2 file under {RAW_PREFIX}; materialise hrrr_raw first")
     try:
-        with raw.local_path(key) as path:
+        with object_store.local_path(key) as path:
             scan_grib(path, key)
             grid = grid_from_grib(path)
     except HrrrDataError as exc:
-        raise _quarantine_and_fail(context, raw, key, exc, "hrrr_grid") from None
+        raise _quarantine_and_fail(context, object_store, key, exc, "hrrr_grid") from None
     table = grid.to_table()
     return dg.Output(table, metadata={
         "grid_id": grid.grid_id,
@@ -243,7 +243,7 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     by element into a NaN-filled array and it reads name/shortName/units per variable. Choose
     ``"eccodes"`` where decode time matters more than the specified stack.
     """
-    raw = store.get_store()
+    object_store = store.get_store()
     variables = resolve(config.variables)
     partition_keys = list(context.partition_keys)
     grid_id = hrrr_grid.metadata().get("grid_id")
@@ -255,17 +255,17 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     failures = PartialFailures("hrrr_fields", partition_keys)
     for pk in partition_keys:
         key = partition_landing_key(pk, config.forecast_hour)
-        if not raw.exists(key):
+        if not object_store.exists(key):
             failures.add(pk, f"{key} has not landed; materialise hrrr_raw first", file=key, quarantined_to="")
             continue
-        idx = raw.get(idx_key(key)).decode() if raw.exists(idx_key(key)) else None
+        idx = object_store.get(idx_key(key)).decode() if object_store.exists(idx_key(key)) else None
         try:
-            with raw.local_path(key) as path:
+            with object_store.local_path(key) as path:
                 table, stats = decode_fields(path, variables, config.forecast_hour,
                                              expected_grid_id=grid_id, idx=idx, name=key,
                                              run_time=hour_of(pk), engine=config.engine)
         except HrrrDataError as exc:
-            _record_bad_file(failures, pk, key, exc, _quarantine(context, raw, key, exc, "hrrr_fields", pk))
+            _record_bad_file(failures, pk, key, exc, _quarantine(context, object_store, key, exc, "hrrr_fields", pk))
             continue
         tables[pk] = table
         stats_by_pk[pk] = (table.num_rows, stats)

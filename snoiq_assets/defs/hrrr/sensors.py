@@ -7,7 +7,7 @@ import dagster as dg
 
 from snoiq_assets.defs.automation.landing import landing_sensor_status, landing_tick, no_new_files_reason
 from snoiq_assets.defs.hrrr.schedules import HOURLY_CHAIN
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.hrrr.rawkeys import GRIB_SUFFIX, RAW_PREFIX, partition_for_landed_key
 from snoiq_assets.lib.landing import run_key_for
 from snoiq_assets.settings import Settings

@@ -10,7 +10,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.models.resources import MlflowResource
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.keys import safe_identifier
 from snoiq_assets.lib.models import ModelError
@@ -58,19 +58,19 @@ def champion_model(
 ) -> pl.DataFrame:
     check_rule(config.metric, config.min_improvement)
     location = safe_identifier(config.location, "location")
-    model_store = store.get_store()
+    object_store = store.get_store()
     cands = trained_models.filter((pl.col("location") == location) & (pl.col("target") == config.target)) if trained_models.height else trained_models
     if cands.height == 0:
         raise ModelError(f"no trained models for location {location!r} and target {config.target!r}; materialise trained_models first")
     best = cands.sort(config.metric).row(0, named=True)
     now = dt.datetime.now(dt.timezone.utc)
-    current = read_champion(model_store, location, config.target)
+    current = read_champion(object_store, location, config.target)
 
     def rescore_current() -> tuple[float, str]:
         # Fair comparison: score the current champion on the candidate's test period.
         start, end = parse_period(best["test_start"]), parse_period(best["test_end"])
         table = training_table.read()
-        cur_model, cur_meta = load_bundle(model_store, current["model_prefix"], table.columns)
+        cur_model, cur_meta = load_bundle(object_store, current["model_prefix"], table.columns)
         if cur_meta.get("resolution_days") != info_from_schema_metadata(training_table.metadata()).get("resolution_days"):
             raise ModelError("resolution differs")
         y, p = score_on(cur_model, table, start, end, cur_meta.get("stations") or [location])
@@ -89,8 +89,8 @@ def champion_model(
     name = registered_name(config)
     if decision.promote:
         version = mlflow.register_champion(name, best["mlflow_run_id"], best["model_prefix"])
-        meta = read_metadata(model_store, best["model_prefix"])
-        write_champion(model_store, location, config.target, {
+        meta = read_metadata(object_store, best["model_prefix"])
+        write_champion(object_store, location, config.target, {
             "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],
             "registered_model": name, "registered_version": version, "alias": "champion", "promoted_at": now.isoformat(),
             config.metric: float(best[config.metric]), "rmse": best["rmse"], "mae": best["mae"],
@@ -99,7 +99,7 @@ def champion_model(
         })
     record["registered_model"] = name
     record["registered_version"] = version
-    record_champion_decision(model_store, location, record, now)
+    record_champion_decision(object_store, location, record, now)
     context.log.info(f"champion decision: {'promoted' if decision.promote else 'kept'}: {decision.reason}")
     context.add_output_metadata({"promoted": decision.promote, "reason": decision.reason, "registered_model": name,
                                  "registered_version": str(version), "candidate": best["model_prefix"]})

@@ -9,7 +9,7 @@ import polars as pl
 from snoiq_assets.defs.failures import partial_failure
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.partitions import hourly_partitions
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.hourly import hourly_feature_rows, lags_of
 from snoiq_assets.lib.features.training import info_from_schema_metadata
@@ -57,14 +57,14 @@ def predictions(
     start, end = model_date(config.start_date, "start_date"), model_date(config.end_date, "end_date")
     if start is None or end is None or start > end:
         raise ModelError(f"predictions need start_date <= end_date; got {config.start_date!r} and {config.end_date!r}")
-    model_store = store.get_store()
-    champ = read_champion(model_store, location, config.target)
+    object_store = store.get_store()
+    champ = read_champion(object_store, location, config.target)
     if champ is None:
         raise ModelError(f"no champion for location {location!r} and target {config.target!r}; "
                          "materialise champion_model first")
     info = info_from_schema_metadata(training_table.metadata())
     table = training_table.read()
-    model, meta = load_bundle(model_store, champ["model_prefix"], table.columns)
+    model, meta = load_bundle(object_store, champ["model_prefix"], table.columns)
     if meta.get("resolution_days") != info.get("resolution_days"):
         raise ModelError(f"the champion was trained {_resolution(meta.get('resolution_days'))}, "
                          f"the training table is {_resolution(info.get('resolution_days'))}; rebuild it to match")
@@ -75,7 +75,7 @@ def predictions(
     if rows.height == 0:
         raise ModelError(f"the training table has no rows for {stations} between {start} and {end}")
     scored = scored_table(rows, model, meta, champ)
-    uri = write_predictions(model_store, champ["model_prefix"], start, end, scored)
+    uri = write_predictions(object_store, champ["model_prefix"], start, end, scored)
     context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": scored.num_rows,
                                  "model_version": str(champ.get("registered_version")),
                                  "mlflow_run_id": meta["mlflow_run_id"], "model_type": meta["model_type"]})
@@ -102,13 +102,13 @@ def hourly_predictions(
     grid_join_features: dict[str, pl.LazyFrame],
     observations_clean: pl.LazyFrame,
 ) -> dict[str, pl.DataFrame]:
-    model_store = store.get_store()
-    champions = hourly_champions(model_store)
+    object_store = store.get_store()
+    champions = hourly_champions(object_store)
     pks = list(context.partition_keys)
     if not champions:
         raise ModelError("no hourly champion to predict with: train with training_table hourly: true and "
                          "trained_models hourly: true, then materialise champion_model")
-    loaded = [(c, *load_bundle(model_store, c["model_prefix"])) for c in champions]
+    loaded = [(c, *load_bundle(object_store, c["model_prefix"])) for c in champions]
     obs = lag_observations(observations_clean, pks, [meta for _c, _m, meta in loaded])
     out: dict[str, pl.DataFrame] = {}
     files = []
@@ -132,7 +132,7 @@ def hourly_predictions(
                                     f"for {champ['model_prefix']}")
                 continue
             scored = scored_table(rows, model, meta, champ)
-            files.append(write_predictions(model_store, champ["model_prefix"], pk, pk, scored))
+            files.append(write_predictions(object_store, champ["model_prefix"], pk, pk, scored))
             frames.append(pl.from_arrow(scored))
         out[pk] = pl.concat(frames) if frames else pl.DataFrame(schema=PREDICTIONS_SCHEMA)
     if failures:

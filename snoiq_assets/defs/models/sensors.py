@@ -39,7 +39,7 @@ from snoiq_assets.defs.models.predictions import hourly_predictions
 from snoiq_assets.defs.models.schedules import retrain_job, retrain_request
 from snoiq_assets.defs.models.training import TrainModelConfig, trained_models
 from snoiq_assets.defs.partitions import range_tags
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.defs.stations.assets import observations_clean, outcome_of_interest
 from snoiq_assets.lib.hours import contiguous_ranges
 from snoiq_assets.lib.landing import run_key_for
@@ -146,17 +146,17 @@ def sweep_sensor(settings: Settings) -> dg.SensorDefinition:
 
 
 def _sweep_tick(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-    raw = store.get_store()
-    found, unsafe, scan = landing_tick(context, raw, SWEEPS_PREFIX, sweep_id_for_key,
+    object_store = store.get_store()
+    found, unsafe, scan = landing_tick(context, object_store, SWEEPS_PREFIX, sweep_id_for_key,
                                         accept=lambda key: key.endswith(SWEEP_SUFFIXES))
     requests: list[dg.RunRequest] = []
     rejected: list[str] = []
     for info, sweep_id in found:
         try:
-            spec = checked_sweep(raw.get(info.key), sweep_id, info.key)
+            spec = checked_sweep(object_store.get(info.key), sweep_id, info.key)
         except SweepError as exc:
             context.log.error(str(exc))
-            raw.quarantine(info.key, str(exc), sensor="sweep_sensor")
+            object_store.quarantine(info.key, str(exc), sensor="sweep_sensor")
             rejected.append(info.key)
             continue
         context.log.info(f"sweep {sweep_id}: {spec.runs} runs, {spec.parallel} side by side")

@@ -18,7 +18,7 @@ from dagster_duckdb import DuckDBResource
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import model_type_partitions
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.models import experiments as X
@@ -85,7 +85,7 @@ class _Run:
 
     context: dg.AssetExecutionContext
     config: "TrainModelConfig"
-    model_store: ObjectStore
+    object_store: ObjectStore
     mlflow: MlflowResource
     training_table: pl.DataFrame
     info: dict
@@ -114,7 +114,7 @@ def trained_models(
     training_table: StoredParquet,
 ) -> Any:  # {model_type: row}, or StoreGoodThenFail when some types failed
     model_types = list(context.partition_keys)
-    model_store = store.get_store()
+    object_store = store.get_store()
     git = X.git_commit()
     run_ids: list[str] = []
     frames: dict[str, pl.DataFrame] = {}
@@ -131,7 +131,7 @@ def trained_models(
             "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
             "stations": stations,
         }
-        shared = _Run(context, config, model_store, mlflow, training_table.read(), info, location, stations, data_versions, git)
+        shared = _Run(context, config, object_store, mlflow, training_table.read(), info, location, stations, data_versions, git)
     except Exception as exc:  # noqa: BLE001 - recorded per model type below, then raised
         shared_error = exc
     try:
@@ -141,7 +141,7 @@ def trained_models(
             try:
                 if shared_error is not None:
                     # Nothing could start (e.g. no build info, no location): one failed row per type.
-                    X.record(model_store, X.make_row(
+                    X.record(object_store, X.make_row(
                         run_id=run_id, started_at=dt.datetime.now(dt.timezone.utc), status="failed",
                         error=f"{type(shared_error).__name__}: {shared_error}"[:2000], model_type=model_type,
                         location=None, target=config.target, resolution_days=config.stored_resolution_days(),
@@ -156,7 +156,7 @@ def trained_models(
     finally:
         # One incremental refresh for the whole run (also when interrupted): this run's rows plus
         # any an earlier, locked-out refresh missed.
-        rows = X.refresh_table(model_store, duckdb.database, run_ids=run_ids)
+        rows = X.refresh_table(object_store, duckdb.database, run_ids=run_ids)
         if rows is None:
             context.log.warning("the DuckDB file was locked; this run's rows are in experiments/ and the next refresh adds them")
     if failures:
@@ -173,7 +173,7 @@ def trained_models(
 def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     """Train, log and store one model type and record its experiments row (success or failed).
     On failure nothing is left in the model store and the MLflow run is marked FAILED."""
-    config, model_store = r.config, r.model_store
+    config, object_store = r.config, r.object_store
     started = dt.datetime.now(dt.timezone.utc)
     run_ts = new_run_timestamp(started)
     params = {**config.model_dump(), "model_type": model_type}
@@ -228,26 +228,26 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             # The model is serialised once: the same file goes to MLflow (model/) and the model store.
             save_native(result.model, t / "model")
             client.log_artifacts(mlflow_run_id, str(t))
-            prefix = save_bundle(model_store, result.model, meta, model_file=t / "model" / MODEL_FILES[model_type])
-        X.record(model_store, X.make_row(
+            prefix = save_bundle(object_store, result.model, meta, model_file=t / "model" / MODEL_FILES[model_type])
+        X.record(object_store, X.make_row(
             run_id=run_id, started_at=started, status="success", model_type=model_type, location=r.location,
             target=config.target, resolution_days=config.stored_resolution_days(), params=params, metrics=metrics,
             data_versions=r.data_versions, git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id,
-            mlflow_run_id=mlflow_run_id, model_uri=model_store.uri(prefix),
+            mlflow_run_id=mlflow_run_id, model_uri=object_store.uri(prefix),
         ))
         client.set_tag(mlflow_run_id, "model_prefix", prefix)
         client.set_terminated(mlflow_run_id, "FINISHED")
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         if prefix is not None:
-            delete_bundle(model_store, prefix)
+            delete_bundle(object_store, prefix)
         if client is not None and mlflow_run_id is not None:
             try:
                 client.set_tag(mlflow_run_id, "error", message[:5000])
                 client.set_terminated(mlflow_run_id, "FAILED")
             except Exception:  # noqa: BLE001 - the original error matters more
                 pass
-        X.record(model_store, X.make_row(
+        X.record(object_store, X.make_row(
             run_id=run_id, started_at=started, status="failed", error=message, model_type=model_type,
             location=r.location, target=config.target, resolution_days=config.stored_resolution_days(), params=params,
             git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id, mlflow_run_id=mlflow_run_id,
@@ -255,7 +255,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         ))
         raise
     r.context.add_asset_metadata({
-        "model_uri": dg.MetadataValue.path(model_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
+        "model_uri": dg.MetadataValue.path(object_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
         "skill_persistence": metrics["skill_persistence"], "skill_climatology": metrics["skill_climatology"],
         "persistence_rmse": metrics["persistence_rmse"], "climatology_rmse": metrics["climatology_rmse"],

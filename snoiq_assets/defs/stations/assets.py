@@ -19,7 +19,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
@@ -94,9 +94,9 @@ def load_native(store: ObjectStore, station_id: str) -> tuple[str, Format, pl.Da
     description="Every field of a landed station file, in its own units, one row per line (line_no, parse_error).",
 )
 def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
-    raw = store.get_store()
+    object_store = store.get_store()
     station_id = context.partition_key
-    key, fmt, native = load_native(raw, station_id)
+    key, fmt, native = load_native(object_store, station_id)
     context.add_output_metadata({
         "source_key": key, "source_format": fmt.value,
         "unreadable_lines": int(native["parse_error"].is_not_null().sum()),
@@ -131,25 +131,25 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
     description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
 )
 def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
-    raw = store.get_store()
-    if not raw.exists(USCRN_STATIONS_KEY):
-        raise dg.Failure(description=f"no station list: land the USCRN stations.tsv at {raw.uri(USCRN_STATIONS_KEY)} "
+    object_store = store.get_store()
+    if not object_store.exists(USCRN_STATIONS_KEY):
+        raise dg.Failure(description=f"no station list: land the USCRN stations.tsv at {object_store.uri(USCRN_STATIONS_KEY)} "
                                      f"(https://www.ncei.noaa.gov/pub/data/uscrn/products/stations.tsv; "
                                      f"`make demo` lands the bundled copy)")
-    frames = [md.from_uscrn_stations(raw.get(USCRN_STATIONS_KEY), USCRN_STATIONS_KEY)]
-    for info in raw.list(OBSERVATIONS_PREFIX):
+    frames = [md.from_uscrn_stations(object_store.get(USCRN_STATIONS_KEY), USCRN_STATIONS_KEY)]
+    for info in object_store.list(OBSERVATIONS_PREFIX):
         try:
             sid = partition_for_raw_key(info.key)
-            head = decode_utf8(raw.get_range(info.key, 0, 4095).rsplit(b"\n", 1)[0], info.key)
+            head = decode_utf8(object_store.get_range(info.key, 0, 4095).rsplit(b"\n", 1)[0], info.key)
             if detect_format(head, info.key) is Format.GSOD_CSV:
-                _, native = parsers.parse_native(raw.get(info.key), info.key)
+                _, native = parsers.parse_native(object_store.get(info.key), info.key)
                 frames.append(md.from_gsod_native(native, sid))
         except (UnsafeNameError, StationFileError) as exc:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
     # The extra metadata file is the user's own, optional addition.
-    extra_src = EXTRA_METADATA_KEY if raw.exists(EXTRA_METADATA_KEY) else "none"
-    if raw.exists(EXTRA_METADATA_KEY):
-        frames.append(md.from_extra_csv(raw.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
+    extra_src = EXTRA_METADATA_KEY if object_store.exists(EXTRA_METADATA_KEY) else "none"
+    if object_store.exists(EXTRA_METADATA_KEY):
+        frames.append(md.from_extra_csv(object_store.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
     out = md.build_station_metadata(*frames)
     context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src})
     return out.drop("source").select(
@@ -166,13 +166,13 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
     },
 )
 def outcome_of_interest(context: dg.AssetExecutionContext, store: ObjectStoreResource):
-    raw = store.get_store()
+    object_store = store.get_store()
     location = context.partition_key
-    key = _find(raw, outcome_key_candidates(location), f"outcome location {location!r}")
+    key = _find(object_store, outcome_key_candidates(location), f"outcome location {location!r}")
     try:
-        frame = oc.parse_outcome(raw.get(key), key, location)
+        frame = oc.parse_outcome(object_store.get(key), key, location)
     except StationFileError as exc:
-        dest = raw.quarantine(key, str(exc), line=exc.line, column=exc.column)
+        dest = object_store.quarantine(key, str(exc), line=exc.line, column=exc.column)
         raise dg.Failure(description=f"{exc} (moved to {dest})") from None
     clean, rejects = oc.validate_outcome(frame)
     yield dg.Output(clean, output_name="outcome_of_interest", metadata={"rows": clean.height, "source_key": key})

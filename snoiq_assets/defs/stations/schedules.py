@@ -7,7 +7,7 @@ from __future__ import annotations
 import dagster as dg
 
 from snoiq_assets.defs.partitions import station_file_partitions
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.sensors import STATION_ASSETS
 
