@@ -66,8 +66,8 @@ def _resources():
 def _assets():
     from snoiq_assets.defs.features.assets import training_table
     from snoiq_assets.defs.models.champion import champion_model
-from snoiq_assets.defs.models.predictions import predictions
-from snoiq_assets.defs.models.training import trained_models
+    from snoiq_assets.defs.models.predictions import predictions
+    from snoiq_assets.defs.models.training import trained_models
     from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
 
     return [observations_raw, observations_clean, training_table, trained_models, champion_model, predictions]

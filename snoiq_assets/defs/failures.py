@@ -13,7 +13,7 @@ from snoiq_assets.lib.failures import PartialFailures
 
 
 def partial_failure(failures: PartialFailures, consequence: str, **metadata) -> dg.Failure:
-    first = next(iter(failures.failed.values()))
+    first = failures.failed[failures.in_order()[0]]
     flat = {k: ("" if v is None else v) for k, v in first.items() if k != "error" and isinstance(v, (str, int, float))}
     return dg.Failure(
         description=failures.message(consequence),

@@ -32,10 +32,14 @@ class PartialFailures:
     def good(self) -> list[str]:
         return [i for i in self.items if i not in self.failed]
 
+    def in_order(self) -> list[str]:
+        """The failed items in the run's order (then any recorded that the run did not list)."""
+        return [i for i in self.items if i in self.failed] + [i for i in self.failed if i not in self.items]
+
     def message(self, consequence: str) -> str:
         """``<asset>: 2 of 4 partitions failed (a, b); <consequence>. <asset> a: <error> (moved to q); ...``
         (the head only when the run had several items)."""
-        failed = [i for i in self.items if i in self.failed] + [i for i in self.failed if i not in self.items]
+        failed = self.in_order()
         parts = []
         for item in failed:
             rec = self.failed[item]

@@ -7,7 +7,6 @@ under ``lake/datadecide/`` (``duck.write_side_table``).
 """
 
 
-import os
 import tempfile
 from pathlib import Path
 

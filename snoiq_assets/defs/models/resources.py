@@ -16,7 +16,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import PrivateAttr
 
-from snoiq_assets.settings import Settings, SettingsError
+from snoiq_assets.settings import Settings
 
 # (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
 # renamed or re-created under the same name by this code, and the lookup is a database query.
