@@ -19,6 +19,13 @@ station_file_partitions = dg.DynamicPartitionsDefinition(name="station_files")
 # One partition per outcome-of-interest location (raw/outcomes/<location>.{csv,parquet}).
 outcome_location_partitions = dg.DynamicPartitionsDefinition(name="outcome_locations")
 
+def every_stored_partition() -> dg.AssetIn:
+    """An input over every partition of the upstream asset that has been stored; the ones never
+    materialised are left out rather than failing the run (the IO manager reads
+    ``allow_missing_partitions``)."""
+    return dg.AssetIn(partition_mapping=dg.AllPartitionMapping(), metadata={"allow_missing_partitions": True})
+
+
 def range_tags(first: str, last: str) -> dict[str, str]:
     """Run tags that make one run cover partitions ``first``..``last`` (assets with a single-run
     backfill policy get them all at once)."""

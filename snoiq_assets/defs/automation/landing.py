@@ -44,6 +44,14 @@ def landing_sensor_status(settings: Settings) -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if settings.profile == "s3" else dg.DefaultSensorStatus.STOPPED
 
 
+def settings_sensor(settings: Settings, evaluate, *, name: str, selection: dg.AssetSelection, description: str,
+                    interval: int = 60) -> dg.SensorDefinition:
+    """A sensor over ``evaluate(context, store)`` that runs by default where the settings say
+    data lands continuously (``landing_sensor_status``)."""
+    return dg.sensor(name=name, asset_selection=selection, minimum_interval_seconds=interval,
+                     default_status=landing_sensor_status(settings), description=description)(evaluate)
+
+
 def partitioned_landing_sensor(*, name: str, prefix: str, to_partition, partitions_def: dg.DynamicPartitionsDefinition,
                                selection: dg.AssetSelection, description: str, settings: Settings,
                                accept=lambda key: True) -> dg.SensorDefinition:

@@ -40,7 +40,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import partial_failure
-from snoiq_assets.defs.partitions import hourly_partitions
+from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
 from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features import grid_index as gi
@@ -129,8 +129,7 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
     ins={
         "hrrr_fields": dg.AssetIn(),
         "station_grid_index": dg.AssetIn(),
-        "observations_clean": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
-                                         metadata={"allow_missing_partitions": True}),
+        "observations_clean": every_stored_partition(),
     },
     description="Per station and hour: centre, window mean/min/max/std and west-east / south-north "
                 "gradients of every decoded HRRR field, joined to the station's observation nearest "
@@ -222,10 +221,8 @@ def _date(text: Optional[str], what: str) -> Optional[dt.date]:
     ins={
         "observations_clean": dg.AssetIn(metadata={"allow_missing_partitions": True}),
         # Only the stored hours in the configured date range are scanned, a month at a time.
-        "grid_join_features": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
-                                         metadata={"allow_missing_partitions": True}),
-        "outcome_of_interest": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
-                                          metadata={"allow_missing_partitions": True}),
+        "grid_join_features": every_stored_partition(),
+        "outcome_of_interest": every_stored_partition(),
     },
     description="Features and target per location and period (resolution_days), with rolling means and lags; "
                 "or (hourly: true) per station and HRRR valid hour from grid_join_features.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from snoiq_assets.defs.automation.landing import landing_sensor_status, landing_tick, no_new_files_reason
+from snoiq_assets.defs.automation.landing import landing_tick, no_new_files_reason, settings_sensor
 from snoiq_assets.defs.hrrr.schedules import HOURLY_CHAIN
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.hrrr.rawkeys import GRIB_SUFFIX, RAW_PREFIX, partition_for_landed_key
@@ -14,13 +14,9 @@ from snoiq_assets.settings import Settings
 
 
 def hrrr_sensors(settings: Settings) -> list[dg.SensorDefinition]:
-    return [dg.sensor(
-        name="hrrr_landing_sensor",
-        asset_selection=HOURLY_CHAIN,
-        minimum_interval_seconds=60,
-        default_status=landing_sensor_status(settings),
-        description="A new GRIB under raw/hrrr/ decodes that hour (hrrr_fields) and extracts its features.",
-    )(_hrrr_landing_tick)]
+    return [settings_sensor(settings, _hrrr_landing_tick, name="hrrr_landing_sensor", selection=HOURLY_CHAIN,
+                            description="A new GRIB under raw/hrrr/ decodes that hour (hrrr_fields) and extracts "
+                                        "its features.")]
 
 
 def _hrrr_landing_tick(context: dg.SensorEvaluationContext, store: ObjectStoreResource):

@@ -8,7 +8,7 @@ import polars as pl
 
 from snoiq_assets.defs.failures import partial_failure
 from snoiq_assets.defs.models.champion import champion_model
-from snoiq_assets.defs.partitions import hourly_partitions
+from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.hourly import hourly_feature_rows, lags_of
@@ -88,8 +88,7 @@ def predictions(
     deps=[champion_model],
     ins={
         "grid_join_features": dg.AssetIn(),
-        "observations_clean": dg.AssetIn(partition_mapping=dg.AllPartitionMapping(),
-                                         metadata={"allow_missing_partitions": True}),
+        "observations_clean": every_stored_partition(),
     },
     description="For each grid_join_features partition, every hourly champion's predictions for its stations "
                 "(features built exactly as the hourly training table builds them), written under the model's "

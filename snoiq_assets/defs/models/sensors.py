@@ -33,7 +33,7 @@ import json
 import dagster as dg
 import pydantic
 
-from snoiq_assets.defs.automation.landing import landing_sensor_status, landing_tick, no_new_files_reason
+from snoiq_assets.defs.automation.landing import landing_tick, no_new_files_reason, settings_sensor
 from snoiq_assets.defs.features.assets import grid_join_features
 from snoiq_assets.defs.models.predictions import hourly_predictions
 from snoiq_assets.defs.models.schedules import retrain_job, retrain_request
@@ -135,14 +135,10 @@ def sweep_requests(spec: SweepSpec, run_key_prefix: str) -> list[dg.RunRequest]:
 
 
 def sweep_sensor(settings: Settings) -> dg.SensorDefinition:
-    return dg.sensor(
-        name="sweep_sensor",
-        asset_selection=dg.AssetSelection.assets(trained_models),
-        minimum_interval_seconds=30,
-        default_status=landing_sensor_status(settings),
-        description="A sweep file in raw/sweeps/<sweep_id>.yaml starts one trained_models run per grid point, "
-                    "queued to run side by side; bad files go to quarantine with the reason.",
-    )(_sweep_tick)
+    return settings_sensor(settings, _sweep_tick, name="sweep_sensor", interval=30,
+                           selection=dg.AssetSelection.assets(trained_models),
+                           description="A sweep file in raw/sweeps/<sweep_id>.yaml starts one trained_models run per "
+                                       "grid point, queued to run side by side; bad files go to quarantine with the reason.")
 
 
 def _sweep_tick(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
@@ -171,14 +167,10 @@ def _sweep_tick(context: dg.SensorEvaluationContext, store: ObjectStoreResource)
 
 # ----- hourly predictions -------------------------------------------------------------------
 def feature_predictions_sensor(settings: Settings) -> dg.SensorDefinition:
-    return dg.sensor(
-        name="feature_predictions_sensor",
-        asset_selection=dg.AssetSelection.assets(hourly_predictions),
-        minimum_interval_seconds=60,
-        default_status=landing_sensor_status(settings),
-        description="New grid_join_features partitions -> hourly_predictions for the same hours (one run per "
-                    "contiguous range), when an hourly champion exists.",
-    )(_feature_predictions_tick)
+    return settings_sensor(settings, _feature_predictions_tick, name="feature_predictions_sensor",
+                           selection=dg.AssetSelection.assets(hourly_predictions),
+                           description="New grid_join_features partitions -> hourly_predictions for the same hours "
+                                       "(one run per contiguous range), when an hourly champion exists.")
 
 
 def _feature_predictions_tick(context: dg.SensorEvaluationContext, store: ObjectStoreResource):

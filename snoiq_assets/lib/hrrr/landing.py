@@ -3,24 +3,16 @@ or fetch the selected messages by ``.idx`` byte ranges from the first source tha
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Callable, Sequence
 
+from snoiq_assets.lib.checksums import sha256_file
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr.decode import find_messages, idx_text, parse_and_check_idx, scan_grib
 from snoiq_assets.lib.hrrr.fetch import fetch_subset, hrrr_key
 from snoiq_assets.lib.hrrr.rawkeys import idx_key, landing_key
 from snoiq_assets.lib.hrrr.variables import search_pattern
 from snoiq_assets.lib.storage import ObjectStore
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(8 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def land_partition(store: ObjectStore, partition_key: str, forecast_hour: int, variables: Sequence,
@@ -41,7 +33,7 @@ def land_partition(store: ObjectStore, partition_key: str, forecast_hour: int, v
             if not wrote_idx:
                 parse_and_check_idx(store.get(idx).decode(), messages, key)
             find_messages(messages, variables, forecast_hour, key, run_time)
-            size, digest = path.stat().st_size, sha256_of(path)
+            size, digest = path.stat().st_size, sha256_file(path)
         if wrote_idx:
             store.put(idx, idx_text(messages).encode())
         meta = {"source": "landed", "byte_ranges": [], "idx_written": wrote_idx}

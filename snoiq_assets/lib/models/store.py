@@ -17,8 +17,9 @@ from pathlib import Path
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.train import (
-    MODEL_FILES, MODEL_FORMATS, FittedModel, check_model_type, check_transform, load_native, save_native, sha256_file,
+    MODEL_FILES, MODEL_FORMATS, FittedModel, check_model_type, check_transform, load_native, save_native,
 )
+from snoiq_assets.lib.checksums import sha256_file
 from snoiq_assets.lib.storage import ObjectNotFound, ObjectStore
 
 MODELS_PREFIX = "models"
