@@ -40,3 +40,15 @@ def test_aggregate_stats_over_partitions():
         "T02": (4, {"t": {"min": None, "max": None, "mean": None, "null_count": 4}}),
     })
     assert out == {"t": {"min": 0.0, "max": 9.0, "mean": (2.0 * 4 + 6.0 * 2) / 6, "null_count": 6}}
+
+
+def test_source_config_errors_name_the_source():
+    from snoiq_assets.lib.hrrr.fetch import HttpSource, S3Source, SourceConfigError, source_from_config
+
+    with pytest.raises(SourceConfigError, match="HRRR source 'mirror': kind 'http' needs base_url"):
+        source_from_config("mirror", kind="http")
+    with pytest.raises(SourceConfigError, match="HRRR source 'x': unknown kind 'ftp' \\(s3 or http\\)"):
+        source_from_config("x", kind="ftp")
+    assert isinstance(source_from_config("mirror", kind="http", base_url="http://127.0.0.1:1/"), HttpSource)
+    s3 = source_from_config("minio", bucket="hrrr", endpoint_url="http://127.0.0.1:1", access_key_env="NO_SUCH_VAR")
+    assert isinstance(s3, S3Source) and s3.bucket == "hrrr" and s3.name == "minio"

@@ -15,7 +15,6 @@ partitions of a failed run.
 """
 
 import json
-import os
 from typing import Literal, Optional
 
 import dagster as dg
@@ -27,7 +26,7 @@ from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, decode_fields, scan_grib
-from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, FetchError, HttpSource, S3Source, default_sources
+from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, FetchError, default_sources, source_from_config
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
 from snoiq_assets.lib.hrrr.landing import aggregate_stats, land_partition
 from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
@@ -67,27 +66,6 @@ class HrrrRawConfig(HrrrSelectionConfig):
 
 class HrrrGridConfig(dg.Config):
     source_key: Optional[str] = None   # a landed GRIB; None: the newest under raw/hrrr/
-
-
-def build_source(cfg: HrrrSourceConfig):
-    if cfg.kind == "http":
-        if not cfg.base_url:
-            raise dg.Failure(f"HRRR source {cfg.name!r}: kind 'http' needs base_url")
-        return HttpSource(cfg.name, cfg.base_url)
-    if cfg.kind != "s3":
-        raise dg.Failure(f"HRRR source {cfg.name!r}: unknown kind {cfg.kind!r} (s3 or http)")
-    if cfg.access_key_env:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client(
-            "s3", endpoint_url=cfg.endpoint_url, region_name="us-east-1",
-            aws_access_key_id=os.environ.get(cfg.access_key_env, ""),
-            aws_secret_access_key=os.environ.get(cfg.secret_key_env or "", ""),
-            config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
-        )
-        return S3Source(cfg.name, cfg.bucket, client)
-    return S3Source.anonymous_boto3(cfg.name, cfg.bucket, endpoint_url=cfg.endpoint_url)
 
 
 def _quarantine(context, store: ObjectStore, key: str, exc: HrrrDataError, asset: str,
@@ -139,8 +117,8 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
 
     def sources_fn() -> list:   # built once per run, only if something must be fetched
         if not sources:
-            sources.extend([build_source(s) for s in config.sources] if config.sources is not None
-                           else default_sources())
+            sources.extend([source_from_config(**s.model_dump()) for s in config.sources]
+                           if config.sources is not None else default_sources())
         return sources
 
     landed: dict[str, dict] = {}
