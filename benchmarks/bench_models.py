@@ -64,13 +64,19 @@ def _resources():
 
 
 def _assets():
+    import dagster as dg
+
     from snoiq_assets.defs.features.assets import training_table
     from snoiq_assets.defs.models.champion import champion_model
     from snoiq_assets.defs.models.predictions import predictions
     from snoiq_assets.defs.models.training import trained_models
+    from snoiq_assets.defs.partitions import hourly_partitions, outcome_location_partitions
     from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
 
-    return [observations_raw, observations_clean, training_table, trained_models, champion_model, predictions]
+    # training_table's other inputs: declared, nothing stored (a station-only table)
+    upstream = [dg.AssetSpec("grid_join_features", partitions_def=hourly_partitions),
+                dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]
+    return [observations_raw, observations_clean, *upstream, training_table, trained_models, champion_model, predictions]
 
 
 def _table_config(stations: list[str]) -> dict:

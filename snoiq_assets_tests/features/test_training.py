@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.partitions import outcome_location_partitions
 from snoiq_assets.lib.hours import keys_between
 from snoiq_assets.lib.lake import partition_object_key, stored_metadata, stored_partition_keys
 from snoiq_assets.lib.features.training import (
@@ -104,6 +105,9 @@ def test_bad_input_is_named():
         build_training_table(obs.lazy(), TrainingTableSpec(locations=("OTHER",)))
 
 
+OUTCOMES = dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)  # none stored here
+
+
 @dg.asset(partitions_def=dg.HourlyPartitionsDefinition(start_date="2020-12-01T00", fmt="%Y-%m-%dT%H", timezone="UTC"),
           group_name="features")
 def grid_join_features(context: dg.AssetExecutionContext) -> pl.DataFrame:
@@ -116,7 +120,7 @@ def grid_join_features(context: dg.AssetExecutionContext) -> pl.DataFrame:
 def test_asset_station_only_then_with_grid(settings_env, instance, model_resources, gsod_observations):
     from snoiq_assets.lib.storage import store_from_settings
 
-    assets = [*STATION_ASSETS, grid_join_features, training_table]
+    assets = [*STATION_ASSETS, grid_join_features, OUTCOMES, training_table]
     cfg = {"ops": {"training_table": {"config": {"target": "precip_mm", "resolution_days": 7, "locations": [STATION]}}}}
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)
     md = res.asset_materializations_for_node("training_table")[0].metadata
