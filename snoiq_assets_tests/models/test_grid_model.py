@@ -30,7 +30,7 @@ from snoiq_assets.lib.lake import partition_object_key, stored_metadata
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.models.predictions import hourly_predictions, predictions
 from snoiq_assets.defs.models.training import trained_models
-from snoiq_assets.defs.partitions import MODEL_TYPES
+from snoiq_assets.defs.partitions import MODEL_TYPES, outcome_location_partitions
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
@@ -48,7 +48,8 @@ HOURS = [(dt.datetime(2023, 1, 1, 1) + dt.timedelta(hours=h)).strftime("%Y-%m-%d
 VARIABLES = ["tmp_2m_k", "dpt_2m_k", "apcp_kg_m2"]
 SEL = {"forecast_hour": 0, "variables": VARIABLES}
 ASSETS = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean, station_grid_index,
-          grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions]
+          grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions,
+          dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]  # declared, none stored
 ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
 HOUR_RANGE = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST}
 TABLE = {"ops": {"training_table": {"config": {"target": "air_temp_c", "hourly": True, "locations": [NUNN]}}}}
