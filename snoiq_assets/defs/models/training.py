@@ -22,6 +22,7 @@ from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.models import experiments as X
+from snoiq_assets.lib.models import plots
 from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
 from snoiq_assets.lib.models.runs import resolve_location, split_point, typed_params
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS
