@@ -25,8 +25,9 @@ from snoiq_assets.lib.stations.rawkeys import (
 )
 
 HRRR_PREFIX = "raw/hrrr/"
-# raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2 — the only GRIB names the sensor accepts.
-HRRR_KEY = re.compile(r"raw/hrrr/(\d{4})(\d{2})(\d{2})/hrrr\.t(\d{2})z\.wrfsfcf(\d{2})\.grib2")
+# raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2 (or .grib2.gz, which hrrr_raw decompresses)
+# — the only GRIB names the sensor accepts.
+HRRR_KEY = re.compile(r"raw/hrrr/(\d{4})(\d{2})(\d{2})/hrrr\.t(\d{2})z\.wrfsfcf(\d{2})\.grib2(?:\.gz)?")
 
 STATION_ASSETS = dg.AssetSelection.assets("observations_raw", "observations_clean", "observations_rejects")
 OUTCOME_ASSETS = dg.AssetSelection.assets("outcome_of_interest", "outcome_rejects")
@@ -119,7 +120,7 @@ def hrrr_partition_for_key(key: str) -> tuple[str, int]:
 def hrrr_landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
     found, unsafe, scan = landing_tick(
         context, store.get_store(), HRRR_PREFIX, hrrr_partition_for_key,
-        accept=lambda key: key.endswith(".grib2"),  # the .idx lands beside it; one run per GRIB
+        accept=lambda key: key.endswith((".grib2", ".grib2.gz")),  # the .idx lands beside it; one run per GRIB
     )
     if not found:
         context.update_cursor(scan.cursor.to_json())

@@ -97,12 +97,39 @@ class MessageInfo:
         return f"{self.label}:{self.offset}:d={date}:{self.wgrib2_name}:{self.wgrib2_level}:{fc}:"
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip_grib(src: str | Path, dest: str | Path, name: str) -> int:
+    """Decompress a gzip-compressed GRIB2 file (MRMS is distributed as ``.grib2.gz``) into
+    ``dest``; return the decompressed size. A file that is not gzip, or a truncated or corrupt
+    gzip stream, raises ``HrrrDataError`` saying so."""
+    import gzip
+    import shutil
+    import zlib
+
+    with open(src, "rb") as fh:
+        if fh.read(2) != GZIP_MAGIC:
+            raise HrrrDataError(name, "not gzip data (no gzip magic bytes 1f 8b)", expected="a .grib2.gz file")
+    try:
+        with gzip.open(src, "rb") as zin, open(dest, "wb") as out:
+            shutil.copyfileobj(zin, out, 8 << 20)
+            return out.tell()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise HrrrDataError(name, f"gzip cannot decompress the file: {type(exc).__name__}: {exc}",
+                            expected="a complete gzip stream") from None
+
+
 def scan_framing(data, name: str) -> list[tuple[int, int]]:
     """(offset, length) of each GRIB2 message; raise on any framing defect."""
     size = len(data)
     out, pos, n = [], 0, 0
     if size == 0:
         raise HrrrDataError(name, "empty file", message=1, expected="a GRIB2 message")
+    if data[:2] == GZIP_MAGIC:
+        raise HrrrDataError(name, "the file is gzip-compressed (it starts with the gzip magic bytes 1f 8b); "
+                            "decompress it first, or land it as <name>.grib2.gz for hrrr_raw to decompress",
+                            message=1, expected="'GRIB'", found="gzip data")
     while pos < size:
         n += 1
         if data[pos:pos + 4] != b"GRIB":
