@@ -173,54 +173,56 @@ def split_fields(data, offset: int, length: int, name: str, number: int) -> list
     A message holds sections 1-7 once, then may repeat 2-7, 3-7 or 4-7 for further fields; a
     repeated field inherits the last section 2 and 3 seen, and a bitmap indicator 254 ("the
     bitmap defined earlier in this message applies") takes the last bitmap given. A message of
-    one field is returned as it is. Any other layout raises ``HrrrDataError``.
+    one field is returned as it is (one copy, as before). Any other layout raises
+    ``HrrrDataError``.
     """
     end = offset + length - 4
     pos = offset + 16
-    sections: dict[int, bytes] = {}
-    last_bitmap: bytes | None = None
-    fields: list[tuple[int, int, dict[int, bytes]]] = []   # (start of section 4, end of section 7, sections)
-    field_start = None
-    expected = (1,)
+    current: dict[int, tuple[int, int]] = {}   # section number -> (position, size) in data
+    last_bitmap: tuple[int, int] | None = None
+    fields: list[dict[int, tuple[int, int]]] = []
+    expected: tuple[int, ...] = (1,)
     while pos < end:
         size = int.from_bytes(data[pos:pos + 4], "big") if pos + 5 <= end else 0
-        number_ = data[pos + 4] if size else None
-        if size < 5 or pos + size > end or number_ not in expected:
+        sec_no = data[pos + 4] if size else None
+        if size < 5 or pos + size > end or sec_no not in expected:
             raise HrrrDataError(name, f"corrupt: section layout broken at offset {pos}", message=number,
                                 expected=f"section {' or '.join(map(str, expected))} within the message's "
-                                f"{length} bytes", found=f"section {number_} of {size} bytes")
-        sec = bytes(data[pos:pos + size])
-        if number_ == 4:
-            field_start = pos
-        elif number_ == 6:
-            if sec[5] == 0:
-                last_bitmap = sec
-            elif sec[5] == 254:
-                if last_bitmap is None:
-                    raise HrrrDataError(name, f"corrupt: field {len(fields) + 1} refers to an earlier bitmap "
-                                        "(indicator 254) but none was given", message=number,
-                                        expected="a bitmap (indicator 0) before indicator 254")
-                sec = last_bitmap
-        sections[number_] = sec
+                                f"{length} bytes", found=f"section {sec_no} of {size} bytes")
+        where = (pos, size)
+        if sec_no == 6 and data[pos + 5] == 0:
+            last_bitmap = where
+        elif sec_no == 6 and data[pos + 5] == 254:
+            if last_bitmap is None:
+                raise HrrrDataError(name, f"corrupt: field {len(fields) + 1} refers to an earlier bitmap "
+                                    "(indicator 254) but none was given", message=number,
+                                    expected="a bitmap (indicator 0) before indicator 254")
+            where = last_bitmap
+        current[sec_no] = where
         pos += size
-        if number_ == 7:
-            fields.append((field_start, pos, dict(sections)))
-        expected = {1: (2, 3), 2: (3,), 3: (4,), 4: (5,), 5: (6,), 6: (7,), 7: (2, 3, 4)}[number_]
+        if sec_no == 7:
+            fields.append(dict(current))
+        expected = {1: (2, 3), 2: (3,), 3: (4,), 4: (5,), 5: (6,), 6: (7,), 7: (2, 3, 4)}[sec_no]
     if not fields or pos != end:
         raise HrrrDataError(name, "corrupt: the message holds no complete field (sections 1 to 7)",
                             message=number, expected="sections 1, 3, 4, 5, 6, 7 before '7777'")
+
+    def section(secs: dict, k: int) -> bytes:
+        p, n = secs[k]
+        return bytes(data[p:p + n])
+
     if len(fields) == 1:
-        return [(fields[0][2][3], bytes(data[offset:offset + length]))]
+        return [(section(fields[0], 3), bytes(data[offset:offset + length]))]
     out = []
-    for _, _, secs in fields:
-        body = b"".join(secs[k] for k in (1, 2, 3, 4, 5, 6, 7) if k in secs)
+    for secs in fields:
+        body = b"".join(section(secs, k) for k in (1, 2, 3, 4, 5, 6, 7) if k in secs)
         total = 16 + len(body) + 4
-        out.append((secs[3], bytes(data[offset:offset + 8]) + total.to_bytes(8, "big") + body + b"7777"))
+        out.append((section(secs, 3), bytes(data[offset:offset + 8]) + total.to_bytes(8, "big") + body + b"7777"))
     return out
 
 
-def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], dict[int, int]]:
-    """One pass over the file: framing, then each message's keys through ecCodes.
+def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], dict[tuple[int, int], int]]:
+    """One pass over the file: framing, then each field's keys through ecCodes.
 
     ``keep(keys) -> bool`` selects fields whose ecCodes handle is returned (``MessageInfo.ref``
     -> handle) for decoding; the caller releases them. Every other handle is released at once.
