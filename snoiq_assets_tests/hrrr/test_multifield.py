@@ -4,6 +4,7 @@ fetched by byte range. On the real GFS file (36 such messages) and on a two-fiel
 written with ecCodes' multi-field API on the HRRR grid."""
 
 import datetime as dt
+import json
 
 import boto3
 import dagster as dg
@@ -102,13 +103,14 @@ def test_real_gfs_uv_decode_both_fields(gfs, engine):
         got = table.column(col).to_numpy()
         assert got.shape == (144 * 73,) and np.array_equal(got, ref), col
         assert stats[col]["max"] == pytest.approx(float(ref.max()))
-    import json
-
     sources = json.loads(table.schema.metadata[b"messages"])
     assert (sources["ugrd_10m_m_s"]["message"], sources["ugrd_10m_m_s"]["field"]) == (196, 1)
     assert (sources["vgrd_10m_m_s"]["message"], sources["vgrd_10m_m_s"]["field"]) == (196, 2)
     assert sources["vgrd_10m_m_s"]["offset"] == GFS_UV_OFFSET
     assert float(np.abs(table.column("ugrd_10m_m_s").to_numpy() - table.column("vgrd_10m_m_s").to_numpy()).max()) > 1
+    # from an earlier scan (the fields are re-read at their message's offset)
+    again, _ = decode_fields(gfs, resolve(WIND), 120, messages=scan_grib(gfs), engine=engine)
+    assert again.select(WIND).equals(table.select(WIND))
 
 
 def test_idx_must_list_every_field(gfs):
