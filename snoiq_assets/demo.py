@@ -6,7 +6,6 @@ SNOIQ_HOME), so `make dev` afterwards shows every materialisation in the UI.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import shutil
@@ -239,7 +238,7 @@ def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[
 
 def run_all(demo: Demo) -> None:
     from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, SYNTH_PARTITIONS
-    from snoiq_assets.lib.hrrr.fetch import landing_key
+    from snoiq_assets.lib.hrrr.rawkeys import partition_landing_key
     from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config
     from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
 
@@ -260,7 +259,7 @@ def run_all(demo: Demo) -> None:
     print("hrrr")
     for hour in hours:
         demo.run("hrrr_raw", ["hrrr_raw"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
-    grid_source = landing_key(dt.datetime.strptime(SYNTH_PARTITIONS[0], "%Y-%m-%dT%H").replace(tzinfo=dt.timezone.utc), 0)
+    grid_source = partition_landing_key(SYNTH_PARTITIONS[0], 0)
     demo.run("hrrr_grid", ["hrrr_grid"], run_config={"ops": {"hrrr_grid": {"config": {"source_key": grid_source}}}})
     for hour in hours:
         demo.run("hrrr_fields", ["hrrr_fields"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])

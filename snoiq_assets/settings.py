@@ -6,8 +6,9 @@ Profiles:
 - ``s3``: a bucket on any S3 endpoint (MinIO, SeaweedFS, AWS). Endpoint and bucket come from
   ``SNOIQ_S3_ENDPOINT`` / ``SNOIQ_BUCKET``; credentials from the usual AWS variables.
 
-Every resource (IO manager, raw-zone store, Dagster's ``S3Resource``, the ``minio`` client,
-MLflow's artifact store) is built from this object, so the endpoint is decided in one place.
+Every resource (IO manager, raw-zone store, the ``minio`` client, MLflow's artifact store) and
+the settings-dependent automation is built from this object, read once by definitions.py and
+handed down, so the endpoint is decided in one place.
 """
 
 from __future__ import annotations
@@ -37,6 +38,12 @@ class Settings:
     secret_access_key: str | None = field(default=None, repr=False)
     duckdb_path: Path = Path(".snoiq/snoiq.duckdb")
     mlflow_tracking_uri: str | None = None
+    # Where people open the MLflow UI (Dagster metadata links runs there).
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
+    # The retraining run config (a YAML file); automatic retraining cannot start without it.
+    retrain_config: Path | None = None
+    # At most one automatic retraining per this many minutes.
+    retrain_min_interval_minutes: float = 360.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -53,6 +60,20 @@ class Settings:
         access = env.get("AWS_ACCESS_KEY_ID") or None
         secret = env.get("AWS_SECRET_ACCESS_KEY") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        retrain_config = (env.get("SNOIQ_RETRAIN_CONFIG") or "").strip() or None
+        tracking_uri = env.get("MLFLOW_TRACKING_URI") or None
+        # A tracking server people can reach is also its UI; the compose stack's internal name
+        # (http://mlflow:5000) is published on the host as 127.0.0.1:5000, as is `mlflow ui`.
+        reachable = tracking_uri if tracking_uri and tracking_uri.startswith("http") and "//mlflow:" not in tracking_uri else None
+        mlflow_ui_url = (env.get("SNOIQ_MLFLOW_UI_URL") or "").strip() or reachable or "http://127.0.0.1:5000"
+        interval_text = (env.get("SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES") or "360").strip()
+        try:
+            interval = float(interval_text)
+        except ValueError:
+            interval = -1.0
+        if not interval >= 0:
+            raise SettingsError(
+                f"SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES={interval_text!r} must be a number of minutes (0 or more)")
         if profile == "s3":
             if not bucket:
                 raise SettingsError("SNOIQ_BUCKET is empty; the s3 profile needs a bucket name")
@@ -77,7 +98,10 @@ class Settings:
             access_key_id=access,
             secret_access_key=secret,
             duckdb_path=duckdb_path,
-            mlflow_tracking_uri=(env.get("MLFLOW_TRACKING_URI") or None),
+            mlflow_tracking_uri=tracking_uri,
+            mlflow_ui_url=mlflow_ui_url,
+            retrain_config=Path(retrain_config).expanduser() if retrain_config else None,
+            retrain_min_interval_minutes=interval,
         )
 
     @property
@@ -111,14 +135,6 @@ class Settings:
             if self.s3_endpoint.startswith("http://"):
                 opts["aws_allow_http"] = "true"
         return opts
-
-    def boto3_client_kwargs(self) -> dict[str, str | None]:
-        return {
-            "endpoint_url": self.s3_endpoint,
-            "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self.secret_access_key,
-            "region_name": self.region,
-        }
 
 
 def _valid_bucket_name(name: str) -> bool:

@@ -64,7 +64,7 @@ NAMED = {
     "is inside the grid with a full window", "exclusion_reason": "why the station is excluded, if it is",
     "window_cells": "number of grid cells in the station's window", "window_mask": "which cells of the window "
     "are on the grid", "name": "station name", "network": "observing network (USCRN, GSOD, GHCN-D, ASOS)",
-    "state": "US state", "elevation_m": "station elevation above sea level, m", "begin_date": "first day of record",
+    "state": "US state", "wban": "the station's WBAN number, where it has one", "elevation_m": "station elevation above sea level, m", "begin_date": "first day of record",
     "end_date": "last day of record",
     "obs_timestamp_utc": "time of the station observation joined to the valid time, UTC (null: none)",
     "hour_sin": "hour of day (UTC) on the unit circle, sine", "hour_cos": "hour of day (UTC) on the unit circle, cosine",

@@ -17,7 +17,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from snoiq_assets.lib.models.tracking import EXPERIMENT_TAGS
-from snoiq_assets.settings import Settings, SettingsError
+from snoiq_assets.settings import Settings
 
 # (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
 # renamed or re-created under the same name by this code, and the lookup is a database query.
@@ -93,14 +93,29 @@ class MlflowResource(dg.ConfigurableResource):
             _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
 
+    def register_champion(self, name: str, mlflow_run_id: str, model_prefix: str, object_store,
+                          training_table) -> str:
+        """Log the stored model as an MLflow pyfunc model into its training run (signature and
+        input example, see lib/models/tracking.py), register it as a new version of ``name`` and
+        point the alias ``champion`` at it; return the version."""
+        from mlflow.exceptions import MlflowException
+
+        from snoiq_assets.lib.models.tracking import log_champion_model
+
+        client = self.client()
+        model_uri = log_champion_model(object_store, model_prefix, mlflow_run_id, training_table)
+        try:
+            client.create_registered_model(name)
+        except MlflowException:
+            pass  # it exists
+        mv = client.create_model_version(name, source=model_uri, run_id=mlflow_run_id, tags={"model_prefix": model_prefix})
+        client.set_registered_model_alias(name, "champion", mv.version)
+        return str(mv.version)
+
 
 def mlflow_resource(settings: Settings) -> MlflowResource:
     """The MLflow resource for the active profile (the lead wires this into build_resources)."""
-    # The UI: SNOIQ_MLFLOW_UI_URL, else the tracking server if there is one (the compose stack
-    # publishes it on 127.0.0.1:5000), else where `mlflow ui` serves by default.
-    ui_url = os.environ.get("SNOIQ_MLFLOW_UI_URL") or (
-        "http://127.0.0.1:5000" if not (settings.mlflow_tracking_uri or "").startswith("http")
-        or settings.mlflow_tracking_uri.startswith("http://mlflow:") else settings.mlflow_tracking_uri)
+    ui_url = settings.mlflow_ui_url
     if settings.profile == "local":
         home = settings.home
         return MlflowResource(

@@ -18,10 +18,13 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+import polars as pl
 
-from snoiq_assets.lib.keys import safe_identifier
+from snoiq_assets.lib.keys import join_key, safe_identifier
+from snoiq_assets.lib.models.evaluate import feature_matrix
+from snoiq_assets.lib.models.store import load_bundle
+from snoiq_assets.lib.storage import ObjectStore
 
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
 PYFUNC_MODEL_FILE = Path(__file__).with_name("pyfunc_model.py")
@@ -47,11 +50,12 @@ def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
 
 
-def log_champion_model(run_id: str, model_file: Path, metadata: dict, example: pd.DataFrame) -> str:
-    """Log the model as an MLflow pyfunc model into its training run ``run_id`` (tracking and
-    registry URIs already set) and return the logged model's URI. ``example``: a few rows of
-    the model's features (its input example; the signature is inferred from it and from the
-    model's predictions on it). The run keeps its own start and end time."""
+def log_champion_model(store: ObjectStore, prefix: str, run_id: str, table: pl.DataFrame) -> str:
+    """Log the stored model ``prefix`` as an MLflow pyfunc model into its training run ``run_id``
+    (tracking and registry URIs already set) and return the logged model's URI. The file is the
+    model store's, checked against its checksum; the input example is five rows of ``table``
+    (the training table) for the model's stations, and the signature is inferred from them and
+    the model's predictions. The run keeps its own start and end time."""
     import mlflow
 
     # A run's log is no place for download progress bars, nor for MLflow's notes on the
@@ -59,18 +63,17 @@ def log_champion_model(run_id: str, model_file: Path, metadata: dict, example: p
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     for name in ("mlflow.utils.environment", "mlflow.utils.uv_utils", "mlflow.pyfunc", "mlflow.models.model"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    model, meta = load_bundle(store, prefix)   # refuses a file that fails its checksum
+    features = list(meta["features"])
+    rows = table.filter(pl.col("location").is_in(meta.get("stations") or [meta["location"]])).head(5)
+    example = pd.DataFrame(feature_matrix(rows, features), columns=features)
+    signature = mlflow.models.infer_signature(example, model.predict(example.to_numpy(dtype=float)))
     client = mlflow.MlflowClient()
     run = client.get_run(run_id)
-    example = example[list(metadata["features"])].astype(float)
     with tempfile.TemporaryDirectory(prefix="snoiq-pyfunc-") as tmp:
+        model_file = store.download(join_key(prefix, meta["model_file"]), Path(tmp) / meta["model_file"])
         meta_path = Path(tmp) / "metadata.json"
-        meta_path.write_text(json.dumps(metadata, default=str))
-        from snoiq_assets.lib.models.train import load_native
-
-        model = load_native(metadata["model_type"], Path(model_file), list(metadata["features"]),
-                            metadata["target_transform"])
-        predicted = np.asarray(model.predict(example.to_numpy(dtype=float)), dtype=float)
-        signature = mlflow.models.infer_signature(example, predicted)
+        meta_path.write_text(json.dumps(meta, default=str))
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name=CHAMPION_MODEL_NAME, python_model=str(PYFUNC_MODEL_FILE),
