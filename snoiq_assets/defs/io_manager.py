@@ -42,11 +42,6 @@ class IOManagerError(LakeError):
     pass
 
 
-# Asset definition metadata: the asset's columns are a source's fields as landed (the value
-# names the source), described as such in the column schema.
-COLUMNS_AS_LANDED = "snoiq/columns_as_landed"
-
-
 def _schema_columns(frame, as_landed: str | None = None) -> list[dg.TableColumn]:
     """The column schema the UI shows, each column described with its unit (lib/columns.py)."""
     if isinstance(frame, pl.DataFrame):
@@ -109,7 +104,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         shared: dict[str, Any] = {
             "partitions_written": len(tables),
             "dagster/column_schema": dg.TableSchema(columns=_schema_columns(
-                first, (context.definition_metadata or {}).get(COLUMNS_AS_LANDED))),
+                first, (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
         }
         if len(tables) == 1:
             rows, size, uri = written[0]

@@ -134,6 +134,11 @@ def describe(name: str) -> str | None:
     return _quantity(name)
 
 
+# Asset definition metadata key: the asset's columns are a source's fields as landed (the value
+# names the source); the IO manager then describes unknown columns with ``describe_raw``.
+COLUMNS_AS_LANDED = "snoiq/columns_as_landed"
+
+
 def describe_raw(name: str, source_formats: str = "the station file") -> str:
     """A raw table keeps every source field as landed: described as such."""
     return f"field `{name}` of {source_formats} as landed (source units, not converted)"

@@ -18,10 +18,9 @@ other partitions are unaffected. Row-level problems become rejects and the raw f
 import dagster as dg
 import polars as pl
 
-from snoiq_assets.defs.io_manager import COLUMNS_AS_LANDED
-
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
+from snoiq_assets.lib.columns import COLUMNS_AS_LANDED
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
