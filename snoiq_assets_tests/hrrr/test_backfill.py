@@ -122,26 +122,26 @@ def test_bad_partition_in_range(store, resources, instance):
     assert instance.get_materialized_partitions(dg.AssetKey("hrrr_raw")) == set()
 
     # hrrr_fields over T00..T02: T01 now holds T00's GRIB (wrong run cycle) -> quarantined,
-    # the good hours are decoded but nothing is written for the run
+    # the good hours are written and recorded, the bad one quarantined
     _materialise_grid(store, resources, instance)
     store.put(bad_key, good)
     res = dg.materialize([hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
                          tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
-    assert "Failure: hrrr_fields: 1 of 3 partitions failed (2023-01-01T01); nothing is written" in text
+    assert "Failure: hrrr_fields: 1 of 3 partitions failed (2023-01-01T01); the good partitions are written and recorded" in text
     assert "the file is for another run cycle; expected run 2023-01-01T01Z (the partition), found run 2023-01-01T00Z" in text
     assert meta["good_partitions"].value == [PKS[0], PKS[2]] and meta["message_number"].value == 1
     reason = store.get_json("quarantine/" + bad_key + ".reason.json")
     assert reason["partition"] == PKS[1] and reason["asset"] == "hrrr_fields"
     assert not store.exists(bad_key)
-    assert not any(store.exists(partition_object_key(FIELDS, pk)) for pk in PKS)
-    assert instance.get_materialized_partitions(FIELDS) == set()
-
-    # the good partitions alone still go through
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance,
-                         tags=_range_tags(PKS[2], PKS[2]), run_config=_cfg("hrrr_fields"))
-    assert res.success and instance.get_materialized_partitions(FIELDS) == {PKS[2]}
+    # lake and catalogue agree: exactly the good partitions are stored and recorded
+    assert [store.exists(partition_object_key(FIELDS, pk)) for pk in PKS] == [True, False, True]
+    assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
+    with store.local_path(partition_object_key(FIELDS, PKS[2])) as p:
+        written = pq.read_table(p)
+    with store.local_path(landing_key(_run(PKS[2]), 0)) as p:
+        assert np.array_equal(written.column("tmp_2m_k").to_numpy(), ec_values(p, 1).astype(np.float32))
 
 
 def _cli(args, env, timeout=600):

@@ -23,7 +23,7 @@ from typing import Literal, Optional
 
 import dagster as dg
 
-from snoiq_assets.defs.io_manager import IOManagerError, read_schema_metadata
+from snoiq_assets.defs.io_manager import IOManagerError, read_schema_metadata, write_partition
 from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT, hourly_partitions
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.hrrr import HrrrDataError
@@ -46,6 +46,8 @@ from snoiq_assets.lib.hrrr.fetch import (
     landing_key,
 )
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
+from snoiq_assets.lib.hrrr.isolation import DecoderProcess
+from snoiq_assets.lib.hrrr.plausibility import bounds_for, check_plausible, problems
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve, search_pattern
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -330,10 +332,14 @@ def _aggregate_stats(per_partition: dict[str, tuple[int, dict]]) -> dict[str, di
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["hrrr_raw", "hrrr_grid"],
     kinds={"parquet"},
+    check_specs=[dg.AssetCheckSpec(
+        "values_plausible", asset="hrrr_fields", blocking=True,
+        description="Every decoded variable within its physical bounds (lib/hrrr/plausibility.py), "
+        "null share within the limit; implausible partitions are quarantined before anything is written.")],
     description="Selected HRRR variables decoded to float32 columns, one row per grid cell in "
     "hrrr_grid order; units, grid_id, run/valid time and forecast hour in the schema metadata.",
 )
-def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, store: ObjectStoreResource) -> dg.Output:
+def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, store: ObjectStoreResource):
     """Decode every partition of the run (one, or a range in a single-run backfill).
 
     Returns ``{partition_key: pyarrow.Table}``; the IO manager writes one Parquet file per
@@ -342,11 +348,16 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     source file (``partitions``), and per-variable stats aggregated over the range (min of
     mins, max of maxes, mean over every non-null cell, summed null counts).
 
-    A bad partition (corrupt GRIB, wrong grid, missing variable...) is quarantined with its
-    reason and the others are still decoded (so every bad file of the range is found in one
-    run); then the step fails naming every failed partition. Nothing is written for any
-    partition of that run, the good ones included: the IO manager writes only when the step
-    succeeds. Re-run the range once the bad files are replaced (or run the good partitions).
+    Decoding runs in a child process (``lib/hrrr/isolation.py``), one per step, reused for every
+    partition: a corrupt message that makes ecCodes abort or segfault fails only its partition,
+    with the usual error naming the file and ecCodes' message. Each decoded partition must be
+    physically plausible (``lib/hrrr/plausibility.py``) before anything is written.
+
+    A bad partition (corrupt GRIB, ecCodes crash, implausible values, wrong grid, missing
+    variable...) is quarantined with its reason and the others are still decoded (so every bad
+    file of the range is found in one run); then the good partitions are written and recorded
+    as materialised, one by one, and the step fails naming every failed partition. Re-run the
+    failed partitions once their files are replaced.
     Memory: every decoded partition is held until the IO manager writes (about 7.6 MB per
     variable per partition on the CONUS grid), so keep single-run ranges to a few days.
 
@@ -372,27 +383,36 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     tables: dict = {}
     stats_by_pk: dict[str, tuple[int, dict]] = {}
     failures: dict[str, dict] = {}
-    for pk in partition_keys:
-        key = landing_key(run_time_of(pk), config.forecast_hour)
-        if not obj.exists(key):
-            failures[pk] = _partition_failure_record(key, f"{key} has not landed; materialise hrrr_raw first")
-            continue
-        idx = obj.get(key + ".idx").decode() if obj.exists(key + ".idx") else None
-        try:
-            with obj.local_path(key) as path:
-                table, stats = decode_fields(path, variables, config.forecast_hour,
-                                             expected_grid_id=grid_md["grid_id"], idx=idx, name=key,
-                                             run_time=run_time_of(pk), engine=config.engine)
-        except HrrrDataError as exc:
-            dest = _quarantine(context, obj, key, exc, "hrrr_fields", pk)
-            failures[pk] = _partition_failure_record(key, str(exc), exc, dest)
-            continue
-        tables[pk] = table
-        stats_by_pk[pk] = (table.num_rows, stats)
+    with DecoderProcess() as decoder:
+        for pk in partition_keys:
+            key = landing_key(run_time_of(pk), config.forecast_hour)
+            if not obj.exists(key):
+                failures[pk] = _partition_failure_record(key, f"{key} has not landed; materialise hrrr_raw first")
+                continue
+            idx = obj.get(key + ".idx").decode() if obj.exists(key + ".idx") else None
+            try:
+                with obj.local_path(key) as path:
+                    table, stats = decoder.decode_fields(path, variables, config.forecast_hour,
+                                                         expected_grid_id=grid_md["grid_id"], idx=idx, name=key,
+                                                         run_time=run_time_of(pk), engine=config.engine)
+                check_plausible(stats, table.num_rows, config.forecast_hour, key)
+            except HrrrDataError as exc:
+                dest = _quarantine(context, obj, key, exc, "hrrr_fields", pk)
+                failures[pk] = _partition_failure_record(key, str(exc), exc, dest)
+                continue
+            tables[pk] = table
+            stats_by_pk[pk] = (table.num_rows, stats)
     if failures:
+        # A step fails as a whole, but the good partitions are real data: store them and record
+        # each as materialised, so lake and catalogue agree and only the failed hours are retried.
+        for pk, table in tables.items():
+            rows, size, uri = write_partition(obj, context.asset_key, pk, table)
+            context.log_event(dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=pk,
+                metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
+                          "note": "stored although other partitions of the same run failed"}))
         raise _range_failure("hrrr_fields", partition_keys, failures, list(tables),
-                             "nothing is written for this run, the good partitions included "
-                             "(the IO manager writes only on success)")
+                             "the good partitions are written and recorded")
 
     mds = {pk: {k.decode(): v.decode() for k, v in t.schema.metadata.items()} for pk, t in tables.items()}
     first = mds[partition_keys[0]]
@@ -413,4 +433,12 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
         for stat in ("min", "mean", "max"):
             meta[f"{col}/{stat}"] = dg.MetadataValue.float(s[stat]) if s[stat] is not None else dg.MetadataValue.null()
         meta[f"{col}/null_count"] = s["null_count"]
-    return dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)
+    yield dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)
+    # Re-evaluated on exactly what was written (an implausible partition never gets here).
+    found = {pk: problems(st, rows, config.forecast_hour) for pk, (rows, st) in stats_by_pk.items()}
+    found = {pk: p for pk, p in found.items() if p}
+    yield dg.AssetCheckResult(
+        check_name="values_plausible", passed=not found,
+        description=f"{len(tables) - len(found)} of {len(tables)} partition(s) within the physical bounds",
+        metadata={"bounds": dg.MetadataValue.json(bounds_for([v.column for v in variables], config.forecast_hour)),
+                  "implausible": dg.MetadataValue.json(found)})

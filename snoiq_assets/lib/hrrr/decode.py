@@ -174,7 +174,9 @@ def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], di
                         gid = grid_id_from_keys(grid_keys(h))
                         if sec3 is not None:
                             grid_ids[sec3] = gid
-                    infos.append(MessageInfo(n, offset, length, keys, gid))
+                    info = MessageInfo(n, offset, length, keys, gid)
+                    info.run_time  # noqa: B018 - a corrupt date fails here, naming the message
+                    infos.append(info)
                     hold = keep is not None and keep(keys)
                 except Exception as exc:  # noqa: BLE001
                     raise HrrrDataError(name, f"ecCodes cannot read the keys of the message at offset {offset}: "
