@@ -19,6 +19,7 @@ from snoiq_assets.defs.io_manager import partition_object_key
 from snoiq_assets.lib.hrrr.fetch import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
+from snoiq_assets_tests.hrrr.corrupt import crashing
 from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
 
 UTC = dt.timezone.utc
@@ -142,6 +143,27 @@ def test_bad_partition_in_range(store, resources, instance):
         written = pq.read_table(p)
     with store.local_path(landing_key(_run(PKS[2]), 0)) as p:
         assert np.array_equal(written.column("tmp_2m_k").to_numpy(), ec_values(p, 1).astype(np.float32))
+
+
+def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance):
+    """A flipped byte that makes ecCodes abort: the step survives, names the file and ecCodes'
+    message, quarantines it; the good hours of the range are written and recorded."""
+    seed_demo(store)
+    _materialise_grid(store, resources, instance)
+    bad_key = landing_key(_run(PKS[1]), 0)
+    store.put(bad_key, crashing(store.get(bad_key), message_offset=0))
+    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
+                         tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
+    assert not res.success
+    text, meta = _failure(res)
+    assert (f"hrrr_fields 2023-01-01T01: {bad_key}: ecCodes crashed while decoding the file (decoder process "
+            "killed by SIGABRT): ecCodes assertion failed") in text
+    assert f"(moved to quarantine/{bad_key})" in text and meta["good_partitions"].value == [PKS[0], PKS[2]]
+    reason = store.get_json("quarantine/" + bad_key + ".reason.json")
+    assert "grib_bits_any_endian" in reason["reason"] and reason["partition"] == PKS[1]
+    assert not store.exists(bad_key) and store.exists("quarantine/" + bad_key + ".idx")
+    assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
+    assert [store.exists(partition_object_key(FIELDS, pk)) for pk in PKS] == [True, False, True]
 
 
 def _cli(args, env, timeout=600):
