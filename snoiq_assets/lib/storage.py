@@ -164,6 +164,27 @@ class ObjectStore(ABC):
             self.put_file(key, path)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Rename a finished temp file into place with the mode a plain ``open`` would have given it:
+    ``mkstemp`` creates 0600, which other users and containers sharing the folder cannot read."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+
+
 class LocalStore(ObjectStore):
     """A folder laid out like the bucket."""
 
@@ -256,7 +277,7 @@ class LocalStore(ObjectStore):
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            _publish(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -276,7 +297,7 @@ class LocalStore(ObjectStore):
         os.close(fd)
         try:
             yield Path(tmp)
-            os.replace(tmp, path)
+            _publish(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
