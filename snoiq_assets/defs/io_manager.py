@@ -86,9 +86,11 @@ def write_partition(store: ObjectStore, asset_key: dg.AssetKey, partition_key: s
     key = partition_object_key(asset_key, partition_key)
     with store.atomic_local_file(key) as path:
         write_parquet(table, path, compression)
-    info = store.stat(key)
+        size = path.stat().st_size
+    # No stat of the stored object afterwards: once the block exits the partition is published,
+    # and a store failing right then (an outage) must not make a written partition look unwritten.
     rows = table.num_rows if isinstance(table, pa.Table) else table.height
-    return rows, (info.size if info else 0), store.uri(key)
+    return rows, size, store.uri(key)
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -118,35 +120,66 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             )
         return {k: obj[k] for k in keys}
 
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Any):
+        # A generator: when some partitions of a multi-partition output cannot be written (an S3
+        # outage mid-write), the ones already in the lake are reported as materialised before
+        # the step fails, so lake and catalogue agree after any failure.
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return
         store = self.store.get_store()
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
-        def write_one(item) -> tuple[int, int, str]:
-            return write_partition(store, context.asset_key, item[0], item[1], self.compression)
 
+        def write_one(pk) -> tuple[int, int, str]:
+            return write_partition(store, context.asset_key, pk, tables[pk], self.compression)
+
+        written: dict = {}
+        failed: dict = {}
         if len(tables) == 1:
-            written = [write_one(next(iter(tables.items())))]
+            written[next(iter(tables))] = write_one(next(iter(tables)))
         else:
             # A single-run backfill writes many partitions: the Parquet encoders and uploads
             # release the GIL, so a few threads overlap them.
             with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                written = list(pool.map(write_one, tables.items()))
-        total_rows = sum(w[0] for w in written)
-        total_bytes = sum(w[1] for w in written)
-        uris = [w[2] for w in written]
-        first = next(iter(tables.values()))
+                futures = {pk: pool.submit(write_one, pk) for pk in tables}
+                for pk, fut in futures.items():
+                    try:
+                        written[pk] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - reported below, with the others
+                        failed[pk] = exc
+        if failed:
+            yield from self._partial_write_events(context, written)
+            first = next(iter(failed.values()))
+            raise IOManagerError(
+                f"{context.asset_key.to_user_string()}: {len(failed)} of {len(tables)} partitions could not be "
+                f"written ({', '.join(failed)}): {type(first).__name__}: {first}; the {len(written)} written "
+                f"({', '.join(written) or 'none'}) are recorded as materialised"
+            ) from first
+        total_rows = sum(w[0] for w in written.values())
+        total_bytes = sum(w[1] for w in written.values())
+        uris = [w[2] for w in written.values()]
+        first_table = next(iter(tables.values()))
         meta: dict[str, Any] = {
             "uri": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 1)[0]),
             "dagster/row_count": total_rows,
             "size_bytes": total_bytes,
             "partitions_written": len(tables),
-            "dagster/column_schema": dg.TableSchema(columns=_schema_columns(first)),
+            "dagster/column_schema": dg.TableSchema(columns=_schema_columns(first_table)),
         }
         context.add_output_metadata(meta)
+
+    @staticmethod
+    def _partial_write_events(context: dg.OutputContext, written: dict):
+        """One materialisation event per partition written before the failure, emitted at once
+        (events logged through the context would be dropped when handle_output raises)."""
+        from dagster._core.events import DagsterEvent
+
+        for pk, (rows, size, uri) in written.items():
+            yield DagsterEvent.asset_materialization(context.step_context, dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=pk,
+                metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
+                          "note": "written before other partitions of the same output failed to write"}))
 
     # ----- reading -------------------------------------------------------------------
     def _existing(self, asset_key: dg.AssetKey) -> set[str]:

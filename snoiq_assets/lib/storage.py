@@ -436,20 +436,30 @@ class S3Store(ObjectStore):
 
         check_key(key)
         try:
-            self.client.put_object(self.bucket, key, io.BytesIO(data), length=len(data))
+            result = self.client.put_object(self.bucket, key, io.BytesIO(data), length=len(data))
         except Exception as exc:  # noqa: BLE001
             raise self._err("put", key, exc) from None
-        return self.stat(key)  # type: ignore[return-value]
+        return self._written(key, result, len(data))
 
     def put_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
         check_key(key)
         try:
             # fput_object switches to multipart above 64 MiB; either way the object appears
             # only when the upload completes.
-            self.client.fput_object(self.bucket, key, str(path))
+            result = self.client.fput_object(self.bucket, key, str(path))
         except Exception as exc:  # noqa: BLE001
             raise self._err("put", key, exc) from None
-        return self.stat(key)  # type: ignore[return-value]
+        return self._written(key, result, os.path.getsize(path))
+
+    def _written(self, key: str, result, size: int) -> ObjectInfo:
+        """The stored object's info; if the store fails right after the upload completed (an
+        outage), the write still happened: report it from the upload's own answer."""
+        try:
+            info = self.stat(key)
+        except StorageError:
+            info = None
+        return info or ObjectInfo(key=key, size=size, etag=(result.etag or "").strip('"'),
+                                  last_modified=dt.datetime.now(dt.timezone.utc))
 
     def download(self, key: str, path: str | os.PathLike) -> Path:
         check_key(key)
