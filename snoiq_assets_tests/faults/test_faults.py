@@ -162,3 +162,37 @@ def test_step_worker_killed(store, resources, instance, settings_env, point, bad
     _rerun(resources, instance, ok=bad is None)
     expect = PKS if bad is None else [PKS[0], PKS[2]]
     _assert_consistent(store, instance, raw, expect, bad=bad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+@pytest.mark.parametrize("crash_at", ["RUN_CREATED"])
+def test_sensor_killed_between_tick_and_run_launch(store, settings_env, tmp_path, sample_dir, crash_at):
+    """Dagster's daemon loop for station_file_landing_sensor, SIGKILLed after the tick was
+    created (nothing submitted) or after the first run was created but not launched; the next
+    iteration gives exactly one run per landed file, each partition registered once."""
+    import multiprocessing
+
+    from snoiq_assets_tests.faults.sensor_crash import at, iterate
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(
+        "run_coordinator:\n  module: dagster._core.run_coordinator\n  class: QueuedRunCoordinator\n"
+        "telemetry:\n  enabled: false\n")
+    for sid, sample in [("ORD", "iem_asos_ORD_2010-10.csv"), ("GRB", "iem_asos_GRB_2010-10.csv")]:
+        store.put_file(f"raw/observations/{sid}.csv", sample_dir / "station_obs" / sample)
+    child = multiprocessing.get_context("spawn").Process(target=iterate, args=(str(home), at(0), crash_at))
+    child.start()
+    child.join(300)
+    assert child.exitcode == -9
+
+    iterate(str(home), at(2))      # the daemon's next iteration (after the sensor's minimum interval)
+    iterate(str(home), at(4))      # and another: nothing new
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = instance.get_runs()
+        keys = sorted(r.tags["dagster/run_key"].split("@")[0] for r in runs)
+        assert keys == ["raw/observations/GRB.csv", "raw/observations/ORD.csv"]
+        assert sorted(r.tags["dagster/partition"] for r in runs) == ["GRB", "ORD"]
+        assert all(r.status == dg.DagsterRunStatus.QUEUED for r in runs)
+        assert sorted(instance.get_dynamic_partitions("station_files")) == ["GRB", "ORD"]
