@@ -6,7 +6,10 @@ the real HRRR grid (1799x1059), written with ecCodes from the real APCP message.
 Timing: REPEATS rounds, each running bare, cfgrib and eccodes once in a rotating order (the
 machine is loaded, so alternation spreads the load over all three); ratios are of medians.
 Peak memory is measured per engine in a child process that decodes one partition and writes
-its Parquet (ru_maxrss). Writes benchmarks/results/hrrr.json.
+its Parquet (ru_maxrss). The isolated runners ("<engine>_isolated") decode in one reused
+DecoderProcess child, as hrrr_fields does (table handed back as an Arrow IPC file): their ratio
+to the in-process engine is the cost of crash isolation per partition; the child's start-up is
+paid once per step and measured apart. Writes benchmarks/results/hrrr.json.
 """
 
 import pyproj  # noqa: F401  isort: skip  (must load before eccodes)
