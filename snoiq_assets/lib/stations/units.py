@@ -4,10 +4,11 @@ The per-value range rule cannot see this: °F read as °C gives a Colorado Janua
 31 °C, every value inside [-90, 60]. These checks look at the file as a whole, on the frame in
 SI units before validation, and fail it (the caller quarantines it with the reason):
 
-1. climatological bounds per month: each calendar month's mean air temperature (at least
-   ``MIN_VALUES`` values) must lie inside the bounds for that month at the station's latitude
+1. climatological bounds per month: each calendar month's median air temperature (at least
+   ``MIN_VALUES`` values; the median, so a minority of bad values is left to the per-value
+   rules and their reject-share check) must lie inside the bounds for that month at the station's latitude
    (from the file where the format carries it, else the northern mid-latitudes, where USCRN,
-   ASOS and US GHCN-D stations are). Bounds are the extremes of monthly means on Earth for the
+   ASOS and US GHCN-D stations are). Bounds are the extremes of monthly values on Earth for the
    season and latitude band, with a margin: they catch a unit error, not a warm month;
 2. dew point <= temperature, and daily minimum <= maximum: violated in more than
    ``MAX_VIOLATION_SHARE`` of the rows that have both means two fields in different units.
@@ -22,7 +23,7 @@ MAX_VIOLATION_SHARE = 0.05
 DEW_POINT_TOLERANCE_C = 1.0
 MIN_MAX_TOLERANCE_C = 0.5
 
-# Monthly mean air temperature bounds (°C) by season, for |latitude| >= 25 (months counted in
+# Monthly median air temperature bounds (°C) by season, for |latitude| >= 25 (months counted in
 # the local season: the southern hemisphere is shifted by six months) ...
 _SEASONAL = {
     "winter": (-50.0, 28.0),    # Dec-Feb north: Florida Keys ~22, interior Alaska ~ -30
@@ -68,13 +69,13 @@ def unit_problems(frame: pl.DataFrame, latitude: float | None = None) -> list[st
                                         if {"air_temp_max_c", "air_temp_min_c"} <= set(frame.columns)
                                         else pl.col("air_temp_c")).alias("t"))
         monthly = (temp.filter(pl.col("t").is_not_null() & pl.col("t").is_finite())
-                   .group_by("month").agg(pl.col("t").mean().alias("mean"), pl.len().alias("n"))
+                   .group_by("month").agg(pl.col("t").median().alias("median"), pl.len().alias("n"))
                    .filter(pl.col("n") >= MIN_VALUES).sort("month"))
         where = f"latitude {latitude:g}" if latitude is not None else f"latitude {DEFAULT_LATITUDE:g} assumed"
         for row in monthly.iter_rows(named=True):
             lo, hi = monthly_bounds(row["month"], latitude)
-            if not lo <= row["mean"] <= hi:
-                out.append(f"month {row['month']:02d} averages {row['mean']:.1f} °C over {row['n']} values, outside "
+            if not lo <= row["median"] <= hi:
+                out.append(f"month {row['month']:02d}: median {row['median']:.1f} °C over {row['n']} values, outside "
                            f"the climatological [{lo:g}, {hi:g}] °C for {where} (°F read as °C, or the reverse?)")
     for a, b, tol, what in [("dew_point_c", "air_temp_c", DEW_POINT_TOLERANCE_C, "dew point above temperature"),
                             ("air_temp_min_c", "air_temp_max_c", MIN_MAX_TOLERANCE_C, "daily minimum above maximum")]:
