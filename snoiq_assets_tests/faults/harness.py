@@ -25,7 +25,7 @@ import sys
 import threading
 from pathlib import Path
 
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.storage import ObjectStore
 
 REPO = Path(__file__).resolve().parents[2]

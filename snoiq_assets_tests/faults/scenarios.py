@@ -3,7 +3,7 @@ so each decode is light), the same in the test process and in a killed worker.""
 
 import datetime as dt
 
-from snoiq_assets.defs.hrrr.assets import hrrr_fields
+from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid
 
 PKS = ["2023-01-01T00", "2023-01-01T01", "2023-01-01T02"]
 VARIABLES = ["tmp_2m_k"]
@@ -14,7 +14,8 @@ def run_of(pk: str) -> dt.datetime:
 
 
 def fields_range():
-    return [hrrr_fields], {
+    return [hrrr_grid, hrrr_fields], {
+        "selection": [hrrr_fields],
         "tags": {"dagster/asset_partition_range_start": PKS[0], "dagster/asset_partition_range_end": PKS[-1]},
         "run_config": {"ops": {"hrrr_fields": {"config": {"forecast_hour": 0, "variables": VARIABLES}}}},
     }

@@ -14,11 +14,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid
+from snoiq_assets.defs.hrrr.assets import hrrr_grid
 from snoiq_assets.defs.hrrr.demo import seed_synthetic_hours
-from snoiq_assets.defs.io_manager import partition_object_key
 from snoiq_assets.defs.resources import build_resources
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
+from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.lib.storage import S3Store
 from snoiq_assets.settings import Settings
 from snoiq_assets_tests.faults import harness

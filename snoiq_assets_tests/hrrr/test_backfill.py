@@ -15,8 +15,8 @@ import pytest
 
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo
-from snoiq_assets.defs.io_manager import partition_object_key
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
 from snoiq_assets_tests.hrrr.corrupt import crashing
@@ -59,7 +59,7 @@ def _materialise_grid(store, resources, instance, pk="2023-01-01T00"):
 def test_single_run_backfill_three_hours(store, resources, instance):
     seed_demo(store)   # the three 2023-01-01 hours (+ the real 2020 subset)
     _materialise_grid(store, resources, instance)
-    res = dg.materialize([hrrr_raw, hrrr_fields], resources=resources, instance=instance,
+    res = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[hrrr_raw, hrrr_fields], resources=resources, instance=instance,
                          tags=_range_tags(PKS[0], PKS[-1]), run_config=_cfg("hrrr_raw", "hrrr_fields"))
     assert res.success
     # one step per asset covers the whole range
@@ -126,7 +126,7 @@ def test_bad_partition_in_range(store, resources, instance):
     # the good hours are written and recorded, the bad one quarantined
     _materialise_grid(store, resources, instance)
     store.put(bad_key, good)
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
                          tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
@@ -152,8 +152,8 @@ def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance
     _materialise_grid(store, resources, instance)
     bad_key = landing_key(_run(PKS[1]), 0)
     store.put(bad_key, crashing(store.get(bad_key), message_offset=0))
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
-                         tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance,
+                         raise_on_error=False, tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
     assert (f"hrrr_fields 2023-01-01T01: {bad_key}: ecCodes crashed while decoding the file (decoder process "

@@ -7,8 +7,9 @@ import os
 import dagster as dg
 import pytest
 
-from snoiq_assets.defs.automation.schedules import daily_cleaning_sweep
-from snoiq_assets.defs.stations import ALL_CHECKS, register_outcome_files, register_station_files
+from snoiq_assets.defs.stations.schedules import daily_cleaning_sweep
+from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
+from snoiq_assets.defs.stations.checks import ALL_CHECKS
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, outcome_of_interest
 from snoiq_assets.lib.keys import safe_stand_in
 from snoiq_assets.lib.storage import LocalStore, StorageError

@@ -6,7 +6,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.stations import ALL_CHECKS, register_station_files
+from snoiq_assets.defs.stations.assets import register_station_files
+from snoiq_assets.defs.stations.checks import ALL_CHECKS
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
 from snoiq_assets.lib.stations import parsers
 from snoiq_assets.lib.stations.units import file_latitude, monthly_bounds, unit_problems
