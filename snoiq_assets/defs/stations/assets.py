@@ -113,9 +113,8 @@ def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResour
         "observations_rejects": dg.AssetOut(description="Every validation failure: station, timestamp, column, value, rule, reason."),
     },
     ins={"observations_raw": dg.AssetIn()},
-    required_resource_keys={"store"},
 )
-def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame):
+def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame, store: ObjectStoreResource):
     station_id = context.partition_key
     fmt = Format(observations_raw["source_format"][0])
     frame = parsers.to_clean(observations_raw, fmt, station_id)
@@ -123,10 +122,10 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
     # at 31 "°C"): judged as a whole first, and quarantined with the reason.
     problems = unit_problems(frame, file_latitude(observations_raw))
     if problems:
-        store = context.resources.store.get_store()
-        key = _find(store, raw_key_candidates(station_id), f"station {station_id!r}")
+        object_store = store.get_store()
+        key = _find(object_store, raw_key_candidates(station_id), f"station {station_id!r}")
         reason = f"{key}: temperatures not in the units of its format ({fmt.value}): " + "; ".join(problems)
-        dest = store.quarantine(key, reason, asset="observations_clean", partition=station_id)
+        dest = object_store.quarantine(key, reason, asset="observations_clean", partition=station_id)
         raise dg.Failure(description=f"{reason} (moved to {dest})", metadata={"quarantined": dest})
     clean, rejects = validate.validate(frame, claimed_period=parsers.claimed_period(observations_raw, fmt))
     meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value}
