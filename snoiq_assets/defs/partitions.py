@@ -3,12 +3,10 @@ orphans every stored partition."""
 
 import dagster as dg
 
-from snoiq_assets.lib.hours import HOURLY_KEY_FORMAT
+from snoiq_assets.lib.hours import HOURLY_KEY_FORMAT, HOURLY_START
 from snoiq_assets.lib.models.train import MODEL_TYPES
 
-# Hourly UTC run cycles (keys: lib/hours.py; no colon, so a key is a safe object-key segment).
-HOURLY_START = "2020-12-01T00"
-
+# Hourly UTC run cycles from the start of NOAA's HRRR archive (keys and start: lib/hours.py).
 hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=HOURLY_START, fmt=HOURLY_KEY_FORMAT, timezone="UTC"
 )

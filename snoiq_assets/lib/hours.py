@@ -10,6 +10,9 @@ import datetime as dt
 from typing import Iterable
 
 HOURLY_KEY_FORMAT = "%Y-%m-%dT%H"
+# The first run cycle of NOAA's HRRR archive on AWS (hrrr.20140730/conus/, 18Z; the operational
+# HRRR starts 2014-09-30): every archived run has a partition. Keys are unchanged by moving it.
+HOURLY_START = "2014-07-30T18"
 UTC = dt.timezone.utc
 
 

@@ -21,7 +21,7 @@ from snoiq_assets.settings import Settings
 def no_new_files_reason(listed: int, unsafe: list[str]) -> str:
     text = f"no new or changed files among {listed} listed"
     if unsafe:
-        text += f"; skipped {len(unsafe)} unsafe name(s): {', '.join(unsafe[:5])}"
+        text += f"; skipped {len(unsafe)} name(s) that map to no partition (see the tick log): {', '.join(unsafe[:5])}"
     return text
 
 
@@ -34,7 +34,7 @@ def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: T
             found.append((info, to_partition(info.key)))
         except UnsafeNameError as exc:
             unsafe.append(info.key)
-            context.log.warning(f"skipping landed file with an unsafe name: {exc}")
+            context.log.warning(f"skipping a landed file that maps to no partition: {exc}")
     return found, unsafe, scan
 
 

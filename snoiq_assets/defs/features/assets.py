@@ -75,8 +75,9 @@ INDEX_KEY = dg.AssetKey("station_grid_index")
 class StationGridIndexConfig(dg.Config):
     window: int = gi.DEFAULT_WINDOW
     """Window size in cells (odd: 3, 5, 7 ...)."""
-    max_distance_m: float = gi.DEFAULT_MAX_DISTANCE_M
-    """Stations farther than this from their nearest cell centre are excluded (too_far)."""
+    max_distance_m: Optional[float] = None
+    """Stations farther than this from their nearest cell centre are excluded (too_far); unset:
+    three quarters of the nearest cell's diagonal, i.e. from the grid's own spacing."""
     force_rebuild: bool = False
     """Rebuild even when grid, stations and parameters are unchanged."""
 
@@ -95,7 +96,8 @@ def _latest_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey)
 )
 def station_grid_index(context: dg.AssetExecutionContext, config: StationGridIndexConfig,
                        hrrr_grid: StoredParquet, station_metadata: pl.DataFrame) -> dg.Output:
-    grid_id, shape = grid_identity(hrrr_grid.metadata())
+    grid_meta = hrrr_grid.metadata()
+    grid_id, _shape = grid_identity(grid_meta)
     stations_hash = gi.station_list_hash(station_metadata)  # validates ids and coordinates
     inputs_hash = gi.index_inputs_hash(grid_id, stations_hash, config.window, config.max_distance_m)
     version = dg.DataVersion(inputs_hash)
@@ -113,7 +115,7 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
         })
 
     grid = hrrr_grid.scan().select("y", "x", "latitude", "longitude").collect()
-    table, summary = build_index_table(grid, grid_id, shape, station_metadata, config.window,
+    table, summary = build_index_table(grid, grid_meta, station_metadata, config.window,
                                        config.max_distance_m, stations_hash, inputs_hash)
     return dg.Output(table, data_version=version, metadata={
         "reused": False, "inputs_hash": inputs_hash, "grid_id": grid_id, "window": config.window,

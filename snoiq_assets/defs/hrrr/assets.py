@@ -25,13 +25,13 @@ from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr import HrrrDataError
-from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, decode_fields, scan_grib
+from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, scan_grib
 from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, FetchError, default_sources, source_from_config
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
 from snoiq_assets.lib.hrrr.isolation import DecoderProcess
 from snoiq_assets.lib.hrrr.landing import aggregate_stats, land_partition
 from snoiq_assets.lib.hrrr.plausibility import bounds_for, check_plausible, problems
-from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
+from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, gzip_key, idx_key, newest_landed_grib, partition_landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
 from snoiq_assets.lib.parquet import StoredParquet
 from snoiq_assets.lib.storage import ObjectStore
@@ -130,7 +130,8 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
         try:
             landed[pk] = land_partition(object_store, pk, config.forecast_hour, variables, sources_fn)
         except HrrrDataError as exc:
-            _record_bad_file(failures, pk, key, exc, _quarantine(context, object_store, key, exc, "hrrr_raw", pk))
+            bad = key if object_store.exists(key) else gzip_key(key)   # a .grib2.gz that would not decompress
+            _record_bad_file(failures, pk, bad, exc, _quarantine(context, object_store, bad, exc, "hrrr_raw", pk))
         except FetchError as exc:
             context.log.error(f"hrrr_raw {pk}: {exc}")
             failures.add(pk, str(exc), file=key, quarantined_to="", problem=str(exc))

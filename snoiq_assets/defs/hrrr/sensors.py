@@ -8,7 +8,7 @@ import dagster as dg
 from snoiq_assets.defs.automation.landing import landing_tick, no_new_files_reason, settings_sensor
 from snoiq_assets.defs.hrrr.schedules import HOURLY_CHAIN
 from snoiq_assets.defs.store import ObjectStoreResource
-from snoiq_assets.lib.hrrr.rawkeys import GRIB_SUFFIX, RAW_PREFIX, partition_for_landed_key
+from snoiq_assets.lib.hrrr.rawkeys import LANDED_SUFFIXES, RAW_PREFIX, partition_for_landed_key
 from snoiq_assets.lib.landing import run_key_for
 from snoiq_assets.settings import Settings
 
@@ -22,7 +22,7 @@ def hrrr_sensors(settings: Settings) -> list[dg.SensorDefinition]:
 def _hrrr_landing_tick(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
     found, unsafe, scan = landing_tick(
         context, store.get_store(), RAW_PREFIX, partition_for_landed_key,
-        accept=lambda key: key.endswith(GRIB_SUFFIX),  # the .idx lands beside it; one run per GRIB
+        accept=lambda key: key.endswith(LANDED_SUFFIXES),  # the .idx lands beside it; one run per GRIB
     )
     if not found:
         context.update_cursor(scan.cursor.to_json())

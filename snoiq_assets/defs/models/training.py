@@ -166,7 +166,7 @@ def trained_models(
         # champion_model and the next run see them; only the failed types stay missing.
         if not failures.good:
             raise partial_failure(failures, "nothing is stored")
-        failure = partial_failure(failures, f"trained, recorded and stored: {', '.join(failures.good)}")
+        failure = partial_failure(failures, f"trained, recorded and stored: {', '.join(sorted(failures.good))}")
         return StoreGoodThenFail({mt: frames[mt] for mt in failures.good}, failure)
     return frames
 

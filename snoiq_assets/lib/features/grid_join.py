@@ -6,6 +6,7 @@ in defs/features/assets.py wire it (see their docstrings for the tables' columns
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import polars as pl
@@ -13,6 +14,7 @@ import pyarrow as pa
 
 from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
+from snoiq_assets.lib.hrrr.grid import earth_of
 from snoiq_assets.lib.stations.schema import VARIABLES as OBS_VARIABLES
 
 NON_FIELD_COLUMNS = {"y", "x", "latitude", "longitude"}
@@ -42,19 +44,26 @@ def grid_identity(grid_meta: dict[str, str]) -> tuple[str, str]:
     return grid_meta["grid_id"], grid_meta["shape"]
 
 
-def build_index_table(grid: pl.DataFrame, grid_id: str, shape: str, stations: pl.DataFrame, window: int,
-                      max_distance_m: float, stations_hash: str, inputs_hash: str) -> tuple[pa.Table, dict]:
+def build_index_table(grid: pl.DataFrame, grid_meta: dict[str, str], stations: pl.DataFrame, window: int,
+                      max_distance_m: float | None, stations_hash: str, inputs_hash: str) -> tuple[pa.Table, dict]:
     """``station_grid_index`` as an Arrow table (build parameters and hashes in its schema
-    metadata) and a summary for the run's metadata."""
+    metadata) and a summary for the run's metadata. Distances are on the grid's own figure of
+    the earth (its projection metadata); ``max_distance_m`` None: 3/4 of the cell diagonal."""
+    grid_id, shape = grid_identity(grid_meta)
     lats, lons = grid_arrays(grid, shape)
-    index = gi.build_station_grid_index(stations, gi.GridLocator(lats, lons), window=window,
+    try:
+        earth = earth_of(json.loads(grid_meta.get("projection", "{}")))
+    except ValueError as exc:
+        raise GridFeatureError(f"hrrr_grid: {exc}") from None
+    index = gi.build_station_grid_index(stations, gi.GridLocator(lats, lons, earth), window=window,
                                         max_distance_m=max_distance_m)
     index = index.with_columns(pl.lit(grid_id).alias("grid_id"))
     n_inc = int(index["included"].sum())
     excluded = index.filter(~pl.col("included"))
     meta = {
         "grid_id": grid_id, "shape": shape, "window": str(window),
-        "max_distance_m": str(max_distance_m), "station_list_hash": stations_hash,
+        "max_distance_m": "cell-diagonal" if max_distance_m is None else str(max_distance_m),
+        "earth": json.dumps(earth, sort_keys=True), "station_list_hash": stations_hash,
         "inputs_hash": inputs_hash, "code_version": gi.INDEX_CODE_VERSION,
         "stations_included": str(n_inc), "stations_excluded": str(excluded.height),
     }

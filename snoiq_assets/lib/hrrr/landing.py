@@ -8,9 +8,9 @@ from typing import Callable, Sequence
 
 from snoiq_assets.lib.checksums import sha256_file
 from snoiq_assets.lib.hours import hour_of
-from snoiq_assets.lib.hrrr.decode import find_messages, idx_text, parse_and_check_idx, scan_grib
+from snoiq_assets.lib.hrrr.decode import find_messages, gunzip_grib, idx_text, parse_and_check_idx, scan_grib
 from snoiq_assets.lib.hrrr.fetch import fetch_subset, hrrr_key
-from snoiq_assets.lib.hrrr.rawkeys import idx_key, landing_key
+from snoiq_assets.lib.hrrr.rawkeys import gzip_key, idx_key, landing_key
 from snoiq_assets.lib.hrrr.variables import search_pattern
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -19,13 +19,19 @@ def land_partition(store: ObjectStore, partition_key: str, forecast_hour: int, v
                    sources: Callable[[], list]) -> dict:
     """Land (or validate the already-landed) GRIB of one hourly partition; return its metadata.
 
-    ``sources`` is called only when something must be fetched. Raises ``HrrrDataError`` for a
-    bad landed file (the caller quarantines it) and ``FetchError`` when no source could provide
-    a valid subset (nothing is landed then).
+    ``sources`` is called only when something must be fetched; a landed ``.grib2.gz`` is first
+    decompressed beside it (the compressed file stays). Raises ``HrrrDataError`` for a bad landed
+    file (the caller quarantines it: the GRIB, or the ``.gz`` when it would not decompress) and
+    ``FetchError`` when no source could provide a valid subset (nothing is landed then).
     """
     run_time = hour_of(partition_key)
     key = landing_key(run_time, forecast_hour)
     idx = idx_key(key)
+    gunzipped = {}
+    if not store.exists(key) and store.exists(gzip_key(key)):   # landed gzip-compressed: decompress beside it
+        with store.local_path(gzip_key(key)) as src, store.atomic_local_file(key) as dest:
+            gunzipped = {"decompressed_from": gzip_key(key), "compressed_bytes": src.stat().st_size,
+                         "decompressed_bytes": gunzip_grib(src, dest, gzip_key(key))}
     if store.exists(key):
         with store.local_path(key) as path:
             messages = scan_grib(path, key)
@@ -36,7 +42,7 @@ def land_partition(store: ObjectStore, partition_key: str, forecast_hour: int, v
             size, digest = path.stat().st_size, sha256_file(path)
         if wrote_idx:
             store.put(idx, idx_text(messages).encode())
-        meta = {"source": "landed", "byte_ranges": [], "idx_written": wrote_idx}
+        meta = {"source": "landed", "byte_ranges": [], "idx_written": wrote_idx, **gunzipped}
     else:
         remote = hrrr_key(run_time, forecast_hour)
         pattern = search_pattern(variables, forecast_hour)

@@ -1,5 +1,6 @@
 """The HRRR raw-zone layout, in one place: ``raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2``
-(+ ``.idx`` beside it). Landing, decoding, the demo seed and the landing sensor all use it."""
+(+ ``.idx`` beside it; or landed as ``.grib2.gz``, which hrrr_raw decompresses beside it).
+Landing, decoding, the demo seed and the landing sensor all use it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import datetime as dt
 import re
 from typing import Iterable
 
-from snoiq_assets.lib.hours import hour_key, hour_of
+from snoiq_assets.lib.hours import HOURLY_START, hour_key, hour_of
 from snoiq_assets.lib.keys import UnsafeNameError
 
 RAW_PREFIX = "raw/hrrr/"
 GRIB_SUFFIX = ".grib2"
+GZIP_SUFFIX = ".gz"
+LANDED_SUFFIXES = (GRIB_SUFFIX, GRIB_SUFFIX + GZIP_SUFFIX)
 IDX_SUFFIX = ".idx"
 # The only GRIB names the landing sensor accepts.
-_LANDED = re.compile(r"raw/hrrr/(\d{4})(\d{2})(\d{2})/hrrr\.t(\d{2})z\.wrfsfcf(\d{2})\.grib2")
+_LANDED = re.compile(r"raw/hrrr/(\d{4})(\d{2})(\d{2})/hrrr\.t(\d{2})z\.wrfsfcf(\d{2})\.grib2(?:\.gz)?")
 
 
 def landing_key(run_time: dt.datetime, forecast_hour: int) -> str:
@@ -31,8 +34,14 @@ def idx_key(grib_key: str) -> str:
     return grib_key + IDX_SUFFIX
 
 
+def gzip_key(grib_key: str) -> str:
+    """Where a GRIB landed gzip-compressed (hrrr_raw decompresses it to ``grib_key``)."""
+    return grib_key + GZIP_SUFFIX
+
+
 def partition_for_landed_key(key: str) -> tuple[str, int]:
-    """``raw/hrrr/20201214/hrrr.t00z.wrfsfcf12.grib2`` -> (``2020-12-14T00``, 12); else UnsafeNameError."""
+    """``raw/hrrr/20201214/hrrr.t00z.wrfsfcf12.grib2[.gz]`` -> (``2020-12-14T00``, 12); UnsafeNameError
+    for any other name or a run before the first hourly partition."""
     match = _LANDED.fullmatch(key)
     if not match:
         raise UnsafeNameError(f"{key!r} is not raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2")
@@ -41,7 +50,11 @@ def partition_for_landed_key(key: str) -> tuple[str, int]:
         run = dt.datetime(int(y), int(m), int(d), int(hh), tzinfo=dt.timezone.utc)
     except ValueError:
         raise UnsafeNameError(f"{key!r} names no real date and hour") from None
-    return hour_key(run), int(ff)
+    partition = hour_key(run)
+    if partition < HOURLY_START:   # the key format sorts as time
+        raise UnsafeNameError(f"{key!r} is for run {partition}, before the first hourly partition {HOURLY_START} "
+                              "(the start of NOAA's HRRR archive)")
+    return partition, int(ff)
 
 
 def newest_landed_grib(keys: Iterable[str]) -> str | None:
