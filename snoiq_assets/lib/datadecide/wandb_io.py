@@ -158,21 +158,25 @@ def _jsonish_columns(df: pl.DataFrame) -> pl.DataFrame:
 
 def split_mixed_columns(df: pl.DataFrame, protect: tuple[str, ...] = ()) -> pl.DataFrame:
     """A string column whose values are mostly numbers (a metric logged as text in one run) becomes
-    a Float64 column plus ``<name>__text`` holding the values that are not numbers: nothing lost."""
-    for name, dtype in df.schema.items():
-        if dtype != pl.String or name in protect:
+    a Float64 column plus ``<name>__text`` holding the values that are not numbers: nothing lost.
+
+    The frame is assembled once at the end (a ``with_columns`` per column would copy the frame
+    each time: quadratic in the number of columns)."""
+    cols: list[pl.Series] = []
+    for s in df.get_columns():
+        if s.dtype != pl.String or s.name in protect:
+            cols.append(s)
             continue
-        s = df[name]
         nums = s.str.strip_chars().cast(pl.Float64, strict=False)
-        present = s.is_not_null().sum()
-        parsed = nums.is_not_null().sum()
+        present = s.len() - s.null_count()
+        parsed = nums.len() - nums.null_count()
         if present == 0 or parsed == 0:
+            cols.append(s)
             continue
-        text = pl.when(nums.is_null() & s.is_not_null()).then(s).otherwise(None)
-        df = df.with_columns(nums.alias(name))
+        cols.append(nums.alias(s.name))
         if parsed < present:
-            df = df.with_columns(pl.select(text.alias(f"{name}__text")).to_series())
-    return df
+            cols.append(s.zip_with(nums.is_null(), pl.Series([None] * s.len(), dtype=pl.String)).alias(f"{s.name}__text"))
+    return pl.DataFrame(cols)
 
 
 def drop_constant_columns(df: pl.DataFrame, protect: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
