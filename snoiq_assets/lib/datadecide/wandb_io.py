@@ -11,6 +11,7 @@ converter (malformed lines -> rejects), CSV exports (OLMo's ``download_wandb_log
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -210,14 +211,69 @@ class HistoryResult:
     files: int
 
 
+def _same_value(a, b) -> bool:
+    if a is None or b is None or a == b:
+        return True
+    fa, fb = _as_float(a), _as_float(b)
+    return fa is not None and fa == fb
+
+
+def _as_float(v) -> float | None:
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
+
+
+def merge_duplicate_columns(df: pl.DataFrame, header: list[str], key: str, rejects: list[dict]) -> pl.DataFrame:
+    """One metric written as several columns (OLMo's exports repeat a name, once with a leading
+    space): merge them into one column named without the padding. A row where the copies agree (or
+    all but one are empty) keeps that value; where they differ the cell is left empty and a reject
+    (file, line, metric, every copy's value) says why. ``df``'s columns are positional
+    (``header[i]`` is column i), so Polars never invents ``<name>_duplicated_0``."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(header):
+        groups.setdefault(name.strip(), []).append(i)
+    cols = []
+    for name, idx in groups.items():
+        if len(idx) == 1:
+            cols.append(df.to_series(idx[0]).alias(name))
+            continue
+        copies = [df.to_series(i).cast(pl.String) for i in idx]
+        merged = []
+        for row, values in enumerate(zip(*(c.to_list() for c in copies))):
+            present = [v for v in values if v is not None]
+            if all(_same_value(present[0], v) for v in present[1:]) if present else True:
+                merged.append(present[0] if present else None)
+            else:
+                merged.append(None)
+                shown = ", ".join(f"{header[i]!r}={v!r}" for i, v in zip(idx, values))
+                rejects.append(reject(key, row + 2, f"metric {name!r} is written in {len(idx)} columns that "
+                                                    f"disagree on this row ({shown}); left empty", shown))
+        series = pl.Series(name, merged, pl.String)
+        numbers = series.str.strip_chars().cast(pl.Float64, strict=False)
+        cols.append(numbers if numbers.null_count() == series.null_count() else series)
+    return pl.DataFrame(cols)
+
+
+def _read_history_csv(path: Path, key: str, rejects: list[dict]) -> pl.DataFrame | None:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+        if not header:
+            rejects.append(reject(key, 1, "CSV has no header line"))
+            return None
+        df = pl.read_csv(path, infer_schema_length=None, new_columns=[f"__col{i}" for i in range(len(header))])
+    except Exception as exc:  # noqa: BLE001 - a broken CSV is rejected whole, the rest ingested
+        rejects.append(reject(key, None, f"unreadable CSV: {type(exc).__name__}: {str(exc)[:300]}"))
+        return None
+    return merge_duplicate_columns(df, header, key, rejects)
+
+
 def _read_history_file(store: ObjectStore, key: str, rejects: list[dict], chunk_bytes: int) -> pl.DataFrame | None:
     with store.local_path(key) as path:
         if key.endswith(".csv"):
-            try:
-                return pl.read_csv(path, infer_schema_length=None)
-            except Exception as exc:  # noqa: BLE001 - a broken CSV is rejected whole, the rest ingested
-                rejects.append(reject(key, None, f"unreadable CSV: {type(exc).__name__}: {str(exc)[:300]}"))
-                return None
+            return _read_history_csv(path, key, rejects)
         with tempfile.TemporaryDirectory(prefix="snoiq-hist-") as tmp:
             out = Path(tmp) / "h.parquet"
             res = stream_jsonl_files([(key, path)], out, chunk_bytes=chunk_bytes, file_column=None)
