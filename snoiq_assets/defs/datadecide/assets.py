@@ -52,6 +52,8 @@ class WandbExportConfig(dg.Config):
     projects: list[str] = []
     fetch: bool = True
     max_runs: int | None = None
+    parallel: int = 4               # projects fetched side by side
+    requests_per_second: float = 10.0   # over all projects; 429s are retried after Retry-After or a backoff
 
 
 class HfConfig(dg.Config):
@@ -96,8 +98,11 @@ def wandb_export(context: dg.AssetExecutionContext, config: WandbExportConfig, s
         status = "fetch disabled; ingesting landed exports"
     else:
         try:
-            res = export_wandb(store.get_store(), config.entity, config.projects, max_runs=config.max_runs)
+            res = export_wandb(store.get_store(), config.entity, config.projects, max_runs=config.max_runs,
+                               parallel=config.parallel, requests_per_second=config.requests_per_second)
             runs = res.runs
+            status = (f"fetched {res.runs} run(s) ({res.history_rows} history rows, {res.skipped_done} already done), "
+                      f"{res.requests} requests, {res.rate_limited} rate-limited and retried")
         except WandbUnavailable as exc:
             status = f"{exc}; ingesting landed exports"
             context.log.warning(status)

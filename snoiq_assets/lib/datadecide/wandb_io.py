@@ -1,9 +1,9 @@
 """W&B runs and history: export through the public API into the raw zone, and ingest what landed.
 
-Export (``export_wandb``) writes one file per run: ``raw/wandb/runs/<project>/<run_id>.jsonl``
-(one record: id, name, project, entity, state, created_at, tags, group, config, summary) and
-``raw/wandb/history/<project>/<run_id>.jsonl`` (``scan_history`` rows). The API key is passed
-to ``wandb.Api`` and never appears in a message.
+Export (``export_wandb``, see ``wandb_fetch``) writes one file per run:
+``raw/wandb/runs/<project>/<run_id>.jsonl`` (one record: id, name, project, entity, state,
+created_at, tags, group, config, summary) and ``raw/wandb/history/<project>/<run_id>.jsonl``
+(every history row, scanned page by page, never sampled). The API key never appears in a message.
 
 Ingest reads every landed file, whether fetched or copied in: JSONL through the streaming
 converter (malformed lines -> rejects), CSV exports (OLMo's ``download_wandb_logs``) with Polars.
@@ -17,7 +17,7 @@ import os
 import re
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,11 +25,9 @@ import polars as pl
 
 from snoiq_assets.lib.datadecide.jsonl import flatten_structs, reject, rejects_frame, stream_jsonl_files
 from snoiq_assets.lib.datadecide.names import PARSED_FIELDS, parse_run_name
-from snoiq_assets.lib.keys import check_key
+from snoiq_assets.lib.datadecide.wandb_fetch import HISTORY_PREFIX, RUNS_PREFIX, FetchStats, WandbFetchError, export_projects
 from snoiq_assets.lib.storage import ObjectStore
 
-RUNS_PREFIX = "raw/wandb/runs/"
-HISTORY_PREFIX = "raw/wandb/history/"
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 STEP_COLUMNS = ("_step", "step")
 TOKEN_COLUMNS = ("throughput/total_tokens", "tokens")
@@ -39,18 +37,6 @@ KEY_COLUMNS = ("project", "run_id", "run_name")
 
 class WandbUnavailable(RuntimeError):
     """The W&B API cannot be used (no key, unreachable); the message never holds the key."""
-
-
-@dataclass
-class ExportResult:
-    runs: int = 0
-    history_files: int = 0
-    keys: list[str] = field(default_factory=list)
-
-
-def _safe_segment(text: str) -> str:
-    seg = re.sub(r"[^A-Za-z0-9_.=+-]", "_", str(text)).strip(".") or "_"
-    return seg[:200]
 
 
 def _redact(text: str, secret: str | None) -> str:
@@ -80,9 +66,14 @@ def export_wandb(
     api_key: str | None = None,
     base_url: str | None = None,
     max_runs: int | None = None,
+    parallel: int = 4,
+    requests_per_second: float = 10.0,
+    max_retries: int = 6,
+    backoff_s: float = 1.0,
     timeout_s: int = 30,
-) -> ExportResult:
-    """Fetch runs and their history from W&B into the raw zone, one file per run."""
+) -> FetchStats:
+    """Fetch runs and their full (scanned) history from W&B into the raw zone, one file per run;
+    projects in parallel within the rate limit, resuming what an interrupted export left."""
     api_key = api_key if api_key is not None else os.environ.get("WANDB_API_KEY")
     if not api_key:
         raise WandbUnavailable("WANDB_API_KEY is not set; skipping the W&B fetch")
@@ -90,45 +81,12 @@ def export_wandb(
         raise WandbUnavailable("no W&B projects configured; skipping the W&B fetch")
     base_url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
     check_reachable(base_url)
-    import wandb
-
-    result = ExportResult()
     try:
-        api = wandb.Api(api_key=api_key, overrides={"base_url": base_url}, timeout=timeout_s)
-        for project in projects:
-            for i, run in enumerate(api.runs(f"{entity}/{project}")):
-                if max_runs is not None and i >= max_runs:
-                    break
-                rid = _safe_segment(run.id)
-                record = {
-                    "id": run.id,
-                    "name": run.name,
-                    "project": project,
-                    "entity": entity,
-                    "state": getattr(run, "state", None),
-                    "group": getattr(run, "group", None),
-                    "tags": list(getattr(run, "tags", []) or []),
-                    "created_at": str(getattr(run, "created_at", "")),
-                    "config": dict(run.config or {}),
-                    "summary": dict(getattr(run.summary, "_json_dict", None) or {}),
-                }
-                key = check_key(f"{RUNS_PREFIX}{_safe_segment(project)}/{rid}.jsonl")
-                store.put(key, (json.dumps(record, default=str) + "\n").encode())
-                result.runs += 1
-                result.keys.append(key)
-                hkey = check_key(f"{HISTORY_PREFIX}{_safe_segment(project)}/{rid}.jsonl")
-                with store.atomic_local_file(hkey) as path, open(path, "w") as fh:
-                    for row in run.scan_history():
-                        fh.write(json.dumps({"_run_id": run.id, "_run_name": run.name, **row}, default=str) + "\n")
-                result.history_files += 1
-                result.keys.append(hkey)
-    except WandbUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - API/HTTP errors: one clear message, key redacted
-        raise WandbUnavailable(
-            _redact(f"W&B fetch of {entity}/{projects} failed after {result.runs} runs: {type(exc).__name__}: {exc}"[:500], api_key)
-        ) from None
-    return result
+        return export_projects(store, entity, projects, base_url=base_url, api_key=api_key, parallel=parallel,
+                               requests_per_second=requests_per_second, max_retries=max_retries, backoff_s=backoff_s,
+                               max_runs=max_runs, timeout_s=timeout_s)
+    except WandbFetchError as exc:
+        raise WandbUnavailable(_redact(str(exc), api_key)) from None
 
 
 # ----- ingest --------------------------------------------------------------------------
