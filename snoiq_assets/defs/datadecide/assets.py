@@ -3,11 +3,10 @@
 Each asset's main frame goes to the ``io_manager`` (``lake/<asset>.parquet``); the DuckDB tables
 are written from the same in-memory frames through the ``duckdb`` resource (pool
 ``duckdb_writer``: one DuckDB writer at a time). Side tables (rejects, wide history) are Parquet
-under ``lake/datadecide/``.
+under ``lake/datadecide/`` (``duck.write_side_table``).
 """
 
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.datadecide import duck
 from snoiq_assets.lib.datadecide.decision import MISSING_RULE, TIE_RULE, DecisionError, decision_accuracy_by_size as build_decision
 from snoiq_assets.lib.datadecide.decision import eval_values
@@ -44,7 +43,6 @@ from snoiq_assets.lib.datadecide.wandb_io import WandbUnavailable, export_wandb,
 
 GROUP = "datadecide"
 POOL = "duckdb_writer"
-SIDE_PREFIX = "lake/datadecide"
 
 
 class WandbExportConfig(dg.Config):
@@ -76,10 +74,6 @@ def _connect(duckdb: DuckDBResource):
     """The DuckDB file lives in SNOIQ_HOME, which an s3-profile run may not have created yet."""
     Path(duckdb.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return duckdb.get_connection()
-
-
-def _side(store, name: str, frame) -> str:
-    return duck.write_parquet_table(store, f"{SIDE_PREFIX}/{name}.parquet", frame)
 
 
 def _log_rejects(context, rejects: pl.DataFrame, what: str) -> None:
@@ -117,11 +111,11 @@ def wandb_export(context: dg.AssetExecutionContext, config: WandbExportConfig, s
     description="W&B history in long form (project, run, step, tokens, metric, value); wide form beside it.",
 )
 def wandb_history(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource) -> pl.DataFrame:
-    s = store.get_store()
-    res = ingest_history(s)
+    object_store = store.get_store()
+    res = ingest_history(object_store)
     _log_rejects(context, res.rejects, "wandb_history")
-    wide_uri = _side(s, "wandb_history_wide", res.wide)
-    _side(s, "wandb_history_rejects", res.rejects)
+    wide_uri = duck.write_side_table(object_store, "wandb_history_wide", res.wide)
+    duck.write_side_table(object_store, "wandb_history_rejects", res.rejects)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"wandb_history": res.long, "wandb_history_wide": res.wide, "wandb_history_rejects": res.rejects})
     context.add_output_metadata({
@@ -134,10 +128,10 @@ def wandb_history(context: dg.AssetExecutionContext, store: ObjectStoreResource,
 
 @dg.asset(group_name=GROUP, deps=[wandb_export], pool=POOL, description="One typed, flat row per W&B run; run name parsed.")
 def wandb_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource, wandb_history: pl.DataFrame) -> pl.DataFrame:
-    s = store.get_store()
-    res = ingest_runs(s, wandb_history)
+    object_store = store.get_store()
+    res = ingest_runs(object_store, wandb_history)
     _log_rejects(context, res.rejects, "wandb_runs")
-    _side(s, "wandb_runs_rejects", res.rejects)
+    duck.write_side_table(object_store, "wandb_runs_rejects", res.rejects)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"wandb_runs": res.runs, "wandb_runs_dropped_constants": res.dropped_constants,
                                  "wandb_runs_rejects": res.rejects})
@@ -156,25 +150,25 @@ HF_VIEWS = {
 
 @dg.asset(group_name=GROUP, pool=POOL, description="DataDecide eval results (HF hub or landed files), typed with nested outputs.")
 def hf_eval_results(context: dg.AssetExecutionContext, config: HfConfig, store: ObjectStoreResource, duckdb: DuckDBResource):
-    s = store.get_store()
+    object_store = store.get_store()
     status = "fetch disabled"
     if config.fetch:
-        cache = Path(store.settings().home) / "cache" / "huggingface"
+        cache = Path(store.home) / "cache" / "huggingface"
         try:
-            landed = fetch_hf_eval_results(s, cache, config.repo_id, revision=config.revision)
+            landed = fetch_hf_eval_results(object_store, cache, config.repo_id, revision=config.revision)
             status = f"fetched {len(landed)} file(s) from {config.repo_id}"
         except HubUnavailable as exc:
             status = f"{exc}"
             context.log.warning(f"{exc}; ingesting landed files")
-    recipes, recipe_rejects = ingest_recipes(s)
+    recipes, recipe_rejects = ingest_recipes(object_store)
     with tempfile.TemporaryDirectory(prefix="snoiq-hf-") as tmp:
         out = Path(tmp) / "eval.parquet"
-        res = ingest_eval_results(s, out)
+        res = ingest_eval_results(object_store, out)
         table = pq.read_table(out)
     rejects = pl.concat([res.rejects_frame(), rejects_frame(recipe_rejects)])
     _log_rejects(context, rejects, "hf_eval_results")
-    _side(s, "hf_eval_results_rejects", rejects)
-    _side(s, "datadecide_recipes", recipes)
+    duck.write_side_table(object_store, "hf_eval_results_rejects", rejects)
+    duck.write_side_table(object_store, "datadecide_recipes", recipes)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"hf_eval_results": table, "datadecide_recipes": recipes, "hf_eval_results_rejects": rejects},
                           views=HF_VIEWS)
@@ -186,12 +180,12 @@ def hf_eval_results(context: dg.AssetExecutionContext, config: HfConfig, store: 
 @dg.asset(group_name=GROUP, pool=POOL, description="DataDecide checkpoints -> W&B runs; joined with eval results into finetune_pretrain.")
 def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource,
                  hf_eval_results: pl.DataFrame, wandb_runs: pl.DataFrame) -> pl.DataFrame:
-    s = store.get_store()
+    object_store = store.get_store()
     frames, rejects = [], []
-    keys = [i.key for i in s.list(MATCHED_PREFIX) if i.key.endswith(".json")]
+    keys = [i.key for i in object_store.list(MATCHED_PREFIX) if i.key.endswith(".json")]
     for key in keys:
         try:
-            df, rej = parse_matched_runs(s.get(key), key)
+            df, rej = parse_matched_runs(object_store.get(key), key)
         except MatchedRunsError as exc:
             rejects.append({"file": key, "line": None, "error": str(exc), "text": ""})
             continue
@@ -201,7 +195,7 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
     _log_rejects(context, rej, "matched_runs")
     if not frames:
         # the rejects table says which file failed and why, also when nothing could be read
-        _side(s, "matched_runs_rejects", rej)
+        duck.write_side_table(object_store, "matched_runs_rejects", rej)
         with _connect(duckdb) as conn:
             duck.write_tables(conn, {"matched_runs_rejects": rej})
         reasons = "; ".join(rej["error"].to_list()[:3]) or "no *.json file landed"
@@ -209,8 +203,8 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
                          f"{rej.height} rejected, see table matched_runs_rejects): {reasons}")
     matched = pl.concat(frames).unique(maintain_order=True)
     joined = finetune_pretrain(matched, hf_eval_results, wandb_runs)
-    _side(s, "matched_runs_rejects", rej)
-    _side(s, "finetune_pretrain", joined)
+    duck.write_side_table(object_store, "matched_runs_rejects", rej)
+    duck.write_side_table(object_store, "finetune_pretrain", joined)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"matched_runs": matched, "finetune_pretrain": joined, "matched_runs_rejects": rej})
     levels = dict(joined.group_by("score_level").len().iter_rows())
@@ -225,16 +219,16 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
 @dg.asset(group_name=GROUP, pool=POOL, description="DataDecide checkpoint lists (JSONL) joined to matched runs and W&B runs by model name.")
 def datadecide_checkpoints(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource,
                            matched_runs: pl.DataFrame, wandb_runs: pl.DataFrame) -> pl.DataFrame:
-    s = store.get_store()
+    object_store = store.get_store()
     frames, rejects = [], []
-    keys = [i.key for i in s.list(CHECKPOINTS_PREFIX) if i.key.endswith(".jsonl")]
+    keys = [i.key for i in object_store.list(CHECKPOINTS_PREFIX) if i.key.endswith(".jsonl")]
     for key in keys:
-        df, rej = parse_checkpoint_list(s.get(key), key)
+        df, rej = parse_checkpoint_list(object_store.get(key), key)
         frames.append(df)
         rejects.extend(rej)
     rej = rejects_frame(rejects)
     _log_rejects(context, rej, "datadecide_checkpoints")
-    _side(s, "datadecide_checkpoints_rejects", rej)
+    duck.write_side_table(object_store, "datadecide_checkpoints_rejects", rej)
     if not frames:
         raise dg.Failure(f"no checkpoint list (*.jsonl) under {CHECKPOINTS_PREFIX}")
     table = join_checkpoints(pl.concat(frames), matched_runs, wandb_runs)
@@ -265,7 +259,7 @@ def final_metric_model(context: dg.AssetExecutionContext, config: ModelConfig, d
     except ForecastError as exc:
         raise dg.Failure(str(exc)) from None
     preds = preds.with_columns(pl.col("recipe").map_elements(recipe_key, return_dtype=pl.String).alias("recipe_key"))
-    _side(store.get_store(), "final_metric_predictions", preds)
+    duck.write_side_table(store.get_store(), "final_metric_predictions", preds)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"final_metric_model": scores, "final_metric_predictions": preds})
     context.add_output_metadata({"scores": dg.MetadataValue.md(scores.to_pandas().to_markdown(index=False))
@@ -280,11 +274,11 @@ def final_metric_model(context: dg.AssetExecutionContext, config: ModelConfig, d
 )
 def decision_accuracy_by_size(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource,
                               hf_eval_results: pl.DataFrame) -> pl.DataFrame:
-    s = store.get_store()
+    object_store = store.get_store()
     forecasts, best = None, None
-    key = f"{SIDE_PREFIX}/final_metric_predictions.parquet"
-    if s.exists(key):
-        with s.local_path(key) as path:
+    key = f"{duck.SIDE_TABLES_PREFIX}/final_metric_predictions.parquet"
+    if object_store.exists(key):
+        with object_store.local_path(key) as path:
             forecasts = pl.read_parquet(path)
         if forecasts.height:
             rmse = forecasts.group_by("model").agg(((pl.col("prediction") - pl.col("final_value")) ** 2).mean().sqrt().alias("rmse"))
@@ -368,7 +362,7 @@ def matched_runs_joins(matched_runs: pl.DataFrame, wandb_runs: pl.DataFrame, sto
             f"{', '.join(mp)}, wandb_runs holds {', '.join(wp) or 'no run'}"
             + (f" (shared: {', '.join(common)}, but no run id in common)" if common else
                "; none shared, so no run can match: land those projects' run records (wandb_export with WANDB_API_KEY)"))
-    with store.get_store().local_path(f"{SIDE_PREFIX}/finetune_pretrain.parquet") as path:
+    with store.get_store().local_path(f"{duck.SIDE_TABLES_PREFIX}/finetune_pretrain.parquet") as path:
         joined = pl.read_parquet(path)
     scored = joined["primary_score"].is_not_null().sum()
     if scored == 0:
