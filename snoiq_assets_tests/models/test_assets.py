@@ -22,7 +22,7 @@ from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.partitions import MODEL_TYPES
 from snoiq_assets.lib.models.evaluate import feature_matrix
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key
-from snoiq_assets.lib.models.tracking import experiment_name
+from snoiq_assets.lib.models.mlflow_conventions import experiment_name
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets_tests.helpers import failure_messages
 from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS, TABLE_UPSTREAM

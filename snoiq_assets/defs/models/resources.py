@@ -11,12 +11,14 @@ Credentials are EnvVars in Definitions, never shown or logged.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 from pydantic import PrivateAttr
 
-from snoiq_assets.lib.models.tracking import EXPERIMENT_TAGS
+from snoiq_assets.lib.models.mlflow_conventions import EXPERIMENT_TAGS
+from snoiq_assets.lib.models.tracking import relocate_artifact_root, sqlite_path
 from snoiq_assets.settings import Settings
 
 # (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
@@ -62,7 +64,7 @@ class MlflowResource(dg.ConfigurableResource):
         return self._client
 
     def run_url(self, experiment_id: str, run_id: str) -> str:
-        from snoiq_assets.lib.models.tracking import run_url
+        from snoiq_assets.lib.models.mlflow_conventions import run_url
 
         return run_url(self.ui_url, experiment_id, run_id)
 
@@ -74,14 +76,15 @@ class MlflowResource(dg.ConfigurableResource):
         cache_key = (self.tracking_uri, name)
         if cache_key in _EXPERIMENT_IDS:
             return _EXPERIMENT_IDS[cache_key]
+        location = self.artifact_root.rstrip("/") + "/" + name
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            self._follow_moved_home(exp.artifact_location, location)
             for key, value in EXPERIMENT_TAGS.items():
                 if exp.tags.get(key) != value:   # made before the tag was set: opens on model training
                     client.set_experiment_tag(exp.experiment_id, key, value)
             _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
-        location = self.artifact_root.rstrip("/") + "/" + name
         try:
             _EXPERIMENT_IDS[cache_key] = client.create_experiment(name, artifact_location=location, tags=EXPERIMENT_TAGS)
             return _EXPERIMENT_IDS[cache_key]
@@ -96,11 +99,11 @@ class MlflowResource(dg.ConfigurableResource):
     def register_champion(self, name: str, mlflow_run_id: str, model_prefix: str, object_store,
                           training_table) -> str:
         """Log the stored model as an MLflow pyfunc model into its training run (signature and
-        input example, see lib/models/tracking.py), register it as a new version of ``name`` and
+        input example, see lib/models/mlflow_conventions.py), register it as a new version of ``name`` and
         point the alias ``champion`` at it; return the version."""
         from mlflow.exceptions import MlflowException
 
-        from snoiq_assets.lib.models.tracking import log_champion_model
+        from snoiq_assets.lib.models.mlflow_conventions import log_champion_model
 
         client = self.client()
         model_uri = log_champion_model(object_store, model_prefix, mlflow_run_id, training_table)
@@ -111,6 +114,20 @@ class MlflowResource(dg.ConfigurableResource):
         mv = client.create_model_version(name, source=model_uri, run_id=mlflow_run_id, tags={"model_prefix": model_prefix})
         client.set_registered_model_alias(name, "champion", mv.version)
         return str(mv.version)
+
+    def _follow_moved_home(self, stored: str, location: str) -> None:
+        """Local profile: the tracking database and the artifacts live together in SNOIQ_HOME.
+        If the experiment records another folder, the home was moved: rewrite the stored paths
+        so new artifacts go to the current home (and old ones are found there)."""
+        db = sqlite_path(self.tracking_uri)
+        root = self.artifact_root.rstrip("/")
+        if db is None or not root.startswith("/") or db.resolve().parent != Path(root).resolve().parent:
+            return   # a shared tracking server or database: never rewritten from here
+        stored_path = stored[len("file://"):] if stored.startswith("file://") else stored
+        name = location.rsplit("/", 1)[1]
+        if stored_path.rstrip("/") == location or not stored_path.rstrip("/").endswith("/" + name):
+            return
+        relocate_artifact_root(db, stored_path.rstrip("/")[: -len(name) - 1], root)
 
 
 def mlflow_resource(settings: Settings) -> MlflowResource:

@@ -22,7 +22,7 @@ from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.models import experiments as X
-from snoiq_assets.lib.models import plots, tracking
+from snoiq_assets.lib.models import mlflow_conventions, plots
 from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
 from snoiq_assets.lib.models.runs import resolve_location, split_point, typed_params
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS
@@ -182,8 +182,8 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     try:
         # The MLflow run is opened before the fit, so its duration is the training's.
         client = r.mlflow.client()
-        experiment_id = r.mlflow.experiment_id(tracking.experiment_name(
-            config.target, tracking.resolution_name(config.hourly, config.resolution_days)))
+        experiment_id = r.mlflow.experiment_id(mlflow_conventions.experiment_name(
+            config.target, mlflow_conventions.resolution_name(config.hourly, config.resolution_days)))
         run = client.create_run(experiment_id, start_time=int(started.timestamp() * 1000),
                                 run_name=f"{r.location}-{model_type}-{run_ts}", tags={
             "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
