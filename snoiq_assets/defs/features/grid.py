@@ -44,6 +44,7 @@ from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
 from snoiq_assets.lib.stations.schema import VARIABLES as OBS_VARIABLES
+from snoiq_assets.lib.stations.formats import INSTANT_RESOLUTIONS
 
 GROUP = "features"
 GRID_KEY = dg.AssetKey("hrrr_grid")
@@ -171,7 +172,7 @@ def run_observations(observations: pl.LazyFrame | pl.DataFrame | None, valid_tim
     if "station_id" not in schema or "timestamp_utc" not in schema:
         return _empty_observations()
     if "resolution" in schema:
-        lf = lf.filter(pl.col("resolution") == "hourly")
+        lf = lf.filter(pl.col("resolution").is_in(INSTANT_RESOLUTIONS))
     lo = pl.lit(min(valid_times) - OBS_WINDOW).cast(pl.Datetime("us", "UTC"))
     hi = pl.lit(max(valid_times) + OBS_WINDOW).cast(pl.Datetime("us", "UTC"))
     present = [v for v in OBS_VARIABLES if v in schema]

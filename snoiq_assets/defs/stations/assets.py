@@ -40,6 +40,7 @@ GROUP = "stations"
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
 USCRN_STATIONS_KEY = "raw/metadata/stations.tsv"
 EXTRA_METADATA_KEY = "raw/metadata/station_metadata_extra.csv"
+RWIS_SITES_KEY = "raw/metadata/rwis_sites.csv"
 
 
 def _register(instance: dg.DagsterInstance, store: ObjectStore, prefix: str, to_key, pdef_name: str) -> list[str]:
@@ -138,13 +139,14 @@ def _store_or_sample(store: ObjectStore, key: str, sample: Path) -> tuple[bytes,
 @dg.asset(
     group_name=GROUP,
     required_resource_keys={"store"},
-    description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
+    description="One row per station: USCRN stations.tsv, the road-weather site list, GSOD file coordinates, and the user's extra metadata file.",
 )
 def station_metadata(context: dg.AssetExecutionContext) -> pl.DataFrame:
     store = context.resources.store.get_store()
     tsv, tsv_src = _store_or_sample(store, USCRN_STATIONS_KEY, SAMPLE / "uscrn" / "stations.tsv")
     extra, extra_src = _store_or_sample(store, EXTRA_METADATA_KEY, SAMPLE / "station_metadata_extra.csv")
-    frames = [md.from_uscrn_stations(tsv, tsv_src)]
+    rwis, rwis_src = _store_or_sample(store, RWIS_SITES_KEY, SAMPLE / "road_weather" / "rwis_sites.csv")
+    frames = [md.from_uscrn_stations(tsv, tsv_src), md.from_rwis_sites(rwis, rwis_src)]
     for info in store.list(OBSERVATIONS_PREFIX):
         try:
             sid = partition_for_raw_key(info.key)
@@ -156,7 +158,8 @@ def station_metadata(context: dg.AssetExecutionContext) -> pl.DataFrame:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
     frames.append(md.from_extra_csv(extra, extra_src))
     out = md.build_station_metadata(*frames)
-    context.add_output_metadata({"stations": out.height, "uscrn_source": tsv_src, "extra_source": extra_src})
+    context.add_output_metadata({"stations": out.height, "uscrn_source": tsv_src, "extra_source": extra_src,
+                                 "rwis_sites_source": rwis_src})
     return out.drop("source").select(
         "station_id", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date", "end_date"
     )
