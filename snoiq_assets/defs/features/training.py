@@ -8,9 +8,12 @@ Inputs:
 - ``outcome_of_interest`` (one partition per location) is read for the requested locations
   when the target is ``outcome``.
 
-With ``hourly: true`` the table is the hourly grid-join table instead (lib/features/hourly.py):
-every stored grid_join_features hour in the date range, one row per station and valid hour;
-observations_clean only supplies the target's hourly lags.
+With ``hourly: true`` the table is the hourly forecast table instead (lib/features/hourly.py):
+every stored grid_join_features hour in the date range, one row per station, cycle and lead;
+observations_clean supplies the target and its lags before the cycle. With
+``forecast_source: point_forecasts`` the forecasts are the point-forecast CSVs landed under
+``raw/point_forecasts/`` (lib/features/point_forecasts.py) instead of grid_join_features: a file
+that cannot be read is quarantined with its reason, rejected rows are counted in the metadata.
 """
 
 
@@ -26,6 +29,7 @@ from snoiq_assets.defs.io_manager import asset_prefix, partition_object_key
 from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.features.hourly import DEFAULT_HOURLY_LAGS, build_hourly_table
+from snoiq_assets.lib.features.point_forecasts import PointForecastError, parse_point_forecasts
 from snoiq_assets.lib.features.training import (
     TrainingTableError,
     TrainingTableSpec,
@@ -52,12 +56,15 @@ class TrainingTableConfig(dg.Config):
     min_coverage: float = 0.5
     use_grid_features: bool = True
     outcome_agg: str = "mean"
-    # hourly: one row per station and HRRR valid hour, built from grid_join_features (features:
-    # the 5x5 neighbourhood statistics, forecast hour, hour of day, season and the target's
-    # hourly lags; target: the observation joined to that hour). resolution_days, lags,
+    # hourly: one row per station, HRRR cycle and lead, built from grid_join_features (features:
+    # the 5x5 neighbourhood statistics, lead, hour of day, season and the target's lags before
+    # the CYCLE; target: the observation at the valid time). resolution_days, lags,
     # rolling_windows and min_coverage are the daily table's and are not used then.
     hourly: bool = False
     hourly_lags: list[int] = list(DEFAULT_HOURLY_LAGS)
+    leads: Optional[list[int]] = None  # lead hours to keep (default: every lead stored)
+    missing_features: str = "drop"  # rows lacking a grid feature: drop them, or fill (value missing)
+    forecast_source: str = "grid_join_features"  # or "point_forecasts" (raw/point_forecasts/**.csv[.gz])
 
     def spec(self) -> TrainingTableSpec:
         return TrainingTableSpec(
@@ -158,8 +165,48 @@ def training_table(
     return _table_output(context, table, info, grid_keys)
 
 
+POINT_FORECASTS_PREFIX = "raw/point_forecasts/"
+
+
+def point_forecast_rows(context: dg.AssetExecutionContext, obj_store: ObjectStore) -> tuple[pl.DataFrame, dict]:
+    """Every landed point-forecast file as grid_join_features rows; unreadable files quarantined."""
+    import gzip
+
+    frames, keys, rejected = [], [], 0
+    for info in obj_store.list(POINT_FORECASTS_PREFIX):
+        if not info.key.endswith((".csv", ".csv.gz")):
+            continue
+        data = obj_store.get(info.key)
+        try:
+            if info.key.endswith(".gz"):
+                data = gzip.decompress(data)
+            rows, rejects, _info = parse_point_forecasts(data, info.key)
+        except (PointForecastError, OSError) as exc:
+            dest = obj_store.quarantine(info.key, str(exc))
+            context.log.error(f"training_table: {info.key} quarantined: {exc}")
+            context.log.error(f"  moved to {dest}")
+            continue
+        if rejects.height:
+            rejected += rejects.height
+            context.log.warning(f"training_table: {info.key}: {rejects.height} rejected row(s), first: {rejects['reason'][0]}")
+        frames.append(rows)
+        keys.append(info.key)
+    if not frames:
+        raise TrainingTableError(f"forecast_source point_forecasts: no readable CSV under {POINT_FORECASTS_PREFIX}")
+    return pl.concat(frames, how="diagonal_relaxed"), {"files": keys, "rejected_rows": rejected}
+
+
 def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, spec: TrainingTableSpec,
                   obj_store: ObjectStore, observations_clean: pl.LazyFrame) -> dg.Output:
+    if config.forecast_source == "point_forecasts":
+        rows, source = point_forecast_rows(context, obj_store)
+        obs = observations_clean if observations_clean.collect_schema() else None
+        table, info = build_hourly_table(rows.lazy(), obs, spec.target, tuple(config.hourly_lags), spec.locations,
+                                         spec.start, spec.end, leads=config.leads, missing=config.missing_features)
+        info["point_forecasts"] = source
+        return _table_output(context, table, info, [])
+    if config.forecast_source != "grid_join_features":
+        raise TrainingTableError(f"forecast_source must be grid_join_features or point_forecasts; got {config.forecast_source!r}")
     grid_keys = grid_partition_keys(obj_store, spec.start, spec.end)
     if not grid_keys:
         raise TrainingTableError(
@@ -168,10 +215,13 @@ def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig
         )
     grid = pl.concat(list(grid_chunks(obj_store, grid_keys)), how="diagonal_relaxed")
     obs = observations_clean if observations_clean.collect_schema() else None
-    table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end)
-    if info["dropped_grid_features"]:
-        context.log.warning(f"training_table (hourly): {len(info['dropped_grid_features'])} grid features are missing "
-                            f"from some hours and are not used: {sorted(info['dropped_grid_features'])[:10]}")
+    table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end,
+                                     leads=config.leads, missing=config.missing_features)
+    missing = info["missing_features"]
+    if missing["rows_affected"]:
+        done = "dropped" if missing["policy"] == "drop" else "kept with the value missing"
+        context.log.warning(f"training_table (hourly): {missing['rows_affected']} rows lack some grid feature and are "
+                            f"{done}; rows per feature: {dict(list(missing['by_feature'].items())[:10])}")
     return _table_output(context, table, info, grid_keys)
 
 
@@ -193,8 +243,12 @@ def _table_output(context: dg.AssetExecutionContext, table: pl.DataFrame, info: 
         "period_start_max": str(info["period_start_max"]), "rows_with_target": info["rows_with_target"],
         "grid_hours_used": len(grid_keys), "table_version": version,
     }
-    if "dropped_grid_features" in info:
-        metadata["dropped_grid_features"] = dg.MetadataValue.json(info["dropped_grid_features"])
+    if "point_forecasts" in info:
+        metadata["point_forecast_files"] = len(info["point_forecasts"]["files"])
+        metadata["point_forecast_rejected_rows"] = info["point_forecasts"]["rejected_rows"]
+    if "missing_features" in info:
+        metadata["missing_features"] = dg.MetadataValue.json(info["missing_features"])
+        metadata["leads"] = ", ".join(map(str, info["leads"]))
     return dg.Output(arrow, data_version=dg.DataVersion(version), metadata=metadata)
 
 

@@ -31,7 +31,7 @@ from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
-from snoiq_assets.lib.models import plots
+from snoiq_assets.lib.models import leads, plots
 from snoiq_assets.lib.models.evaluate import RunSpec, feature_matrix, period_between, score_on, train_and_evaluate
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS, parse_period
 from snoiq_assets.lib.models.store import (
@@ -84,6 +84,10 @@ class TrainModelConfig(dg.Config):
     # sets cpus // k (see sweep_run_configs); "n_jobs"/"nthread" in hyperparameters override it.
     n_jobs: int = -1
     sweep_id: Optional[str] = None
+    # Forecast (hourly) tables: the lead hours to train and score on (default: every lead of the
+    # table), and "raw_forecast" to fit the NWP's error rather than the target itself.
+    leads: Optional[list[int]] = None
+    residual_of: Optional[str] = None
 
     def stored_resolution_days(self) -> int:
         """What rows and metadata record: 0 for an hourly model, as the hourly table does."""
@@ -247,6 +251,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             split_date=_split_point(config.split_date, config.hourly), test_fraction=config.test_fraction,
             cv_folds=config.cv_folds, seed=config.seed, n_jobs=config.n_jobs,
             min_train_rows=config.min_train_rows, min_test_rows=config.min_test_rows,
+            leads=tuple(config.leads) if config.leads else None, residual_of=config.residual_of,
         )
         result = train_and_evaluate(r.training_table, r.info, spec)
         metrics = result.metrics
@@ -275,7 +280,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             "resolution_days": config.stored_resolution_days(), "training_window": result.window, "metrics": metrics,
             "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": _params(config.hyperparameters),
             "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "residual_of": config.residual_of,
         }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
             t = Path(tmp)
@@ -286,6 +291,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             plots.predicted_vs_observed_png(result.test_frame["observed"], result.test_frame["predicted"],
                                             t / "predicted_vs_observed.png",
                                             title=f"{model_type} {r.location} test {result.window['test_start']}..{result.window['test_end']}")
+            if result.by_lead is not None:
+                result.by_lead.write_csv(t / "skill_by_lead.csv")
+                plots.rmse_by_lead_png(result.by_lead, t / "rmse_by_lead.png", unit="degC" if config.target.endswith("_c") else "",
+                                       title=f"{model_type} {r.location}: {config.target} RMSE by lead")
             # The model is serialised once: the same file goes to MLflow (model/) and the model store.
             save_native(result.model, t / "model")
             client.log_artifacts(mlflow_run_id, str(t))
@@ -325,6 +334,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
+        **({"rmse_by_lead": dg.MetadataValue.md(_markdown(leads.rmse_table(result.by_lead))),
+            "beats_baselines_every_lead": bool(metrics["beats_baselines_every_lead"]),
+            "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}
+           if result.by_lead is not None else {}),
     }, partition_key=model_type)
     return pl.DataFrame([{
         "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
@@ -335,12 +348,31 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     }], schema=TRAINED_SCHEMA)
 
 
+def _markdown(table: pl.DataFrame) -> str:
+    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(str(v) if isinstance(v, int) else f"{v:.3f}" for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join([head, *body])
+
+
+def baseline_verdict(candidate: dict) -> Optional[str]:
+    """None when a trained model beats every applicable baseline on its held-out period, else why
+    not. A forecast model must beat persistence, climatology and the raw NWP forecast in RMSE at
+    every lead hour; any other model persistence and climatology overall."""
+    metrics = json.loads(candidate.get("metrics_json") or "{}")
+    if "beats_baselines_every_lead" in metrics:
+        failures = metrics.get("baseline_failures") or []
+        return None if not failures else f"does not beat every baseline at every lead: {'; '.join(failures[:6])}"
+    if candidate["skill_persistence"] > 0 and candidate["skill_climatology"] > 0:
+        return None
+    return (f"does not beat both baselines (skill vs persistence {candidate['skill_persistence']:.3f}, "
+            f"vs climatology {candidate['skill_climatology']:.3f})")
+
+
 class ChampionConfig(dg.Config):
     location: str
     target: str = "precip_mm"
     metric: str = "rmse"  # rmse | mae (lower is better)
     min_improvement: float = 0.02  # relative: promote only if metric < current * (1 - min_improvement)
-    require_beats_baselines: bool = True
     registered_model_name: Optional[str] = None  # default snoiq-<location>-<target>
 
 
@@ -368,7 +400,8 @@ def _register(mlflow: MlflowResource, name: str, mlflow_run_id: str, prefix: str
         "trained_models": dg.AssetIn(metadata={"allow_missing_partitions": True}),
         "training_table": dg.AssetIn(key=TRAINING_TABLE),
     },
-    description="The best held-out model, promoted only when it beats the current champion by a margin.",
+    description="The best held-out model that beats every baseline (forecasts: persistence, climatology and the raw "
+                "NWP forecast at every lead), promoted only when it also beats the current champion by a margin.",
     kinds={"mlflow"},
 )
 def champion_model(
@@ -388,7 +421,10 @@ def champion_model(
     cands = trained_models.filter((pl.col("location") == location) & (pl.col("target") == config.target)) if trained_models.height else trained_models
     if cands.height == 0:
         raise ModelError(f"no trained models for location {location!r} and target {config.target!r}; materialise trained_models first")
-    best = cands.sort(config.metric).row(0, named=True)
+    ranked = list(cands.sort(config.metric).iter_rows(named=True))
+    verdicts = {c["model_prefix"]: baseline_verdict(c) for c in ranked}
+    passing = [c for c in ranked if verdicts[c["model_prefix"]] is None]
+    best = passing[0] if passing else ranked[0]
     cand_value = float(best[config.metric])
     now = dt.datetime.now(dt.timezone.utc)
     ckey = champion_key(location, config.target)
@@ -397,10 +433,10 @@ def champion_model(
                                 "candidate_" + config.metric: cand_value, "metric": config.metric,
                                 "min_improvement": config.min_improvement, "decided_at": now.isoformat()}
     promote, reason = True, "no current champion"
-    if config.require_beats_baselines and not (best["skill_persistence"] > 0 and best["skill_climatology"] > 0):
+    if not passing:
         promote = False
-        reason = (f"best candidate ({best['model_type']}) does not beat both baselines "
-                  f"(skill vs persistence {best['skill_persistence']:.3f}, vs climatology {best['skill_climatology']:.3f})")
+        reason = "no candidate beats every baseline: " + "; ".join(
+            f"{c['model_type']} {verdicts[c['model_prefix']]}" for c in ranked)
     elif current is not None and current.get("model_prefix") == best["model_prefix"]:
         promote, reason = False, "the best candidate is already the champion"
     elif current is not None:
@@ -469,8 +505,11 @@ def _scored(rows: pl.DataFrame, model, meta: dict, champ: dict) -> pa.Table:
     """The champion's predictions for ``rows`` (location, period_start, features, target), with
     the model version and run ids on every row and in the Parquet schema metadata."""
     version = str(champ.get("registered_version"))
+    predicted = model.predict(feature_matrix(rows, meta["features"]))
+    if meta.get("residual_of"):  # the model learned the NWP's error: add the forecast back
+        predicted = predicted + rows[meta["residual_of"]].to_numpy().astype(float)
     out = rows.select("location", "period_start", pl.col("target").alias("observed")).with_columns(
-        pl.Series("prediction", model.predict(feature_matrix(rows, meta["features"])), dtype=pl.Float64),
+        pl.Series("prediction", predicted, dtype=pl.Float64),
         pl.lit(meta["target"]).alias("target"), pl.lit(meta["model_type"]).alias("model_type"),
         pl.lit(version).alias("model_version"), pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"),
         pl.lit(champ["model_prefix"]).alias("model_prefix"),

@@ -168,8 +168,12 @@ def hourly_feature_rows(grid: pl.LazyFrame | pl.DataFrame, observations: pl.Lazy
     else:
         rows = rows.with_columns(pl.col("_joined").alias("target"))
     rows = rows.drop("_joined")
-    for k in lag_ks:
+    # Persistence's value is always there (a baseline); lag 0 is also a feature only when asked for.
+    for k in sorted({0, *lag_ks}):
         rows = _asof(rows, obs, pl.col("cycle_time") - pl.duration(hours=k), f"target__lag{k}h", "backward", LAG_TOLERANCE)
+    rows = rows.rename({"target__lag0h": "persistence"})
+    if 0 in lag_ks:
+        rows = rows.with_columns(pl.col("persistence").alias("target__lag0h"))
     if locations is None and rows.height:
         with_target = rows.group_by("location").agg(pl.col("target").is_not_null().any().alias("_any")).filter("_any")
         if with_target.height:  # none at all: kept, so the caller can say the target is missing
@@ -184,10 +188,9 @@ def hourly_feature_rows(grid: pl.LazyFrame | pl.DataFrame, observations: pl.Lazy
         rows = rows.join(analysis, on=["location", "cycle_time"], how="left", maintain_order="left")
         extra = ["nwp_at_cycle"]
         if 0 in lag_ks:
-            rows = rows.with_columns((pl.col("target__lag0h") - pl.col("nwp_at_cycle")).alias("obs_minus_nwp_at_cycle"))
+            rows = rows.with_columns((pl.col("persistence") - pl.col("nwp_at_cycle")).alias("obs_minus_nwp_at_cycle"))
             extra.append("obs_minus_nwp_at_cycle")
     rows = rows.with_columns(
-        (pl.col("target__lag0h") if 0 in lag_ks else pl.lit(None, dtype=pl.Float64)).alias("persistence"),
         ((pl.col(f"grid_{nwp_col}") + nwp_offset) if nwp_col else pl.lit(None, dtype=pl.Float64)).alias("raw_forecast"),
     )
     features = ([f"grid_{c}" for c in grid_cols] + ["forecast_hour", "hour_sin", "hour_cos", "season_sin", "season_cos"]
