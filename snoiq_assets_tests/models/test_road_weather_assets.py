@@ -8,6 +8,8 @@ reason and the others carry on."""
 import datetime as dt
 import gzip
 
+import duckdb
+
 import dagster as dg
 import polars as pl
 import pytest
@@ -74,6 +76,11 @@ def test_road_weather_spec_through_the_assets(sample_dir, instance, model_resour
     run = mlflow_res.client().get_run(m["mlflow_run_id"].value)
     artifacts = {a.path for a in mlflow_res.client().list_artifacts(run.info.run_id)}
     assert {"skill_by_lead.csv", "rmse_by_lead.png"} <= artifacts
+    # The per-lead table in DuckDB, as the analysis app reads it: the model and its three baselines.
+    with duckdb.connect(str(model_resources["duckdb"].database), read_only=True) as con:
+        skill = con.execute("select model, count(*), min(lead_hour), max(lead_hour) from skill_by_lead "
+                            "where spec_id = 'indot_two.air_temp_c' group by model order by model").fetchall()
+    assert skill == [(m, 18, 1, 18) for m in ("climatology", "lightgbm", "persistence", "raw_forecast")]
     prefix = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("trained_models"), "lightgbm")))["model_prefix"][0]
     stored = read_metadata(store, prefix)
     assert stored["residual_of"] == "raw_forecast" and stored["training_window"]["test_cycles_from"] == SPLIT

@@ -148,6 +148,7 @@ class _Run:
     stations: list[str]
     data_versions: dict[str, Any]
     git: str
+    skill: dict = None  # model type -> per-lead skill rows (forecast tables), for DuckDB skill_by_lead
 
 
 @dg.asset(
@@ -186,7 +187,7 @@ def trained_models(
             "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
             "stations": stations,
         }
-        shared = _Run(context, config, obj_store, mlflow, training_table, info, location, stations, data_versions, git)
+        shared = _Run(context, config, obj_store, mlflow, training_table, info, location, stations, data_versions, git, {})
     except Exception as exc:  # noqa: BLE001 - recorded per model type below, then raised
         shared_error = exc
     try:
@@ -214,6 +215,11 @@ def trained_models(
         rows = X.refresh_table(obj_store, duckdb.database, run_ids=run_ids)
         if rows is None:
             context.log.warning("the DuckDB file was locked; this run's rows are in experiments/ and the next refresh adds them")
+        if shared is not None and shared.skill:
+            skill = pl.concat(list(shared.skill.values()))
+            if not leads.write_skill_table(duckdb.database, skill):
+                context.log.warning("the DuckDB file was locked; skill_by_lead keeps its earlier rows "
+                                    "(this run's are in the MLflow runs' skill_by_lead.csv)")
     if failures:
         ok = sorted(frames)
         # A step fails or succeeds as a whole, but the types that trained are real models: store
@@ -325,6 +331,9 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             data_versions=r.data_versions,
         ))
         raise
+    if result.by_lead is not None:
+        # Without spec files yet, a spec is named by where its models are stored and what they predict.
+        r.skill[model_type] = leads.skill_table_rows(result.by_lead, f"{r.location}.{config.target}")
     r.context.add_asset_metadata({
         "model_uri": dg.MetadataValue.path(obj_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
@@ -595,7 +604,8 @@ def _run_observations(observations: pl.LazyFrame, partition_keys: list[str], loa
     stations = sorted({s for _c, _m, meta in loaded for s in (meta.get("stations") or [meta["location"]])})
     longest = max([0, *(k for _c, _m, meta in loaded for k in lags_of(meta["features"]))])
     cycles = [dt.datetime.strptime(pk, HOURLY_KEY_FORMAT).replace(tzinfo=dt.timezone.utc) for pk in partition_keys]
-    lo = min(cycles) - dt.timedelta(hours=longest + 1)
+    # Lags are relative to the cycle, which may be up to MAX_LEAD before a partition's hour.
+    lo = min(cycles) - MAX_LEAD - dt.timedelta(hours=longest + 1)
     hi = max(cycles) + MAX_LEAD + dt.timedelta(hours=1)
     ts = pl.col("timestamp_utc").cast(pl.Datetime("us", "UTC"))
     return (observations.filter(pl.col("station_id").is_in(stations) & ts.is_between(pl.lit(lo), pl.lit(hi)))

@@ -70,3 +70,37 @@ def format_rmse_table(by_lead: pl.DataFrame, title: str = "") -> str:
     for r in wide.iter_rows():
         lines.append("  ".join(f"{v:>13}" if isinstance(v, int) else f"{v:>13.3f}" for v in r))
     return "\n".join(lines)
+
+
+SKILL_TABLE = "skill_by_lead"
+SKILL_TABLE_COLUMNS = ("spec_id", "model", "lead_hour", "rmse", "mae", "bias", "n_rows")
+
+
+def skill_table_rows(by_lead: pl.DataFrame, spec_id: str) -> pl.DataFrame:
+    """``by_lead`` in the DuckDB ``skill_by_lead`` shape: spec_id, model (the model type or a
+    baseline name: persistence, climatology, raw_forecast), lead_hour, rmse, mae, bias, n_rows."""
+    return by_lead.select(pl.lit(spec_id).alias("spec_id"), "model", "lead_hour", "rmse", "mae", "bias", "n_rows")
+
+
+def write_skill_table(duckdb_path, rows: pl.DataFrame, timeout_s: float = 60.0) -> bool:
+    """Replace the (spec_id, model) rows of ``skill_by_lead`` with ``rows`` (a model's latest run
+    and its baselines); False when the file stayed locked by another writer for ``timeout_s``."""
+    from snoiq_assets.lib.models.experiments import _connect
+
+    con = _connect(duckdb_path, timeout_s)
+    if con is None:
+        return False
+    try:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {SKILL_TABLE} (spec_id VARCHAR, model VARCHAR, lead_hour INTEGER, "
+                    "rmse DOUBLE, mae DOUBLE, bias DOUBLE, n_rows BIGINT)")
+        con.register("_skill_new", rows.select(SKILL_TABLE_COLUMNS).to_arrow())
+        try:
+            con.execute("BEGIN TRANSACTION")
+            con.execute(f"DELETE FROM {SKILL_TABLE} WHERE (spec_id, model) IN (SELECT DISTINCT spec_id, model FROM _skill_new)")
+            con.execute(f"INSERT INTO {SKILL_TABLE} SELECT {', '.join(SKILL_TABLE_COLUMNS)} FROM _skill_new")
+            con.execute("COMMIT")
+        finally:
+            con.unregister("_skill_new")
+        return True
+    finally:
+        con.close()
