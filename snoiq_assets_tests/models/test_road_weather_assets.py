@@ -14,15 +14,20 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.features.training import training_table
-from snoiq_assets.defs.io_manager import partition_object_key
-from snoiq_assets.defs.models.assets import champion_model, trained_models
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.defs.models.champion import champion_model
+from snoiq_assets.defs.models.training import trained_models
+from snoiq_assets.defs.partitions import hourly_partitions, outcome_location_partitions
 from snoiq_assets.defs.stations import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
 from snoiq_assets.lib.models.store import champion_key, read_metadata
 
 SITES = ["fort_wayne", "gas_city"]
-ASSETS = [observations_raw, observations_clean, training_table, trained_models, champion_model]
+# grid_join_features and outcome_of_interest are declared inputs of training_table; none is stored.
+ASSETS = [observations_raw, observations_clean, training_table, trained_models, champion_model,
+          dg.AssetSpec("grid_join_features", partitions_def=hourly_partitions),
+          dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]
 # Two weeks of February to train on, the first week of March to test on.
 FIRST, SPLIT, LAST = dt.date(2019, 2, 15), "2019-03-01", dt.date(2019, 3, 7)
 LEADS = list(range(1, 19))

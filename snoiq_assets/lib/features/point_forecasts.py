@@ -157,3 +157,37 @@ def parse_point_forecasts(data: bytes, file: str) -> tuple[pl.DataFrame, pl.Data
             "variables": dict(zip(variables, out_names)),
             "stations": sorted(rows["station_id"].unique().to_list())}
     return rows, rej, info
+
+
+PREFIX = "raw/point_forecasts/"
+
+
+def read_landed(store, prefix: str = PREFIX) -> tuple[pl.DataFrame, dict]:
+    """Every point-forecast CSV (``.csv`` or ``.csv.gz``) under ``prefix`` of an ObjectStore as
+    one frame of rows. A file that cannot be read is quarantined with its reason and skipped;
+    rejected rows are counted. Returns (rows, {"files", "rejected_rows", "quarantined"})."""
+    import gzip
+
+    frames, files, quarantined, rejected = [], [], {}, 0
+    for info in store.list(prefix):
+        if not info.key.endswith((".csv", ".csv.gz")):
+            continue
+        data = store.get(info.key)
+        try:
+            if info.key.endswith(".gz"):
+                try:
+                    data = gzip.decompress(data)
+                except (OSError, EOFError) as exc:
+                    raise PointForecastError(f"{info.key}: not a readable gzip stream ({exc})") from None
+            rows, rejects, _info = parse_point_forecasts(data, info.key)
+        except PointForecastError as exc:
+            quarantined[info.key] = store.quarantine(info.key, str(exc))
+            continue
+        rejected += rejects.height
+        frames.append(rows)
+        files.append(info.key)
+    if not frames:
+        why = f"; quarantined: {sorted(quarantined)}" if quarantined else ""
+        raise PointForecastError(f"no readable point-forecast CSV under {prefix}{why}")
+    return (pl.concat(frames, how="diagonal_relaxed"),
+            {"files": files, "rejected_rows": rejected, "quarantined": quarantined})

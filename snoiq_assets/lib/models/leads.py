@@ -63,6 +63,12 @@ def rmse_table(by_lead: pl.DataFrame) -> pl.DataFrame:
     return by_lead.pivot(on="model", index="lead_hour", values="rmse").sort("lead_hour")
 
 
+def markdown_table(table: pl.DataFrame) -> str:
+    head = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
+    body = ["| " + " | ".join(str(v) if isinstance(v, int) else f"{v:.3f}" for v in row) + " |" for row in table.iter_rows()]
+    return "\n".join([head, *body])
+
+
 def format_rmse_table(by_lead: pl.DataFrame, title: str = "") -> str:
     wide = rmse_table(by_lead)
     cols = wide.columns
