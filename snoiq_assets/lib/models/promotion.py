@@ -6,10 +6,9 @@ persistence and climatology overall) and, when there is a champion, its metric (
 candidate's test period where possible) by more than ``min_improvement``. There is no switch.
 """
 
-import json
-
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable, Optional
 
