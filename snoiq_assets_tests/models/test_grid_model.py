@@ -152,9 +152,3 @@ def test_hourly_grid_model_trains_promotes_and_predicts_each_feature_partition(
     assert not res.success and "no hourly champion" in failure_messages(res)
     waiting = tick(instance, cursor0, resources["store"])
     assert "but no hourly champion" in waiting.skip_reason.skip_message
-
-
-def test_contiguous_ranges():
-    assert contiguous_ranges(["2023-01-01T03", "2023-01-01T01", "2023-01-01T02", "2023-01-01T07", "2023-01-02T00"]) == [
-        ("2023-01-01T01", "2023-01-01T03"), ("2023-01-01T07", "2023-01-01T07"), ("2023-01-02T00", "2023-01-02T00")]
-    assert contiguous_ranges([]) == []

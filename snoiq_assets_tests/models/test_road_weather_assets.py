@@ -19,8 +19,7 @@ from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.partitions import hourly_partitions, outcome_location_partitions
-from snoiq_assets.defs.stations import register_station_files
-from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
+from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, register_station_files
 from snoiq_assets.lib.models.store import champion_key, read_metadata
 
 SITES = ["fort_wayne", "gas_city"]
