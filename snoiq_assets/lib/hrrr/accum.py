@@ -46,6 +46,12 @@ def accumulated(variables: list[Variable]) -> list[Variable]:
     return [v for v in variables if v.step_type == "accum" and v.window_hours is None]
 
 
+def with_buckets(variables: list[Variable]) -> list[Variable]:
+    """``variables`` plus the 1-hour buckets of its accumulations: what to fetch from the archive
+    (a bucket's inventory pattern matches nothing in a file that lacks it)."""
+    return list(variables) + [HOURLY_BUCKETS[v.column] for v in accumulated(variables) if v.column in HOURLY_BUCKETS]
+
+
 def check_accumulation_windows(messages: list[MessageInfo], variables: list[Variable], forecast_hour: int,
                                name: str) -> None:
     """Every accumulation of a requested variable in the file must be ``0-F`` (from the cycle start)

@@ -233,6 +233,14 @@ def fetch_leads(sources: list, run_time: dt.datetime, forecast_hours: list[int],
     return result
 
 
+def declared_length(data: bytes) -> int:
+    """The bytes the consecutive GRIB messages at the start of ``data`` declare (section 0 lengths)."""
+    pos = 0
+    while data[pos:pos + 4] == b"GRIB" and pos + 16 <= len(data):
+        pos += int.from_bytes(data[pos + 8:pos + 16], "big")
+    return pos
+
+
 def _fetch_plan(pool: ThreadPoolExecutor, source, plan: LeadPlan, policy: RetryPolicy, log) -> list[bytes]:
     """Every range of one lead in parallel; the bytes in file order. Raises the first failure."""
 
@@ -247,6 +255,10 @@ def _fetch_plan(pool: ThreadPoolExecutor, source, plan: LeadPlan, policy: RetryP
             if data[:4] != b"GRIB":
                 raise FetchError(f"{plan.key}: range {rng.header} does not start with a GRIB message "
                                  f"(the .idx does not match the file)")
+            declared = declared_length(data)
+            if declared > len(data):   # an open-ended last range of a truncated file
+                raise ShortRead(f"{plan.key} is short: range {rng.header} returned {len(data)} bytes, its GRIB "
+                                f"messages declare {declared}")
             return data
 
         return with_retries(call, policy, where, log)
