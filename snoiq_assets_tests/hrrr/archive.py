@@ -11,6 +11,7 @@ a short body), for the retry and timeout paths a healthy S3 server never takes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import http.server
 import threading
 import time
@@ -28,29 +29,38 @@ from snoiq_assets.lib.hrrr.variables import CATALOGUE, HOURLY_BUCKETS
 COLUMNS = ("tmp_2m_k", "snod_m", "asnow_m", "apcp_kg_m2")
 
 
-def apcp_accumulation(forecast_hour: int, seed: int = 7) -> np.ndarray:
-    """A cycle's APCP from the cycle start at ``forecast_hour``: hourly gamma showers summed."""
-    rng = np.random.default_rng(seed)
+@functools.lru_cache(maxsize=64)
+def _hour_amount(hour: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng((seed, hour))
     n = synth.HRRR_SHAPE[0] * synth.HRRR_SHAPE[1]
-    total = np.zeros(n)
-    for _ in range(forecast_hour):
-        total += np.clip(rng.gamma(0.3, 2.0, n) - 0.4, 0.0, None)
-    return total
+    return np.clip(rng.gamma(0.3, 2.0, n) - 0.4, 0.0, None)
+
+
+def accumulation(column: str, forecast_hour: int) -> np.ndarray:
+    """A cycle's accumulation from the cycle start at ``forecast_hour``: hourly gamma showers
+    summed (APCP in kg m-2; ASNOW one thousandth of it, in m)."""
+    scale, seed = {"apcp_kg_m2": (1.0, 7), "asnow_m": (1e-3, 11)}[column]
+    total = np.zeros(synth.HRRR_SHAPE[0] * synth.HRRR_SHAPE[1])
+    for hour in range(1, forecast_hour + 1):
+        total += _hour_amount(hour, seed)
+    return total * scale
+
+
+def apcp_accumulation(forecast_hour: int) -> np.ndarray:
+    return accumulation("apcp_kg_m2", forecast_hour)
 
 
 def lead_specs(forecast_hour: int, columns=COLUMNS, bucket: bool = True) -> list[MessageSpec]:
     specs = []
     for col in columns:
         var = CATALOGUE[col]
-        if col == "apcp_kg_m2":
-            values = apcp_accumulation(forecast_hour)
-        elif col == "asnow_m":
-            values = demo_values(col, forecast_hour) * (forecast_hour > 0)
+        if var.step_type == "accum":
+            values = accumulation(col, forecast_hour)
         else:
             values = demo_values(col, forecast_hour)
         specs.append(MessageSpec.for_variable(var, values))
         if col == "apcp_kg_m2" and bucket and forecast_hour >= 2:
-            last = apcp_accumulation(forecast_hour) - apcp_accumulation(forecast_hour - 1)
+            last = _hour_amount(forecast_hour, 7)
             specs.append(MessageSpec.for_variable(HOURLY_BUCKETS[col], last))
     return specs
 
