@@ -67,3 +67,17 @@ def test_land_cycle_then_decode(store, seaweed, cycle_files, tmp_path):
     # a later call for f02 alone takes f01 from the store (here: the table just decoded)
     again = decode_cycle(store, RUN, [2], VARS, engine="eccodes", previous_lead=lambda fh: decoded.tables[fh])
     assert again.tables[2].column("asnow_1h_m").equals(f2.column("asnow_1h_m"))
+
+
+def test_leads_to_retry(store, cycle_files):
+    from snoiq_assets.lib.hrrr.cycle import leads_to_retry
+
+    earlier = RUN - dt.timedelta(hours=1)
+    for fh in (0, 1, 2):
+        store.put_file(landing_key(RUN, fh), cycle_files[fh])
+        store.put_file(landing_key(RUN, fh) + ".idx", str(cycle_files[fh]) + ".idx")
+    todo = leads_to_retry(store, [earlier, RUN], lambda run: [0, 1, 2, 3], VARS)
+    assert todo == {earlier: [0, 1, 2, 3], RUN: [3]}
+    store.put_file(landing_key(RUN, 3), cycle_files[3])
+    store.put_file(landing_key(RUN, 3) + ".idx", str(cycle_files[3]) + ".idx")
+    assert leads_to_retry(store, [RUN], lambda run: [0, 1, 2, 3], VARS) == {}

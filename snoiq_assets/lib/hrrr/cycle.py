@@ -150,3 +150,16 @@ def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int]
             continue
         out.tables[fh], out.stats[fh] = table, stats
     return out
+
+
+def leads_to_retry(store: ObjectStore, cycles: Sequence[dt.datetime], leads_for: Callable[[dt.datetime], list[int]],
+                   variables: Sequence[Variable]) -> dict[dt.datetime, list[int]]:
+    """For each cycle, the expected leads whose messages are not all landed yet (the archive
+    publishes a cycle's leads over about an hour): what the next tick asks for again."""
+    out = {}
+    for run_time in cycles:
+        report = cycle_completeness(store, run_time, leads_for(run_time), variables)
+        missing = sorted(set(report.missing_leads) | set(report.missing_messages))
+        if missing:
+            out[run_time] = missing
+    return out
