@@ -28,7 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from snoiq_assets.lib.hrrr.fetch import FetchError, FetchResult, hrrr_key
-from snoiq_assets.lib.hrrr.inventory import ByteRange, IdxEntry, IdxError, group_ranges, parse_idx, select, subset_idx
+from snoiq_assets.lib.hrrr.inventory import (
+    ByteRange,
+    IdxEntry,
+    IdxError,
+    group_ranges,
+    parse_idx,
+    select,
+    subset_idx,
+    whole_messages,
+)
 
 
 class MissingObject(FetchError):
@@ -169,6 +178,7 @@ def plan_lead(sources: list, run_time: dt.datetime, forecast_hour: int, pattern:
             if not chosen:
                 raise FetchError(f"no message of {where} matches {pattern!r}")
             check_idx_lead(chosen, forecast_hour, where)
+            chosen = whole_messages(entries, chosen)   # a range brings every field of its message (U with V)
             return LeadPlan(forecast_hour, key, i, tuple(chosen), tuple(group_ranges(chosen)))
         except Exception as exc:  # noqa: BLE001 - any failure: the next source
             errors.append(f"{where}: {'missing' if is_missing(exc) else type(exc).__name__}: {exc}")
