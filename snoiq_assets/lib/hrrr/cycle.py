@@ -20,7 +20,7 @@ import pyarrow as pa
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.accum import check_accumulation_windows, decode_lead, with_buckets
 from snoiq_assets.lib.hrrr.decode import find_messages, idx_text, parse_and_check_idx, scan_grib
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.leads import Completeness, completeness, messages_present
 from snoiq_assets.lib.hrrr.inventory import parse_idx
 from snoiq_assets.lib.hrrr.multifetch import RetryPolicy, fetch_leads

@@ -257,6 +257,7 @@ def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], di
                         if gid is None:
                             gid = grid_ids[sec3] = grid_id_from_keys(grid_keys(h))
                         info = MessageInfo(n, offset, length, keys, gid, k, len(parts))
+                        info.run_time  # noqa: B018 - a corrupt date fails here, naming the message
                         infos.append(info)
                         hold = keep is not None and keep(keys)
                     except Exception as exc:  # noqa: BLE001
