@@ -210,6 +210,13 @@ class DemoFailure(RuntimeError):
     pass
 
 
+def _say_decision(result: dg.ExecuteInProcessResult | None) -> None:
+    if result is None:   # up to date: the decision stands as it was
+        return
+    meta = result.asset_materializations_for_node("champion_model")[0].metadata
+    print(f"      {'promoted' if meta['promoted'].value else 'not promoted'}: {meta['reason'].value[:300]}")
+
+
 def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[str], list[str]]:
     """Land the bundled samples (what a user or an upstream system would put in the raw zone)
     and register their station and outcome partitions (what the landing sensors do). Returns
@@ -239,7 +246,7 @@ def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[
 def run_all(demo: Demo) -> None:
     from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, SYNTH_PARTITIONS
     from snoiq_assets.lib.hrrr.rawkeys import partition_landing_key
-    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config
+    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config, road_weather_demo_run_config
     from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
 
     import os
@@ -283,10 +290,17 @@ def run_all(demo: Demo) -> None:
     demo.run("training_table (hourly)", ["training_table"], run_config=hourly_demo_run_config("table", fast=fast))
     demo.run("trained_models (hourly, all types)", ["trained_models"], run_config=hourly_demo_run_config("train", fast=fast),
              tags=range_tags(MODEL_TYPES[0], MODEL_TYPES[-1]))
-    demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
-    hours = ("2023-01-01T01", HOURLY_MODEL_PARTITIONS[-1])
-    demo.run(f"hourly_predictions [{hours[0]}...{hours[1]}]", ["hourly_predictions"],
-             tags=range_tags(*hours))
+    champion = demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
+    _say_decision(champion)
+
+    print("road weather: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
+    demo.run("training_table (road weather)", ["training_table"], run_config=road_weather_demo_run_config("table", fast=fast))
+    for model_type in MODEL_TYPES:
+        demo.run("trained_models (road weather)", ["trained_models"], partition_key=model_type,
+                 run_config=road_weather_demo_run_config("train", model_type=model_type, fast=fast))
+    champion = demo.run("champion_model (road weather)", ["champion_model"],
+                        run_config=road_weather_demo_run_config("champion", fast=fast))
+    _say_decision(champion)
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

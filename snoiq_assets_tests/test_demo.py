@@ -4,6 +4,7 @@ the README says; the DuckDB CLI users install reads its database; switching the 
 afterwards starts nothing the demo already did; a second `make demo` finds everything up to date.
 """
 
+import json
 import os
 import re
 import sqlite3
@@ -78,10 +79,15 @@ def test_demo_materialises_everything(demo):
     daily = list((home / "models" / "72698024229").rglob("predictions.parquet"))
     assert len(daily) == 1 and "/predictions/2023-01-01_to_2023-12-31/" in str(daily[0])
     assert pl.read_parquet(daily[0]).height == 365
-    # The hourly model on grid-join features: one prediction file per feature partition.
-    hourly = sorted((home / "models" / "94074").rglob("predictions.parquet"))
-    assert len(hourly) == 48 and "/predictions/2023-01-01T01_to_2023-01-01T01/" in str(hourly[0])
-    assert len(list((lake / "hourly_predictions").glob("*.parquet"))) == 48
+    # The hourly model on synthetic grid-join features beats no baseline: it is not promoted.
+    assert not (home / "models" / "94074" / "champion-air_temp_c.json").exists()
+    # The road-weather spec on real data earns its champion: it beats raw HRRR, persistence and
+    # climatology at every lead 1-18 on March 2019.
+    champ = json.loads((home / "models" / "indot_rwis" / "champion-air_temp_c.json").read_text())
+    meta = json.loads((home / champ["model_prefix"] / "metadata.json").read_text())
+    assert meta["metrics"]["baseline_failures"] == [] and meta["metrics"]["leads"] == list(range(1, 19))
+    assert meta["stations"] == ["fort_wayne", "gas_city", "jeffersonville", "scottsburg"]
+    assert meta["training_window"]["test_cycles_from"] == "2019-03-01"
 
     with duckdb.connect(str(home / "snoiq.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
@@ -95,13 +101,17 @@ def test_demo_materialises_everything(demo):
         assert counts["hf_eval_results"] == 420 and counts["datadecide_checkpoints"] == 353 and counts["decision_accuracy_by_size"] == 13
         assert con.execute("select count(primary_score) from finetune_pretrain").fetchone()[0] == 436
     assert [(loc, t) for loc, t, s in statuses if s == "success"] == [
-        (loc, t) for loc in ("72698024229", "94074") for t in ("lightgbm", "random_forest", "xgboost")]
+        (loc, t) for loc in ("72698024229", "94074", "indot_rwis") for t in ("lightgbm", "random_forest", "xgboost")]
 
     # Every asset of the code location has a materialisation in the demo's instance (what
-    # `make dev` shows afterwards), and every run says which demo step it was.
+    # `make dev` shows afterwards), but hourly_predictions: no champion covers the stations of the
+    # demo's grid_join_features hours (the synthetic-grid Nunn model is not promoted; the
+    # road-weather champion's forecasts are point forecasts, not grid partitions). Every run says
+    # which demo step it was.
     check = subprocess.run([sys.executable, "-c", EVERY_ASSET], cwd=REPO, env=demo.env, capture_output=True,
                            text=True, timeout=300)
-    assert check.returncode == 0 and "never materialised: []" in check.stdout, check.stdout[-2000:] + check.stderr[-2000:]
+    assert check.returncode == 0 and "never materialised: ['hourly_predictions']" in check.stdout, \
+        check.stdout[-2000:] + check.stderr[-2000:]
     with demo.instance() as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("snoiq/demo_step") for r in runs)
@@ -172,7 +182,7 @@ def test_duckdb_cli_reads_the_demo_database(demo):
         n_runs = con.execute("select count(*) from wandb_runs").fetchone()[0]
     assert [tuple(line.split(",")) for line in proc.stdout.splitlines()] == [
         (loc, mt, str(rmse)) for loc, mt, rmse in expected]
-    assert len(expected) == 6
+    assert len(expected) == 9   # three types for each of three locations
     runs = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(db), "select count(*) from wandb_runs"],
                           capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0 and int(runs.stdout.strip()) == n_runs > 0, runs.stderr

@@ -14,7 +14,7 @@ import re
 # Longest suffix first. The unit a name ends with.
 UNITS: tuple[tuple[str, str], ...] = (
     ("_kg_m2_s", "kg m-2 s-1"), ("_kg_m2", "kg m-2"), ("_m_s", "m/s"), ("_m3m3", "m3/m3"), ("_wm2", "W/m2"),
-    ("_hpa", "hPa"), ("_pct", "%"), ("_deg", "degrees"), ("_ms", "m/s"), ("_mm", "mm"), ("_c", "degC"),
+    ("_w_m2", "W/m2"), ("_hpa", "hPa"), ("_pa", "Pa"), ("_pct", "%"), ("_deg", "degrees"), ("_ms", "m/s"), ("_mm", "mm"), ("_c", "degC"),
     ("_k", "K"), ("_m", "m"),
 )
 
@@ -25,6 +25,14 @@ QUANTITIES = {
     "(1 = snowing, 0 = not; no unit)", "prate": "HRRR precipitation rate", "snod": "HRRR snow depth",
     "ugrd_10m": "HRRR 10 m wind, eastward component", "vgrd_10m": "HRRR 10 m wind, northward component",
     "weasd": "HRRR snow water equivalent",
+    # further HRRR surface variables of the point forecasts (lib/features/point_forecasts.py)
+    "cfrzr": "HRRR categorical freezing rain (1 = yes, 0 = no; no unit)", "cicep": "HRRR categorical ice "
+    "pellets (1 = yes, 0 = no; no unit)", "crain": "HRRR categorical rain (1 = yes, 0 = no; no unit)",
+    "cpofp": "HRRR percent of frozen precipitation", "dlwrf": "HRRR downward long-wave radiation at the surface",
+    "dswrf": "HRRR downward short-wave radiation at the surface", "gust_sfc": "HRRR surface wind gust",
+    "hgt_sfc": "HRRR model terrain height", "pres_sfc": "HRRR surface pressure", "rh_2m": "HRRR 2 m relative "
+    "humidity", "snowc": "HRRR snow cover", "tmp_sfc": "HRRR surface (skin) temperature", "vis": "HRRR visibility",
+    "wind_10m_hourly_max": "HRRR hourly maximum 10 m wind speed",
     # Station observations (clean table; lib/stations/schema.py)
     "air_temp": "air temperature", "air_temp_max": "maximum air temperature over the period",
     "air_temp_min": "minimum air temperature over the period", "dew_point": "dew point", "precip": "precipitation "
@@ -67,6 +75,11 @@ NAMED = {
     "state": "US state", "wban": "the station's WBAN number, where it has one", "elevation_m": "station elevation above sea level, m", "begin_date": "first day of record",
     "end_date": "last day of record",
     "obs_timestamp_utc": "time of the station observation joined to the valid time, UTC (null: none)",
+    "cycle_time": "HRRR cycle the row's forecast comes from, UTC",
+    "nwp_at_cycle": "the cycle's own analysis (lead 0) of the target variable, in the target's unit",
+    "obs_minus_nwp_at_cycle": "observed target minus the cycle's analysis at the cycle time, target unit",
+    "persistence": "baseline: the target as observed at the cycle time, target unit",
+    "raw_forecast": "baseline: HRRR's own forecast of the target variable, in the target's unit",
     "hour_sin": "hour of day (UTC) on the unit circle, sine", "hour_cos": "hour of day (UTC) on the unit circle, cosine",
     "season_sin": "day of year on the unit circle, sine", "season_cos": "day of year on the unit circle, cosine",
     "target": "the target column a model predicts", "observed": "the target as observed (null if not yet)",

@@ -35,6 +35,7 @@ from snoiq_assets.lib.stations.rawkeys import (
     outcome_key_candidates,
     partition_for_raw_key,
     raw_key_candidates,
+    RWIS_SITES_KEY,
     USCRN_STATIONS_KEY,
 )
 from snoiq_assets.lib.storage import ObjectStore
@@ -140,7 +141,8 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
 
 @dg.asset(
     group_name=GROUP,
-    description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
+    description="One row per station: USCRN stations.tsv, GSOD file coordinates, the road-weather site list and the "
+                "user's extra metadata file.",
 )
 def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
     object_store = store.get_store()
@@ -158,12 +160,17 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
                 frames.append(md.from_gsod_native(native, sid))
         except (UnsafeNameError, StationFileError) as exc:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
+    # The road-weather site list (the INDOT stations' coordinates), optional.
+    rwis_src = RWIS_SITES_KEY if object_store.exists(RWIS_SITES_KEY) else "none"
+    if object_store.exists(RWIS_SITES_KEY):
+        frames.append(md.from_rwis_sites(object_store.get(RWIS_SITES_KEY), RWIS_SITES_KEY))
     # The extra metadata file is the user's own, optional addition.
     extra_src = EXTRA_METADATA_KEY if object_store.exists(EXTRA_METADATA_KEY) else "none"
     if object_store.exists(EXTRA_METADATA_KEY):
         frames.append(md.from_extra_csv(object_store.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
     out = md.build_station_metadata(*frames)
-    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src})
+    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src,
+                                 "rwis_sites_source": rwis_src})
     return out.drop("source").select(
         "station_id", "wban", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date",
         "end_date",

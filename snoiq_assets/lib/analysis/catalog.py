@@ -15,6 +15,7 @@ import duckdb
 import polars as pl
 
 from snoiq_assets.lib.keys import safe_identifier
+from snoiq_assets.lib.lake import LAKE_PREFIX, asset_prefix, partition_object_key, stored_partition_keys
 from snoiq_assets.lib.storage import ObjectStore, store_from_settings
 from snoiq_assets.settings import Settings
 
@@ -65,18 +66,19 @@ class Catalog:
 
     def lake_table(self, name: str) -> Lookup:
         name = safe_identifier(name, "table name")
-        key = f"lake/{name}.parquet"
+        key = partition_object_key(name, None)
         if self.store.exists(key):
             with self.store.local_path(key) as path:
                 return Lookup(name, pl.read_parquet(path), self.store.uri(key))
-        parts = [i.key for i in self.store.list(f"lake/{name}/") if i.key.endswith(".parquet")]
-        if not parts:
-            return Lookup(name, None, f"no lake/{name}.parquet or lake/{name}/*.parquet in {self.store.uri('lake')}")
+        partitions = sorted(stored_partition_keys(self.store, name))
+        if not partitions:
+            return Lookup(name, None, f"no {key} or {asset_prefix(name)}/*.parquet in {self.store.uri(LAKE_PREFIX)}")
         frames = []
-        for part in sorted(parts):
-            with self.store.local_path(part) as path:
+        for partition in partitions:
+            with self.store.local_path(partition_object_key(name, partition)) as path:
                 frames.append(pl.read_parquet(path))
-        return Lookup(name, pl.concat(frames, how="diagonal_relaxed"), f"{len(parts)} file(s) under {self.store.uri(f'lake/{name}')}/")
+        return Lookup(name, pl.concat(frames, how="diagonal_relaxed"),
+                      f"{len(partitions)} file(s) under {self.store.uri(asset_prefix(name))}/")
 
     def table(self, name: str) -> Lookup:
         """DuckDB first, then the lake; the lookup says where it looked when neither has it."""

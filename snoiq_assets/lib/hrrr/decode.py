@@ -423,7 +423,8 @@ DEFAULT_ENGINE = "cfgrib"
 # variable cfgrib returns can be matched back to the catalogue entry it must be.
 # Typed as in the scan (cfgrib reads a key's native type: typeOfFirstFixedSurface would be "sfc").
 _CFGRIB_READ_KEYS = ("discipline:int", "parameterCategory:int", "parameterNumber:int",
-                     "typeOfFirstFixedSurface:int", "level:int", "stepType:str", "startStep:int")
+                     "typeOfFirstFixedSurface:int", "level:int", "stepType:str", "startStep:int",
+                     "endStep:int")
 
 
 def _cfgrib_keys(attrs: dict) -> dict:
