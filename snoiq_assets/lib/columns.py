@@ -58,6 +58,7 @@ NAMED = {
     "timestamp_utc": "end of the observation period, UTC", "period_start": "start of the period a row covers, UTC",
     "line_no": "line of the source file the row comes from (1-based)", "resolution": "hourly or daily",
     "source_format": "the file format the row was parsed from", "precip_flag": "the source's precipitation flag",
+    "precip_detected": "road-weather precipitation sensor: true = precipitation detected",
     "weather_flags": "the source's weather-type flags", "surface_temp_type": "how the surface temperature was "
     "measured (source code)", "qc_relative_humidity": "the source's quality flag for relative humidity",
     "qc_solar_radiation": "the source's quality flag for solar radiation", "qc_surface_temp": "the source's "
