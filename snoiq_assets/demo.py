@@ -108,13 +108,18 @@ class DemoFailure(RuntimeError):
     pass
 
 
+def _say_decision(result: dg.ExecuteInProcessResult) -> None:
+    meta = result.asset_materializations_for_node("champion_model")[0].metadata
+    print(f"      {'promoted' if meta['promoted'].value else 'not promoted'}: {meta['reason'].value[:300]}")
+
+
 def run_all(demo: Demo) -> None:
     from snoiq_assets.defs.datadecide.demo import seed_demo as seed_datadecide
     from snoiq_assets.defs.hrrr.demo import (
         DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, HOURLY_MODEL_VARIABLES, seed_synthetic_hours,
     )
     from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config
+    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config, road_weather_demo_run_config
     from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
     from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
     from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
@@ -167,10 +172,17 @@ def run_all(demo: Demo) -> None:
     demo.run("training_table (hourly)", ["training_table"], run_config=hourly_demo_run_config("table", fast=fast))
     demo.run("trained_models (hourly, all types)", ["trained_models"], run_config=hourly_demo_run_config("train", fast=fast),
              tags=range_tags(MODEL_TYPES[0], MODEL_TYPES[-1]))
-    demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
-    hours = ("2023-01-01T01", HOURLY_MODEL_PARTITIONS[-1])
-    demo.run(f"hourly_predictions [{hours[0]}...{hours[1]}]", ["hourly_predictions"],
-             tags=range_tags(*hours))
+    champion = demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
+    _say_decision(champion)
+
+    print("road weather: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
+    demo.run("training_table (road weather)", ["training_table"], run_config=road_weather_demo_run_config("table", fast=fast))
+    for model_type in MODEL_TYPES:
+        demo.run("trained_models (road weather)", ["trained_models"], partition_key=model_type,
+                 run_config=road_weather_demo_run_config("train", model_type=model_type, fast=fast))
+    champion = demo.run("champion_model (road weather)", ["champion_model"],
+                        run_config=road_weather_demo_run_config("champion", fast=fast))
+    _say_decision(champion)
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

@@ -22,7 +22,7 @@ from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.models import experiments as X
-from snoiq_assets.lib.models import plots
+from snoiq_assets.lib.models import leads, plots
 from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
 from snoiq_assets.lib.models.runs import resolve_location, split_point, typed_params
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS
@@ -59,6 +59,10 @@ class TrainModelConfig(dg.Config):
     # sets cpus // k (see sweep_run_configs); "n_jobs"/"nthread" in hyperparameters override it.
     n_jobs: int = -1
     sweep_id: Optional[str] = None
+    # Forecast (hourly) tables: the lead hours to train and score on (default: every lead of the
+    # table), and "raw_forecast" to fit the NWP's error rather than the target itself.
+    leads: Optional[list[int]] = None
+    residual_of: Optional[str] = None
 
     def stored_resolution_days(self) -> int:
         """What rows and metadata record: 0 for an hourly model, as the hourly table does."""
@@ -94,6 +98,7 @@ class _Run:
     stations: list[str]
     data_versions: dict[str, Any]
     git: str
+    skill: dict = None  # model type -> per-lead skill rows (forecast tables), for DuckDB skill_by_lead
 
 
 @dg.asset(
@@ -132,7 +137,7 @@ def trained_models(
             "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
             "stations": stations,
         }
-        shared = _Run(context, config, object_store, mlflow, training_table.read(), info, location, stations, data_versions, git)
+        shared = _Run(context, config, object_store, mlflow, training_table.read(), info, location, stations, data_versions, git, {})
     except Exception as exc:  # noqa: BLE001 - recorded per model type below, then raised
         shared_error = exc
     try:
@@ -160,6 +165,10 @@ def trained_models(
         rows = X.refresh_table(object_store, duckdb.database, run_ids=run_ids)
         if rows is None:
             context.log.warning("the DuckDB file was locked; this run's rows are in experiments/ and the next refresh adds them")
+        if shared is not None and shared.skill:
+            if not leads.write_skill_table(duckdb.database, pl.concat(list(shared.skill.values()))):
+                context.log.warning("the DuckDB file was locked; skill_by_lead keeps its earlier rows "
+                                    "(this run's are in the MLflow runs' skill_by_lead.csv)")
     if failures:
         # A step fails or succeeds as a whole, but the types that trained are real models: the
         # IO manager stores their partitions and reports them as materialised, so the UI,
@@ -187,6 +196,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             split_date=split_point(config.split_date, config.hourly), test_fraction=config.test_fraction,
             cv_folds=config.cv_folds, seed=config.seed, n_jobs=config.n_jobs,
             min_train_rows=config.min_train_rows, min_test_rows=config.min_test_rows,
+            leads=tuple(config.leads) if config.leads else None, residual_of=config.residual_of,
         )
         result = train_and_evaluate(r.training_table, r.info, spec)
         metrics = result.metrics
@@ -215,7 +225,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             "resolution_days": config.stored_resolution_days(), "training_window": result.window, "metrics": metrics,
             "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": typed_params(config.hyperparameters),
             "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id,
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "residual_of": config.residual_of,
         }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
             t = Path(tmp)
@@ -226,6 +236,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             plots.predicted_vs_observed_png(result.test_frame["observed"], result.test_frame["predicted"],
                                             t / "predicted_vs_observed.png",
                                             title=f"{model_type} {r.location} test {result.window['test_start']}..{result.window['test_end']}")
+            if result.by_lead is not None:
+                result.by_lead.write_csv(t / "skill_by_lead.csv")
+                plots.rmse_by_lead_png(result.by_lead, t / "rmse_by_lead.png", unit="degC" if config.target.endswith("_c") else "",
+                                       title=f"{model_type} {r.location}: {config.target} RMSE by lead")
             # The model is serialised once: the same file goes to MLflow (model/) and the model store.
             save_native(result.model, t / "model")
             client.log_artifacts(mlflow_run_id, str(t))
@@ -255,6 +269,9 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             data_versions=r.data_versions,
         ))
         raise
+    if result.by_lead is not None:
+        # Without spec files yet, a spec is named by where its models are stored and what they predict.
+        r.skill[model_type] = leads.skill_table_rows(result.by_lead, f"{r.location}.{config.target}")
     r.context.add_asset_metadata({
         "model_uri": dg.MetadataValue.path(object_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
@@ -264,6 +281,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
+        **({"rmse_by_lead": dg.MetadataValue.md(leads.markdown_table(leads.rmse_table(result.by_lead))),
+            "beats_baselines_every_lead": bool(metrics["beats_baselines_every_lead"]),
+            "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}
+           if result.by_lead is not None else {}),
     }, partition_key=model_type)
     return pl.DataFrame([{
         "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,

@@ -24,6 +24,7 @@ from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
 from snoiq_assets.lib.stations import parsers, validate
+from snoiq_assets.lib.stations.units import file_latitude, unit_problems
 from snoiq_assets.lib.stations.formats import Format, StationFileError, decode_utf8, detect_format
 from snoiq_assets.lib.stations.rawkeys import (
     EXTRA_METADATA_KEY,
@@ -33,6 +34,7 @@ from snoiq_assets.lib.stations.rawkeys import (
     outcome_key_candidates,
     partition_for_raw_key,
     raw_key_candidates,
+    RWIS_SITES_KEY,
     USCRN_STATIONS_KEY,
 )
 from snoiq_assets.lib.storage import ObjectStore
@@ -113,10 +115,19 @@ def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResour
     },
     ins={"observations_raw": dg.AssetIn()},
 )
-def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame):
+def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame, store: ObjectStoreResource):
     station_id = context.partition_key
     fmt = Format(observations_raw["source_format"][0])
     frame = parsers.to_clean(observations_raw, fmt, station_id)
+    # A file in other units than its format says passes the per-value range rule (a January
+    # at 31 "°C"): judged as a whole first, and quarantined with the reason.
+    problems = unit_problems(frame, file_latitude(observations_raw))
+    if problems:
+        object_store = store.get_store()
+        key = _find(object_store, raw_key_candidates(station_id), f"station {station_id!r}")
+        reason = f"{key}: temperatures not in the units of its format ({fmt.value}): " + "; ".join(problems)
+        dest = object_store.quarantine(key, reason, asset="observations_clean", partition=station_id)
+        raise dg.Failure(description=f"{reason} (moved to {dest})", metadata={"quarantined": dest})
     clean, rejects = validate.validate(frame, claimed_period=parsers.claimed_period(observations_raw, fmt))
     meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value}
     if fmt is Format.GHCND_CDO_CSV:
@@ -128,7 +139,8 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
 
 @dg.asset(
     group_name=GROUP,
-    description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
+    description="One row per station: USCRN stations.tsv, GSOD file coordinates, the road-weather site list and the "
+                "user's extra metadata file.",
 )
 def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
     object_store = store.get_store()
@@ -146,12 +158,17 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
                 frames.append(md.from_gsod_native(native, sid))
         except (UnsafeNameError, StationFileError) as exc:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
+    # The road-weather site list (the INDOT stations' coordinates), optional.
+    rwis_src = RWIS_SITES_KEY if object_store.exists(RWIS_SITES_KEY) else "none"
+    if object_store.exists(RWIS_SITES_KEY):
+        frames.append(md.from_rwis_sites(object_store.get(RWIS_SITES_KEY), RWIS_SITES_KEY))
     # The extra metadata file is the user's own, optional addition.
     extra_src = EXTRA_METADATA_KEY if object_store.exists(EXTRA_METADATA_KEY) else "none"
     if object_store.exists(EXTRA_METADATA_KEY):
         frames.append(md.from_extra_csv(object_store.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
     out = md.build_station_metadata(*frames)
-    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src})
+    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src,
+                                 "rwis_sites_source": rwis_src})
     return out.drop("source").select(
         "station_id", "wban", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date",
         "end_date",
