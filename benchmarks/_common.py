@@ -14,23 +14,23 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def best_of(fn, repeat: int = 3) -> float:
-    """Best wall time of ``repeat`` runs (the least disturbed by other load on the machine)."""
+def wall_times(fn, repeat: int) -> list[float]:
+    """Wall time of each of ``repeat`` runs of ``fn``."""
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return min(times)
+    return times
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """Best wall time of ``repeat`` runs (the least disturbed by other load on the machine)."""
+    return min(wall_times(fn, repeat))
 
 
 def median_of(fn, repeat: int = 5) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(wall_times(fn, repeat))
 
 
 def write_results(name: str, results: dict) -> Path:

@@ -21,20 +21,12 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
+from _common import best_of
 from snoiq_assets.lib.stations import parsers
 from snoiq_assets.lib.stations.validate import validate
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
-
-
-def best(fn, n=7):
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def paired(fn_a, fn_b, n=41):
@@ -114,8 +106,8 @@ def main():
         lambda: parsers.parse_native(year, "year.txt"), lambda: pl.read_csv(io.BytesIO(csv)))
     gsod_path = SAMPLE / "station_obs/gsod_72698024229_KPDX_2016-2024.csv"
     gsod = gsod_path.read_bytes()
-    t_ours_g = best(lambda: ours_gsod(gsod))
-    t_pd = best(lambda: old_pandas_gsod(gsod_path), n=3)
+    t_ours_g = best_of(lambda: ours_gsod(gsod), repeat=7)
+    t_pd = best_of(lambda: old_pandas_gsod(gsod_path), repeat=3)
     res = {
         "uscrn_hourly02_year": {"rows": 8760, "columns": 38, "ours_s": t_ours, "polars_read_csv_s": t_csv,
                                 "ratio_ours_over_read_csv": t_ours / t_csv, "target": "<= 2.0",

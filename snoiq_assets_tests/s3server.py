@@ -35,6 +35,18 @@ def weed_binary() -> str:
     return found
 
 
+def stop_process_group(proc: subprocess.Popen, term_wait_s: float, kill_wait_s: float) -> None:
+    """SIGTERM a server started with ``start_new_session=True`` (its whole process group); SIGKILL
+    the group if it has not exited after ``term_wait_s``."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=term_wait_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=kill_wait_s)
+
+
 @dataclass
 class SeaweedS3:
     workdir: Path
@@ -153,13 +165,8 @@ class SeaweedS3:
             self.proc.wait(timeout=15)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+        if self.proc:
+            stop_process_group(self.proc, term_wait_s=15, kill_wait_s=5)
 
 
 if __name__ == "__main__":  # manual use: python -m snoiq_assets_tests.s3server /tmp/weed

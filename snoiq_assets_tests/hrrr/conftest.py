@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from snoiq_assets.lib.hrrr import synth
-from snoiq_assets.lib.hrrr.decode import idx_text, scan_grib
+from snoiq_assets.lib.hrrr.decode import ENGINES, idx_text, scan_grib
 from snoiq_assets.lib.hrrr.synth import MessageSpec, demo_values
 from snoiq_assets.lib.hrrr.variables import CATALOGUE
 
@@ -55,3 +55,15 @@ def hrrr_copy(tmp_path, hrrr_hour) -> Path:
 
 
 __all__ = ["CATALOGUE"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    """Every decode test runs on both engines: xarray + cfgrib (default) and direct ecCodes."""
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def gfs(sample_dir) -> Path:
+    """The real GFS 2.5 degree file (its 10 m U/V wind is one two-field message)."""
+    return sample_dir / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2"

@@ -7,7 +7,6 @@ import pytest
 
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.decode import (
-    ENGINES,
     _decode_cfgrib,
     _scan,
     decode_fields,
@@ -19,20 +18,9 @@ from snoiq_assets.lib.hrrr.grid import grid_from_grib, grid_from_table, pyproj_c
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    """Every decode test runs on both engines: xarray + cfgrib (default) and direct ecCodes."""
-    return request.param
-
-
 @pytest.fixture(scope="module")
 def hrrr_real(sample_dir):
     return sample_dir / "hrrr" / "subset_20201214_hrrr.t00z.wrfsfcf12.grib2"
-
-
-@pytest.fixture(scope="module")
-def gfs(sample_dir):
-    return sample_dir / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2"
 
 
 @pytest.fixture(scope="module")

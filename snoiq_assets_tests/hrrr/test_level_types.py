@@ -17,11 +17,6 @@ from snoiq_assets.lib.hrrr.variables import Variable
 LEVEL_TYPES = (102, 7, 6, 108, 104, 109)
 
 
-@pytest.fixture(scope="module")
-def gfs(sample_dir):
-    return sample_dir / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2"
-
-
 def tmp_at(level_type: int, level: int) -> Variable:
     return Variable(f"tmp_{level_type}_{level}_k", "TMP", f"level type {level_type} value {level}", ".*",
                     0, 0, 0, level_type, level, "instant", "K")

@@ -30,16 +30,6 @@ WIND = ["ugrd_10m_m_s", "vgrd_10m_m_s"]
 GFS_UV_OFFSET = 2518978   # the real GFS file's 10 m U/V message
 
 
-@pytest.fixture(params=ENGINES)
-def engine(request) -> str:
-    return request.param
-
-
-@pytest.fixture(scope="module")
-def gfs(sample_dir):
-    return sample_dir / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2"
-
-
 def multi_field_reference(path, short_name: str) -> np.ndarray:
     """ecCodes' own reading of a multi-field file (multi-field support on): the values of the
     field named ``short_name``."""

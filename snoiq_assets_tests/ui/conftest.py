@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
@@ -23,6 +24,9 @@ from snoiq_assets.lib.storage import LocalStore
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT_COPY = REPO / "test-output" / "ui"
 STATION = "94074"  # USCRN hourly02 CO Nunn 7 NNE (first 48 hours of 2023), bundled
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @dataclass
@@ -76,3 +80,14 @@ def keep_copy(path: Path, subdir: str) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, dest)
     return dest
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (the system's) for the Playwright tests of a module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -31,9 +31,6 @@ from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 SERVER_START_LIMIT_S = 240   # wait limits, not assertions on speed
 RUN_LIMIT_MS = 300_000
 UI_LIMIT_MS = 60_000
@@ -119,16 +116,6 @@ def server(tmp_path_factory):
         yield Server(homes, url, log, shots)
     finally:
         _stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

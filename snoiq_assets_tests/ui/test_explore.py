@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -37,13 +36,11 @@ from snoiq_assets.lib.datadecide.wandb_io import ingest_history, ingest_runs
 from snoiq_assets.lib.models.experiments import SCHEMA as EXPERIMENTS_SCHEMA
 from snoiq_assets.lib.storage import LocalStore
 from snoiq_assets.settings import Settings
+from snoiq_assets_tests.s3server import stop_process_group
 from snoiq_assets_tests.ui.conftest import REPO, keep_copy
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 APP = REPO / "snoiq_assets" / "apps" / "explore.py"
 START_LIMIT_S = 120  # wait limits, not assertions on speed
 UI_LIMIT_MS = 60_000
@@ -123,13 +120,7 @@ class App:
                 time.sleep(0.5)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
+        stop_process_group(self.proc, term_wait_s=20, kill_wait_s=10)
 
 
 @pytest.fixture(scope="module")
@@ -145,16 +136,6 @@ def app(app_home, tmp_path_factory):
     server = App(app_home, tmp_path_factory.mktemp("explore_log") / "marimo.log")
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def _open(browser, url: str, charts: int):

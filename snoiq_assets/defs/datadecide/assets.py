@@ -8,6 +8,7 @@ under ``lake/datadecide/`` (``duck.write_side_table``).
 
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -74,6 +75,24 @@ def _connect(duckdb: DuckDBResource):
     """The DuckDB file lives in SNOIQ_HOME, which an s3-profile run may not have created yet."""
     Path(duckdb.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return duckdb.get_connection()
+
+
+def _parse_landed(object_store, prefix: str, suffix: str, parse: Callable[[bytes, str], tuple[pl.DataFrame, list[dict]]],
+                  unreadable_file: type[Exception] | tuple[type[Exception], ...] = ()
+                  ) -> tuple[list[str], list[pl.DataFrame], pl.DataFrame]:
+    """Parse every landed ``prefix*suffix`` file: its keys, the parsed frames and one rejects frame.
+    A file whose parser raises ``unreadable_file`` becomes a single reject naming it, and the others carry on."""
+    frames, rejects = [], []
+    keys = [i.key for i in object_store.list(prefix) if i.key.endswith(suffix)]
+    for key in keys:
+        try:
+            df, rej = parse(object_store.get(key), key)
+        except unreadable_file as exc:
+            rejects.append({"file": key, "line": None, "error": str(exc), "text": ""})
+            continue
+        frames.append(df)
+        rejects.extend(rej)
+    return keys, frames, rejects_frame(rejects)
 
 
 def _log_rejects(context, rejects: pl.DataFrame, what: str) -> None:
@@ -181,17 +200,8 @@ def hf_eval_results(context: dg.AssetExecutionContext, config: HfConfig, store: 
 def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource,
                  hf_eval_results: pl.DataFrame, wandb_runs: pl.DataFrame) -> pl.DataFrame:
     object_store = store.get_store()
-    frames, rejects = [], []
-    keys = [i.key for i in object_store.list(MATCHED_PREFIX) if i.key.endswith(".json")]
-    for key in keys:
-        try:
-            df, rej = parse_matched_runs(object_store.get(key), key)
-        except MatchedRunsError as exc:
-            rejects.append({"file": key, "line": None, "error": str(exc), "text": ""})
-            continue
-        frames.append(df)
-        rejects.extend(rej)
-    rej = rejects_frame(rejects)
+    keys, frames, rej = _parse_landed(object_store, MATCHED_PREFIX, ".json", parse_matched_runs,
+                                      unreadable_file=MatchedRunsError)
     _log_rejects(context, rej, "matched_runs")
     if not frames:
         # the rejects table says which file failed and why, also when nothing could be read
@@ -220,13 +230,7 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
 def datadecide_checkpoints(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource,
                            matched_runs: pl.DataFrame, wandb_runs: pl.DataFrame) -> pl.DataFrame:
     object_store = store.get_store()
-    frames, rejects = [], []
-    keys = [i.key for i in object_store.list(CHECKPOINTS_PREFIX) if i.key.endswith(".jsonl")]
-    for key in keys:
-        df, rej = parse_checkpoint_list(object_store.get(key), key)
-        frames.append(df)
-        rejects.extend(rej)
-    rej = rejects_frame(rejects)
+    keys, frames, rej = _parse_landed(object_store, CHECKPOINTS_PREFIX, ".jsonl", parse_checkpoint_list)
     _log_rejects(context, rej, "datadecide_checkpoints")
     duck.write_side_table(object_store, "datadecide_checkpoints_rejects", rej)
     if not frames:

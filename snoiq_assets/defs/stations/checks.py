@@ -40,18 +40,28 @@ def _dup_result(clean: pl.DataFrame, key: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_rows": dups})
 
 
-@dg.asset_check(asset="observations_clean", blocking=True, partitions_def=station_file_partitions,
-                additional_ins={"observations_rejects": dg.AssetIn("observations_rejects")},
-                description="Share of rows rejected per column stays under max_reject_share.")
-def observations_reject_share(config: RejectShareConfig, observations_clean: pl.DataFrame,
-                              observations_rejects: pl.DataFrame) -> dg.AssetCheckResult:
-    return _share_result(observations_clean, observations_rejects, config.max_reject_share)
+def _clean_table_checks(prefix: str, clean_asset: str, rejects_asset: str, partitions_def: dg.PartitionsDefinition,
+                        key_column: str, share_description: str, dup_description: str):
+    """``<prefix>_reject_share`` (blocking) and ``<prefix>_no_duplicate_keys`` on a clean table
+    validated into ``clean_asset`` + ``rejects_asset``, keyed by (``key_column``, timestamp_utc)."""
+
+    @dg.asset_check(name=f"{prefix}_reject_share", asset=clean_asset, blocking=True, partitions_def=partitions_def,
+                    additional_ins={"rejects": dg.AssetIn(rejects_asset)}, description=share_description)
+    def reject_share(config: RejectShareConfig, clean: pl.DataFrame, rejects: pl.DataFrame) -> dg.AssetCheckResult:
+        return _share_result(clean, rejects, config.max_reject_share)
+
+    @dg.asset_check(name=f"{prefix}_no_duplicate_keys", asset=clean_asset, partitions_def=partitions_def,
+                    description=dup_description)
+    def no_duplicate_keys(clean: pl.DataFrame) -> dg.AssetCheckResult:
+        return _dup_result(clean, key_column)
+
+    return reject_share, no_duplicate_keys
 
 
-@dg.asset_check(asset="observations_clean", partitions_def=station_file_partitions,
-                description="No two rows share (station_id, timestamp_utc).")
-def observations_no_duplicate_keys(observations_clean: pl.DataFrame) -> dg.AssetCheckResult:
-    return _dup_result(observations_clean, "station_id")
+observations_reject_share, observations_no_duplicate_keys = _clean_table_checks(
+    "observations", "observations_clean", "observations_rejects", station_file_partitions, "station_id",
+    share_description="Share of rows rejected per column stays under max_reject_share.",
+    dup_description="No two rows share (station_id, timestamp_utc).")
 
 
 @dg.asset_check(asset="observations_clean", partitions_def=station_file_partitions,
@@ -70,18 +80,10 @@ def observations_within_claimed_period(observations_clean: pl.DataFrame,
     )
 
 
-@dg.asset_check(asset="outcome_of_interest", blocking=True, partitions_def=outcome_location_partitions,
-                additional_ins={"outcome_rejects": dg.AssetIn("outcome_rejects")},
-                description="Share of outcome rows rejected stays under max_reject_share.")
-def outcome_reject_share(config: RejectShareConfig, outcome_of_interest: pl.DataFrame,
-                         outcome_rejects: pl.DataFrame) -> dg.AssetCheckResult:
-    return _share_result(outcome_of_interest, outcome_rejects, config.max_reject_share)
-
-
-@dg.asset_check(asset="outcome_of_interest", partitions_def=outcome_location_partitions,
-                description="No two outcome rows share (location, timestamp_utc).")
-def outcome_no_duplicate_keys(outcome_of_interest: pl.DataFrame) -> dg.AssetCheckResult:
-    return _dup_result(outcome_of_interest, "location")
+outcome_reject_share, outcome_no_duplicate_keys = _clean_table_checks(
+    "outcome", "outcome_of_interest", "outcome_rejects", outcome_location_partitions, "location",
+    share_description="Share of outcome rows rejected stays under max_reject_share.",
+    dup_description="No two outcome rows share (location, timestamp_utc).")
 
 
 ALL_CHECKS = [

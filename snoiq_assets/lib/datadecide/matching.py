@@ -12,15 +12,20 @@ from snoiq_assets.lib.datadecide.names import parse_run_name
 
 MATCHED_PREFIX = "raw/datadecide/matched_runs/"
 
-MATCHED_SCHEMA = {
-    "checkpoint": pl.String,
-    "checkpoint_owner": pl.String,
+# a DataDecide model name and what parse_run_name reads from it; both tables below start with these
+MODEL_NAME_SCHEMA = {
     "model_name": pl.String,
     "recipe": pl.String,
     "recipe_key": pl.String,
     "size": pl.String,
     "size_params": pl.Float64,
     "seed": pl.Int64,
+}
+
+MATCHED_SCHEMA = {
+    "checkpoint": pl.String,
+    "checkpoint_owner": pl.String,
+    **MODEL_NAME_SCHEMA,
     "chinchilla_mult": pl.Float64,
     "run_id": pl.String,
     "run_name": pl.String,
@@ -138,12 +143,7 @@ def finetune_pretrain(matched: pl.DataFrame, evals: pl.DataFrame, runs: pl.DataF
 # ----- checkpoint lists ------------------------------------------------------------------
 CHECKPOINTS_PREFIX = "raw/datadecide/checkpoints/"
 CHECKPOINT_SCHEMA = {
-    "model_name": pl.String,
-    "recipe": pl.String,
-    "recipe_key": pl.String,
-    "size": pl.String,
-    "size_params": pl.Float64,
-    "seed": pl.Int64,
+    **MODEL_NAME_SCHEMA,
     "checkpoints_location": pl.String,
     "revision": pl.String,
     "step": pl.Int64,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import urllib.request
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,7 +33,21 @@ class SourceConfigError(ValueError):
     """A configured source that cannot be built; names the source and what to change."""
 
 
-class S3Source:
+class _KeySource(ABC):
+    """A store of archive keys, read whole or by byte range."""
+
+    @abstractmethod
+    def _get(self, key: str, range_header: str | None) -> bytes:
+        """The object at ``key``, or only the bytes of ``range_header`` (``bytes=a-b``) when given."""
+
+    def get_text(self, key: str) -> str:
+        return self._get(key, None).decode()
+
+    def get_range(self, key: str, rng: ByteRange) -> bytes:
+        return self._get(key, rng.header)
+
+
+class S3Source(_KeySource):
     """An S3 bucket through a boto3 client (``get_object(Range=...)``) or a minio client."""
 
     def __init__(self, name: str, bucket: str, client):
@@ -87,17 +102,11 @@ class S3Source:
                 resp.close()
                 resp.release_conn()
 
-    def get_text(self, key: str) -> str:
-        return self._get(key, None).decode()
-
-    def get_range(self, key: str, rng: ByteRange) -> bytes:
-        return self._get(key, rng.header)
-
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{key} ({self.name})"
 
 
-class HttpSource:
+class HttpSource(_KeySource):
     """Any HTTPS mirror of the archive layout (Google Cloud, Azure, NOMADS)."""
 
     def __init__(self, name: str, base_url: str, timeout_s: float = 20.0):
@@ -111,12 +120,6 @@ class HttpSource:
             if range_header and resp.status != 206:
                 raise FetchError(f"{self.name}: server ignored the Range header (HTTP {resp.status})")
             return resp.read()
-
-    def get_text(self, key: str) -> str:
-        return self._get(key, None).decode()
-
-    def get_range(self, key: str, rng: ByteRange) -> bytes:
-        return self._get(key, rng.header)
 
     def describe(self, key: str) -> str:
         return f"{self.base_url}/{key} ({self.name})"
