@@ -13,17 +13,6 @@ DEMO_STATION = "72698024229"  # PORTLAND INTERNATIONAL AIRPORT, OR (GSOD)
 DEMO_TARGET = "precip_mm"
 
 
-STEP_OPS = {"table": "training_table", "train": "trained_models", "champion": "champion_model", "predict": "predictions"}
-
-
-def _ops_for_step(ops: dict[str, Any], step: str) -> dict[str, Any]:
-    """The run config of ``step``'s op (a step whose op a demo lacks is unknown), or of every op for "all"."""
-    wanted = {name: [op] for name, op in STEP_OPS.items() if op in ops} | {"all": list(ops)}
-    if step not in wanted:
-        raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
-    return {"ops": {k: ops[k] for k in wanted[step]}}
-
-
 def demo_run_config(step: str = "all", *, station: str = DEMO_STATION, target: str = DEMO_TARGET,
                     resolution_days: int = 1, split_date: str = "2022-06-01",
                     predict_start: str = "2023-01-01", predict_end: str = "2023-12-31",
@@ -38,7 +27,11 @@ def demo_run_config(step: str = "all", *, station: str = DEMO_STATION, target: s
         "champion_model": {"config": {"location": station, "target": target, "min_improvement": 0.02}},
         "predictions": {"config": {"location": station, "target": target, "start_date": predict_start, "end_date": predict_end}},
     }
-    return _ops_for_step(ops, step)
+    wanted = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"],
+              "predict": ["predictions"], "all": list(ops)}
+    if step not in wanted:
+        raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
+    return {"ops": {k: ops[k] for k in wanted[step]}}
 
 
 HOURLY_STATION = "94074"  # USCRN CO Nunn 7 NNE: 48 hourly rows, 2023-01-01T01..2023-01-03T00 UTC
@@ -58,7 +51,10 @@ def hourly_demo_run_config(step: str = "all", *, fast: bool = False) -> dict[str
                                       "hyperparameters": hp}},
         "champion_model": {"config": {"location": HOURLY_STATION, "target": HOURLY_TARGET}},
     }
-    return _ops_for_step(ops, step)
+    wanted = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"], "all": list(ops)}
+    if step not in wanted:
+        raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
+    return {"ops": {k: ops[k] for k in wanted[step]}}
 
 
 ROAD_WEATHER_LOCATION = "indot_rwis"  # the name the four stations' models are stored under
@@ -89,4 +85,7 @@ def road_weather_demo_run_config(step: str = "all", *, model_type: str = "lightg
                                       "hyperparameters": hp}},
         "champion_model": {"config": {"location": ROAD_WEATHER_LOCATION, "target": ROAD_WEATHER_TARGET}},
     }
-    return _ops_for_step(ops, step)
+    wanted = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"], "all": list(ops)}
+    if step not in wanted:
+        raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
+    return {"ops": {k: ops[k] for k in wanted[step]}}
