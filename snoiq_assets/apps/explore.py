@@ -23,8 +23,12 @@ def _():
         """A plain note for a table that is not there yet (not an error)."""
         return mo.callout(mo.md(f"**`{lookup.name}`** is not available yet: {lookup.source}."), kind="warn")
 
+    def section(title, lookup, control, build):
+        """A titled section: ``build()`` once its table has rows (``control`` made), else why it is missing."""
+        return mo.vstack([mo.md(f"### {title}"), missing(lookup) if control is None else build()])
+
     mo.md(f"# snoiq explore\nRead-only view of `{catalog.settings.describe()}` (DuckDB `{catalog.duckdb_path}`).")
-    return catalog, eval_values, missing, mo, pl, views
+    return catalog, eval_values, missing, mo, pl, section, views
 
 
 @app.cell
@@ -138,13 +142,10 @@ def _(catalog, mo):
 
 
 @app.cell
-def _(missing, mo, skill_lookup, skill_measure, skill_spec, views):
-    if skill_spec is None:
-        _out = missing(skill_lookup)
-    else:
-        _out = mo.vstack([mo.hstack([skill_spec, skill_measure]),
-                          views.skill_chart(skill_lookup.frame, skill_spec.value, skill_measure.value)])
-    mo.vstack([mo.md("### Skill by lead time (each spec against its baselines)"), _out])
+def _(mo, section, skill_lookup, skill_measure, skill_spec, views):
+    section("Skill by lead time (each spec against its baselines)", skill_lookup, skill_spec,
+            lambda: mo.vstack([mo.hstack([skill_spec, skill_measure]),
+                               views.skill_chart(skill_lookup.frame, skill_spec.value, skill_measure.value)]))
     return
 
 
@@ -161,18 +162,18 @@ def _(catalog, mo):
 
 
 @app.cell
-def _(missing, mo, series_lookup, series_station, stations_lookup, views):
-    if series_station is None:
-        _out = missing(series_lookup)
-    else:
+def _(missing, mo, section, series_lookup, series_station, stations_lookup, views):
+    def _series_and_map():
         _charts = [series_station, views.station_series_chart(series_lookup.frame, series_station.value)]
         if stations_lookup.found:
             _errors = views.station_error_frame(series_lookup.frame, stations_lookup.frame)
             _charts.append(views.station_map_chart(_errors, series_station.value))
         else:
             _charts.append(missing(stations_lookup))
-        _out = mo.vstack(_charts)
-    mo.vstack([mo.md("### Forecast against observed, per station, and the station map"), _out])
+        return mo.vstack(_charts)
+
+    section("Forecast against observed, per station, and the station map", series_lookup, series_station,
+            _series_and_map)
     return
 
 
@@ -190,14 +191,13 @@ def _(catalog, mo):
 
 
 @app.cell
-def _(exp_location, exp_status, exp_types, experiments_lookup, missing, mo, views):
-    if exp_types is None:
-        _out = missing(experiments_lookup)
-    else:
+def _(exp_location, exp_status, exp_types, experiments_lookup, mo, section, views):
+    def _experiments():
         _rows = views.experiments_frame(experiments_lookup.frame, list(exp_types.value), list(exp_status.value), exp_location.value)
-        _out = mo.vstack([mo.hstack([exp_types, exp_status, exp_location]),
+        return mo.vstack([mo.hstack([exp_types, exp_status, exp_location]),
                           views.experiments_chart(_rows), mo.ui.table(_rows, selection=None)])
-    mo.vstack([mo.md("### Experiments"), _out])
+
+    section("Experiments", experiments_lookup, exp_types, _experiments)
     return
 
 
