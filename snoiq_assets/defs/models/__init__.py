@@ -9,5 +9,6 @@ three) trains each type in turn, with its own MLflow run and experiments row.
 import dagster as dg
 
 from snoiq_assets.defs.models.assets import assets
+from snoiq_assets.defs.models.reproduce import reproduce_job
 
-defs = dg.Definitions(assets=assets)
+defs = dg.Definitions(assets=assets, jobs=[reproduce_job])

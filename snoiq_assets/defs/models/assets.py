@@ -32,7 +32,10 @@ from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models import plots
-from snoiq_assets.lib.models.evaluate import RunSpec, feature_matrix, period_between, score_on, train_and_evaluate
+from snoiq_assets.lib.models.evaluate import (
+    feature_matrix, hyperparameters, period_between, run_spec, score_on, train_and_evaluate,
+)
+from snoiq_assets.lib.models.snapshots import mlflow_dataset, write_snapshot
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS, parse_period
 from snoiq_assets.lib.models.store import (
     champion_key, check_scoring_columns, load_bundle, new_run_timestamp, predictions_key, read_metadata, save_bundle,
@@ -42,22 +45,10 @@ from snoiq_assets.lib.models.train import MODEL_FILES, available_cpus, resolve_t
 TRAINING_TABLE = dg.AssetKey("training_table")
 GRID_JOIN_KEY = dg.AssetKey("grid_join_features")
 OBS_KEY = dg.AssetKey("observations_clean")
-INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples", "min_samples_leaf",
-                  "min_samples_split", "subsample_freq", "max_bin", "min_child_weight_int"}
 
 
 def _date(text: Optional[str], what: str) -> Optional[dt.date]:
     return optional_date(text, what, ModelError)
-
-
-def _split_point(text: Optional[str], hourly: bool) -> Optional[dt.date | dt.datetime]:
-    """A split date (YYYY-MM-DD), or for an hourly model also an hour (YYYY-MM-DDTHH[:MM], UTC)."""
-    if not text or not hourly or "T" not in text:
-        return _date(text, "split_date")
-    try:
-        return dt.datetime.fromisoformat(text if len(text) > 13 else text + ":00").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        raise ModelError(f"split_date={text!r} is not a date (YYYY-MM-DD) or an hour (YYYY-MM-DDTHH)") from None
 
 
 class TrainModelConfig(dg.Config):
@@ -84,17 +75,14 @@ class TrainModelConfig(dg.Config):
     # sets cpus // k (see sweep_run_configs); "n_jobs"/"nthread" in hyperparameters override it.
     n_jobs: int = -1
     sweep_id: Optional[str] = None
+    # What a git tag used to carry: a short tag (letters, digits, '_', '.', '-') and free text,
+    # both in the experiments row (a sweep file's tag/description reach every run of it).
+    tag: Optional[str] = None
+    description: Optional[str] = None
 
     def stored_resolution_days(self) -> int:
         """What rows and metadata record: 0 for an hourly model, as the hourly table does."""
         return 0 if self.hourly else self.resolution_days
-
-
-def _params(raw: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in raw.items():
-        out[k] = int(v) if k in INTEGER_PARAMS and isinstance(v, float) and v.is_integer() else v
-    return out
 
 
 def _table_info(store: ObjectStoreResource) -> dict:
@@ -197,7 +185,8 @@ def trained_models(
                         error=f"{type(shared_error).__name__}: {shared_error}"[:2000], model_type=model_type,
                         location=None, target=config.target, resolution_days=config.stored_resolution_days(),
                         params={**config.model_dump(), "model_type": model_type}, git=git,
-                        sweep_id=config.sweep_id, dagster_run_id=context.run_id,
+                        sweep_id=config.sweep_id, dagster_run_id=context.run_id, tag=config.tag,
+                        description=config.description,
                     ))
                     raise shared_error
                 frames[model_type] = _train_one(shared, model_type, run_id)
@@ -238,24 +227,20 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     started = dt.datetime.now(dt.timezone.utc)
     run_ts = new_run_timestamp(started)
     params = {**config.model_dump(), "model_type": model_type}
-    client, mlflow_run_id, prefix = None, None, None
+    client, mlflow_run_id, prefix, snapshot = None, None, None, None
     try:
-        spec = RunSpec(
-            model_type=model_type, target=config.target, locations=tuple(r.stations), resolution_days=config.resolution_days,
-            hourly=config.hourly, feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
-            transform="log1p" if config.log_transform else "none", params=_params(config.hyperparameters),
-            split_date=_split_point(config.split_date, config.hourly), test_fraction=config.test_fraction,
-            cv_folds=config.cv_folds, seed=config.seed, n_jobs=config.n_jobs,
-            min_train_rows=config.min_train_rows, min_test_rows=config.min_test_rows,
-        )
-        result = train_and_evaluate(r.training_table, r.info, spec)
+        X.check_tag(config.tag, config.description)
+        result = train_and_evaluate(r.training_table, r.info, run_spec(params, model_type, r.stations))
         metrics = result.metrics
+        # The exact rows (content-addressed, shared with runs that used the same ones).
+        snapshot = write_snapshot(obj_store, result.data, result.features, r.info)
 
         client = r.mlflow.client()
         run = client.create_run(r.mlflow.experiment_id(), run_name=f"{r.location}-{model_type}-{run_ts}", tags={
             "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
-            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
-            **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
+            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id, "snapshot_sha256": snapshot.sha256,
+            **({"sweep_id": config.sweep_id} if config.sweep_id else {}), **({"tag": config.tag} if config.tag else {}),
+            **({"mlflow.note.content": config.description} if config.description else {}),
         })
         mlflow_run_id = run.info.run_id
         from mlflow.entities import Metric, Param
@@ -269,12 +254,19 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None],
             params=[Param(k, v[:6000]) for k, v in flat_params.items()],
         )
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = mlflow_dataset(result.data.select("location", "period_start", "target", *result.features),
+                                 snapshot, obj_store.uri(snapshot.key))
+        client.log_inputs(mlflow_run_id, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training+test")])])
         meta = {
             "location": r.location, "stations": r.stations, "run_timestamp": run_ts, "target": config.target,
             "resolution": "hourly" if config.hourly else "daily",
             "resolution_days": config.stored_resolution_days(), "training_window": result.window, "metrics": metrics,
-            "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": _params(config.hyperparameters),
-            "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id,
+            "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": hyperparameters(config.hyperparameters),
+            "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id, "snapshot": snapshot.describe(),
+            "spec_key": X.model_spec_key(r.location, config.target, config.stored_resolution_days()),
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
@@ -294,14 +286,15 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             run_id=run_id, started_at=started, status="success", model_type=model_type, location=r.location,
             target=config.target, resolution_days=config.stored_resolution_days(), params=params, metrics=metrics,
             data_versions=r.data_versions, git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id,
-            mlflow_run_id=mlflow_run_id, model_uri=obj_store.uri(prefix),
+            mlflow_run_id=mlflow_run_id, model_uri=obj_store.uri(prefix), tag=config.tag,
+            description=config.description, snapshot=snapshot.describe(), model_prefix=prefix,
         ))
         client.set_tag(mlflow_run_id, "model_prefix", prefix)
         client.set_terminated(mlflow_run_id, "FINISHED")
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"[:2000]
         if prefix is not None:
-            for name in ("metadata.json", "model.ubj", "model.txt", "model.skops"):
+            for name in ("manifest.json", "metadata.json", "model.ubj", "model.txt", "model.skops"):
                 obj_store.delete(join_key(prefix, name))
         if client is not None and mlflow_run_id is not None:
             try:
@@ -313,7 +306,8 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             run_id=run_id, started_at=started, status="failed", error=message, model_type=model_type,
             location=r.location, target=config.target, resolution_days=config.stored_resolution_days(), params=params,
             git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id, mlflow_run_id=mlflow_run_id,
-            data_versions=r.data_versions,
+            data_versions=r.data_versions, tag=config.tag, description=config.description,
+            snapshot=snapshot.describe() if snapshot else None,
         ))
         raise
     r.context.add_asset_metadata({
@@ -325,6 +319,9 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
+        "snapshot": dg.MetadataValue.path(obj_store.uri(snapshot.key)), "snapshot_rows": snapshot.rows,
+        "snapshot_bytes": snapshot.bytes,
+        "reproduce": f"make reproduce RUN={run_id}",
     }, partition_key=model_type)
     return pl.DataFrame([{
         "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
@@ -376,6 +373,7 @@ def champion_model(
     config: ChampionConfig,
     store: ObjectStoreResource,
     mlflow: MlflowResource,
+    duckdb: DuckDBResource,
     trained_models: pl.DataFrame,
     training_table: pl.DataFrame,
 ) -> pl.DataFrame:
@@ -393,9 +391,13 @@ def champion_model(
     now = dt.datetime.now(dt.timezone.utc)
     ckey = champion_key(location, config.target)
     current = obj_store.get_json(ckey) if obj_store.exists(ckey) else None
+    cand_meta = read_metadata(obj_store, best["model_prefix"])
     decision: dict[str, Any] = {"candidate_prefix": best["model_prefix"], "candidate_model_type": best["model_type"],
                                 "candidate_" + config.metric: cand_value, "metric": config.metric,
-                                "min_improvement": config.min_improvement, "decided_at": now.isoformat()}
+                                "min_improvement": config.min_improvement, "decided_at": now.isoformat(),
+                                "spec_key": cand_meta.get("spec_key"), "candidate_run_id": cand_meta.get("run_id"),
+                                "snapshot_sha256": (cand_meta.get("snapshot") or {}).get("sha256"),
+                                "training_window": cand_meta.get("training_window")}
     promote, reason = True, "no current champion"
     if config.require_beats_baselines and not (best["skill_persistence"] > 0 and best["skill_climatology"] > 0):
         promote = False
@@ -434,17 +436,20 @@ def champion_model(
     name = registered_name(config)
     if promote:
         version = _register(mlflow, name, best["mlflow_run_id"], best["model_prefix"])
-        meta = read_metadata(obj_store, best["model_prefix"])
+        meta = cand_meta
         obj_store.put_json(ckey, {
             "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],
             "registered_model": name, "registered_version": version, "alias": "champion", "promoted_at": now.isoformat(),
             config.metric: cand_value, "rmse": best["rmse"], "mae": best["mae"], "features": len(meta["features"]),
             "target": config.target, "resolution": meta.get("resolution", "daily"), "stations": meta.get("stations") or [location],
+            "run_id": meta.get("run_id"), "snapshot_sha256": (meta.get("snapshot") or {}).get("sha256"),
         })
     decision["registered_model"] = name
     decision["registered_version"] = version
     obj_store.put_json(join_key("models", location, "champion-history", f"{now:%Y%m%dT%H%M%S%fZ}.json"), decision)
     context.log.info(f"champion decision: {'promoted' if promote else 'kept'}: {reason}")
+    if X.refresh_champion_history(obj_store, duckdb.database) is None:
+        context.log.warning("the DuckDB file was locked; champion_history catches up at the next refresh")
     context.add_output_metadata({"promoted": promote, "reason": reason, "registered_model": name,
                                  "registered_version": str(version), "candidate": best["model_prefix"]})
     return pl.DataFrame([{k: (json.dumps(v) if isinstance(v, (dict, list)) else (None if v is None else str(v)))

@@ -177,8 +177,10 @@ def load_native(model_type: str, path: Path, feature_names: list[str], transform
         native = xgb.XGBRegressor()
         try:
             native.load_model(str(path))
-        except xgb.core.XGBoostError as exc:
-            raise ModelError(f"{path.name} is not a valid XGBoost model: {str(exc).splitlines()[0]}") from None
+        except (xgb.core.XGBoostError, UnicodeDecodeError, ValueError) as exc:
+            # A truncated UBJSON file raises UnicodeDecodeError inside XGBoost's reader.
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{path.name} is not a valid XGBoost model: {type(exc).__name__}: {first}") from None
         n = native.get_booster().num_features()
     elif model_type == "lightgbm":
         import lightgbm as lgb
