@@ -70,12 +70,15 @@ class Reproduction:
     def summary(self) -> str:
         lines = [f"run {self.run_id} ({self.model_type}, MLflow {self.mlflow_run_id}) from snapshot "
                  f"{self.snapshot_sha256[:12]}... ({self.snapshot_rows} rows)"]
+        recorded, current = self.recorded_commit, self.current_commit
         if self.same_code:
-            lines.append(f"code: the recorded commit {self.recorded_commit[:12]}")
+            lines.append(f"code: the recorded commit {recorded[:12]}")
+        elif recorded == current:
+            lines.append(f"code: the recorded commit {recorded.removesuffix('+dirty')[:12]}, but with uncommitted changes "
+                         "then and now: the code may differ")
         else:
-            lines.append(f"code DIFFERS: recorded {self.recorded_commit}, running {self.current_commit} "
-                         f"(nothing was checked out; `git checkout {self.recorded_commit.removesuffix('+dirty')}` "
-                         "runs the recorded code)")
+            lines.append(f"code DIFFERS: recorded {recorded}, running {current} (nothing was checked out; "
+                         f"`git checkout {recorded.removesuffix('+dirty')}` runs the recorded code)")
         if not self.window_matches:
             lines.append("the split gave other train/test rows than recorded")
         shown = {"identical": "metrics IDENTICAL",

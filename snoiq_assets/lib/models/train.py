@@ -146,6 +146,10 @@ def fit(model_type: str, X: np.ndarray, y: np.ndarray, feature_names: list[str],
 
         model = RandomForestRegressor(**p, random_state=seed, n_jobs=n_jobs)
         model.fit(X, y)
+        # Trees are fitted in parallel but seeded one by one (deterministic). A parallel predict
+        # adds the trees' outputs in whatever order the threads finish, which changes the last
+        # bits between runs; one thread adds them in tree order, so a reproduction is identical.
+        model.set_params(n_jobs=1)
     return FittedModel(model_type, model, list(feature_names), transform)
 
 
