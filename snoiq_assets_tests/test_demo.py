@@ -26,6 +26,9 @@ def test_demo_materialises_everything(tmp_path):
     out = proc.stdout
     assert f"outputs in local folder {home.resolve()}" in out
     assert f"{home.resolve()}/lake/" in out and f"{home.resolve()}/models/" in out
+    # It says how to reproduce each champion from its snapshot.
+    for ref in ("champion:72698024229/precip_mm", "champion:94074/air_temp_c"):
+        assert f"make reproduce RUN={ref}" in out
 
     lake = home / "lake"
     for hour in ("2020-12-14T00", "2023-01-01T00", "2023-01-01T01", "2023-01-01T02"):
