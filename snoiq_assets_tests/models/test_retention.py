@@ -14,7 +14,7 @@ import pytest
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models import retention
 from snoiq_assets.lib.models.reproduce import NotReproducible, RunNotFound, reproduce, resolve_run
-from snoiq_assets.lib.models.snapshots import SnapshotPruned, read_snapshot, snapshot_key, tombstone_key, write_snapshot
+from snoiq_assets.lib.models.snapshots import SnapshotMissing, SnapshotPruned, read_snapshot, snapshot_key, tombstone_key, write_snapshot
 
 T0 = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
 INFO = {"target": "precip_mm", "resolution": "daily", "resolution_days": 1}
@@ -80,6 +80,14 @@ def test_prune_keeps_champions_registered_and_recent_runs(settings_env, store):
         resolve_run(store, "r9")
     with pytest.raises(RunNotFound, match="not a run id"):
         resolve_run(store, "../r1")
+    # Deleted by hand (no prune note), or a run from before snapshots: refused, saying which.
+    store.delete(snapshot_key(c.sha256))
+    with pytest.raises(SnapshotMissing, match=rf"snapshots/{c.sha256}.parquet \(of run r3\) does not exist"):
+        reproduce(store, resolve_run(store, "r3"))
+    X.record(store, X.make_row(run_id="old", started_at=T0, status="success", model_type="xgboost", location="S1",
+                               target="precip_mm", resolution_days=1, params={}, metrics={"rmse": 1.0}, git="abc"))
+    with pytest.raises(NotReproducible, match="run old was trained before snapshots were kept"):
+        reproduce(store, resolve_run(store, "old"))
     # The same rows written again (a new run on them) bring the snapshot back to life.
     assert _snapshot(store, 10) == b and not store.exists(tombstone_key(b.sha256))
     assert read_snapshot(store, b.sha256)[0]["target"].to_list() == [10.0, 11.0, 12.0, 13.0, 14.0]
