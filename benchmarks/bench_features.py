@@ -28,7 +28,7 @@ from benchmarks._common import best_of, write_results  # noqa: E402
 from snoiq_assets.lib.features.grid_index import GridLocator, build_station_grid_index, index_window_arrays  # noqa: E402
 from snoiq_assets.lib.features.neighbourhood import field_arrays, fields_matrix, station_features  # noqa: E402
 from snoiq_assets.lib.hrrr.decode import decode_fields  # noqa: E402
-from snoiq_assets.lib.hrrr.grid import grid_from_grib, pyproj_crs  # noqa: E402
+from snoiq_assets.lib.hrrr.grid import earth_of, grid_from_grib, pyproj_crs  # noqa: E402
 from snoiq_assets.lib.hrrr.synth import REAL_SUBSET, write_hrrr_hour  # noqa: E402
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve  # noqa: E402
 
@@ -64,7 +64,7 @@ def main() -> None:
     ny, nx = grid.shape
     results["grid"] = f"HRRR {ny}x{nx} (real grid of {REAL_SUBSET.name})"
     t0 = time.perf_counter()
-    locator = GridLocator(grid.lats, grid.lons)
+    locator = GridLocator(grid.lats, grid.lons, earth_of(grid.projection))
     results["tree_build_s"] = time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory(prefix="snoiq-bench-features-") as tmp:

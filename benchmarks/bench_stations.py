@@ -85,9 +85,9 @@ def old_pandas_gsod(path: Path) -> pd.DataFrame:
         "air_temp_max_c": f_to_c(to_float("MAX", 9999.9)),
         "air_temp_min_c": f_to_c(to_float("MIN", 9999.9)),
         "dew_point_c": f_to_c(to_float("DEWP", 9999.9)),
-        "precip_mm": to_float("PRCP", 99.99) * 25.4,
-        "snow_depth_mm": to_float("SNDP", 999.9) * 25.4,
-        "wind_speed_ms": to_float("WDSP", 999.9) * 0.514444,
+        "precip_mm": to_float("PRCP", 99.99) * INCH_MM,
+        "snow_depth_mm": to_float("SNDP", 999.9) * INCH_MM,
+        "wind_speed_ms": to_float("WDSP", 999.9) * KNOT_MS,
         "pressure_hpa": to_float("SLP", 9999.9),
     })
     checks = {

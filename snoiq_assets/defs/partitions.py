@@ -5,7 +5,9 @@ import dagster as dg
 
 # Hourly UTC run cycles; no colon in the key, so it is a safe object-key segment.
 HOURLY_KEY_FORMAT = "%Y-%m-%dT%H"
-HOURLY_START = "2020-12-01T00"
+# The first run cycle of NOAA's HRRR archive on AWS (hrrr.20140730/conus/, 18Z; the operational
+# HRRR starts 2014-09-30): every archived run has a partition. Keys are unchanged by moving it.
+HOURLY_START = "2014-07-30T18"
 
 hourly_partitions = dg.HourlyPartitionsDefinition(
     start_date=HOURLY_START, fmt=HOURLY_KEY_FORMAT, timezone="UTC"

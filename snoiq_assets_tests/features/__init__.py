@@ -27,9 +27,10 @@ def real_grid():
 @functools.lru_cache(maxsize=1)
 def real_locator():
     from snoiq_assets.lib.features.grid_index import GridLocator
+    from snoiq_assets.lib.hrrr.grid import earth_of
 
     g = real_grid()
-    return GridLocator(g.lats, g.lons)
+    return GridLocator(g.lats, g.lons, earth_of(g.projection))
 
 
 def uscrn_stations():

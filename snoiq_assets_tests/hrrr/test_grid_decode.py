@@ -124,14 +124,15 @@ def test_default_engine_is_cfgrib(hrrr_real):
 
 def test_cfgrib_engine_fails_loudly_when_cfgrib_drops_a_variable(hrrr_real):
     """If cfgrib's own filtering does not return a requested variable, the decode fails naming it
-    (here tmp_2m_k is bound to the real APCP message: cfgrib's heightAboveGround/2 m filter drops it)."""
+    (here tmp_2m_k is bound to the real APCP message: cfgrib's surface/level 2 filter drops it)."""
     msgs, handles = _scan(hrrr_real, "real", keep=lambda keys: True)
     try:
         tmp = resolve(["tmp_2m_k"])[0]
         with pytest.raises(HrrrDataError, match=r"message 1: requested variable tmp_2m_k is missing from the cfgrib "
-                           r"dataset \(data variables \[\]\); expected exactly one tmp_2m_k"):
+                           r"dataset \(data variables \[\]; level type 103, cfgrib typeOfLevel 'surface'\); "
+                           r"expected exactly one tmp_2m_k"):
             _decode_cfgrib(handles, {"tmp_2m_k": msgs[0]}, [tmp], "real")
-        assert 1 not in handles   # the handle went to cfgrib, which released it
+        assert (1, 1) not in handles   # the handle went to cfgrib, which released it
     finally:
         for h in handles.values():
             eccodes.codes_release(h)

@@ -48,7 +48,7 @@ def test_demo_materialises_clean_rejects_metadata_outcome(store, resources, inst
     res = dg.materialize([station_metadata], resources=resources, instance=instance)
     assert res.success
     meta = _read(store, "station_metadata")
-    assert list(meta.columns) == ["station_id", "name", "latitude", "longitude", "elevation_m", "network", "state",
+    assert list(meta.columns) == ["station_id", "wban", "name", "latitude", "longitude", "elevation_m", "network", "state",
                                   "begin_date", "end_date"]
     got = {r["station_id"]: r for r in meta.iter_rows(named=True)}
     assert got["72698024229"]["latitude"] == pytest.approx(45.59578)  # from the GSOD file

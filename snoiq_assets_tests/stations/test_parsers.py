@@ -77,14 +77,14 @@ def test_gsod_imperial_to_si_and_sentinels(sample_dir):
     fmt, n = _parse(sample_dir, "station_obs/gsod_72698024229_KPDX_2016-2024.csv")
     c = parsers.to_clean(n, fmt, "72698024229")
     day = c.filter(pl.col("timestamp_utc") == dt.datetime(2017, 1, 11, tzinfo=UTC)).row(0, named=True)
-    assert day["snow_depth_mm"] == pytest.approx(7.1 * 25.4)
+    assert day["snow_depth_mm"] == 7.1 * 25.4
     first = c.row(0, named=True)  # 2016-01-01: TEMP 33.9F, DEWP 18.1F, PRCP 0.00 G, SNDP 999.9, WDSP 19.8 kn, STP "028.2"
     assert first["air_temp_c"] == pytest.approx((33.9 - 32) * 5 / 9)
     assert first["dew_point_c"] == pytest.approx((18.1 - 32) * 5 / 9)
     assert first["precip_mm"] == 0.0 and first["precip_flag"] == "G" and first["snow_depth_mm"] is None
-    assert first["wind_speed_ms"] == pytest.approx(19.8 * 0.514444)
+    assert first["wind_speed_ms"] == 19.8 * (1852 / 3600)   # the international knot, exactly
     assert first["station_pressure_hpa"] == pytest.approx(1028.2) and first["pressure_hpa"] == 1032.0
-    assert first["weather_flags"] == "000000" and first["visibility_m"] == pytest.approx(10 * 1609.344)
+    assert first["weather_flags"] == "000000" and first["visibility_m"] == 10 * 1609.344
     assert n["max"].max() < 9999  # 9999.9 sentinel nulled
     assert c["air_temp_max_c"].null_count() == n["max"].null_count() > 0
 
@@ -116,7 +116,7 @@ def test_iem_asos_padded_header_and_missing(sample_dir):
     first = c.row(0, named=True)  # CLE,2010-10-23 00:51,7.20,1.70,190.00,4.00,1021.60,M
     assert first["timestamp_utc"] == dt.datetime(2010, 10, 23, 0, 51, tzinfo=UTC)
     assert (first["air_temp_c"], first["dew_point_c"], first["wind_dir_deg"], first["pressure_hpa"]) == (7.2, 1.7, 190.0, 1021.6)
-    assert first["wind_speed_ms"] == pytest.approx(4 * 0.514444) and first["precip_mm"] is None
+    assert first["wind_speed_ms"] == 4 * (1852 / 3600) and first["precip_mm"] is None
 
 
 def test_real_grb_file_has_duplicate_timestamps_rejected(sample_dir):

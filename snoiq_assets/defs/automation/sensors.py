@@ -13,7 +13,7 @@ import re
 
 import dagster as dg
 
-from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
+from snoiq_assets.defs.partitions import HOURLY_START, outcome_location_partitions, station_file_partitions
 from snoiq_assets.defs.resources import ObjectStoreResource
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.landing import LandingCursor, run_key_for, scan_landings
@@ -25,8 +25,9 @@ from snoiq_assets.lib.stations.rawkeys import (
 )
 
 HRRR_PREFIX = "raw/hrrr/"
-# raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2 — the only GRIB names the sensor accepts.
-HRRR_KEY = re.compile(r"raw/hrrr/(\d{4})(\d{2})(\d{2})/hrrr\.t(\d{2})z\.wrfsfcf(\d{2})\.grib2")
+# raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2 (or .grib2.gz, which hrrr_raw decompresses)
+# — the only GRIB names the sensor accepts.
+HRRR_KEY = re.compile(r"raw/hrrr/(\d{4})(\d{2})(\d{2})/hrrr\.t(\d{2})z\.wrfsfcf(\d{2})\.grib2(?:\.gz)?")
 
 STATION_ASSETS = dg.AssetSelection.assets("observations_raw", "observations_clean", "observations_rejects")
 OUTCOME_ASSETS = dg.AssetSelection.assets("outcome_of_interest", "outcome_rejects")
@@ -36,7 +37,7 @@ HRRR_ASSETS = dg.AssetSelection.assets("hrrr_raw", "hrrr_fields", "grid_join_fea
 def no_new_files_reason(listed: int, unsafe: list[str]) -> str:
     text = f"no new or changed files among {listed} listed"
     if unsafe:
-        text += f"; skipped {len(unsafe)} unsafe name(s): {', '.join(unsafe[:5])}"
+        text += f"; skipped {len(unsafe)} name(s) that map to no partition (see the tick log): {', '.join(unsafe[:5])}"
     return text
 
 
@@ -49,7 +50,7 @@ def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: T
             found.append((info, to_partition(info.key)))
         except UnsafeNameError as exc:
             unsafe.append(info.key)
-            context.log.warning(f"skipping landed file with an unsafe name: {exc}")
+            context.log.warning(f"skipping a landed file that maps to no partition: {exc}")
     return found, unsafe, scan
 
 
@@ -106,7 +107,11 @@ def hrrr_partition_for_key(key: str) -> tuple[str, int]:
     if not match:
         raise UnsafeNameError(f"{key!r} is not raw/hrrr/<YYYYMMDD>/hrrr.t<HH>z.wrfsfcf<FF>.grib2")
     y, m, d, hh, ff = match.groups()
-    return f"{y}-{m}-{d}T{hh}", int(ff)
+    partition = f"{y}-{m}-{d}T{hh}"
+    if partition < HOURLY_START:   # the key format sorts as time
+        raise UnsafeNameError(f"{key!r} is for run {partition}, before the first hourly partition {HOURLY_START} "
+                              "(the start of NOAA's HRRR archive)")
+    return partition, int(ff)
 
 
 @dg.sensor(
@@ -119,7 +124,7 @@ def hrrr_partition_for_key(key: str) -> tuple[str, int]:
 def hrrr_landing_sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
     found, unsafe, scan = landing_tick(
         context, store.get_store(), HRRR_PREFIX, hrrr_partition_for_key,
-        accept=lambda key: key.endswith(".grib2"),  # the .idx lands beside it; one run per GRIB
+        accept=lambda key: key.endswith((".grib2", ".grib2.gz")),  # the .idx lands beside it; one run per GRIB
     )
     if not found:
         context.update_cursor(scan.cursor.to_json())

@@ -32,6 +32,8 @@
 
 
 import datetime as dt
+import json
+from typing import Optional
 
 import dagster as dg
 import numpy as np
@@ -43,6 +45,7 @@ from snoiq_assets.defs.io_manager import parquet_key_value_metadata, partition_o
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
+from snoiq_assets.lib.hrrr.grid import earth_of
 from snoiq_assets.lib.stations.schema import VARIABLES as OBS_VARIABLES
 
 GROUP = "features"
@@ -60,8 +63,9 @@ class GridFeatureError(ValueError):
 class StationGridIndexConfig(dg.Config):
     window: int = gi.DEFAULT_WINDOW
     """Window size in cells (odd: 3, 5, 7 ...)."""
-    max_distance_m: float = gi.DEFAULT_MAX_DISTANCE_M
-    """Stations farther than this from their nearest cell centre are excluded (too_far)."""
+    max_distance_m: Optional[float] = None
+    """Stations farther than this from their nearest cell centre are excluded (too_far); unset:
+    three quarters of the nearest cell's diagonal, i.e. from the grid's own spacing."""
     force_rebuild: bool = False
     """Rebuild even when grid, stations and parameters are unchanged."""
 
@@ -119,7 +123,11 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
         })
 
     lats, lons = grid_arrays(hrrr_grid.select("y", "x", "latitude", "longitude").collect(), grid_meta["shape"])
-    locator = gi.GridLocator(lats, lons)
+    try:
+        earth = earth_of(json.loads(grid_meta.get("projection", "{}")))
+    except ValueError as exc:
+        raise GridFeatureError(f"hrrr_grid: {exc}") from None
+    locator = gi.GridLocator(lats, lons, earth)
     index = gi.build_station_grid_index(station_metadata, locator, window=config.window,
                                         max_distance_m=config.max_distance_m)
     index = index.with_columns(pl.lit(grid_id).alias("grid_id"))
@@ -127,7 +135,8 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
     excluded = index.filter(~pl.col("included"))
     meta = {
         "grid_id": grid_id, "shape": grid_meta["shape"], "window": str(config.window),
-        "max_distance_m": str(config.max_distance_m), "station_list_hash": stations_hash,
+        "max_distance_m": "cell-diagonal" if config.max_distance_m is None else str(config.max_distance_m),
+        "earth": json.dumps(earth, sort_keys=True), "station_list_hash": stations_hash,
         "inputs_hash": inputs_hash, "code_version": gi.INDEX_CODE_VERSION,
         "stations_included": str(n_inc), "stations_excluded": str(excluded.height),
     }

@@ -31,6 +31,7 @@ from snoiq_assets.lib.hrrr.decode import (
     DEFAULT_ENGINE,
     decode_fields,
     find_messages,
+    gunzip_grib,
     idx_text,
     parse_and_check_idx,
     scan_grib,
@@ -173,6 +174,11 @@ def _land_partition(obj: ObjectStore, config: HrrrRawConfig, variables, sources_
     run_time = run_time_of(partition_key)
     key = landing_key(run_time, config.forecast_hour)
     idx_key = key + ".idx"
+    gunzipped = {}
+    if not obj.exists(key) and obj.exists(key + ".gz"):   # landed gzip-compressed: decompress beside it
+        with obj.local_path(key + ".gz") as src, obj.atomic_local_file(key) as dest:
+            gunzipped = {"decompressed_from": key + ".gz", "compressed_bytes": src.stat().st_size,
+                         "decompressed_bytes": gunzip_grib(src, dest, key + ".gz")}
     if obj.exists(key):
         with obj.local_path(key) as path:
             messages = scan_grib(path, key)
@@ -185,7 +191,7 @@ def _land_partition(obj: ObjectStore, config: HrrrRawConfig, variables, sources_
             size, digest = path.stat().st_size, _sha256(path)
         if wrote_idx:
             obj.put(idx_key, idx_text(messages).encode())
-        meta = {"source": "landed", "byte_ranges": [], "idx_written": wrote_idx}
+        meta = {"source": "landed", "byte_ranges": [], "idx_written": wrote_idx, **gunzipped}
     else:
         remote = hrrr_key(run_time, config.forecast_hour)
         pattern = search_pattern(variables, config.forecast_hour)
@@ -246,8 +252,9 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
         try:
             landed[pk] = _land_partition(obj, config, variables, sources_fn, pk)
         except HrrrDataError as exc:
-            dest = _quarantine(context, obj, key, exc, "hrrr_raw", pk)
-            failures[pk] = _partition_failure_record(key, str(exc), exc, dest)
+            bad = key if obj.exists(key) else key + ".gz"   # a .grib2.gz gzip could not decompress
+            dest = _quarantine(context, obj, bad, exc, "hrrr_raw", pk)
+            failures[pk] = _partition_failure_record(bad, str(exc), exc, dest)
         except FetchError as exc:
             context.log.error(f"hrrr_raw {pk}: {exc}")
             failures[pk] = _partition_failure_record(key, str(exc))

@@ -158,7 +158,8 @@ def station_metadata(context: dg.AssetExecutionContext) -> pl.DataFrame:
     out = md.build_station_metadata(*frames)
     context.add_output_metadata({"stations": out.height, "uscrn_source": tsv_src, "extra_source": extra_src})
     return out.drop("source").select(
-        "station_id", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date", "end_date"
+        "station_id", "wban", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date",
+        "end_date",
     )
 
 

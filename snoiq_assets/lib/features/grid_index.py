@@ -7,13 +7,19 @@ How the nearest cell is found: every cell centre becomes a 3-D unit vector on th
 goes into a ``scipy.spatial.cKDTree``. The straight-line (chord) distance between unit vectors
 grows monotonically with the great-circle distance, so the tree's nearest neighbour is the
 great-circle nearest cell, with no projection and no trouble at the dateline or the poles.
-Distances reported are haversine metres on a sphere of radius ``EARTH_RADIUS_M``.
+Distances are measured on the grid's own figure of the earth (``earth``: the GRIB2
+shapeOfTheEarth figure, see ``lib.hrrr.grid.earth_figure``): haversine on a sphere of radius
+``R``, the geodesic (pyproj.Geod) on an ellipsoid, where the nearest of the four chord-nearest
+cells by that distance is taken. A bare lat/lon grid uses the IUGG mean sphere.
 
 Exclusions (never clamped to the edge): a station is excluded, with a reason, when
 
 - ``outside_grid``: its nearest cell is on the grid's outer row/column and the station lies more
   than half a cell beyond it (measured along the grid's local outward direction), or
-- ``too_far``: it is farther than ``max_distance_m`` from the nearest cell centre.
+- ``too_far``: it is farther than ``max_distance_m`` from the nearest cell centre. The default
+  limit comes from the grid's own spacing: three quarters of the diagonal of the station's
+  nearest cell (about 3.2 km on HRRR's 3 km grid, 260 km on a 2.5 degree grid at 45 N; a
+  point inside a regular grid is never more than half a diagonal from a cell centre).
 
 Window layout: the ``k*k`` cells of a station's window are listed row by row from the
 southernmost row to the northernmost, each row from west to east (grid-relative directions,
@@ -31,11 +37,12 @@ import numpy as np
 import polars as pl
 from scipy.spatial import cKDTree
 
-EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
-DEFAULT_MAX_DISTANCE_M = 5_000.0
+EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), for a grid given without its figure
+MEAN_SPHERE = {"R": EARTH_RADIUS_M}
+DIAGONAL_FRACTION = 0.75      # default too_far limit: this fraction of the nearest cell's diagonal
 DEFAULT_WINDOW = 5
 # Bump when the index logic changes: it is part of the asset's code version and data version.
-INDEX_CODE_VERSION = "grid_index-1"
+INDEX_CODE_VERSION = "grid_index-2"
 
 REASON_OUTSIDE = "outside_grid"
 REASON_TOO_FAR = "too_far"
@@ -60,13 +67,26 @@ def unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.stack([cl * np.cos(lo), cl * np.sin(lo), np.sin(la)], axis=-1)
 
 
-def haversine_m(lat1, lon1, lat2, lon2) -> np.ndarray:
-    """Great-circle distance in metres (haversine, sphere of radius EARTH_RADIUS_M)."""
+def haversine_m(lat1, lon1, lat2, lon2, radius_m: float = EARTH_RADIUS_M) -> np.ndarray:
+    """Great-circle distance in metres (haversine, sphere of radius ``radius_m``)."""
     p1, p2 = np.deg2rad(np.asarray(lat1, float)), np.deg2rad(np.asarray(lat2, float))
     dp = p2 - p1
     dl = np.deg2rad(np.asarray(lon2, float) - np.asarray(lon1, float))
     a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+    return 2 * radius_m * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def distance_m(lat1, lon1, lat2, lon2, earth: dict = MEAN_SPHERE) -> np.ndarray:
+    """Distance in metres on the figure ``earth``: ``{"R"}`` (haversine) or ``{"a", "b"|"rf"}``
+    (the ellipsoid's geodesic, pyproj.Geod)."""
+    if "R" in earth:
+        return haversine_m(lat1, lon1, lat2, lon2, earth["R"])
+    import pyproj
+
+    geod = pyproj.Geod(a=earth["a"], b=earth["b"]) if "b" in earth else pyproj.Geod(a=earth["a"], rf=earth["rf"])
+    shape = np.broadcast(np.asarray(lat1), np.asarray(lon1), np.asarray(lat2), np.asarray(lon2)).shape
+    args = [np.broadcast_to(np.asarray(v, float), shape).ravel() for v in (lon1, lat1, lon2, lat2)]
+    return np.asarray(geod.inv(*args)[2], dtype=np.float64).reshape(shape)
 
 
 # ----- the locator ----------------------------------------------------------------------
@@ -79,9 +99,10 @@ class NearestCells:
 
 
 class GridLocator:
-    """A cKDTree over a grid's cell centres (3-D unit vectors) plus the grid's orientation."""
+    """A cKDTree over a grid's cell centres (3-D unit vectors), the grid's orientation and its
+    figure of the earth (``earth``, default the mean sphere)."""
 
-    def __init__(self, lats: np.ndarray, lons: np.ndarray):
+    def __init__(self, lats: np.ndarray, lons: np.ndarray, earth: dict | None = None):
         lats = np.asarray(lats, dtype=np.float64)
         lons = np.asarray(lons, dtype=np.float64)
         if lats.ndim != 2 or lats.shape != lons.shape:
@@ -92,6 +113,9 @@ class GridLocator:
         if not (np.isfinite(lats).all() and np.isfinite(lons).all()):
             raise GridIndexError("grid latitude/longitude contain non-finite values")
         self.shape = (ny, nx)
+        self.earth = dict(earth or MEAN_SPHERE)
+        if not ({"R"} <= set(self.earth) or {"a", "b"} <= set(self.earth) or {"a", "rf"} <= set(self.earth)):
+            raise GridIndexError(f"earth must give R, or a with b or rf (metres), got {self.earth}")
         self.lats = lats
         self.lons = normalise_longitude(lons)
         self.points = unit_vectors(self.lats, self.lons)  # (ny, nx, 3)
@@ -114,13 +138,31 @@ class GridLocator:
         lat = np.asarray(lat, dtype=np.float64)
         lon = normalise_longitude(lon)
         s = unit_vectors(lat, lon)
-        _, flat = self.tree.query(s, k=1)
-        flat = np.asarray(flat, dtype=np.int64)
         ny, nx = self.shape
-        iy, ix = np.divmod(flat, nx)
-        dist = haversine_m(lat, lon, self.lats[iy, ix], self.lons[iy, ix])
+        if "R" in self.earth:   # on a sphere the chord order is the great-circle order
+            _, flat = self.tree.query(s, k=1)
+            flat = np.asarray(flat, dtype=np.int64)
+            iy, ix = np.divmod(flat, nx)
+            dist = distance_m(lat, lon, self.lats[iy, ix], self.lons[iy, ix], self.earth)
+        else:                   # on an ellipsoid: the geodesic-nearest of the four chord-nearest
+            _, cand = self.tree.query(s, k=4)
+            cand = np.asarray(cand, dtype=np.int64).reshape(len(lat), 4)
+            cy, cx = np.divmod(cand, nx)
+            d = distance_m(lat[:, None], lon[:, None], self.lats[cy, cx], self.lons[cy, cx], self.earth)
+            best = np.argmin(d, axis=1)
+            rows = np.arange(len(lat))
+            iy, ix, dist = cy[rows, best], cx[rows, best], d[rows, best]
         outside = self._beyond_edge(s, iy, ix)
         return NearestCells(iy=iy, ix=ix, distance_m=dist, outside=outside)
+
+    def cell_diagonal_m(self, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
+        """Length of each given cell's diagonal on the grid's figure: the distance from its
+        centre to the next centre along both axes (towards the inside at the last row/column)."""
+        ny, nx = self.shape
+        iy, ix = np.asarray(iy, np.int64), np.asarray(ix, np.int64)
+        jy = np.where(iy + 1 < ny, iy + 1, iy - 1)
+        jx = np.where(ix + 1 < nx, ix + 1, ix - 1)
+        return distance_m(self.lats[iy, ix], self.lons[iy, ix], self.lats[jy, jx], self.lons[jy, jx], self.earth)
 
     def _beyond_edge(self, s: np.ndarray, iy: np.ndarray, ix: np.ndarray) -> np.ndarray:
         """True where the nearest cell is an edge cell and the point lies more than half a
@@ -212,9 +254,11 @@ def station_list_hash(stations: pl.DataFrame) -> str:
     return h.hexdigest()[:16]
 
 
-def index_inputs_hash(grid_id: str, stations_hash: str, window: int, max_distance_m: float) -> str:
-    """What the index depends on: it is rebuilt only when this changes."""
-    text = f"{INDEX_CODE_VERSION}|{grid_id}|{stations_hash}|{window}|{float(max_distance_m):.3f}"
+def index_inputs_hash(grid_id: str, stations_hash: str, window: int, max_distance_m: float | None) -> str:
+    """What the index depends on: it is rebuilt only when this changes (``None``: the limit
+    derived from the grid's spacing, itself fixed by ``grid_id``)."""
+    limit = "cell-diagonal" if max_distance_m is None else f"{float(max_distance_m):.3f}"
+    text = f"{INDEX_CODE_VERSION}|{grid_id}|{stations_hash}|{window}|{limit}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -239,9 +283,13 @@ def build_station_grid_index(
     locator: GridLocator,
     *,
     window: int = DEFAULT_WINDOW,
-    max_distance_m: float = DEFAULT_MAX_DISTANCE_M,
+    max_distance_m: float | None = None,
 ) -> pl.DataFrame:
     """One row per station (sorted by station_id), schema ``INDEX_SCHEMA``.
+
+    ``max_distance_m``: stations farther from their nearest cell centre are ``too_far``; by
+    default (``None``) ``DIAGONAL_FRACTION`` of that cell's diagonal, so the limit follows the
+    grid's spacing (3 km HRRR, 12-80 km RAP/NAM/GFS ...).
 
     Included stations carry their nearest cell (grid_y, grid_x), its centre, the great-circle
     distance to it and the window. Excluded stations keep their coordinates, the distance to
@@ -249,16 +297,23 @@ def build_station_grid_index(
     are null, so nothing downstream can use an edge cell in their place.
     """
     window_offsets(window)  # validates the size
-    if not (max_distance_m > 0):
+    if max_distance_m is not None and not (max_distance_m > 0):
         raise GridIndexError(f"max_distance_m must be positive, got {max_distance_m!r}")
     df = validate_stations(stations).sort("station_id")
     lat = df["latitude"].to_numpy()
     lon = df["longitude"].to_numpy()
     near = locator.nearest(lat, lon)
-    too_far = near.distance_m > max_distance_m
+    if max_distance_m is None:
+        limit = DIAGONAL_FRACTION * locator.cell_diagonal_m(near.iy, near.ix)
+        how = f" ({DIAGONAL_FRACTION:g} of the cell diagonal)"
+    else:
+        limit = np.full(len(lat), float(max_distance_m))
+        how = ""
+    too_far = near.distance_m > limit
     reason = np.full(len(lat), None, dtype=object)
     for i in np.flatnonzero(too_far):
-        reason[i] = f"{REASON_TOO_FAR}: {near.distance_m[i] / 1000:.1f} km from the nearest cell, limit {max_distance_m / 1000:.1f} km"
+        reason[i] = (f"{REASON_TOO_FAR}: {near.distance_m[i] / 1000:.1f} km from the nearest cell, "
+                     f"limit {limit[i] / 1000:.1f} km{how}")
     for i in np.flatnonzero(near.outside):  # outside wins: it is the more specific reason
         reason[i] = (f"{REASON_OUTSIDE}: beyond the grid edge, {near.distance_m[i] / 1000:.1f} km from "
                      f"edge cell (y={near.iy[i]}, x={near.ix[i]})")

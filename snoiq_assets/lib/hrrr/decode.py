@@ -3,8 +3,11 @@
 Order of checks (each failure is an ``HrrrDataError`` naming file, message and expectation):
 1. framing: every message starts with ``GRIB``, is edition 2, fits in the file and ends in
    ``7777``; no trailing bytes (catches truncation at any offset);
-2. ecCodes reads each message's product keys;
-3. the ``.idx`` (if given) lists exactly these offsets and the variable/level at each;
+2. ecCodes reads the product keys of each field: a message may hold several fields (NCEP packs
+   10 m U and V wind into one; sections 2-7, 3-7 or 4-7 repeat, WMO FM 92 GRIB2 section 0
+   note), each field is addressed as ``N.k`` like wgrib2 does and decoded on its own;
+3. the ``.idx`` (if given) lists exactly these fields (``N`` or ``N.k``) at their message's
+   offset, and the variable/level of each;
 4. every message is on the expected grid (``grid_id``);
 5. each requested variable is present exactly once (its absence is an error), for the
    requested forecast hour and, if given, the partition's run cycle.
@@ -39,7 +42,6 @@ from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.grid import grid_id_from_keys, grid_keys
 from snoiq_assets.lib.hrrr.inventory import IdxEntry, IdxError, parse_idx
 from snoiq_assets.lib.hrrr.variables import (
-    CFGRIB_LEVEL_TYPES,
     WGRIB2_NAMES,
     Variable,
     wgrib2_forecast,
@@ -55,11 +57,24 @@ PRODUCT_KEYS = ("discipline", "parameterCategory", "parameterNumber", "typeOfFir
 
 @dataclass
 class MessageInfo:
-    number: int          # 1-based
-    offset: int
-    length: int
+    """One field of a GRIB2 message (most messages hold one; NCEP's U/V messages hold two)."""
+
+    number: int          # message number, 1-based
+    offset: int          # of the message
+    length: int          # of the message
     keys: dict
     grid_id: str
+    field: int = 1       # 1-based field within the message
+    fields: int = 1      # fields in the message
+
+    @property
+    def label(self) -> str:
+        """wgrib2's name for the field: ``N``, or ``N.k`` in a message of several fields."""
+        return str(self.number) if self.fields == 1 else f"{self.number}.{self.field}"
+
+    @property
+    def ref(self) -> tuple[int, int]:
+        return self.number, self.field
 
     @property
     def run_time(self) -> dt.datetime:
@@ -75,12 +90,34 @@ class MessageInfo:
     def wgrib2_level(self) -> str:
         return wgrib2_level(self.keys["typeOfFirstFixedSurface"], self.keys["level"])
 
-    def idx_line(self, number: int | None = None, offset: int | None = None) -> str:
+    def idx_line(self) -> str:
         k = self.keys
         fc = wgrib2_forecast(k["stepType"], k["startStep"], k["endStep"])
         date = self.run_time.strftime("%Y%m%d%H")
-        return (f"{number or self.number}:{self.offset if offset is None else offset}:d={date}:"
-                f"{self.wgrib2_name}:{self.wgrib2_level}:{fc}:")
+        return f"{self.label}:{self.offset}:d={date}:{self.wgrib2_name}:{self.wgrib2_level}:{fc}:"
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def gunzip_grib(src: str | Path, dest: str | Path, name: str) -> int:
+    """Decompress a gzip-compressed GRIB2 file (MRMS is distributed as ``.grib2.gz``) into
+    ``dest``; return the decompressed size. A file that is not gzip, or a truncated or corrupt
+    gzip stream, raises ``HrrrDataError`` saying so."""
+    import gzip
+    import shutil
+    import zlib
+
+    with open(src, "rb") as fh:
+        if fh.read(2) != GZIP_MAGIC:
+            raise HrrrDataError(name, "not gzip data (no gzip magic bytes 1f 8b)", expected="a .grib2.gz file")
+    try:
+        with gzip.open(src, "rb") as zin, open(dest, "wb") as out:
+            shutil.copyfileobj(zin, out, 8 << 20)
+            return out.tell()
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise HrrrDataError(name, f"gzip cannot decompress the file: {type(exc).__name__}: {exc}",
+                            expected="a complete gzip stream") from None
 
 
 def scan_framing(data, name: str) -> list[tuple[int, int]]:
@@ -89,6 +126,10 @@ def scan_framing(data, name: str) -> list[tuple[int, int]]:
     out, pos, n = [], 0, 0
     if size == 0:
         raise HrrrDataError(name, "empty file", message=1, expected="a GRIB2 message")
+    if data[:2] == GZIP_MAGIC:
+        raise HrrrDataError(name, "the file is gzip-compressed (it starts with the gzip magic bytes 1f 8b); "
+                            "decompress it first, or land it as <name>.grib2.gz for hrrr_raw to decompress",
+                            message=1, expected="'GRIB'", found="gzip data")
     while pos < size:
         n += 1
         if data[pos:pos + 4] != b"GRIB":
@@ -126,29 +167,70 @@ def scan_framing(data, name: str) -> list[tuple[int, int]]:
 MISSING_VALUE = float(np.finfo(np.float32).max)
 
 
-def _section3(data, offset: int, length: int) -> bytes | None:
-    """The raw grid-definition section of a framed GRIB2 message (None if it cannot be found)."""
-    pos, end = offset + 16, offset + length - 4
-    while pos + 5 <= end:
-        size = int.from_bytes(data[pos:pos + 4], "big")
-        if size < 5 or pos + size > end:
-            return None
-        if data[pos + 4] == 3:
-            return bytes(data[pos:pos + size])
+def split_fields(data, offset: int, length: int, name: str, number: int) -> list[tuple[bytes, bytes]]:
+    """Each field of a framed GRIB2 message as ``(section 3, a one-field GRIB2 message)``.
+
+    A message holds sections 1-7 once, then may repeat 2-7, 3-7 or 4-7 for further fields; a
+    repeated field inherits the last section 2 and 3 seen, and a bitmap indicator 254 ("the
+    bitmap defined earlier in this message applies") takes the last bitmap given. A message of
+    one field is returned as it is (one copy, as before). Any other layout raises
+    ``HrrrDataError``.
+    """
+    end = offset + length - 4
+    pos = offset + 16
+    current: dict[int, tuple[int, int]] = {}   # section number -> (position, size) in data
+    last_bitmap: tuple[int, int] | None = None
+    fields: list[dict[int, tuple[int, int]]] = []
+    expected: tuple[int, ...] = (1,)
+    while pos < end:
+        size = int.from_bytes(data[pos:pos + 4], "big") if pos + 5 <= end else 0
+        sec_no = data[pos + 4] if size else None
+        if size < 5 or pos + size > end or sec_no not in expected:
+            raise HrrrDataError(name, f"corrupt: section layout broken at offset {pos}", message=number,
+                                expected=f"section {' or '.join(map(str, expected))} within the message's "
+                                f"{length} bytes", found=f"section {sec_no} of {size} bytes")
+        where = (pos, size)
+        if sec_no == 6 and data[pos + 5] == 0:
+            last_bitmap = where
+        elif sec_no == 6 and data[pos + 5] == 254:
+            if last_bitmap is None:
+                raise HrrrDataError(name, f"corrupt: field {len(fields) + 1} refers to an earlier bitmap "
+                                    "(indicator 254) but none was given", message=number,
+                                    expected="a bitmap (indicator 0) before indicator 254")
+            where = last_bitmap
+        current[sec_no] = where
         pos += size
-    return None
+        if sec_no == 7:
+            fields.append(dict(current))
+        expected = {1: (2, 3), 2: (3,), 3: (4,), 4: (5,), 5: (6,), 6: (7,), 7: (2, 3, 4)}[sec_no]
+    if not fields or pos != end:
+        raise HrrrDataError(name, "corrupt: the message holds no complete field (sections 1 to 7)",
+                            message=number, expected="sections 1, 3, 4, 5, 6, 7 before '7777'")
+
+    def section(secs: dict, k: int) -> bytes:
+        p, n = secs[k]
+        return bytes(data[p:p + n])
+
+    if len(fields) == 1:
+        return [(section(fields[0], 3), bytes(data[offset:offset + length]))]
+    out = []
+    for secs in fields:
+        body = b"".join(section(secs, k) for k in (1, 2, 3, 4, 5, 6, 7) if k in secs)
+        total = 16 + len(body) + 4
+        out.append((section(secs, 3), bytes(data[offset:offset + 8]) + total.to_bytes(8, "big") + body + b"7777"))
+    return out
 
 
-def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], dict[int, int]]:
-    """One pass over the file: framing, then each message's keys through ecCodes.
+def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], dict[tuple[int, int], int]]:
+    """One pass over the file: framing, then each field's keys through ecCodes.
 
-    ``keep(keys) -> bool`` selects messages whose ecCodes handle is returned (number -> handle)
-    for decoding; the caller releases them. Every other handle is released at once.
+    ``keep(keys) -> bool`` selects fields whose ecCodes handle is returned (``MessageInfo.ref``
+    -> handle) for decoding; the caller releases them. Every other handle is released at once.
     """
     import eccodes
 
     infos: list[MessageInfo] = []
-    kept: dict[int, int] = {}
+    kept: dict[tuple[int, int], int] = {}
     grid_ids: dict[bytes, str] = {}   # the grid keys all live in section 3: same bytes, same grid_id
     with open(path, "rb") as fh:
         try:
@@ -157,33 +239,34 @@ def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], di
             raise HrrrDataError(name, "empty file", message=1, expected="a GRIB2 message") from None
         try:
             for n, (offset, length) in enumerate(scan_framing(data, name), 1):
-                try:
-                    h = eccodes.codes_new_from_message(data[offset:offset + length])
-                except Exception as exc:  # noqa: BLE001
-                    raise HrrrDataError(name, f"ecCodes cannot read the message at offset {offset}: {exc}",
-                                        message=n, expected="a valid GRIB2 message") from None
-                hold = False
-                try:
-                    keys = {}
-                    for k in PRODUCT_KEYS:
-                        keys[k] = eccodes.codes_get(h, k, str if k in ("stepType", "centre") else int)
-                    keys["centre_code"] = eccodes.codes_get(h, "centre", int)
-                    sec3 = _section3(data, offset, length)
-                    gid = grid_ids.get(sec3) if sec3 is not None else None
-                    if gid is None:
-                        gid = grid_id_from_keys(grid_keys(h))
-                        if sec3 is not None:
-                            grid_ids[sec3] = gid
-                    infos.append(MessageInfo(n, offset, length, keys, gid))
-                    hold = keep is not None and keep(keys)
-                except Exception as exc:  # noqa: BLE001
-                    raise HrrrDataError(name, f"ecCodes cannot read the keys of the message at offset {offset}: "
-                                        f"{exc}", message=n, expected="a valid GRIB2 message") from None
-                finally:
-                    if hold:
-                        kept[n] = h
-                    else:
-                        eccodes.codes_release(h)
+                parts = split_fields(data, offset, length, name, n)
+                for k, (sec3, raw) in enumerate(parts, 1):
+                    where = f"at offset {offset}" + (f" (field {k} of {len(parts)})" if len(parts) > 1 else "")
+                    try:
+                        h = eccodes.codes_new_from_message(raw)
+                    except Exception as exc:  # noqa: BLE001
+                        raise HrrrDataError(name, f"ecCodes cannot read the message {where}: {exc}",
+                                            message=n, expected="a valid GRIB2 message") from None
+                    hold = False
+                    try:
+                        keys = {}
+                        for key in PRODUCT_KEYS:
+                            keys[key] = eccodes.codes_get(h, key, str if key in ("stepType", "centre") else int)
+                        keys["centre_code"] = eccodes.codes_get(h, "centre", int)
+                        gid = grid_ids.get(sec3)
+                        if gid is None:
+                            gid = grid_ids[sec3] = grid_id_from_keys(grid_keys(h))
+                        info = MessageInfo(n, offset, length, keys, gid, k, len(parts))
+                        infos.append(info)
+                        hold = keep is not None and keep(keys)
+                    except Exception as exc:  # noqa: BLE001
+                        raise HrrrDataError(name, f"ecCodes cannot read the keys of the message {where}: "
+                                            f"{exc}", message=n, expected="a valid GRIB2 message") from None
+                    finally:
+                        if hold:
+                            kept[info.ref] = h
+                        else:
+                            eccodes.codes_release(h)
         except BaseException:
             for h in kept.values():
                 eccodes.codes_release(h)
@@ -198,17 +281,20 @@ def scan_grib(path: str | Path, name: str | None = None) -> list[MessageInfo]:
     return _scan(path, name or str(path))[0]
 
 
-def _handles_at(path: str | Path, messages: list[MessageInfo], name: str) -> dict[int, int]:
-    """ecCodes handles of already-scanned messages, read at their offsets."""
+def _handles_at(path: str | Path, messages: list[MessageInfo], name: str) -> dict[tuple[int, int], int]:
+    """ecCodes handles of already-scanned fields, read at their message's offsets."""
     import eccodes
 
-    out: dict[int, int] = {}
+    out: dict[tuple[int, int], int] = {}
     try:
         with open(path, "rb") as fh:
             for m in messages:
                 fh.seek(m.offset)
+                raw = fh.read(m.length)
+                if m.fields > 1:
+                    raw = split_fields(raw, 0, m.length, name, m.number)[m.field - 1][1]
                 try:
-                    out[m.number] = eccodes.codes_new_from_message(fh.read(m.length))
+                    out[m.ref] = eccodes.codes_new_from_message(raw)
                 except Exception as exc:  # noqa: BLE001
                     raise HrrrDataError(name, f"ecCodes cannot read the message at offset {m.offset}: {exc}",
                                         message=m.number, expected="a valid GRIB2 message") from None
@@ -242,18 +328,27 @@ def idx_text(messages: list[MessageInfo]) -> str:
 
 
 def check_idx(entries: list[IdxEntry], messages: list[MessageInfo], name: str) -> None:
-    """The inventory must list every message at its offset, with its variable and level."""
-    by_offset = {m.offset: m for m in messages}
+    """The inventory must list every field (``N`` or ``N.k``) at its message's offset, with its
+    variable and level."""
+    by_offset: dict[int, list[MessageInfo]] = {}
+    for m in messages:
+        by_offset.setdefault(m.offset, []).append(m)
     size = messages[-1].offset + messages[-1].length if messages else 0
-    starts = sorted({e.start for e in entries})
+    listed: set[tuple[int, int]] = set()
     for e in entries:
         if e.start >= size:
             raise HrrrDataError(name, f".idx entry {e.msg} points at offset {e.start}, past the end of the file "
                                 f"({size} bytes)", message=e.number, expected=f"an offset below {size}")
-        m = by_offset.get(e.start)
-        if m is None:
+        fields = by_offset.get(e.start)
+        if fields is None:
             raise HrrrDataError(name, f".idx entry {e.msg} offset {e.start} is not the start of a GRIB message",
                                 message=e.number, expected=f"one of {sorted(by_offset)[:10]}")
+        k = e.field
+        if k > len(fields):
+            raise HrrrDataError(name, f".idx entry {e.msg} names field {k} of the message at offset {e.start}",
+                                message=fields[0].number, expected=f"at most {len(fields)} field(s)")
+        m = fields[k - 1]
+        listed.add(m.ref)
         known = WGRIB2_NAMES.get((m.keys["discipline"], m.keys["parameterCategory"], m.keys["parameterNumber"]))
         idx_var = e.variable
         if known is not None and idx_var != known:
@@ -265,10 +360,11 @@ def check_idx(entries: list[IdxEntry], messages: list[MessageInfo], name: str) -
         if m.keys["typeOfFirstFixedSurface"] in (1, 103) and e.level != m.wgrib2_level:
             raise HrrrDataError(name, f".idx entry {e.msg} names the wrong level at offset {e.start}",
                                 message=m.number, expected=f"{e.level} (from the .idx)", found=m.wgrib2_level)
-    missing = [m.number for m in messages if m.offset not in starts]
+    missing = [m for m in messages if m.ref not in listed]
     if missing:
-        raise HrrrDataError(name, f"messages {missing[:10]} are not listed in the .idx", message=missing[0],
-                            expected="one .idx line per message")
+        raise HrrrDataError(name, f"fields {[m.label for m in missing[:10]]} are not listed in the .idx",
+                            message=missing[0].number, expected="one .idx line per field (N, or N.k for field k "
+                            "of a message holding several)")
 
 
 def parse_and_check_idx(text: str, messages: list[MessageInfo], name: str) -> list[IdxEntry]:
@@ -301,7 +397,7 @@ def find_messages(messages: list[MessageInfo], variables: list[Variable], foreca
                                 message=None, expected=var.describe())
         if len(hits) > 1:
             raise HrrrDataError(name, f"variable {var.column} appears {len(hits)} times "
-                                f"(messages {[m.number for m in hits]})", message=hits[1].number,
+                                f"(fields {[m.label for m in hits]})", message=hits[1].number,
                                 expected=f"exactly one {var.describe()}")
         m = hits[0]
         if m.keys["endStep"] != forecast_hour:
@@ -341,7 +437,7 @@ class _Field:
     grib_units: str
 
 
-def _decode_eccodes(handles: dict[int, int], chosen: dict[str, MessageInfo], variables: list[Variable],
+def _decode_eccodes(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo], variables: list[Variable],
                     name: str) -> dict[str, _Field]:
     """Engine "eccodes": each message's values straight from its ecCodes handle."""
     import eccodes
@@ -349,7 +445,7 @@ def _decode_eccodes(handles: dict[int, int], chosen: dict[str, MessageInfo], var
     out = {}
     for var in variables:
         msg = chosen[var.column]
-        h = handles[msg.number]
+        h = handles[msg.ref]
         try:
             values, n_null = decode_values(h)
             grib_units = eccodes.codes_get(h, "units", str)
@@ -360,18 +456,21 @@ def _decode_eccodes(handles: dict[int, int], chosen: dict[str, MessageInfo], var
     return out
 
 
-def _cfgrib_groups(handles: dict[int, int], chosen: dict[str, MessageInfo],
+def _cfgrib_groups(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo],
                    variables: list[Variable]) -> list[tuple[dict, list[Variable]]]:
     """Requested variables grouped so that one cfgrib dataset holds each group without conflict:
     same level type, level and step type (``open_dataset`` drops variables whose level or step
-    coordinates clash), and no paramId twice (cfgrib would silently keep only one message)."""
+    coordinates clash), and no paramId twice (cfgrib would silently keep only one message).
+
+    The level type is filtered by the name ecCodes gives the message's own level (the key cfgrib
+    filters on: ``heightAboveSea`` for type 102 ...), so no level type needs a table of ours."""
     import eccodes
 
     groups: dict[tuple, list[tuple[dict, set, list]]] = {}
     for var in variables:
-        msg = chosen[var.column]
-        param_id = eccodes.codes_get(handles[msg.number], "paramId", int)
-        fbk = {"typeOfLevel": CFGRIB_LEVEL_TYPES.get(var.level_type, "undef"), "level": var.level_value,
+        h = handles[chosen[var.column].ref]
+        param_id = eccodes.codes_get(h, "paramId", int)
+        fbk = {"typeOfLevel": eccodes.codes_get(h, "typeOfLevel", str), "level": var.level_value,
                "stepType": var.step_type}
         subgroups = groups.setdefault(tuple(fbk.values()), [])
         for fb, params, members in subgroups:
@@ -384,7 +483,7 @@ def _cfgrib_groups(handles: dict[int, int], chosen: dict[str, MessageInfo],
     return [(fbk, members) for subgroups in groups.values() for fbk, _, members in subgroups]
 
 
-def _decode_cfgrib(handles: dict[int, int], chosen: dict[str, MessageInfo], variables: list[Variable],
+def _decode_cfgrib(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo], variables: list[Variable],
                    name: str) -> dict[str, _Field]:
     """Engine "cfgrib": xarray + cfgrib, one ``open_dataset`` per level/step group.
 
@@ -402,8 +501,8 @@ def _decode_cfgrib(handles: dict[int, int], chosen: dict[str, MessageInfo], vari
     for fbk, members in _cfgrib_groups(handles, chosen, variables):
         fieldset = {}
         for var in members:
-            number = chosen[var.column].number
-            fieldset[number] = Message(codes_id=handles.pop(number))
+            ref = chosen[var.column].ref
+            fieldset[ref] = Message(codes_id=handles.pop(ref))
         first = chosen[members[0].column]
         try:
             ds = xr.open_dataset(
@@ -428,7 +527,8 @@ def _decode_cfgrib(handles: dict[int, int], chosen: dict[str, MessageInfo], vari
                 if len(hits) != 1:
                     what = "is missing from" if not hits else f"appears {len(hits)} times ({hits}) in"
                     raise HrrrDataError(name, f"requested variable {var.column} {what} the cfgrib dataset "
-                                        f"(data variables {sorted(returned)})", message=msg.number,
+                                        f"(data variables {sorted(returned)}; level type {var.level_type}, "
+                                        f"cfgrib typeOfLevel {fbk['typeOfLevel']!r})", message=msg.number,
                                         expected=f"exactly one {var.describe()}")
                 da = ds[hits[0]]
                 if da.dims != ("values",):
@@ -484,7 +584,7 @@ def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: in
         chosen = find_messages(messages, variables, forecast_hour, name, run_time)
         if handles is None:
             handles = _handles_at(path, list(chosen.values()), name)
-        wanted = {m.number for m in chosen.values()}
+        wanted = {m.ref for m in chosen.values()}
         for n in [n for n in handles if n not in wanted]:   # kept by the scan but not chosen
             eccodes.codes_release(handles.pop(n))
         fields = _DECODERS[engine](handles, chosen, variables, name)
@@ -523,7 +623,7 @@ def _assemble(fields: dict[str, _Field], chosen: dict[str, MessageInfo], variabl
                                  "max": float(values.max()), "null_count": 0}
             columns[var.column] = pa.array(values)
         units[var.column] = var.units
-        sources[var.column] = {"message": msg.number, "offset": msg.offset, "grib_units": f.grib_units,
+        sources[var.column] = {"message": msg.number, "field": msg.field, "offset": msg.offset, "grib_units": f.grib_units,
                                "idx": msg.idx_line()}
     first = chosen[variables[0].column]
     run = first.run_time

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snoiq_assets.lib.hrrr.inventory import ByteRange, group_ranges, parse_idx, select, subset_idx
+from snoiq_assets.lib.hrrr.inventory import ByteRange, group_ranges, parse_idx, select, subset_idx, whole_messages
 
 NOAA_BUCKET = "noaa-hrrr-bdp-pds"
 
@@ -155,7 +155,7 @@ def _fetch_from(source, key: str, pattern: str, dest: Path, errors: list[str]) -
     chosen = select(entries, pattern)
     if not chosen:
         raise FetchError(f"no message of {key}.idx matches {pattern!r}")
-    ranges = group_ranges(chosen)
+    ranges = group_ranges(whole_messages(entries, chosen))
     sizes, digest, total = [], hashlib.sha256(), 0
     with open(dest, "wb") as out:
         for rng in ranges:

@@ -100,18 +100,44 @@ def shape_from_keys(keys: dict) -> tuple[int, int]:
     return int(ny), int(nx)
 
 
+# GRIB2 code table 3.2 (shape of the reference system): the figures the code itself fixes, as
+# the table gives them: a sphere's radius R, or an ellipsoid's semi-major axis a with its
+# semi-minor axis b (or inverse flattening rf where the model is defined by it), in metres.
+EARTH_FIGURES: dict[int, dict] = {
+    0: {"R": 6_367_470.0},                               # sphere
+    2: {"a": 6_378_160.0, "b": 6_356_775.0},             # IAU 1965 oblate spheroid (f = 1/297)
+    4: {"a": 6_378_137.0, "rf": 298.257222101},          # IAG-GRS80
+    5: {"a": 6_378_137.0, "rf": 298.257223563},          # WGS-84
+    6: {"R": 6_371_229.0},                               # sphere
+    8: {"R": 6_371_200.0},                               # sphere, horizontal datum WGS-84
+    9: {"a": 6_377_563.396, "b": 6_356_256.909},         # OSGB 1936 datum, Airy 1830 spheroid
+    10: {"a": 6_378_137.0, "rf": 298.257223563},         # WGS-84, corrected geomagnetic coordinates
+}
+# 1, 3, 7: the producer gives the figure (radius in m; axes in km for 3, in m for 7).
+
+
+def earth_figure(keys: dict) -> dict:
+    """The figure of the earth of a grid, from its ``shapeOfTheEarth`` code (table 3.2):
+    ``{"R": radius}`` for a sphere, ``{"a": ..., "b": ...}`` or ``{"a": ..., "rf": ...}`` for
+    an ellipsoid, in metres. Raises ``ValueError`` naming a code the table does not define for
+    the earth (11 is the Sun; 12-254 reserved or local; 255 missing)."""
+    shape = keys.get("shapeOfTheEarth")
+    if shape in EARTH_FIGURES:
+        return dict(EARTH_FIGURES[shape])
+    if shape == 1 and keys.get("radius"):
+        return {"R": float(keys["radius"])}
+    if shape in (3, 7) and keys.get("earthMajorAxis") and keys.get("earthMinorAxis"):
+        unit = 1000.0 if shape == 3 else 1.0
+        return {"a": float(keys["earthMajorAxis"]) * unit, "b": float(keys["earthMinorAxis"]) * unit}
+    given = "" if shape not in (1, 3, 7) else " without the radius or axes the producer must give"
+    raise ValueError(f"shapeOfTheEarth {shape!r}{given} names no figure of the earth in GRIB2 code table 3.2 "
+                     "(0-10)")
+
+
 def projection_from_keys(keys: dict) -> dict:
     grid_type = keys.get("gridType")
     shape = keys.get("shapeOfTheEarth")
-    earth: dict = {}
-    if shape in (0, 6, 8) or (keys.get("radius") and shape not in (2, 4, 5)):
-        earth = {"R": float(keys.get("radius") or (6367470 if shape == 0 else 6371229))}
-    elif shape in (4, 5):
-        earth = {"ellps": "GRS80" if shape == 4 else "WGS84"}
-    elif shape == 2:
-        earth = {"ellps": "IAU76"}
-    elif keys.get("earthMajorAxis"):
-        earth = {"a": float(keys["earthMajorAxis"]), "b": float(keys["earthMinorAxis"])}
+    earth = earth_figure(keys)
     proj: dict = {"gridType": grid_type, "shapeOfTheEarth": shape}
     if grid_type == "lambert":
         proj.update({
@@ -168,6 +194,9 @@ def grid_from_grib(path: str | Path) -> GridDefinition:
             raise HrrrDataError(str(path), "no GRIB message in file", message=1, expected="a GRIB2 message")
         try:
             return grid_from_handle(h)
+        except ValueError as exc:
+            raise HrrrDataError(str(path), f"cannot describe the grid: {exc}", message=1,
+                                expected="a grid with Nx/Ny or Ni/Nj and a figure of the earth") from None
         finally:
             eccodes.codes_release(h)
 
@@ -192,10 +221,16 @@ def pyproj_crs(projection: dict):
 
     if projection.get("proj") == "lcc":
         parts = {k: projection[k] for k in ("lat_1", "lat_2", "lat_0", "lon_0") if k in projection}
-        for k in ("R", "a", "b", "ellps"):
-            if k in projection:
-                parts[k] = projection[k]
-        return pyproj.CRS.from_dict({"proj": "lcc", **parts, "units": "m", "no_defs": True})
-    return pyproj.CRS.from_dict({"proj": "longlat", "R": projection.get("R", 6371229), "no_defs": True})
+        return pyproj.CRS.from_dict({"proj": "lcc", **parts, **earth_of(projection), "units": "m", "no_defs": True})
+    return pyproj.CRS.from_dict({"proj": "longlat", **earth_of(projection), "no_defs": True})
+
+
+def earth_of(projection: dict) -> dict:
+    """The figure of the earth stored in a projection dict (``R``, or ``a`` with ``b`` or ``rf``)."""
+    earth = {k: float(projection[k]) for k in ("R", "a", "b", "rf") if projection.get(k) is not None}
+    if not earth:
+        raise ValueError(f"the projection names no figure of the earth (shapeOfTheEarth "
+                         f"{projection.get('shapeOfTheEarth')!r}); rematerialise hrrr_grid")
+    return earth
 
 

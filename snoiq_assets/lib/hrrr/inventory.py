@@ -1,7 +1,7 @@
 """wgrib2-style ``.idx`` inventories: parse, select by regex, group into byte ranges.
 
-A line reads ``msg:offset:d=YYYYMMDDHH:VAR:level:forecast:`` (sub-messages number ``3.1``,
-``3.2`` and share an offset). A message ends one byte before the next distinct offset; the
+A line reads ``msg:offset:d=YYYYMMDDHH:VAR:level:forecast:`` (the fields of a message holding
+several, like NCEP's U/V wind pairs, number ``3.1``, ``3.2`` and share the message's offset). A message ends one byte before the next distinct offset; the
 last one is open-ended (``end=None``: read to the end of the file). Selection works like
 Herbie's ``searchString``: a regex searched in ``:VAR:level:forecast:``.
 """
@@ -32,6 +32,12 @@ class IdxEntry:
     @property
     def number(self) -> int:
         return int(self.msg.split(".")[0])
+
+    @property
+    def field(self) -> int:
+        """1-based field within the message (``3.2`` is field 2 of message 3; ``3`` is field 1)."""
+        _, _, sub = self.msg.partition(".")
+        return int(sub) if sub else 1
 
     @property
     def search_this(self) -> str:
@@ -98,11 +104,20 @@ def select(entries: list[IdxEntry], pattern: str) -> list[IdxEntry]:
     return [e for e in entries if rx.search(e.search_this)]
 
 
+def whole_messages(entries: list[IdxEntry], selected: list[IdxEntry]) -> list[IdxEntry]:
+    """``selected`` plus the other fields of each selected field's message (``3.1`` brings
+    ``3.2``): a byte range fetches whole messages, so the landed file's inventory lists them all."""
+    starts = {e.start for e in selected}
+    return [e for e in entries if e.start in starts]
+
+
 def group_ranges(selected: list[IdxEntry]) -> list[ByteRange]:
     """Merge selected messages that follow each other in the file into one range each."""
     groups: list[ByteRange] = []
     for e in sorted(selected, key=lambda e: e.start):
-        if groups and groups[-1].end is not None and groups[-1].end + 1 >= e.start:
+        if groups and e.start == groups[-1].entries[-1].start:
+            groups[-1] = replace(groups[-1], entries=groups[-1].entries + (e,))  # another field of a message in it
+        elif groups and groups[-1].end is not None and groups[-1].end + 1 >= e.start:
             last = groups[-1]
             if e.start <= last.end and e.end is not None and e.end <= last.end:
                 groups[-1] = replace(last, entries=last.entries + (e,))  # a sub-message already covered

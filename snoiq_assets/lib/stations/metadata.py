@@ -1,8 +1,13 @@
 """Station metadata from three sources, one row per station (``schema.METADATA``).
 
-1. USCRN ``stations.tsv`` (NCEI): WBAN id (digits after any "NN:" prefix), name from LOCATION +
-   VECTOR + NAME, lat/lon, ELEVATION in feet (converted to metres), NETWORK, STATE,
-   COMMISSIONING / CLOSING as the active period.
+1. USCRN ``stations.tsv`` (NCEI): every row is kept. The id is the WBAN number (digits after
+   any "NN:" prefix) where the row has one, as the observation files name their station; the
+   15 rows of the 2020 list without one (WBAN ``UN`` or ``NA``: test sites such as Sterling VA,
+   Oakridge TN, one of the two Gustavus AK rows) take ``uscrn-<STATION_ID>``, NCEI's own id,
+   which every row has and which cannot collide with a five-digit WBAN. ``wban`` keeps the WBAN
+   (null where absent). Name from LOCATION + VECTOR + NAME, lat/lon, ELEVATION in feet
+   (converted to metres; ``UN`` is null), NETWORK, STATE, COMMISSIONING / CLOSING as the active
+   period.
 2. Coordinates inside GSOD files (LATITUDE, LONGITUDE, ELEVATION in metres, NAME), the active
    period being the file's first and last DATE.
 3. A user-extendable CSV (``data/sample/station_metadata_extra.csv``) for stations whose files
@@ -21,32 +26,40 @@ import polars as pl
 
 from snoiq_assets.lib.stations import schema
 from snoiq_assets.lib.stations.formats import StationFileError, decode_utf8
+from snoiq_assets.lib.units import FOOT_M
 
-FEET_M = 0.3048
 
 
 def from_uscrn_stations(data: bytes, file: str = "stations.tsv") -> pl.DataFrame:
     text = decode_utf8(data, file)
     df = pl.read_csv(io.StringIO(text).read().encode(), separator="\t", infer_schema=False, quote_char=None)
-    need = {"WBAN", "STATE", "LOCATION", "VECTOR", "NAME", "LATITUDE", "LONGITUDE", "ELEVATION", "NETWORK"}
+    need = {"WBAN", "STATE", "LOCATION", "VECTOR", "NAME", "LATITUDE", "LONGITUDE", "ELEVATION", "NETWORK",
+            "STATION_ID"}
     missing = need - set(df.columns)
     if missing:
         raise StationFileError(file, f"stations.tsv lacks columns {sorted(missing)}", line=1)
-    wban = pl.col("WBAN").str.split(":").list.last().str.strip_chars()
+    ncei_id = pl.col("STATION_ID").str.strip_chars()
+    bad = df.with_row_index("line", offset=2).filter(ncei_id.is_null() | ~ncei_id.str.contains(r"^[0-9A-Za-z]+$"))
+    if bad.height:
+        raise StationFileError(file, f"STATION_ID {bad['STATION_ID'][0]!r} is not an alphanumeric id",
+                               line=int(bad["line"][0]), column="STATION_ID")
+    wban_text = pl.col("WBAN").str.split(":").list.last().str.strip_chars()
+    wban = pl.when(wban_text.str.contains(r"^\d{5}$")).then(wban_text)
     return schema.conform(
         df.select(
-            wban.alias("station_id"),
+            pl.coalesce(wban, pl.lit("uscrn-") + ncei_id).alias("station_id"),
+            wban.alias("wban"),
             pl.concat_str([pl.col("LOCATION"), pl.col("VECTOR"), pl.col("NAME")], separator=" ", ignore_nulls=True)
             .str.strip_chars().alias("name"),
             pl.col("LATITUDE").cast(pl.Float64, strict=False).alias("latitude"),
             pl.col("LONGITUDE").cast(pl.Float64, strict=False).alias("longitude"),
-            (pl.col("ELEVATION").cast(pl.Float64, strict=False) * FEET_M).round(1).alias("elevation_m"),
+            (pl.col("ELEVATION").cast(pl.Float64, strict=False) * FOOT_M).round(1).alias("elevation_m"),
             pl.col("NETWORK").alias("network"),
             pl.col("STATE").alias("state"),
             pl.col("COMMISSIONING").str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False).alias("begin_date"),
             pl.col("CLOSING").str.slice(0, 10).str.strptime(pl.Date, "%Y-%m-%d", strict=False).alias("end_date"),
             pl.lit("uscrn_stations").alias("source"),
-        ).filter(pl.col("station_id").str.contains(r"^\d{5}$")),
+        ),
         schema.METADATA,
     )
 

@@ -24,7 +24,9 @@ Formats and their quirks:
   against the real file), LST date, same sentinels.
 - NCEI GSOD CSV (Access Data Service, all quoted, padded): degF, inches, knots, miles, mb;
   missing 9999.9 (temperatures, pressures), 999.9 (wind, visibility, snow depth), 99.99 (PRCP).
-  STP drops its thousands digit ("013.6" is 1013.6 mb): values below 200 get 1000 added.
+  STP drops its thousands digit ("013.6" is 1013.6 mb): values below 200 get 1000 added. So
+  its missing 9999.9 and a real 999.9 mb both read "999.9": the observation count
+  STP_ATTRIBUTES decides (0 or absent: missing; positive: a real 999.9 mb).
 - IEM ASOS CSV: padded header names (" tmpc "), ``M`` missing, ``valid`` in UTC.
 - GHCN-Daily CDO CSV: the raw GHCN units are tenths of degC, tenths of mm (PRCP), mm (SNWD,
   SNOW) and tenths of m/s (AWND, WSF2, WSF5), -9999 missing. CDO can also export converted
@@ -42,6 +44,7 @@ import polars as pl
 
 from snoiq_assets.lib.stations import schema
 from snoiq_assets.lib.stations.formats import RESOLUTION, Format, StationFileError, decode_utf8, detect_format
+from snoiq_assets.lib.units import INCH_MM, KNOT_MS, MILE_M
 
 # ---------------------------------------------------------------------------------------------
 # Fixed-width layouts: (name, first column, last column), 1-based inclusive.
@@ -79,9 +82,11 @@ USCRN_DAILY01_TEXT = {"WBANNO", "LST_DATE", "CRX_VN", "SUR_TEMP_DAILY_TYPE"}
 USCRN_MISSING = ["-9999.0", "-9999", "-99999", "-99.000", "-999.0"]
 
 GSOD_MISSING = {  # column -> sentinel
-    "TEMP": 9999.9, "DEWP": 9999.9, "SLP": 9999.9, "STP": 999.9, "MAX": 9999.9, "MIN": 9999.9,
+    "TEMP": 9999.9, "DEWP": 9999.9, "SLP": 9999.9, "MAX": 9999.9, "MIN": 9999.9,
     "VISIB": 999.9, "WDSP": 999.9, "MXSPD": 999.9, "GUST": 999.9, "SNDP": 999.9, "PRCP": 99.99,
 }
+# STP written with three integer digits: the 9999.9 sentinel and a real 999.9 mb both read this.
+GSOD_STP_AMBIGUOUS = 999.9
 GSOD_REQUIRED = ["STATION", "DATE", "TEMP", "DEWP", "MAX", "MIN", "PRCP", "SNDP", "WDSP"]
 
 ASOS_NUMERIC = ["tmpc", "dwpc", "tmpf", "dwpf", "relh", "drct", "sknt", "mslp", "alti", "p01m", "p01i",
@@ -92,9 +97,6 @@ GHCND_NUMERIC = ["PRCP", "SNWD", "SNOW", "TMAX", "TMIN", "TAVG", "TOBS", "AWND",
                  "WSF5", "WESD", "WESF", "PGTM", "FMTM"]
 GHCND_REQUIRED = ["STATION", "DATE"]
 
-KNOT_MS = 0.514444
-MILE_M = 1609.344
-INCH_MM = 25.4
 
 
 def _f_to_c(e: pl.Expr) -> pl.Expr:
@@ -545,13 +547,19 @@ def _cast_numeric(df: pl.DataFrame, names: list[str], missing: list[str]) -> pl.
 
 def parse_gsod(text: str, file: str) -> pl.DataFrame:
     df = _csv(text, file, GSOD_REQUIRED, upper=True)
-    num = [c for c in ("LATITUDE", "LONGITUDE", "ELEVATION", *GSOD_MISSING) if c in df.columns]
+    num = [c for c in ("LATITUDE", "LONGITUDE", "ELEVATION", "STP", *GSOD_MISSING) if c in df.columns]
     df = _cast_numeric(df, num, [])
     df = df.with_columns(
         **{c: pl.when(pl.col(c) == s).then(None).otherwise(pl.col(c)) for c, s in GSOD_MISSING.items() if c in df.columns}
     )
     if "STP" in df.columns:
-        df = df.with_columns(pl.when(pl.col("STP") < 200).then(pl.col("STP") + 1000).otherwise(pl.col("STP")).alias("STP"))
+        count = (pl.col("STP_ATTRIBUTES").str.strip_chars().cast(pl.Int64, strict=False)
+                 if "STP_ATTRIBUTES" in df.columns else pl.lit(None, dtype=pl.Int64))
+        stp = pl.col("STP")
+        df = df.with_columns(
+            pl.when((stp == GSOD_STP_AMBIGUOUS) & ~(count > 0).fill_null(False)).then(None)   # the 9999.9 sentinel
+            .when(stp < 200).then(stp + 1000)
+            .otherwise(stp).alias("STP"))
     date = pl.col("DATE").str.strptime(pl.Date, "%Y-%m-%d", strict=False)
     df = df.with_columns(
         pl.coalesce(pl.col("parse_error"), pl.when(date.is_null() & pl.col("parse_error").is_null())

@@ -79,6 +79,7 @@ REJECTS: dict[str, pl.DataType] = {
 
 METADATA: dict[str, pl.DataType] = {
     "station_id": pl.Utf8(),
+    "wban": pl.Utf8(),    # the WBAN number where the station has one
     "name": pl.Utf8(),
     "latitude": pl.Float64(),
     "longitude": pl.Float64(),
