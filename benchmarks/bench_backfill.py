@@ -59,7 +59,7 @@ def build_gribs(home: Path, hours: list[dt.datetime]) -> dict:
     """One synthetic GRIB for the first hour, re-dated copies for the rest; landed in place."""
     import eccodes
 
-    from snoiq_assets.lib.hrrr.fetch import landing_key
+    from snoiq_assets.lib.hrrr.rawkeys import landing_key
     from snoiq_assets.lib.hrrr.synth import write_hrrr_hour
 
     t0 = time.perf_counter()
@@ -123,15 +123,15 @@ def main() -> None:
         del os.environ[var]
     os.environ.update(SNOIQ_HOME=str(home), SNOIQ_PROFILE="local", DAGSTER_HOME=str(dhome))
 
-    from snoiq_assets.defs.features.grid import grid_join_features, station_grid_index
+    from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
     from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
-    from snoiq_assets.defs.io_manager import partition_object_key
-    from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT
+    from snoiq_assets.lib.lake import partition_object_key
+    from snoiq_assets.lib.hours import hour_key
     from snoiq_assets.defs.resources import build_resources
-    from snoiq_assets.defs.stations import register_station_files
+    from snoiq_assets.defs.stations.assets import register_station_files
     from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
     from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
-    from snoiq_assets.lib.hrrr.fetch import landing_key
+    from snoiq_assets.lib.hrrr.rawkeys import landing_key
     from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
     from snoiq_assets.lib.storage import LocalStore
     from snoiq_assets.settings import Settings
@@ -139,7 +139,7 @@ def main() -> None:
     assets = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean,
               station_grid_index, grid_join_features]
     hours = [START + dt.timedelta(hours=i) for i in range(args.hours)]
-    pks = [h.strftime(HOURLY_KEY_FORMAT) for h in hours]
+    pks = [hour_key(h) for h in hours]
     results: dict = {
         "hours": args.hours, "chunk": args.chunk, "first_partition": pks[0], "last_partition": pks[-1],
         "assets": list(TIMED_ASSETS), "machine": f"{platform.machine()}, {os.cpu_count()} cores (shared)",

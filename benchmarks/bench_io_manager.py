@@ -15,7 +15,7 @@ import polars as pl
 
 from _common import best_of, on_both_backends, write_results
 from snoiq_assets.defs.io_manager import PartitionedParquetIOManager
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
 

@@ -64,11 +64,19 @@ def _resources():
 
 
 def _assets():
-    from snoiq_assets.defs.features.training import training_table
-    from snoiq_assets.defs.models.assets import champion_model, predictions, trained_models
+    import dagster as dg
+
+    from snoiq_assets.defs.features.assets import training_table
+    from snoiq_assets.defs.models.champion import champion_model
+    from snoiq_assets.defs.models.predictions import predictions
+    from snoiq_assets.defs.models.training import trained_models
+    from snoiq_assets.defs.partitions import hourly_partitions, outcome_location_partitions
     from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
 
-    return [observations_raw, observations_clean, training_table, trained_models, champion_model, predictions]
+    # training_table's other inputs: declared, nothing stored (a station-only table)
+    upstream = [dg.AssetSpec("grid_join_features", partitions_def=hourly_partitions),
+                dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]
+    return [observations_raw, observations_clean, *upstream, training_table, trained_models, champion_model, predictions]
 
 
 def _table_config(stations: list[str]) -> dict:
@@ -168,10 +176,10 @@ class _Timers:
         from snoiq_assets.defs.io_manager import PartitionedParquetIOManager
         from snoiq_assets.lib.models import experiments, plots
 
-        A = importlib.import_module("snoiq_assets.defs.models.assets")  # the package re-exports a list named assets
+        A = importlib.import_module("snoiq_assets.defs.models.training")
         self.wrap(A, "train_and_evaluate", "train_and_evaluate")
         self.wrap(A, "_data_version", "data_version_and_table_info")
-        self.wrap(A, "_table_info", "data_version_and_table_info")
+        self.wrap(A, "info_from_schema_metadata", "data_version_and_table_info")
         self.wrap(A, "save_native", "model_files")
         self.wrap(A, "save_bundle", "model_files")
         self.wrap(plots, "feature_importance_png", "plots")
@@ -235,7 +243,7 @@ def main() -> dict:
     import polars as pl
     import xgboost as xgb
 
-    from snoiq_assets.defs.models.assets import sweep_run_configs
+    from snoiq_assets.lib.models.sweeps import sweep_run_configs
     from snoiq_assets.defs.models.demo import demo_run_config
     from snoiq_assets.defs.stations.assets import register_station_files
     from snoiq_assets.defs.stations.demo import SAMPLE, STATION_FILES

@@ -15,12 +15,13 @@ import _common  # noqa: F401
 import dagster as dg
 
 from _common import on_both_backends, write_results
-from snoiq_assets.defs.automation.sensors import station_file_landing_sensor
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.stations.sensors import station_sensors
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
 
 N_KEYS = int(os.environ.get("BENCH_SENSOR_KEYS", "10000"))
+station_file_landing_sensor = station_sensors(Settings())[0]
 
 
 def land(settings: Settings) -> None:

@@ -107,9 +107,9 @@ def main() -> int:
 
 def print_reproduce_hints(store) -> None:
     """How to retrain each champion from its stored rows and check its metrics."""
-    from snoiq_assets.lib.models.retention import champion_pointers
+    from snoiq_assets.lib.models.store import champion_records
 
-    champions = sorted(champion_pointers(store), key=lambda c: c["model_prefix"])
+    champions = champion_records(store)
     if champions:
         print("Reproduce a champion from its training-data snapshot (same rows, parameters and seed):")
     for champ in champions:

@@ -6,8 +6,9 @@ Profiles:
 - ``s3``: a bucket on any S3 endpoint (MinIO, SeaweedFS, AWS). Endpoint and bucket come from
   ``SNOIQ_S3_ENDPOINT`` / ``SNOIQ_BUCKET``; credentials from the usual AWS variables.
 
-Every resource (IO manager, raw-zone store, Dagster's ``S3Resource``, the ``minio`` client,
-MLflow's artifact store) is built from this object, so the endpoint is decided in one place.
+Every resource (IO manager, raw-zone store, the ``minio`` client, MLflow's artifact store) and
+the settings-dependent automation is built from this object, read once by definitions.py and
+handed down, so the endpoint is decided in one place.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ class Settings:
     secret_access_key: str | None = field(default=None, repr=False)
     duckdb_path: Path = Path(".snoiq/snoiq.duckdb")
     mlflow_tracking_uri: str | None = None
+    # The retraining run config (a YAML file); automatic retraining cannot start without it.
+    retrain_config: Path | None = None
+    # At most one automatic retraining per this many minutes.
+    retrain_min_interval_minutes: float = 360.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -53,6 +58,15 @@ class Settings:
         access = env.get("AWS_ACCESS_KEY_ID") or None
         secret = env.get("AWS_SECRET_ACCESS_KEY") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+        retrain_config = (env.get("SNOIQ_RETRAIN_CONFIG") or "").strip() or None
+        interval_text = (env.get("SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES") or "360").strip()
+        try:
+            interval = float(interval_text)
+        except ValueError:
+            interval = -1.0
+        if not interval >= 0:
+            raise SettingsError(
+                f"SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES={interval_text!r} must be a number of minutes (0 or more)")
         if profile == "s3":
             if not bucket:
                 raise SettingsError("SNOIQ_BUCKET is empty; the s3 profile needs a bucket name")
@@ -78,6 +92,8 @@ class Settings:
             secret_access_key=secret,
             duckdb_path=duckdb_path,
             mlflow_tracking_uri=(env.get("MLFLOW_TRACKING_URI") or None),
+            retrain_config=Path(retrain_config).expanduser() if retrain_config else None,
+            retrain_min_interval_minutes=interval,
         )
 
     @property
@@ -111,14 +127,6 @@ class Settings:
             if self.s3_endpoint.startswith("http://"):
                 opts["aws_allow_http"] = "true"
         return opts
-
-    def boto3_client_kwargs(self) -> dict[str, str | None]:
-        return {
-            "endpoint_url": self.s3_endpoint,
-            "aws_access_key_id": self.access_key_id,
-            "aws_secret_access_key": self.secret_access_key,
-            "region_name": self.region,
-        }
 
 
 def _valid_bucket_name(name: str) -> bool:

@@ -1,7 +1,9 @@
 """The whole code location loads, and its graph matches the reviewed snapshot.
 
 A change to asset keys, groups, partitions or dependencies shows up as a diff of
-snapshots/asset_graph.json. After an intended change:
+snapshots/asset_graph.json. ``inputs`` are the upstream assets whose data the IO manager hands
+over (every read of another asset's data is one of these); ``deps`` are all upstream assets,
+including those an asset only follows (e.g. a raw-zone landing). After an intended change:
     SNOIQ_UPDATE_SNAPSHOTS=1 .venv/bin/python -m pytest snoiq_assets_tests/test_definitions.py
 """
 
@@ -17,6 +19,13 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "asset_graph.json"
 REPO = Path(__file__).resolve().parent.parent
 
 
+def loaded_inputs(assets_def: dg.AssetsDefinition, key: dg.AssetKey) -> list[str]:
+    """The upstream keys ``key`` loads data from (inputs that are not Nothing-typed deps)."""
+    ins = assets_def.op.ins
+    return sorted(up.to_user_string() for name, up in assets_def.keys_by_input_name.items()
+                  if name in ins and not ins[name].dagster_type.is_nothing and up in assets_def.asset_deps.get(key, {up}))
+
+
 def graph_snapshot(defs: dg.Definitions) -> dict:
     graph = defs.resolve_asset_graph()
     assets = {}
@@ -26,6 +35,7 @@ def graph_snapshot(defs: dg.Definitions) -> dict:
         assets[key.to_user_string()] = {
             "group": node.group_name,
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
+            "inputs": loaded_inputs(node.assets_def, key),
             "partitions": type(partitions).__name__ if partitions else None,
             "checks": sorted(c.name for c in node.check_keys),
             "has_freshness_policy": getattr(node, "freshness_policy", None) is not None,

@@ -3,8 +3,10 @@
 import dagster as dg
 import polars as pl
 import pyarrow as pa
+import pytest
 
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets.lib.lake import LakeError, partition_object_key, stored_metadata, stored_partition_keys, write_partition
+from snoiq_assets.lib.parquet import ParquetError, StoredParquet
 from snoiq_assets_tests.helpers import failure_messages
 
 hourly = dg.HourlyPartitionsDefinition(start_date="2024-01-01T00", end_date="2024-01-02T00", fmt="%Y-%m-%dT%H")
@@ -86,7 +88,7 @@ def test_range_input_as_dict_per_partition(resources, instance):
 
 def test_arrow_schema_metadata_is_kept(resources, instance):
     assert dg.materialize([with_units], resources=resources, instance=instance).success
-    md = read_schema_metadata(resources["store"], dg.AssetKey("with_units"), None)
+    md = stored_metadata(resources["store"].get_store(), dg.AssetKey("with_units"), None)
     assert md["units"] == '{"tmp_2m": "K"}' and md["grid_id"] == "abc"
 
 
@@ -121,3 +123,28 @@ def test_failed_output_leaves_previous_partition_intact(resources, instance, sto
 def test_object_key_layout():
     assert partition_object_key(dg.AssetKey(["hrrr", "fields"]), "2024-01-01T00") == "lake/hrrr/fields/2024-01-01T00.parquet"
     assert partition_object_key(dg.AssetKey("station_metadata"), None) == "lake/station_metadata.parquet"
+
+
+def test_lake_layout_and_stored_parquet_without_dagster(store):
+    """lib/lake.py and lib/parquet.py on their own: where outputs live, and the handle an asset
+    gets for a subset of partitions or their footers (ranged reads, no download)."""
+    frame = pa.table({"v": pa.array([1.0, 2.0], pa.float32())}).replace_schema_metadata({"grid_id": "g1"})
+    for pk in ("2024-01-01T00", "2024-01-01T01", "2024-02-01T00"):
+        rows, size, uri = write_partition(store, "fields", pk, frame)
+        assert rows == 2 and size > 0 and uri.endswith(f"lake/fields/{pk}.parquet")
+    store.put("lake/fields/notes.txt", b"not a partition")
+    assert stored_partition_keys(store, "fields") == {"2024-01-01T00", "2024-01-01T01", "2024-02-01T00"}
+    assert stored_metadata(store, "fields", "2024-01-01T01") == {"grid_id": "g1"}
+
+    keys = {pk: partition_object_key("fields", pk) for pk in ("2024-02-01T00", "2024-01-01T00")}
+    stored = StoredParquet("fields", store, keys)
+    assert stored.partition_keys == ["2024-01-01T00", "2024-02-01T00"] and bool(stored)
+    assert stored.scan().collect()["v"].to_list() == [1.0, 2.0, 1.0, 2.0]
+    assert stored.read("2024-02-01T00").height == 2 and stored.metadata("2024-01-01T00")["grid_id"] == "g1"
+    with pytest.raises(ParquetError, match="fields has no stored partition 2024-01-01T01"):
+        stored.scan(["2024-01-01T01"])
+    store.put("lake/broken.parquet", b"PAR1 truncated")
+    with pytest.raises(ParquetError, match="is not a Parquet file"):
+        stored_metadata(store, "broken")
+    with pytest.raises(LakeError, match="cannot store a dict as Parquet"):
+        write_partition(store, "fields", "2024-01-01T02", {"v": [1]})

@@ -1,7 +1,6 @@
-"""A partition-aware Parquet IO manager over the object store.
-
-Layout: ``lake/<asset path>/<partition key>.parquet`` for partitioned assets and
-``lake/<asset path>.parquet`` otherwise, on the local folder and on S3 alike.
+"""A partition-aware Parquet IO manager over the object store: the only user of the lake
+layout (``snoiq_assets.lib.lake``: ``lake/<asset path>/<partition key>.parquet`` for
+partitioned assets, ``lake/<asset path>.parquet`` otherwise, on the local folder and on S3).
 
 Why our own and not dagster-polars' ``PolarsParquetIOManager``: UPath-based managers refuse
 an output that covers several partitions, so a single-run backfill could not write one file
@@ -10,8 +9,10 @@ range returns ``{partition_key: frame}`` and each partition lands in its own fil
 
 Outputs may be a Polars DataFrame or LazyFrame, or a pyarrow Table (whose schema metadata,
 e.g. units, is kept in the file). Inputs arrive as a Polars ``LazyFrame`` scanning every
-requested partition (one, a range, or all), or as ``dict[str, LazyFrame]`` per partition when
-the input is annotated as a dict. Writes are atomic (see ``ObjectStore.atomic_local_file``).
+requested partition (one, a range, or all), as ``dict[str, LazyFrame]`` per partition when
+the input is annotated as a dict, or as a ``StoredParquet`` (lib/lake.py) when the asset needs
+a subset of the stored partitions or their Parquet footers (units, grid id, build info) without
+reading the data. Writes are atomic (see ``ObjectStore.atomic_local_file``).
 """
 
 from __future__ import annotations
@@ -23,72 +24,27 @@ from typing import Any
 
 import dagster as dg
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from snoiq_assets.defs.resources import ObjectStoreResource
-from snoiq_assets.lib.keys import check_key
-from snoiq_assets.lib.storage import ObjectStore
+from snoiq_assets.defs.failures import StoreGoodThenFail
+from snoiq_assets.defs.store import ObjectStoreResource
+from snoiq_assets.lib.lake import (
+    LakeError,
+    as_frame,
+    partition_object_key,
+    stored_partition_keys,
+    write_partition,
+)
+from snoiq_assets.lib.parquet import StoredParquet
 
-LAKE_PREFIX = "lake"
 
-
-class IOManagerError(ValueError):
+class IOManagerError(LakeError):
     pass
 
 
-def asset_prefix(asset_key: dg.AssetKey) -> str:
-    return check_key("/".join([LAKE_PREFIX, *asset_key.path]))
-
-
-def partition_object_key(asset_key: dg.AssetKey, partition_key: str | None) -> str:
-    if partition_key is None:
-        return check_key(asset_prefix(asset_key) + ".parquet")
-    return check_key(f"{asset_prefix(asset_key)}/{partition_key}.parquet")
-
-
-def as_frame(obj: Any) -> pl.DataFrame | pa.Table:
-    """A Polars DataFrame or a pyarrow Table (kept as is: its schema metadata survives)."""
-    if isinstance(obj, (pa.Table, pl.DataFrame)):
-        return obj
-    if isinstance(obj, pl.LazyFrame):
-        return obj.collect()
-    raise IOManagerError(
-        f"cannot store a {type(obj).__name__} as Parquet; return a polars DataFrame/LazyFrame or a pyarrow Table"
-    )
-
-
-def write_parquet(frame: pl.DataFrame | pa.Table, path, compression: str) -> None:
-    if isinstance(frame, pl.DataFrame):
-        # Polars' own writer is multi-threaded; converting to Arrow first costs ~1.5x.
-        frame.write_parquet(path, compression=compression)
-        return
-    # Wide float grids (hrrr_fields: ~2M cells x 10 variables): dictionary encoding never pays
-    # off for continuous values, and byte-stream-split lets zstd compress floats; together
-    # about twice as fast and half the size on HRRR fields.
-    floats = [f.name for f in frame.schema if pa.types.is_floating(f.type)]
-    others = [f.name for f in frame.schema if not pa.types.is_floating(f.type)]
-    pq.write_table(frame, path, compression=compression, use_dictionary=others or False,
-                   use_byte_stream_split=floats or False)
-
-
-def _schema_columns(frame: pl.DataFrame | pa.Table) -> list[dg.TableColumn]:
+def _schema_columns(frame) -> list[dg.TableColumn]:
     if isinstance(frame, pl.DataFrame):
         return [dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
     return [dg.TableColumn(f.name, str(f.type)) for f in frame.schema]
-
-
-def write_partition(store: ObjectStore, asset_key: dg.AssetKey, partition_key: str | None, frame: Any,
-                    compression: str = "zstd") -> tuple[int, int, str]:
-    """Write one partition's frame atomically where the IO manager keeps it; (rows, bytes, uri).
-    Also used by an asset that must store the partitions that succeeded before failing the run."""
-    table = as_frame(frame)
-    key = partition_object_key(asset_key, partition_key)
-    with store.atomic_local_file(key) as path:
-        write_parquet(table, path, compression)
-    info = store.stat(key)
-    rows = table.num_rows if isinstance(table, pa.Table) else table.height
-    return rows, (info.size if info else 0), store.uri(key)
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -122,11 +78,13 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return
+        if isinstance(obj, StoreGoodThenFail):
+            self._store_good_then_fail(context, obj)
         store = self.store.get_store()
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
         def write_one(item) -> tuple[int, int, str]:
-            return write_partition(store, context.asset_key, item[0], item[1], self.compression)
+            return write_partition(store, context.asset_key.path, item[0], item[1], self.compression)
 
         if len(tables) == 1:
             written = [write_one(next(iter(tables.items())))]
@@ -148,43 +106,50 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         }
         context.add_output_metadata(meta)
 
-    # ----- reading -------------------------------------------------------------------
-    def _existing(self, asset_key: dg.AssetKey) -> set[str]:
+    def _store_good_then_fail(self, context: dg.OutputContext, partial: StoreGoodThenFail) -> None:
         store = self.store.get_store()
-        prefix = asset_prefix(asset_key) + "/"
-        return {info.key for info in store.list(prefix)}
+        for pk, frame in partial.frames.items():
+            rows, size, uri = write_partition(store, context.asset_key.path, pk, frame, self.compression)
+            context.log_event(dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=pk,
+                metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
+                          "note": "stored although other partitions of the same run failed"},
+            ))
+        raise partial.failure
 
+    # ----- reading -------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
         store = self.store.get_store()
         asset_key = context.asset_key
         typing_type = context.dagster_type.typing_type
-        wants_dict = typing_type is dict or typing.get_origin(typing_type) is dict
-        wants_eager = typing_type is pl.DataFrame
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
 
         if context.has_asset_partitions:
             partition_keys = list(context.asset_partition_keys)
-            existing = self._existing(asset_key)
-            keys = {pk: partition_object_key(asset_key, pk) for pk in partition_keys}
-            missing = [pk for pk, key in keys.items() if key not in existing]
+            existing = stored_partition_keys(store, asset_key.path)
+            missing = [pk for pk in partition_keys if pk not in existing]
             if missing and not allow_missing:
                 raise IOManagerError(
                     f"{asset_key.to_user_string()} has no stored data for {len(missing)} of "
                     f"{len(partition_keys)} partitions (e.g. {missing[:3]}); materialise them first"
                 )
-            keys = {pk: key for pk, key in keys.items() if key in existing}
+            keys = {pk: partition_object_key(asset_key.path, pk) for pk in partition_keys if pk in existing}
         else:
-            key = partition_object_key(asset_key, None)
+            key = partition_object_key(asset_key.path, None)
             if not store.exists(key):
                 raise IOManagerError(f"{asset_key.to_user_string()} has not been materialised ({store.uri(key)})")
             keys = {None: key}
 
-        opts = store.storage_options
-        if wants_dict:
-            frames = {pk: pl.scan_parquet(store.uri(k), storage_options=opts) for pk, k in keys.items()}
-            return {pk: f.collect() for pk, f in frames.items()} if _dict_value_is_eager(typing_type) else frames
+        stored = StoredParquet(asset_key.to_user_string(), store, keys)
+        if typing_type is StoredParquet:
+            return stored
+        if typing_type is dict or typing.get_origin(typing_type) is dict:
+            eager = _dict_value_is_eager(typing_type)
+            return {pk: (stored.read(pk) if eager else stored.scan([pk])) for pk in stored.keys}
+        wants_eager = typing_type is pl.DataFrame
         if not keys:
             return pl.DataFrame() if wants_eager else pl.LazyFrame()
+        opts = store.storage_options
         lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=opts)
         return lf.collect() if wants_eager else lf
 
@@ -192,25 +157,3 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 def _dict_value_is_eager(typing_type: Any) -> bool:
     args = typing.get_args(typing_type)
     return len(args) == 2 and args[1] is pl.DataFrame
-
-
-def parquet_key_value_metadata(store: ObjectStore, key: str) -> dict[str, str]:
-    """A stored Parquet file's key-value metadata (units, grid id, valid time ...), read from its
-    footer with two ranged reads: on S3 a 76 MB field file is not downloaded for a few bytes."""
-    info = store.stat(key)
-    if info is None:
-        raise IOManagerError(f"{store.uri(key)} does not exist; materialise it first")
-    if info.size < 12:
-        raise IOManagerError(f"{store.uri(key)} is not a Parquet file ({info.size} bytes)")
-    tail = store.get_range(key, info.size - 8, info.size - 1)
-    footer_len = int.from_bytes(tail[:4], "little")
-    if tail[4:] != b"PAR1" or footer_len + 12 > info.size:
-        raise IOManagerError(f"{store.uri(key)} is not a Parquet file (bad footer)")
-    footer = store.get_range(key, info.size - 8 - footer_len, info.size - 1)
-    md = pq.read_schema(pa.BufferReader(b"PAR1" + footer)).metadata or {}
-    return {k.decode(): v.decode() for k, v in md.items()}
-
-
-def read_schema_metadata(store_resource: ObjectStoreResource, asset_key: dg.AssetKey, partition_key: str | None) -> dict[str, str]:
-    """Parquet key-value metadata of one stored partition (units, valid time, grid id ...)."""
-    return parquet_key_value_metadata(store_resource.get_store(), partition_object_key(asset_key, partition_key))

@@ -5,16 +5,21 @@ import time
 import dagster as dg
 import pytest
 
-from snoiq_assets.defs.automation.sensors import (
-    hrrr_landing_sensor,
-    hrrr_partition_for_key,
-    outcome_landing_sensor,
-    station_file_landing_sensor,
-)
-from snoiq_assets.lib.keys import UnsafeNameError
+from snoiq_assets.defs.hrrr.sensors import hrrr_sensors
+from snoiq_assets.defs.stations.sensors import station_sensors
+from snoiq_assets.settings import Settings
 from snoiq_assets_tests.helpers import failure_messages, location_assets
 
 NUNN = "uscrn/CRNH0203-2023-CO_Nunn_7_NNE.head48.txt"
+station_file_landing_sensor, outcome_landing_sensor = station_sensors(Settings())
+(hrrr_landing_sensor,) = hrrr_sensors(Settings())
+
+
+def test_landing_sensors_run_by_default_only_in_the_s3_profile():
+    s3 = Settings(profile="s3", bucket="b")
+    for sensors in (station_sensors, hrrr_sensors):
+        assert {s.default_status for s in sensors(Settings())} == {dg.DefaultSensorStatus.STOPPED}
+        assert {s.default_status for s in sensors(s3)} == {dg.DefaultSensorStatus.RUNNING}
 
 
 @pytest.fixture(scope="module")
@@ -132,14 +137,3 @@ def test_hrrr_sensor_requests_the_cycle_with_its_forecast_hour(store, resources,
     assert reqs[0].run_config["ops"]["hrrr_raw"]["config"] == {"forecast_hour": 12}
     again, _ = tick(hrrr_landing_sensor, instance, resources, defs, cursor)
     assert isinstance(again, dg.SkipReason)
-
-
-@pytest.mark.parametrize("key", ["raw/hrrr/2020121/hrrr.t00z.wrfsfcf12.grib2", "raw/hrrr/20201214/hrrr.t0z.wrfsfcf12.grib2",
-                                 "raw/hrrr/20201214/../hrrr.t00z.wrfsfcf12.grib2"])
-def test_hrrr_key_parsing_refuses(key):
-    with pytest.raises(UnsafeNameError):
-        hrrr_partition_for_key(key)
-
-
-def test_hrrr_key_parsing():
-    assert hrrr_partition_for_key("raw/hrrr/20230101/hrrr.t23z.wrfsfcf00.grib2") == ("2023-01-01T23", 0)

@@ -7,9 +7,10 @@ import dagster as dg
 import duckdb
 import polars as pl
 
-from snoiq_assets.defs.datadecide import defs as dd_defs
+from snoiq_assets.defs.datadecide import build_defs
 from snoiq_assets.defs.datadecide.assets import ASSETS, CHECKS
 from snoiq_assets.defs.datadecide.demo import seed_demo
+from snoiq_assets.settings import Settings
 
 SECRET = "wandb-test-key-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -40,7 +41,7 @@ def _land_extras(store):
 
 
 def test_group_wiring():
-    keys = {a.key.to_user_string() for a in dd_defs.assets}
+    keys = {a.key.to_user_string() for a in build_defs(Settings()).assets}
     assert {"wandb_runs", "wandb_history", "hf_eval_results", "matched_runs", "early_window_features", "final_metric_model"} <= keys
     assert {a.group_names_by_key[a.key] for a in ASSETS} == {"datadecide"}
 

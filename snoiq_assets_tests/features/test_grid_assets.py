@@ -8,12 +8,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.features.grid import grid_join_features, station_grid_index
+from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid
 from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
-from snoiq_assets.defs.stations import register_station_files
+from snoiq_assets.lib.lake import partition_object_key, stored_metadata
+from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
 from snoiq_assets.lib.features.neighbourhood import STATS
@@ -66,8 +66,8 @@ def test_index_and_hourly_features_end_to_end(store, resources, instance):
     index = _read(store, "station_grid_index")
     stations = _read(store, "station_metadata")
     assert index["station_id"].sort().to_list() == stations["station_id"].sort().to_list()
-    meta = read_schema_metadata(resources["store"], INDEX, None)
-    grid_meta = read_schema_metadata(resources["store"], dg.AssetKey("hrrr_grid"), None)
+    meta = stored_metadata(resources["store"].get_store(), INDEX, None)
+    grid_meta = stored_metadata(resources["store"].get_store(), dg.AssetKey("hrrr_grid"), None)
     assert meta["grid_id"] == grid_meta["grid_id"] and meta["window"] == "5"
     assert meta["inputs_hash"] == version
     ak = index.join(stations.select("station_id", "state"), on="station_id").filter(pl.col("state") == "AK")

@@ -8,14 +8,14 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-from snoiq_assets.defs.features.grid import grid_join_features, station_grid_index
+from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-from snoiq_assets.defs.io_manager import partition_object_key
-from snoiq_assets.defs.stations import register_station_files
+from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 
 UTC = dt.timezone.utc

@@ -7,7 +7,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.features.grid import (
+from snoiq_assets.lib.features.grid_join import (
     GridFeatureError,
     hour_observations,
     nearest_observations,

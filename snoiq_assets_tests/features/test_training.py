@@ -7,8 +7,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.features.training import grid_partition_keys, training_table
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.partitions import outcome_location_partitions
+from snoiq_assets.lib.hours import keys_between
+from snoiq_assets.lib.lake import partition_object_key, stored_metadata, stored_partition_keys
 from snoiq_assets.lib.features.training import (
     TrainingTableError, TrainingTableSpec, build_training_table, daily_grid_features, info_from_schema_metadata,
 )
@@ -103,6 +105,9 @@ def test_bad_input_is_named():
         build_training_table(obs.lazy(), TrainingTableSpec(locations=("OTHER",)))
 
 
+OUTCOMES = dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)  # none stored here
+
+
 @dg.asset(partitions_def=dg.HourlyPartitionsDefinition(start_date="2020-12-01T00", fmt="%Y-%m-%dT%H", timezone="UTC"),
           group_name="features")
 def grid_join_features(context: dg.AssetExecutionContext) -> pl.DataFrame:
@@ -115,19 +120,20 @@ def grid_join_features(context: dg.AssetExecutionContext) -> pl.DataFrame:
 def test_asset_station_only_then_with_grid(settings_env, instance, model_resources, gsod_observations):
     from snoiq_assets.lib.storage import store_from_settings
 
-    assets = [*STATION_ASSETS, grid_join_features, training_table]
+    assets = [*STATION_ASSETS, grid_join_features, OUTCOMES, training_table]
     cfg = {"ops": {"training_table": {"config": {"target": "precip_mm", "resolution_days": 7, "locations": [STATION]}}}}
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)
     md = res.asset_materializations_for_node("training_table")[0].metadata
     assert md["feature_set"].value == "station" and md["grid_hours_used"].value == 0
-    info = info_from_schema_metadata(read_schema_metadata(model_resources["store"], dg.AssetKey("training_table"), None))
+    info = info_from_schema_metadata(stored_metadata(model_resources["store"].get_store(), dg.AssetKey("training_table"), None))
     assert info["resolution_days"] == 7 and info["target"] == "precip_mm"
 
     for pk in ("2021-01-04T00", "2021-01-04T12", "2021-02-01T06"):
         assert dg.materialize(assets, selection=["grid_join_features"], instance=instance, resources=model_resources,
                               partition_key=pk).success
     store = store_from_settings(settings_env)
-    assert grid_partition_keys(store, dt.date(2021, 1, 1), dt.date(2021, 1, 31)) == ["2021-01-04T00", "2021-01-04T12"]
+    stored = stored_partition_keys(store, "grid_join_features")
+    assert keys_between(stored, dt.date(2021, 1, 1), dt.date(2021, 1, 31)) == ["2021-01-04T00", "2021-01-04T12"]
     assert store.exists(partition_object_key(dg.AssetKey("grid_join_features"), "2021-02-01T06"))
     cfg["ops"]["training_table"]["config"].update(start_date="2020-06-01", end_date="2021-01-31")
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)

@@ -15,8 +15,8 @@ import pytest
 
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo
-from snoiq_assets.defs.io_manager import partition_object_key
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
 from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
@@ -58,7 +58,7 @@ def _materialise_grid(store, resources, instance, pk="2023-01-01T00"):
 def test_single_run_backfill_three_hours(store, resources, instance):
     seed_demo(store)   # the three 2023-01-01 hours (+ the real 2020 subset)
     _materialise_grid(store, resources, instance)
-    res = dg.materialize([hrrr_raw, hrrr_fields], resources=resources, instance=instance,
+    res = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[hrrr_raw, hrrr_fields], resources=resources, instance=instance,
                          tags=_range_tags(PKS[0], PKS[-1]), run_config=_cfg("hrrr_raw", "hrrr_fields"))
     assert res.success
     # one step per asset covers the whole range
@@ -125,7 +125,7 @@ def test_bad_partition_in_range(store, resources, instance):
     # the good hours are decoded but nothing is written for the run
     _materialise_grid(store, resources, instance)
     store.put(bad_key, good)
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
                          tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
@@ -139,7 +139,7 @@ def test_bad_partition_in_range(store, resources, instance):
     assert instance.get_materialized_partitions(FIELDS) == set()
 
     # the good partitions alone still go through
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance,
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance,
                          tags=_range_tags(PKS[2], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert res.success and instance.get_materialized_partitions(FIELDS) == {PKS[2]}
 

@@ -10,14 +10,16 @@ import pyarrow.parquet as pq
 import pytest
 from minio import Minio
 
-from snoiq_assets.defs.hrrr import defs as hrrr_defs
+from snoiq_assets.defs.hrrr import build_defs
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, seed_demo
-from snoiq_assets.defs.io_manager import partition_object_key
+from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.lib.hrrr.decode import scan_grib
-from snoiq_assets.lib.hrrr.fetch import FetchError, S3Source, fetch_subset, hrrr_key, landing_key
+from snoiq_assets.lib.hrrr.fetch import FetchError, S3Source, fetch_subset, hrrr_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.inventory import group_ranges, parse_idx, select
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve, search_pattern
+from snoiq_assets.settings import Settings
 from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
 
 UTC = dt.timezone.utc
@@ -102,7 +104,7 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     assert meta["size_bytes"].value == store.stat(key).size
     res = dg.materialize([hrrr_grid], resources=resources, instance=instance)
     assert res.success
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": _cfg()["ops"]["hrrr_fields"]}})
     assert res.success
     with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
@@ -114,7 +116,7 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     assert table.schema.metadata[b"decode_engine"] == b"cfgrib"
     # the direct-ecCodes engine, chosen by config, writes the same values
     cfg = {**_cfg()["ops"]["hrrr_fields"]["config"], "engine": "eccodes"}
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": {"config": cfg}}})
     assert res.success
     assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "eccodes"
@@ -137,7 +139,7 @@ def test_demo_materialises(store, resources, instance):
     assert gtab.schema.names == ["y", "x", "latitude", "longitude"] and gtab.num_rows == 1059 * 1799
     for pk in seeded:
         for asset in (hrrr_raw, hrrr_fields):
-            r = dg.materialize([asset], resources=resources,
+            r = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[asset], resources=resources,
                                instance=instance, partition_key=pk,
                                run_config={"ops": {asset.op.name: DEMO_RUN_CONFIG[pk]["ops"][asset.op.name]}})
             assert r.success, pk
@@ -155,7 +157,7 @@ def test_demo_materialises(store, resources, instance):
 
 
 def _fields_run(resources, instance, pk, cfg, raise_on_error=False):
-    return dg.materialize([hrrr_fields], resources=resources,
+    return dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources,
                           instance=instance, partition_key=pk, raise_on_error=raise_on_error,
                           run_config={"ops": {"hrrr_fields": {"config": cfg}}})
 
@@ -213,6 +215,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
 
 
 def test_definitions_load():
+    hrrr_defs = build_defs(Settings())
     keys = {a.key.to_user_string() for a in hrrr_defs.assets}
     assert {a.group_names_by_key[a.key] for a in hrrr_defs.assets} == {"hrrr"}
     assert keys == {"hrrr_raw", "hrrr_grid", "hrrr_fields"}

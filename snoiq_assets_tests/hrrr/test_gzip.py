@@ -13,13 +13,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from snoiq_assets.defs.automation.sensors import hrrr_partition_for_key
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
-from snoiq_assets.defs.io_manager import partition_object_key
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.decode import ENGINES, decode_fields, gunzip_grib, scan_grib
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key, partition_for_landed_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, Variable, resolve
+from snoiq_assets.lib.lake import partition_object_key
 
 UTC = dt.timezone.utc
 MRMS = "MRMS_MultiSensor_QPE_01H_Pass2_00.00_20201015-000000.grib2.gz"
@@ -90,7 +89,7 @@ def test_landed_grib2_gz_is_decompressed_by_hrrr_raw(store, resources, instance,
     assert store.get(key) == hrrr_hour.read_bytes() and store.exists(key + ".gz")   # the raw .gz stays
     assert len(store.get(key + ".idx").decode().splitlines()) == 10
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
-    assert dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=good_pk,
+    assert dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=good_pk,
                           run_config={"ops": {"hrrr_fields": {"config": sel}}}).success
     with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), good_pk)) as p:
         table = pq.read_table(p)
@@ -108,4 +107,4 @@ def test_landed_grib2_gz_is_decompressed_by_hrrr_raw(store, resources, instance,
 
 
 def test_landing_sensor_takes_grib2_gz():
-    assert hrrr_partition_for_key("raw/hrrr/20230101/hrrr.t05z.wrfsfcf02.grib2.gz") == ("2023-01-01T05", 2)
+    assert partition_for_landed_key("raw/hrrr/20230101/hrrr.t05z.wrfsfcf02.grib2.gz") == ("2023-01-01T05", 2)

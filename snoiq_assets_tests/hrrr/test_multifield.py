@@ -14,13 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
-from snoiq_assets.defs.io_manager import partition_object_key
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.decode import ENGINES, decode_fields, idx_text, scan_framing, scan_grib
-from snoiq_assets.lib.hrrr.fetch import S3Source, fetch_subset, hrrr_key, landing_key
+from snoiq_assets.lib.hrrr.fetch import S3Source, fetch_subset, hrrr_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.inventory import parse_idx
 from snoiq_assets.lib.hrrr.synth import real_messages
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve, search_pattern
+from snoiq_assets.lib.lake import partition_object_key
 
 UTC = dt.timezone.utc
 RUN = dt.datetime(2023, 1, 1, 0, tzinfo=UTC)
@@ -207,7 +208,7 @@ def test_landed_multi_field_file_through_the_assets(store, resources, instance, 
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
     single, _ = decode_fields(hrrr_hour, resolve(WIND), 0, engine="eccodes")
     for engine in ENGINES:
-        assert dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+        assert dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                               run_config={"ops": {"hrrr_fields": {"config": {**sel, "engine": engine}}}}).success
         with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
             table = pq.read_table(p)

@@ -10,15 +10,16 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from snoiq_assets.defs.automation.sensors import hrrr_landing_sensor, hrrr_partition_for_key
+from snoiq_assets.defs.hrrr.sensors import hrrr_sensors
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
-from snoiq_assets.defs.io_manager import partition_object_key
 from snoiq_assets.defs.partitions import HOURLY_KEY_FORMAT, HOURLY_START, hourly_partitions
 from snoiq_assets.lib.hrrr.decode import decode_fields
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key, partition_for_landed_key
 from snoiq_assets.lib.hrrr.synth import write_hrrr_hour
 from snoiq_assets.lib.hrrr.variables import resolve
 from snoiq_assets.lib.keys import UnsafeNameError
+from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.settings import Settings
 
 UTC = dt.timezone.utc
 COLUMNS = ["tmp_2m_k", "snod_m"]
@@ -40,7 +41,7 @@ def test_a_2016_run_lands_and_decodes(tmp_path, store, resources, instance):
     assert dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=pk,
                           run_config={"ops": {"hrrr_raw": {"config": sel}}}).success
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
-    res = dg.materialize([hrrr_fields], resources=resources, instance=instance, partition_key=pk,
+    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=pk,
                          run_config={"ops": {"hrrr_fields": {"config": sel}}})
     assert res.success
     meta = res.asset_materializations_for_node("hrrr_fields")[0].metadata
@@ -57,11 +58,12 @@ def test_sensor_skips_a_run_before_the_archive_naming_the_first_partition(store,
     store.put_file("raw/hrrr/20110110/hrrr.t12z.wrfsfcf00.grib2",
                    sample_dir / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2")
     ctx = dg.build_sensor_context(instance=instance, resources={"store": resources["store"]}, definitions=defs)
+    (hrrr_landing_sensor,) = hrrr_sensors(Settings())
     result = hrrr_landing_sensor(ctx)
     assert isinstance(result, dg.SkipReason)
     assert "skipped 1 name(s) that map to no partition" in result.skip_message
     assert "raw/hrrr/20110110/hrrr.t12z.wrfsfcf00.grib2" in result.skip_message
     with pytest.raises(UnsafeNameError, match=r"is for run 2014-07-30T17, before the first hourly partition "
                        r"2014-07-30T18 \(the start of NOAA's HRRR archive\)"):
-        hrrr_partition_for_key("raw/hrrr/20140730/hrrr.t17z.wrfsfcf00.grib2")
-    assert hrrr_partition_for_key("raw/hrrr/20140730/hrrr.t18z.wrfsfcf00.grib2") == ("2014-07-30T18", 0)
+        partition_for_landed_key("raw/hrrr/20140730/hrrr.t17z.wrfsfcf00.grib2")
+    assert partition_for_landed_key("raw/hrrr/20140730/hrrr.t18z.wrfsfcf00.grib2") == ("2014-07-30T18", 0)

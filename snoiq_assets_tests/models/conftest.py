@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from snoiq_assets.defs.models.resources import MlflowResource
+from snoiq_assets.defs.partitions import hourly_partitions, outcome_location_partitions
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, register_station_files
 from snoiq_assets.lib.stations import parsers, validate
 
@@ -23,6 +24,10 @@ STATION = "72698024229"  # PORTLAND INTERNATIONAL AIRPORT, OR (GSOD)
 GSOD = Path(__file__).resolve().parents[2] / "data" / "sample" / "station_obs" / "gsod_72698024229_KPDX_2016-2024.csv"
 FAST = {"n_estimators": 40, "max_depth": 3}
 STATION_ASSETS = [observations_raw, observations_clean]
+# training_table's other inputs, declared but not materialised here: nothing of them is stored,
+# so the table is built from the station observations alone.
+TABLE_UPSTREAM = [dg.AssetSpec("grid_join_features", partitions_def=hourly_partitions),
+                  dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]
 
 
 @functools.lru_cache(maxsize=1)

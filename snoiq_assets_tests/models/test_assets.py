@@ -11,16 +11,18 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from snoiq_assets.defs.features.training import training_table
-from snoiq_assets.defs.models.assets import champion_model, predictions, trained_models
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.models.champion import champion_model
+from snoiq_assets.defs.models.predictions import predictions
+from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.partitions import MODEL_TYPES
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets_tests.helpers import failure_messages
-from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS
+from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS, TABLE_UPSTREAM
 
-ASSETS = [*STATION_ASSETS, training_table, trained_models, champion_model, predictions]
+ASSETS = [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models, champion_model, predictions]
 ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
 CHAIN = ["training_table", "trained_models", "champion_model", "predictions"]
 

@@ -21,21 +21,24 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from snoiq_assets.defs.automation.predictions import contiguous_ranges, feature_predictions_sensor
-from snoiq_assets.defs.features.grid import grid_join_features, station_grid_index
-from snoiq_assets.defs.features.training import training_table
+from snoiq_assets.defs.models.sensors import feature_predictions_sensor
+from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
+from snoiq_assets.defs.features.assets import training_table
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_synthetic_hours
-from snoiq_assets.defs.io_manager import partition_object_key, read_schema_metadata
-from snoiq_assets.defs.models.assets import champion_model, hourly_predictions, predictions, trained_models
-from snoiq_assets.defs.partitions import MODEL_TYPES
-from snoiq_assets.defs.stations import register_station_files
+from snoiq_assets.lib.lake import partition_object_key, stored_metadata
+from snoiq_assets.defs.models.champion import champion_model
+from snoiq_assets.defs.models.predictions import hourly_predictions, predictions
+from snoiq_assets.defs.models.training import trained_models
+from snoiq_assets.defs.partitions import MODEL_TYPES, outcome_location_partitions
+from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
 from snoiq_assets.lib.features.training import info_from_schema_metadata
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.synth import demo_values
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key, read_metadata
+from snoiq_assets.settings import Settings
 from snoiq_assets_tests.helpers import failure_messages
 
 UTC = dt.timezone.utc
@@ -45,7 +48,8 @@ HOURS = [(dt.datetime(2023, 1, 1, 1) + dt.timedelta(hours=h)).strftime("%Y-%m-%d
 VARIABLES = ["tmp_2m_k", "dpt_2m_k", "apcp_kg_m2"]
 SEL = {"forecast_hour": 0, "variables": VARIABLES}
 ASSETS = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean, station_grid_index,
-          grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions]
+          grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions,
+          dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]  # declared, none stored
 ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
 HOUR_RANGE = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST}
 TABLE = {"ops": {"training_table": {"config": {"target": "air_temp_c", "hourly": True, "locations": [NUNN]}}}}
@@ -63,7 +67,7 @@ def mat(resources, instance, selection, run_config=None, **kwargs):
 
 def tick(instance, cursor, store_resource):
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": store_resource})
-    return feature_predictions_sensor(ctx)
+    return feature_predictions_sensor(Settings())(ctx)
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)
@@ -90,7 +94,7 @@ def test_hourly_grid_model_trains_promotes_and_predicts_each_feature_partition(
     # --- the hourly training table -----------------------------------------------------------
     assert mat(resources, instance, ["training_table"], TABLE).success
     table = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("training_table"), None)))
-    info = info_from_schema_metadata(read_schema_metadata(resources["store"], dg.AssetKey("training_table"), None))
+    info = info_from_schema_metadata(stored_metadata(resources["store"].get_store(), dg.AssetKey("training_table"), None))
     assert info["resolution"] == "hourly" and info["grid_partitions"]["count"] == 48
     assert table.height == 48 and table["location"].unique().to_list() == [NUNN]
     assert table["period_start"].dt.strftime("%Y-%m-%dT%H").to_list() == HOURS
@@ -188,9 +192,3 @@ def _parquet(frame: pl.DataFrame) -> bytes:
     buf = io.BytesIO()
     frame.write_parquet(buf)
     return buf.getvalue()
-
-
-def test_contiguous_ranges():
-    assert contiguous_ranges(["2023-01-01T03", "2023-01-01T01", "2023-01-01T02", "2023-01-01T07", "2023-01-02T00"]) == [
-        ("2023-01-01T01", "2023-01-01T03"), ("2023-01-01T07", "2023-01-01T07"), ("2023-01-02T00", "2023-01-02T00")]
-    assert contiguous_ranges([]) == []

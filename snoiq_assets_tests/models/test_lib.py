@@ -133,7 +133,7 @@ def test_model_metadata_is_checked_before_use(store, portland):
 
 
 def test_threads_come_from_config_or_hyperparameters():
-    from snoiq_assets.defs.models.assets import sweep_run_configs
+    from snoiq_assets.lib.models.sweeps import sweep_run_configs
     from snoiq_assets.lib.models.train import available_cpus, split_threads
 
     assert split_threads({"max_depth": 3}, 1) == ({"max_depth": 3}, 1)
@@ -184,3 +184,53 @@ def test_hourly_climatology_is_by_hour_of_day():
     clim = baselines.climatology(frame, train)
     # The diurnal cycle: hour h is predicted as h, not as the month's mean of 11.5.
     assert np.allclose(clim[~train], np.arange(24))
+
+
+def test_promotion_decision():
+    """lib/models/promotion.py: the champion rule without MLflow or Dagster."""
+    from snoiq_assets.lib.models.promotion import decide
+
+    best = {"model_type": "xgboost", "model_prefix": "models/a/2/model_type=xgboost", "rmse": 0.9, "mae": 0.5,
+            "skill_persistence": 0.2, "skill_climatology": 0.1}
+    champion = {"model_prefix": "models/a/1/model_type=lightgbm", "rmse": 1.0}
+
+    def never():
+        raise AssertionError("not re-scored")
+
+    assert decide(best, None, "rmse", 0.02, True, never).promote
+    weak = {**best, "skill_climatology": -0.1}
+    d = decide(weak, None, "rmse", 0.02, True, never)
+    assert not d.promote and "does not beat both baselines" in d.reason and "-0.100" in d.reason
+    assert decide(weak, None, "rmse", 0.02, False, never).promote
+    same = decide(best, {**champion, "model_prefix": best["model_prefix"]}, "rmse", 0.02, True, never)
+    assert not same.promote and "already the champion" in same.reason
+
+    d = decide(best, champion, "rmse", 0.02, True, lambda: (1.0, "re-scored on 2023-01-01..2023-12-31"))
+    assert d.promote and d.current_value == 1.0 and "re-scored on 2023-01-01" in d.reason
+    d = decide(best, champion, "rmse", 0.2, True, lambda: (1.0, "re-scored"))
+    assert not d.promote and "needs < 0.8000" in d.reason
+
+    def cannot():
+        raise ModelError("resolution differs")
+
+    d = decide(best, {**champion, "rmse": 0.5}, "rmse", 0.02, True, cannot)
+    assert not d.promote and d.current_value == 0.5 and "stored value (could not re-score: resolution differs)" in d.reason
+    with pytest.raises(ModelError, match="metric must be rmse or mae"):
+        decide(best, None, "r2", 0.02, True, never)
+    with pytest.raises(ModelError, match=r"min_improvement must be in \[0, 1\)"):
+        decide(best, None, "rmse", 1.0, True, never)
+
+
+def test_run_config_meaning():
+    from snoiq_assets.lib.models.runs import resolve_location, split_point, typed_params
+
+    assert typed_params({"n_estimators": 100.0, "learning_rate": 0.1, "max_depth": 3.5}) == \
+        {"n_estimators": 100, "learning_rate": 0.1, "max_depth": 3.5}
+    assert split_point("2022-06-01", False) == dt.date(2022, 6, 1)
+    assert split_point("2023-01-02T13", True) == dt.datetime(2023, 1, 2, 13, tzinfo=dt.timezone.utc)
+    with pytest.raises(ModelError, match="is not a date"):
+        split_point("2023-01-02T99", True)
+    assert resolve_location(None, None, {"locations": ["KPDX"]}) == ("KPDX", ["KPDX"])
+    assert resolve_location("region", ["A", "B"], {}) == ("region", ["A", "B"])
+    with pytest.raises(ModelError, match="config 'location' is required"):
+        resolve_location(None, None, {"locations": ["A", "B"]})

@@ -15,17 +15,18 @@ import duckdb
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.features.training import training_table
-from snoiq_assets.defs.models.assets import champion_model, trained_models
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.models.champion import champion_model
+from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.models.reproduce import reproduce_job
 from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
 from snoiq_assets.lib.models.reproduce import RunNotFound, reproduce, resolve_run
 from snoiq_assets.lib.models.snapshots import SnapshotCorrupt, snapshot_key
 from snoiq_assets.lib.storage import store_from_settings
-from snoiq_assets_tests.models.conftest import FAST, GSOD, STATION, STATION_ASSETS
+from snoiq_assets_tests.models.conftest import FAST, GSOD, STATION, STATION_ASSETS, TABLE_UPSTREAM
 
-ASSETS = [*STATION_ASSETS, training_table, trained_models, champion_model]
+ASSETS = [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models, champion_model]
 
 
 def _materialize(instance, resources, select, run_config=None, **kw):

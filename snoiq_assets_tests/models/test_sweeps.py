@@ -5,12 +5,13 @@ import dagster as dg
 import duckdb
 import pytest
 
-from snoiq_assets.defs.automation.sweeps import sweep_sensor
-from snoiq_assets.defs.features.training import training_table
-from snoiq_assets.defs.models.assets import trained_models
+from snoiq_assets.defs.models.sensors import sweep_sensor
+from snoiq_assets.settings import Settings
+from snoiq_assets.defs.features.assets import training_table
+from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.lib.models.sweeps import MAX_RUNS, SweepError, parse_sweep
-from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS
+from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS, TABLE_UPSTREAM
 
 SWEEP = f"""
 tag: depth-rate
@@ -62,7 +63,7 @@ def test_parse_sweep_and_what_it_refuses():
 
 def tick(instance, cursor, resources):
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]})
-    return sweep_sensor(ctx)
+    return sweep_sensor(Settings())(ctx)
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)
@@ -90,10 +91,10 @@ def test_sensor_starts_one_run_per_grid_point_and_quarantines_bad_files(settings
     assert not again.run_requests and "no new or changed files" in again.skip_reason.skip_message
 
     # Run two of the requested runs as the daemon would launch them: both land in experiments.
-    assert dg.materialize([*STATION_ASSETS, training_table], selection=["training_table"], instance=instance,
+    assert dg.materialize([*STATION_ASSETS, *TABLE_UPSTREAM, training_table], selection=["training_table"], instance=instance,
                           resources=model_resources, run_config=demo_run_config("table")).success
     for r in requests[:2]:
-        assert dg.materialize([*STATION_ASSETS, training_table, trained_models], selection=["trained_models"],
+        assert dg.materialize([*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models], selection=["trained_models"],
                               instance=instance, resources=model_resources, run_config=r.run_config,
                               partition_key=r.partition_key, tags=r.tags).success
     with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:

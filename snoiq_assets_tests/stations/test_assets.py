@@ -6,9 +6,14 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.io_manager import partition_object_key
-from snoiq_assets.defs.stations import ALL_CHECKS, defs, register_outcome_files, register_station_files
-from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, outcome_of_interest, station_metadata
+from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.defs.stations import build_defs
+from snoiq_assets.defs.stations.assets import (
+    observations_clean, observations_raw, outcome_of_interest, register_outcome_files, register_station_files,
+    station_metadata,
+)
+from snoiq_assets.defs.stations.checks import ALL_CHECKS
+from snoiq_assets.settings import Settings
 from snoiq_assets.defs.stations.demo import OUTCOME_LOCATION, seed_demo
 
 warnings.filterwarnings("ignore", category=dg.PreviewWarning) if hasattr(dg, "PreviewWarning") else None
@@ -21,6 +26,7 @@ def _read(store, key: str, pk=None) -> pl.DataFrame:
 
 
 def test_definitions_load_with_expected_keys():
+    defs = build_defs(Settings())
     keys = {k.to_user_string() for k in defs.assets[0].keys} | {
         k.to_user_string() for a in defs.assets for k in a.keys}
     assert keys == {"station_metadata", "observations_raw", "observations_clean", "observations_rejects",

@@ -26,7 +26,7 @@ import pytest
 from dagster._core.execution.backfill import BulkActionStatus
 
 from snoiq_assets.defs.hrrr.demo import SYNTH_PARTITIONS
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make_homes
 
 pytestmark = pytest.mark.browser

@@ -18,7 +18,7 @@ import pytest
 
 from snoiq_assets.defs.hrrr.demo import SYNTH_PARTITIONS
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.stations import schema
 from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make_homes
 

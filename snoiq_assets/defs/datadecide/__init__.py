@@ -3,5 +3,8 @@
 import dagster as dg
 
 from snoiq_assets.defs.datadecide.assets import ASSETS, CHECKS
+from snoiq_assets.settings import Settings
 
-defs = dg.Definitions(assets=ASSETS, asset_checks=CHECKS)
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=ASSETS, asset_checks=CHECKS)

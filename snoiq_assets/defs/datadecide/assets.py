@@ -3,11 +3,10 @@
 Each asset's main frame goes to the ``io_manager`` (``lake/<asset>.parquet``); the DuckDB tables
 are written from the same in-memory frames through the ``duckdb`` resource (pool
 ``duckdb_writer``: one DuckDB writer at a time). Side tables (rejects, wide history) are Parquet
-under ``lake/datadecide/``.
+under ``lake/datadecide/`` (``duck.write_side_table``).
 """
 
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.datadecide import duck
 from snoiq_assets.lib.datadecide.features import early_window_features as build_features
 from snoiq_assets.lib.datadecide.forecast import MODEL_NAMES, ForecastError, grouped_cv
@@ -33,7 +32,6 @@ from snoiq_assets.lib.datadecide.wandb_io import WandbUnavailable, export_wandb,
 
 GROUP = "datadecide"
 POOL = "duckdb_writer"
-SIDE_PREFIX = "lake/datadecide"
 
 
 class WandbExportConfig(dg.Config):
@@ -63,10 +61,6 @@ def _connect(duckdb: DuckDBResource):
     """The DuckDB file lives in SNOIQ_HOME, which an s3-profile run may not have created yet."""
     Path(duckdb.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
     return duckdb.get_connection()
-
-
-def _side(store, name: str, frame) -> str:
-    return duck.write_parquet_table(store, f"{SIDE_PREFIX}/{name}.parquet", frame)
 
 
 def _log_rejects(context, rejects: pl.DataFrame, what: str) -> None:
@@ -101,11 +95,11 @@ def wandb_export(context: dg.AssetExecutionContext, config: WandbExportConfig, s
     description="W&B history in long form (project, run, step, tokens, metric, value); wide form beside it.",
 )
 def wandb_history(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource) -> pl.DataFrame:
-    s = store.get_store()
-    res = ingest_history(s)
+    object_store = store.get_store()
+    res = ingest_history(object_store)
     _log_rejects(context, res.rejects, "wandb_history")
-    wide_uri = _side(s, "wandb_history_wide", res.wide)
-    _side(s, "wandb_history_rejects", res.rejects)
+    wide_uri = duck.write_side_table(object_store, "wandb_history_wide", res.wide)
+    duck.write_side_table(object_store, "wandb_history_rejects", res.rejects)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"wandb_history": res.long, "wandb_history_wide": res.wide, "wandb_history_rejects": res.rejects})
     context.add_output_metadata({
@@ -118,10 +112,10 @@ def wandb_history(context: dg.AssetExecutionContext, store: ObjectStoreResource,
 
 @dg.asset(group_name=GROUP, deps=[wandb_export], pool=POOL, description="One typed, flat row per W&B run; run name parsed.")
 def wandb_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource, wandb_history: pl.DataFrame) -> pl.DataFrame:
-    s = store.get_store()
-    res = ingest_runs(s, wandb_history)
+    object_store = store.get_store()
+    res = ingest_runs(object_store, wandb_history)
     _log_rejects(context, res.rejects, "wandb_runs")
-    _side(s, "wandb_runs_rejects", res.rejects)
+    duck.write_side_table(object_store, "wandb_runs_rejects", res.rejects)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"wandb_runs": res.runs, "wandb_runs_dropped_constants": res.dropped_constants,
                                  "wandb_runs_rejects": res.rejects})
@@ -140,25 +134,25 @@ HF_VIEWS = {
 
 @dg.asset(group_name=GROUP, pool=POOL, description="DataDecide eval results (HF hub or landed files), typed with nested outputs.")
 def hf_eval_results(context: dg.AssetExecutionContext, config: HfConfig, store: ObjectStoreResource, duckdb: DuckDBResource):
-    s = store.get_store()
+    object_store = store.get_store()
     status = "fetch disabled"
     if config.fetch:
-        cache = Path(store.settings().home) / "cache" / "huggingface"
+        cache = Path(store.home) / "cache" / "huggingface"
         try:
-            landed = fetch_hf_eval_results(s, cache, config.repo_id, revision=config.revision)
+            landed = fetch_hf_eval_results(object_store, cache, config.repo_id, revision=config.revision)
             status = f"fetched {len(landed)} file(s) from {config.repo_id}"
         except HubUnavailable as exc:
             status = f"{exc}"
             context.log.warning(f"{exc}; ingesting landed files")
-    recipes, recipe_rejects = ingest_recipes(s)
+    recipes, recipe_rejects = ingest_recipes(object_store)
     with tempfile.TemporaryDirectory(prefix="snoiq-hf-") as tmp:
         out = Path(tmp) / "eval.parquet"
-        res = ingest_eval_results(s, out)
+        res = ingest_eval_results(object_store, out)
         table = pq.read_table(out)
     rejects = pl.concat([res.rejects_frame(), rejects_frame(recipe_rejects)])
     _log_rejects(context, rejects, "hf_eval_results")
-    _side(s, "hf_eval_results_rejects", rejects)
-    _side(s, "datadecide_recipes", recipes)
+    duck.write_side_table(object_store, "hf_eval_results_rejects", rejects)
+    duck.write_side_table(object_store, "datadecide_recipes", recipes)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"hf_eval_results": table, "datadecide_recipes": recipes, "hf_eval_results_rejects": rejects},
                           views=HF_VIEWS)
@@ -170,12 +164,12 @@ def hf_eval_results(context: dg.AssetExecutionContext, config: HfConfig, store: 
 @dg.asset(group_name=GROUP, pool=POOL, description="DataDecide checkpoints -> W&B runs; joined with eval results into finetune_pretrain.")
 def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, duckdb: DuckDBResource,
                  hf_eval_results: pl.DataFrame, wandb_runs: pl.DataFrame) -> pl.DataFrame:
-    s = store.get_store()
+    object_store = store.get_store()
     frames, rejects = [], []
-    keys = [i.key for i in s.list(MATCHED_PREFIX) if i.key.endswith(".json")]
+    keys = [i.key for i in object_store.list(MATCHED_PREFIX) if i.key.endswith(".json")]
     for key in keys:
         try:
-            df, rej = parse_matched_runs(s.get(key), key)
+            df, rej = parse_matched_runs(object_store.get(key), key)
         except MatchedRunsError as exc:
             rejects.append({"file": key, "line": None, "error": str(exc), "text": ""})
             continue
@@ -187,7 +181,7 @@ def matched_runs(context: dg.AssetExecutionContext, store: ObjectStoreResource, 
     joined = finetune_pretrain(matched, hf_eval_results, wandb_runs)
     rej = rejects_frame(rejects)
     _log_rejects(context, rej, "matched_runs")
-    _side(s, "finetune_pretrain", joined)
+    duck.write_side_table(object_store, "finetune_pretrain", joined)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"matched_runs": matched, "finetune_pretrain": joined, "matched_runs_rejects": rej})
     context.add_output_metadata({"run_records": matched.height, "checkpoints": matched["checkpoint"].n_unique(),

@@ -2,7 +2,9 @@
 
 import dagster as dg
 
-from snoiq_assets.defs.features.grid import grid_join_features, station_grid_index
-from snoiq_assets.defs.features.training import training_table
+from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index, training_table
+from snoiq_assets.settings import Settings
 
-defs = dg.Definitions(assets=[station_grid_index, grid_join_features, training_table])
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[station_grid_index, grid_join_features, training_table])

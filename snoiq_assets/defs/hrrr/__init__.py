@@ -1,7 +1,13 @@
-"""The hrrr domain: assets, checks, sensors and schedules, exposed as one `defs`."""
+"""The hrrr domain: hrrr_raw, hrrr_grid, hrrr_fields, the landing sensor and the hourly fetch."""
 
 import dagster as dg
 
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
+from snoiq_assets.defs.hrrr.schedules import hrrr_hourly_fetch, hrrr_hourly_job
+from snoiq_assets.defs.hrrr.sensors import hrrr_sensors
+from snoiq_assets.settings import Settings
 
-defs = dg.Definitions(assets=[hrrr_raw, hrrr_grid, hrrr_fields], asset_checks=[])
+
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[hrrr_raw, hrrr_grid, hrrr_fields], jobs=[hrrr_hourly_job],
+                          schedules=[hrrr_hourly_fetch], sensors=hrrr_sensors(settings))

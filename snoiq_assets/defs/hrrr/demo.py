@@ -15,8 +15,9 @@ import datetime as dt
 import tempfile
 from pathlib import Path
 
+from snoiq_assets.lib.hours import hour_key, hour_of
 from snoiq_assets.lib.hrrr.decode import idx_text, scan_grib
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.rawkeys import idx_key, landing_key
 from snoiq_assets.lib.hrrr.synth import REAL_SUBSET, write_hrrr_hour
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import ObjectStore
@@ -24,7 +25,7 @@ from snoiq_assets.lib.storage import ObjectStore
 UTC = dt.timezone.utc
 REAL_PARTITION = "2020-12-14T00"
 SYNTH_PARTITIONS = ("2023-01-01T00", "2023-01-01T01", "2023-01-01T02")
-HOURLY_MODEL_PARTITIONS = tuple((dt.datetime(2023, 1, 1, 3) + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in range(46))
+HOURLY_MODEL_PARTITIONS = tuple(hour_key(dt.datetime(2023, 1, 1, 3) + dt.timedelta(hours=h)) for h in range(46))
 HOURLY_MODEL_VARIABLES = ("tmp_2m_k", "dpt_2m_k", "apcp_kg_m2")
 HOURLY_MODEL_RUN_CONFIG = {"ops": {name: {"config": {"forecast_hour": 0, "variables": list(HOURLY_MODEL_VARIABLES)}}
                                    for name in ("hrrr_raw", "hrrr_fields")}}
@@ -43,7 +44,7 @@ DEMO_RUN_CONFIG: dict[str, dict] = {
 
 def _land(store: ObjectStore, key: str, path: Path) -> None:
     store.put_file(key, path)
-    store.put(key + ".idx", idx_text(scan_grib(path, key)).encode())
+    store.put(idx_key(key), idx_text(scan_grib(path, key)).encode())
 
 
 def seed_demo(store: ObjectStore, synth_partitions=SYNTH_PARTITIONS) -> list[str]:
@@ -58,7 +59,7 @@ def seed_synthetic_hours(store: ObjectStore, partitions, columns=None, packing: 
     seeded = []
     with tempfile.TemporaryDirectory(prefix="snoiq-hrrr-demo-") as tmp:
         for pk in partitions:
-            run = dt.datetime.strptime(pk, "%Y-%m-%dT%H").replace(tzinfo=UTC)
+            run = hour_of(pk)
             path = write_hrrr_hour(Path(tmp) / f"{pk}.grib2", run, 0, columns=columns, packing=packing)
             _land(store, landing_key(run, 0), path)
             path.unlink()

@@ -9,7 +9,7 @@ or when the metrics differ; the comparison is in the step's output metadata eith
 
 import dagster as dg
 
-from snoiq_assets.defs.resources import ObjectStoreResource
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.models.reproduce import DEFAULT_TOLERANCE, reproduce, resolve_run
 
 

@@ -16,7 +16,7 @@ from typing import Optional
 import dagster as dg
 from pydantic import PrivateAttr
 
-from snoiq_assets.settings import Settings, SettingsError
+from snoiq_assets.settings import Settings
 
 # (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
 # renamed or re-created under the same name by this code, and the lookup is a database query.
@@ -76,6 +76,21 @@ class MlflowResource(dg.ConfigurableResource):
                 raise
             _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
+
+    def register_champion(self, name: str, mlflow_run_id: str, model_prefix: str) -> str:
+        """Register the run's model as a new version of ``name`` and point the alias
+        ``champion`` at it; return the version."""
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        try:
+            client.create_registered_model(name)
+        except MlflowException:
+            pass  # it exists
+        source = client.get_run(mlflow_run_id).info.artifact_uri.rstrip("/") + "/model"
+        mv = client.create_model_version(name, source=source, run_id=mlflow_run_id, tags={"model_prefix": model_prefix})
+        client.set_registered_model_alias(name, "champion", mv.version)
+        return str(mv.version)
 
 
 def mlflow_resource(settings: Settings) -> MlflowResource:

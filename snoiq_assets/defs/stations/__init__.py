@@ -1,6 +1,6 @@
 """The stations domain: station metadata, observations (raw, clean, rejects), outcome series.
 
-Exposes ``defs = dg.Definitions(assets=[...], asset_checks=[...])``, group "stations".
+``build_defs(settings)`` gives its assets, checks, sensors and schedules, group "stations".
 Asset keys: station_metadata, observations_raw, observations_clean, observations_rejects,
 outcome_of_interest, outcome_rejects. Domain logic lives in ``snoiq_assets.lib.stations``;
 ``assets.register_station_files(instance, store)`` registers landed files as partitions;
@@ -9,18 +9,14 @@ outcome_of_interest, outcome_rejects. Domain logic lives in ``snoiq_assets.lib.s
 
 import dagster as dg
 
-from snoiq_assets.defs.stations.assets import (
-    observations_clean,
-    observations_raw,
-    outcome_of_interest,
-    register_outcome_files,
-    register_station_files,
-    station_metadata,
-)
+from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, outcome_of_interest, station_metadata
 from snoiq_assets.defs.stations.checks import ALL_CHECKS
+from snoiq_assets.defs.stations.schedules import daily_cleaning_sweep, station_cleaning_job
+from snoiq_assets.defs.stations.sensors import station_sensors
+from snoiq_assets.settings import Settings
 
-STATION_ASSETS = [station_metadata, observations_raw, observations_clean, outcome_of_interest]
 
-defs = dg.Definitions(assets=STATION_ASSETS, asset_checks=ALL_CHECKS)
-
-__all__ = ["defs", "register_station_files", "register_outcome_files", "STATION_ASSETS", "ALL_CHECKS"]
+def build_defs(settings: Settings) -> dg.Definitions:
+    return dg.Definitions(assets=[station_metadata, observations_raw, observations_clean, outcome_of_interest],
+                          asset_checks=ALL_CHECKS, jobs=[station_cleaning_job], schedules=[daily_cleaning_sweep],
+                          sensors=station_sensors(settings))

@@ -15,31 +15,29 @@ other partitions are unaffected. Row-level problems become rejects and the raw f
 """
 
 
-from pathlib import Path
-
 import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
 from snoiq_assets.lib.stations import parsers, validate
 from snoiq_assets.lib.stations.formats import Format, StationFileError, decode_utf8, detect_format
 from snoiq_assets.lib.stations.rawkeys import (
+    EXTRA_METADATA_KEY,
     OBSERVATIONS_PREFIX,
     OUTCOMES_PREFIX,
     location_for_raw_key,
     outcome_key_candidates,
     partition_for_raw_key,
     raw_key_candidates,
+    USCRN_STATIONS_KEY,
 )
 from snoiq_assets.lib.storage import ObjectStore
 
 GROUP = "stations"
-SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
-USCRN_STATIONS_KEY = "raw/metadata/stations.tsv"
-EXTRA_METADATA_KEY = "raw/metadata/station_metadata_extra.csv"
 
 
 def _register(instance: dg.DagsterInstance, store: ObjectStore, prefix: str, to_key, pdef_name: str) -> list[str]:
@@ -93,13 +91,12 @@ def load_native(store: ObjectStore, station_id: str) -> tuple[str, Format, pl.Da
 @dg.asset(
     group_name=GROUP,
     partitions_def=station_file_partitions,
-    required_resource_keys={"store"},
     description="Every field of a landed station file, in its own units, one row per line (line_no, parse_error).",
 )
-def observations_raw(context: dg.AssetExecutionContext) -> pl.DataFrame:
-    store = context.resources.store.get_store()
+def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
+    object_store = store.get_store()
     station_id = context.partition_key
-    key, fmt, native = load_native(store, station_id)
+    key, fmt, native = load_native(object_store, station_id)
     context.add_output_metadata({
         "source_key": key, "source_format": fmt.value,
         "unreadable_lines": int(native["parse_error"].is_not_null().sum()),
@@ -129,34 +126,32 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
                     metadata={"by_rule": dg.MetadataValue.json(dict(rejects.group_by("rule").len().rows()))})
 
 
-def _store_or_sample(store: ObjectStore, key: str, sample: Path) -> tuple[bytes, str]:
-    if store.exists(key):
-        return store.get(key), key
-    return sample.read_bytes(), str(sample)
-
-
 @dg.asset(
     group_name=GROUP,
-    required_resource_keys={"store"},
     description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
 )
-def station_metadata(context: dg.AssetExecutionContext) -> pl.DataFrame:
-    store = context.resources.store.get_store()
-    tsv, tsv_src = _store_or_sample(store, USCRN_STATIONS_KEY, SAMPLE / "uscrn" / "stations.tsv")
-    extra, extra_src = _store_or_sample(store, EXTRA_METADATA_KEY, SAMPLE / "station_metadata_extra.csv")
-    frames = [md.from_uscrn_stations(tsv, tsv_src)]
-    for info in store.list(OBSERVATIONS_PREFIX):
+def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
+    object_store = store.get_store()
+    if not object_store.exists(USCRN_STATIONS_KEY):
+        raise dg.Failure(description=f"no station list: land the USCRN stations.tsv at {object_store.uri(USCRN_STATIONS_KEY)} "
+                                     f"(https://www.ncei.noaa.gov/pub/data/uscrn/products/stations.tsv; "
+                                     f"`make demo` lands the bundled copy)")
+    frames = [md.from_uscrn_stations(object_store.get(USCRN_STATIONS_KEY), USCRN_STATIONS_KEY)]
+    for info in object_store.list(OBSERVATIONS_PREFIX):
         try:
             sid = partition_for_raw_key(info.key)
-            head = decode_utf8(store.get_range(info.key, 0, 4095).rsplit(b"\n", 1)[0], info.key)
+            head = decode_utf8(object_store.get_range(info.key, 0, 4095).rsplit(b"\n", 1)[0], info.key)
             if detect_format(head, info.key) is Format.GSOD_CSV:
-                _, native = parsers.parse_native(store.get(info.key), info.key)
+                _, native = parsers.parse_native(object_store.get(info.key), info.key)
                 frames.append(md.from_gsod_native(native, sid))
         except (UnsafeNameError, StationFileError) as exc:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
-    frames.append(md.from_extra_csv(extra, extra_src))
+    # The extra metadata file is the user's own, optional addition.
+    extra_src = EXTRA_METADATA_KEY if object_store.exists(EXTRA_METADATA_KEY) else "none"
+    if object_store.exists(EXTRA_METADATA_KEY):
+        frames.append(md.from_extra_csv(object_store.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
     out = md.build_station_metadata(*frames)
-    context.add_output_metadata({"stations": out.height, "uscrn_source": tsv_src, "extra_source": extra_src})
+    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src})
     return out.drop("source").select(
         "station_id", "wban", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date",
         "end_date",
@@ -170,16 +165,15 @@ def station_metadata(context: dg.AssetExecutionContext) -> pl.DataFrame:
         "outcome_of_interest": dg.AssetOut(description="A location's target series: location, timestamp_utc, variable, value."),
         "outcome_rejects": dg.AssetOut(description="Validation failures of the outcome series."),
     },
-    required_resource_keys={"store"},
 )
-def outcome_of_interest(context: dg.AssetExecutionContext):
-    store = context.resources.store.get_store()
+def outcome_of_interest(context: dg.AssetExecutionContext, store: ObjectStoreResource):
+    object_store = store.get_store()
     location = context.partition_key
-    key = _find(store, outcome_key_candidates(location), f"outcome location {location!r}")
+    key = _find(object_store, outcome_key_candidates(location), f"outcome location {location!r}")
     try:
-        frame = oc.parse_outcome(store.get(key), key, location)
+        frame = oc.parse_outcome(object_store.get(key), key, location)
     except StationFileError as exc:
-        dest = store.quarantine(key, str(exc), line=exc.line, column=exc.column)
+        dest = object_store.quarantine(key, str(exc), line=exc.line, column=exc.column)
         raise dg.Failure(description=f"{exc} (moved to {dest})") from None
     clean, rejects = oc.validate_outcome(frame)
     yield dg.Output(clean, output_name="outcome_of_interest", metadata={"rows": clean.height, "source_key": key})

@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from snoiq_assets.lib.stations import parsers
+from snoiq_assets.lib.stations.rawkeys import EXTRA_METADATA_KEY, OBSERVATIONS_PREFIX, OUTCOMES_PREFIX, USCRN_STATIONS_KEY
 from snoiq_assets.lib.storage import ObjectStore
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
@@ -47,8 +48,8 @@ def outcome_csv(sample_dir: Path = SAMPLE) -> bytes:
 
 def seed_demo(store: ObjectStore, sample_dir: Path = SAMPLE) -> list[str]:
     for name, rel in STATION_FILES.items():
-        store.put_file(f"raw/observations/{name}", sample_dir / rel)
-    store.put_file("raw/metadata/stations.tsv", sample_dir / "uscrn" / "stations.tsv")
-    store.put_file("raw/metadata/station_metadata_extra.csv", sample_dir / "station_metadata_extra.csv")
-    store.put(f"raw/outcomes/{OUTCOME_LOCATION}.csv", outcome_csv(sample_dir))
+        store.put_file(f"{OBSERVATIONS_PREFIX}{name}", sample_dir / rel)
+    store.put_file(USCRN_STATIONS_KEY, sample_dir / "uscrn" / "stations.tsv")
+    store.put_file(EXTRA_METADATA_KEY, sample_dir / "station_metadata_extra.csv")
+    store.put(f"{OUTCOMES_PREFIX}{OUTCOME_LOCATION}.csv", outcome_csv(sample_dir))
     return sorted(name.rsplit(".", 1)[0] for name in STATION_FILES)

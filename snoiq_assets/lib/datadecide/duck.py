@@ -7,6 +7,8 @@ import re
 import polars as pl
 import pyarrow as pa
 
+from snoiq_assets.lib.keys import join_key
+
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -35,6 +37,15 @@ def write_tables(conn, tables: dict[str, pl.DataFrame | pa.Table], views: dict[s
         conn.execute("ROLLBACK")
         raise
     return counts
+
+
+SIDE_TABLES_PREFIX = "lake/datadecide"
+"""Side tables (rejects, the wide history) beside the assets' own lake files; no asset reads them."""
+
+
+def write_side_table(store, name: str, frame: pl.DataFrame | pa.Table) -> str:
+    """Write ``<SIDE_TABLES_PREFIX>/<name>.parquet``; return its URI."""
+    return write_parquet_table(store, join_key(SIDE_TABLES_PREFIX, f"{name}.parquet"), frame)
 
 
 def write_parquet_table(store, key: str, frame: pl.DataFrame | pa.Table) -> str:

@@ -362,3 +362,15 @@ def info_from_schema_metadata(md: dict[str, str]) -> dict:
 def to_arrow_with_metadata(table: pl.DataFrame, info: dict):
     arrow = table.to_arrow()
     return arrow.replace_schema_metadata({**(arrow.schema.metadata or {}), **schema_metadata(info)})
+
+
+def table_data_version(arrow_table) -> str:
+    """A content hash of the table (data and schema metadata): the asset's data version."""
+    import hashlib
+    import io
+
+    import pyarrow.parquet as pq
+
+    buf = io.BytesIO()
+    pq.write_table(arrow_table, buf, compression="none")
+    return hashlib.sha256(buf.getvalue()).hexdigest()[:24]

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.lib.models import InsufficientDataError, ModelError
 from snoiq_assets.lib.models import baselines, metrics as M
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS, rolling_origin, time_split
@@ -36,43 +35,6 @@ class RunSpec:
     n_jobs: int | None = 1  # threads per fit; 0, -1 or None = all CPUs
     min_train_rows: int = MIN_TRAIN_ROWS
     min_test_rows: int = MIN_TEST_ROWS
-
-
-# Hyperparameters the libraries want as whole numbers (a YAML or UI value may arrive as 3.0).
-INTEGER_PARAMS = {"n_estimators", "max_depth", "num_leaves", "min_child_samples", "min_samples_leaf",
-                  "min_samples_split", "subsample_freq", "max_bin", "min_child_weight_int"}
-
-
-def hyperparameters(raw: dict) -> dict:
-    return {k: int(v) if k in INTEGER_PARAMS and isinstance(v, float) and v.is_integer() else v for k, v in raw.items()}
-
-
-def split_point_of(text: str | None, hourly: bool) -> dt.date | dt.datetime | None:
-    """A split date (YYYY-MM-DD), or for an hourly model also an hour (YYYY-MM-DDTHH[:MM], UTC)."""
-    if not text or not hourly or "T" not in text:
-        return optional_date(text, "split_date", ModelError)
-    try:
-        return dt.datetime.fromisoformat(text if len(text) > 13 else text + ":00").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        raise ModelError(f"split_date={text!r} is not a date (YYYY-MM-DD) or an hour (YYYY-MM-DDTHH)") from None
-
-
-def run_spec(config: dict, model_type: str, stations, features=None) -> RunSpec:
-    """The RunSpec of a trained_models config (as recorded in the experiments row's ``params``):
-    training and its reproduction build the spec with this one function. ``features``: the
-    exact list (a reproduction passes the recorded one)."""
-    chosen = features if features is not None else config.get("features")
-    return RunSpec(
-        model_type=model_type, target=config["target"], locations=tuple(stations) if stations else None,
-        resolution_days=config.get("resolution_days", 1), hourly=bool(config.get("hourly", False)),
-        feature_set=config.get("feature_set", "all"), features=tuple(chosen) if chosen else None,
-        transform="log1p" if config.get("log_transform") else "none",
-        params=hyperparameters(config.get("hyperparameters") or {}),
-        split_date=split_point_of(config.get("split_date"), bool(config.get("hourly", False))),
-        test_fraction=config.get("test_fraction", 0.2), cv_folds=config.get("cv_folds", 3), seed=config.get("seed", 0),
-        n_jobs=config.get("n_jobs", -1), min_train_rows=config.get("min_train_rows", MIN_TRAIN_ROWS),
-        min_test_rows=config.get("min_test_rows", MIN_TEST_ROWS),
-    )
 
 
 @dataclass

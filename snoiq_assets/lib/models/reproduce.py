@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
-from snoiq_assets.lib.models.evaluate import run_spec, train_and_evaluate
+from snoiq_assets.lib.models.evaluate import train_and_evaluate
+from snoiq_assets.lib.models.runs import run_spec
 from snoiq_assets.lib.models.snapshots import read_snapshot
 from snoiq_assets.lib.models.store import champion_key, read_metadata
 from snoiq_assets.lib.storage import ObjectStore

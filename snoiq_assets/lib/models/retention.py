@@ -9,17 +9,14 @@ leaving a ``.pruned.json`` note per snapshot so a later reproduction says "prune
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models.snapshots import list_snapshots, prune_snapshot
-from snoiq_assets.lib.models.store import read_metadata
+from snoiq_assets.lib.models.store import champion_records, read_metadata
 from snoiq_assets.lib.storage import ObjectStore
-
-_CHAMPION_FILE = re.compile(r"^models/[A-Za-z0-9_.-]+/champion-[A-Za-z0-9_.-]+\.json$")
 
 
 @dataclass
@@ -45,11 +42,6 @@ class PrunePlan:
         return "\n".join(lines)
 
 
-def champion_pointers(store: ObjectStore) -> list[dict]:
-    """Every current champion record (models/<location>/champion-<target>.json)."""
-    return [store.get_json(o.key) for o in store.list("models/") if _CHAMPION_FILE.match(o.key)]
-
-
 def plan(store: ObjectStore, keep_last: int, registered_mlflow_run_ids: set[str]) -> PrunePlan:
     if keep_last < 0:
         raise ModelError(f"keep_last must be 0 or more; got {keep_last}")
@@ -58,7 +50,8 @@ def plan(store: ObjectStore, keep_last: int, registered_mlflow_run_ids: set[str]
     out = PrunePlan(keep_last=keep_last, sizes=sizes)
     keep: dict[str, list[str]] = defaultdict(list)
 
-    for champ in champion_pointers(store):
+    champions = champion_records(store)
+    for champ in champions:
         sha = champ.get("snapshot_sha256")
         if not sha:
             try:
@@ -67,7 +60,7 @@ def plan(store: ObjectStore, keep_last: int, registered_mlflow_run_ids: set[str]
                 sha = None
         if sha:
             keep[sha].append(f"champion {champ.get('model_prefix')}")
-    champion_prefixes = {c.get("model_prefix") for c in champion_pointers(store)}
+    champion_prefixes = {c.get("model_prefix") for c in champions}
 
     by_spec: dict[str, list[dict]] = defaultdict(list)
     for r in rows:

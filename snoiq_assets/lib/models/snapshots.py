@@ -27,7 +27,6 @@ import re
 from dataclasses import dataclass
 
 import polars as pl
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snoiq_assets.lib.keys import join_key

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -29,8 +30,9 @@ from pathlib import Path
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.train import (
-    MODEL_FILES, MODEL_FORMATS, FittedModel, check_model_type, check_transform, load_native, save_native, sha256_file,
+    MODEL_FILES, MODEL_FORMATS, FittedModel, check_model_type, check_transform, load_native, save_native,
 )
+from snoiq_assets.lib.checksums import sha256_file
 from snoiq_assets.lib.storage import ObjectNotFound, ObjectStore
 
 MODELS_PREFIX = "models"
@@ -67,6 +69,54 @@ def predictions_key(prefix: str, start: dt.date | str, end: dt.date | str) -> st
 
 def champion_key(location: str, target: str) -> str:
     return join_key(MODELS_PREFIX, safe_identifier(location, "location"), f"champion-{safe_identifier(target, 'target')}.json")
+
+
+_CHAMPION_FILE = re.compile(r"^models/[A-Za-z0-9_.-]+/champion-[A-Za-z0-9_.-]+\.json$")
+
+
+def read_champion(store: ObjectStore, location: str, target: str) -> dict | None:
+    """The champion record of a location and target, or None when there is none yet."""
+    key = champion_key(location, target)
+    return store.get_json(key) if store.exists(key) else None
+
+
+def write_champion(store: ObjectStore, location: str, target: str, record: dict) -> None:
+    store.put_json(champion_key(location, target), record)
+
+
+def record_champion_decision(store: ObjectStore, location: str, decision: dict, when: dt.datetime) -> str:
+    """Every decision (promoted or kept) is kept: ``models/<location>/champion-history/<time>.json``."""
+    key = join_key(MODELS_PREFIX, safe_identifier(location, "location"), "champion-history",
+                   f"{when:{RUN_TIMESTAMP_FORMAT}}.json")
+    store.put_json(key, decision)
+    return key
+
+
+def champion_records(store: ObjectStore) -> list[dict]:
+    """Every current champion record (``models/<location>/champion-<target>.json``)."""
+    records = [store.get_json(info.key) for info in store.list(MODELS_PREFIX + "/") if _CHAMPION_FILE.match(info.key)]
+    return sorted(records, key=lambda c: c["model_prefix"])
+
+
+def hourly_champions(store: ObjectStore) -> list[dict]:
+    """Every champion trained on the hourly grid-join table (champion records say so)."""
+    return [champ for champ in champion_records(store) if champ.get("resolution") == "hourly"]
+
+
+def write_predictions(store: ObjectStore, prefix: str, start: dt.date | str, end: dt.date | str, table) -> str:
+    """Write a champion's predictions (a pyarrow Table) under its folder; return the URI."""
+    import pyarrow.parquet as pq
+
+    key = predictions_key(prefix, start, end)
+    with store.atomic_local_file(key) as path:
+        pq.write_table(table, path, compression="zstd")
+    return store.uri(key)
+
+
+def delete_bundle(store: ObjectStore, prefix: str) -> None:
+    """Remove whatever a failed save left in a model folder (manifest, metadata, model files)."""
+    for name in (MANIFEST_FILE, METADATA_FILE, *MODEL_FILES.values()):
+        store.delete(join_key(prefix, name))
 
 
 def validate_metadata(meta: dict, where: str = "metadata.json") -> dict:

@@ -15,27 +15,39 @@
       learning_rate: [0.03, 0.1]
 
 No Dagster here: ``parse_sweep`` checks the document and says what is wrong with it; the
-sensor in defs/automation/sweeps.py turns a valid one into runs.
+sensor in defs/models/sensors.py turns a valid one into runs.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.experiments import check_tag
-from snoiq_assets.lib.models.train import MODEL_TYPES
+from snoiq_assets.lib.models.train import MODEL_TYPES, available_cpus
 
+SWEEPS_PREFIX = "raw/sweeps/"
+SWEEP_SUFFIXES = (".yaml", ".yml")
 MAX_RUNS = 200  # a typo in a grid should not queue ten thousand runs
 KEYS = {"model_types", "parallel", "base", "grid", "tag", "description"}
 
 
 class SweepError(ModelError):
     """A sweep file that cannot be run; the message names the file and what is wrong."""
+
+
+def sweep_id_for_key(key: str) -> str:
+    """``raw/sweeps/depth-vs-rate.yaml`` -> ``depth-vs-rate`` (a safe identifier, or refused)."""
+    name = key[len(SWEEPS_PREFIX):]
+    if "/" in name or not name.endswith(SWEEP_SUFFIXES):
+        raise UnsafeNameError(f"{key!r} is not raw/sweeps/<sweep_id>.yaml")
+    return safe_identifier(name.rsplit(".", 1)[0], "sweep id")
 
 
 @dataclass(frozen=True)
@@ -105,3 +117,24 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
     if spec.runs > MAX_RUNS:
         raise SweepError(f"{where}: {spec.runs} runs is more than the {MAX_RUNS} a sweep may start; split it")
     return spec
+
+
+def sweep_run_configs(base: dict[str, Any], grid: dict[str, list[Any]], sweep_id: str,
+                      parallel: int = 1, cpus: int | None = None) -> list[dict]:
+    """One trained_models run_config per point of the grid.
+
+    ``parallel``: how many of these runs will execute side by side. Each run then gets
+    ``cpus // parallel`` threads (at least 1), so k parallel runs do not oversubscribe the
+    machine (two runs with all threads each on 2 cores are slower than one after the other).
+    A ``n_jobs`` already in ``base`` is kept.
+    """
+    if parallel < 1:
+        raise ModelError(f"parallel must be at least 1; got {parallel}")
+    threads = max(1, (cpus or available_cpus()) // parallel)
+    keys = sorted(grid)
+    configs = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        hp = {**base.get("hyperparameters", {}), **dict(zip(keys, values))}
+        cfg = {"n_jobs": threads, **base, "hyperparameters": hp, "sweep_id": sweep_id}
+        configs.append({"ops": {"trained_models": {"config": cfg}}})
+    return configs

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -211,11 +210,3 @@ def load_native(model_type: str, path: Path, feature_names: list[str], transform
     if n != len(feature_names):
         raise ModelError(f"{path.name} expects {n} features but its metadata lists {len(feature_names)}")
     return FittedModel(model_type, native, list(feature_names), transform)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -1,10 +1,13 @@
-"""Map a landed raw object key to a validated partition key (station id / location)."""
+"""The stations raw-zone layout: station files, outcome files and the metadata files, and the
+mapping of a landed key to a validated partition key (station id / location)."""
 
 from __future__ import annotations
 
 from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
 
 OBSERVATIONS_PREFIX = "raw/observations/"
+USCRN_STATIONS_KEY = "raw/metadata/stations.tsv"
+EXTRA_METADATA_KEY = "raw/metadata/station_metadata_extra.csv"
 OUTCOMES_PREFIX = "raw/outcomes/"
 OBSERVATION_SUFFIXES = (".csv", ".txt")
 OUTCOME_SUFFIXES = (".csv", ".parquet")

@@ -1,0 +1,37 @@
+"""The one way an asset fails a run in which only some partitions (or models) failed: see
+``lib/failures.py``. The metadata names the failed items with their reasons and the good ones;
+the first failure's details (file, quarantined_to, message number ...) are also shown flat."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from snoiq_assets.lib.failures import PartialFailures
+
+
+def partial_failure(failures: PartialFailures, consequence: str, **metadata) -> dg.Failure:
+    first = failures.failed[failures.in_order()[0]]
+    flat = {k: ("" if v is None else v) for k, v in first.items() if k != "error" and isinstance(v, (str, int, float))}
+    return dg.Failure(
+        description=failures.message(consequence),
+        metadata={
+            f"failed_{failures.what}": dg.MetadataValue.json(failures.failed),
+            f"good_{failures.what}": dg.MetadataValue.json(failures.good),
+            **flat,
+            **metadata,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class StoreGoodThenFail:
+    """What an asset returns when the partitions that succeeded are real results worth keeping
+    although others failed (trained_models: a model that trained is a model). The IO manager
+    stores ``frames`` (one file and one materialisation per partition), then raises
+    ``failure``, so only the failed partitions stay missing and are retried."""
+
+    frames: dict[str, Any]
+    failure: dg.Failure

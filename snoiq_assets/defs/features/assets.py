@@ -1,0 +1,301 @@
+"""Feature assets (group "features"): ``station_grid_index``, ``grid_join_features`` (hourly) and
+``training_table``. The logic is in lib/features (grid_index, neighbourhood, grid_join, training,
+hourly); this module wires it.
+
+``station_grid_index`` (unpartitioned; from ``hrrr_grid`` and ``station_metadata``)
+    One row per station: nearest cell, great-circle distance, k x k window cells and on-grid
+    mask, or an exclusion reason (``snoiq_assets.lib.features.grid_index``). Parquet schema
+    metadata: grid_id, window, max_distance_m, station_list_hash, inputs_hash, code_version.
+
+    When it is rebuilt: ``inputs_hash`` = hash(index code version, grid_id, station list hash
+    (ids + coordinates), window, max_distance_m) is the output's **data version**. On
+    materialisation the asset first compares it with the stored index's ``inputs_hash``; if they
+    match it **skips and reuses** the stored file (nothing recomputed or rewritten, same data
+    version, so ``grid_join_features`` is not marked stale). The grid table is only scanned
+    lazily on that path; its ``grid_id`` comes from the Parquet metadata.
+
+``grid_join_features`` (hourly, same partitions as ``hrrr_fields``; single-run backfills)
+    One row per included station: ``station_id``, ``valid_time``, ``run_time``,
+    ``forecast_hour``, ``grid_y``, ``grid_x``, ``distance_m``, then ``<var>__<stat>`` (float32)
+    for every decoded variable and stat in ``neighbourhood.STATS`` (centre, mean, min, max,
+    std, grad_we, grad_sn), then ``obs_timestamp_utc`` and ``obs_<variable>`` for every
+    variable of the clean observation schema: the station's hourly report nearest
+    ``valid_time`` within 30 minutes either side (inclusive; on a tie the earlier report), null
+    when there is none. Several reports in one hour (an ASOS routine :53 METAR plus specials)
+    are normal; two rows of one station with the same timestamp are an error.
+
+    A run may cover a range of hourly partitions (``BackfillPolicy.single_run()``: a UI
+    backfill, ``--partition-range`` or the ``dagster/asset_partition_range_start/end`` tags);
+    it loads each ``hrrr_fields`` partition lazily, reads the observations once for the whole
+    run and returns ``{partition_key: frame}`` (one Parquet file per partition). The run fails,
+    writing nothing, naming every failed partition, when a partition's grid id differs from
+    the index's or a station has duplicate observation rows near a valid time.
+"""
+
+
+import datetime as dt
+from typing import Optional
+
+import dagster as dg
+import polars as pl
+
+from snoiq_assets.defs.failures import partial_failure
+from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
+from snoiq_assets.lib.dates import optional_date
+from snoiq_assets.lib.failures import PartialFailures
+from snoiq_assets.lib.features import grid_index as gi
+from snoiq_assets.lib.features.grid_join import (
+    JOIN_CODE_VERSION,
+    GridFeatureError,
+    build_grid_join,
+    build_index_table,
+    check_fields_grid,
+    field_variables,
+    fields_times,
+    grid_identity,
+    run_observations,
+)
+from snoiq_assets.lib.features.hourly import DEFAULT_HOURLY_LAGS, build_hourly_table
+from snoiq_assets.lib.features.training import (
+    TrainingTableError,
+    TrainingTableSpec,
+    build_training_table,
+    daily_grid_features,
+    table_data_version,
+    to_arrow_with_metadata,
+)
+from snoiq_assets.lib.hours import by_month, keys_between
+from snoiq_assets.lib.keys import safe_identifier
+from snoiq_assets.lib.parquet import StoredParquet
+
+GROUP = "features"
+INDEX_KEY = dg.AssetKey("station_grid_index")
+
+
+class StationGridIndexConfig(dg.Config):
+    window: int = gi.DEFAULT_WINDOW
+    """Window size in cells (odd: 3, 5, 7 ...)."""
+    max_distance_m: Optional[float] = None
+    """Stations farther than this from their nearest cell centre are excluded (too_far); unset:
+    three quarters of the nearest cell's diagonal, i.e. from the grid's own spacing."""
+    force_rebuild: bool = False
+    """Rebuild even when grid, stations and parameters are unchanged."""
+
+
+def _latest_materialization(context: dg.AssetExecutionContext, key: dg.AssetKey):
+    event = context.instance.get_latest_materialization_event(key)
+    return event.asset_materialization if event is not None else None
+
+
+@dg.asset(
+    group_name=GROUP,
+    code_version=gi.INDEX_CODE_VERSION,
+    ins={"hrrr_grid": dg.AssetIn(), "station_metadata": dg.AssetIn()},
+    description="Each station's nearest HRRR cell, distance and k x k window (cells, edge mask), "
+                "or why it is excluded. Rebuilt only when grid id, station list or parameters change.",
+)
+def station_grid_index(context: dg.AssetExecutionContext, config: StationGridIndexConfig,
+                       hrrr_grid: StoredParquet, station_metadata: pl.DataFrame) -> dg.Output:
+    grid_meta = hrrr_grid.metadata()
+    grid_id, _shape = grid_identity(grid_meta)
+    stations_hash = gi.station_list_hash(station_metadata)  # validates ids and coordinates
+    inputs_hash = gi.index_inputs_hash(grid_id, stations_hash, config.window, config.max_distance_m)
+    version = dg.DataVersion(inputs_hash)
+
+    # The last materialisation's data version is the inputs hash it was built from.
+    last = _latest_materialization(context, INDEX_KEY)
+    if (last is not None and (last.tags or {}).get("dagster/data_version") == inputs_hash
+            and not config.force_rebuild):
+        context.log.info(f"station_grid_index unchanged (inputs {inputs_hash}): reusing the stored index")
+        previous = {k: v.value for k, v in last.metadata.items()}
+        return dg.Output(None, data_version=version, metadata={
+            "reused": True, "inputs_hash": inputs_hash, "grid_id": grid_id,
+            "stations_included": int(previous.get("stations_included", -1)),
+            "stations_excluded": int(previous.get("stations_excluded", -1)),
+        })
+
+    grid = hrrr_grid.scan().select("y", "x", "latitude", "longitude").collect()
+    table, summary = build_index_table(grid, grid_meta, station_metadata, config.window,
+                                       config.max_distance_m, stations_hash, inputs_hash)
+    return dg.Output(table, data_version=version, metadata={
+        "reused": False, "inputs_hash": inputs_hash, "grid_id": grid_id, "window": config.window,
+        **summary, "excluded_by_reason": dg.MetadataValue.json(summary["excluded_by_reason"]),
+    })
+
+
+@dg.asset(
+    group_name=GROUP,
+    partitions_def=hourly_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    code_version=JOIN_CODE_VERSION,
+    ins={
+        "hrrr_fields": dg.AssetIn(),
+        "station_grid_index": dg.AssetIn(),
+        "observations_clean": every_stored_partition(),
+    },
+    description="Per station and hour: centre, window mean/min/max/std and west-east / south-north "
+                "gradients of every decoded HRRR field, joined to the station's observation nearest "
+                "the valid time (within 30 minutes).",
+)
+def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: StoredParquet,
+                       station_grid_index: pl.DataFrame, observations_clean: pl.LazyFrame) -> dg.Output:
+    """Every partition of the run (one, or a range in a single-run backfill), as
+    ``{partition_key: frame}``. Observations are read once for the whole run. Every partition
+    is checked before the step fails, naming each failed partition; nothing is written then."""
+    pks = list(context.partition_keys)
+    metas: dict[str, dict[str, str]] = {}
+    failures = PartialFailures("grid_join_features", pks)
+    for pk in pks:
+        try:
+            meta = hrrr_fields.metadata(pk)
+            check_fields_grid(meta, station_grid_index, pk)
+            fields_times(meta)
+            metas[pk] = meta
+        except GridFeatureError as exc:
+            failures.add(pk, str(exc))
+    inc_ids = station_grid_index.filter(pl.col("included"))["station_id"].to_list()
+    run_obs = run_observations(observations_clean, [fields_times(m)[0] for m in metas.values()], inc_ids)
+
+    out: dict[str, pl.DataFrame] = {}
+    for pk, meta in metas.items():
+        try:
+            out[pk] = build_grid_join(hrrr_fields.scan([pk]), meta, station_grid_index, None, pk, run_obs=run_obs)
+        except GridFeatureError as exc:
+            failures.add(pk, str(exc))
+    if failures:
+        raise partial_failure(failures, "nothing is written for this run")
+
+    with_obs = {pk: int(f["obs_timestamp_utc"].is_not_null().sum()) for pk, f in out.items()}
+    first = metas[pks[0]]
+    md: dict = {
+        "stations": out[pks[0]].height,
+        "stations_with_observation": sum(with_obs.values()),
+        "grid_id": first.get("grid_id", ""),
+        "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields.scan([pks[0]]).collect_schema()))),
+        "partition_count": len(pks),
+    }
+    if len(pks) == 1:
+        md["valid_time"] = first.get("valid_time", "")
+    else:
+        md["partitions"] = dg.MetadataValue.json({pk: {"valid_time": metas[pk].get("valid_time", ""),
+                                                       "stations_with_observation": with_obs[pk]} for pk in pks})
+    return dg.Output({pk: out[pk] for pk in pks}, metadata=md)
+
+
+class TrainingTableConfig(dg.Config):
+    target: str = "precip_mm"
+    resolution_days: int = 1
+    locations: Optional[list[str]] = None
+    start_date: Optional[str] = None  # YYYY-MM-DD, inclusive
+    end_date: Optional[str] = None  # YYYY-MM-DD, inclusive
+    lags: list[int] = [1, 2, 3]
+    rolling_windows: list[int] = [3, 7, 14, 30]
+    min_coverage: float = 0.5
+    use_grid_features: bool = True
+    outcome_agg: str = "mean"
+    # hourly: one row per station and HRRR valid hour, built from grid_join_features (features:
+    # the 5x5 neighbourhood statistics, forecast hour, hour of day, season and the target's
+    # hourly lags; target: the observation joined to that hour). resolution_days, lags,
+    # rolling_windows and min_coverage are the daily table's and are not used then.
+    hourly: bool = False
+    hourly_lags: list[int] = list(DEFAULT_HOURLY_LAGS)
+
+    def spec(self) -> TrainingTableSpec:
+        return TrainingTableSpec(
+            target=self.target,
+            resolution_days=self.resolution_days,
+            locations=tuple(self.locations) if self.locations else None,
+            start=_date(self.start_date, "start_date"),
+            end=_date(self.end_date, "end_date"),
+            lags=tuple(self.lags),
+            rolling_windows=tuple(self.rolling_windows),
+            min_coverage=self.min_coverage,
+            outcome_agg=self.outcome_agg,
+        )
+
+
+def _date(text: Optional[str], what: str) -> Optional[dt.date]:
+    return optional_date(text, what, TrainingTableError)
+
+
+@dg.asset(
+    group_name=GROUP,
+    ins={
+        "observations_clean": dg.AssetIn(metadata={"allow_missing_partitions": True}),
+        # Only the stored hours in the configured date range are scanned, a month at a time.
+        "grid_join_features": every_stored_partition(),
+        "outcome_of_interest": every_stored_partition(),
+    },
+    description="Features and target per location and period (resolution_days), with rolling means and lags; "
+                "or (hourly: true) per station and HRRR valid hour from grid_join_features.",
+    kinds={"polars", "parquet"},
+)
+def training_table(
+    context: dg.AssetExecutionContext,
+    config: TrainingTableConfig,
+    observations_clean: pl.LazyFrame,
+    grid_join_features: StoredParquet,
+    outcome_of_interest: StoredParquet,
+) -> dg.Output:
+    spec = config.spec()
+    grid_keys = keys_between(grid_join_features.partition_keys, spec.start, spec.end)
+    if config.hourly:
+        return _hourly_table(context, config, spec, grid_join_features, grid_keys, observations_clean)
+    grid_daily = None
+    if not config.use_grid_features:
+        grid_keys = []
+    elif grid_keys:
+        grid_daily = daily_grid_features((grid_join_features.scan(month) for month in by_month(grid_keys)),
+                                         spec.locations)
+    outcome = _outcome_frame(outcome_of_interest, config.locations) if spec.target == "outcome" else None
+    if not observations_clean.collect_schema():
+        raise TrainingTableError("observations_clean has no stored partitions; materialise it first")
+    table, info = build_training_table(observations_clean, spec, grid_daily=grid_daily, outcome=outcome)
+    return _table_output(context, table, info, grid_keys)
+
+
+def _outcome_frame(outcomes: StoredParquet, locations: Optional[list[str]]) -> Optional[pl.LazyFrame]:
+    """The stored outcome series of the requested locations (all when none are named)."""
+    wanted = {safe_identifier(loc, "location") for loc in locations} if locations else None
+    keys = [pk for pk in outcomes.partition_keys if wanted is None or pk in wanted]
+    return outcomes.scan(keys) if keys else None
+
+
+def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, spec: TrainingTableSpec,
+                  grid_join_features: StoredParquet, grid_keys: list[str], observations_clean: pl.LazyFrame) -> dg.Output:
+    if not grid_keys:
+        raise TrainingTableError(
+            f"an hourly training table is built from grid_join_features, which has no stored partitions between "
+            f"{spec.start or 'the start'} and {spec.end or 'the end'}; materialise grid_join_features first"
+        )
+    grid = grid_join_features.scan(grid_keys)
+    obs = observations_clean if observations_clean.collect_schema() else None
+    table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end)
+    if info["dropped_grid_features"]:
+        context.log.warning(f"training_table (hourly): {len(info['dropped_grid_features'])} grid features are missing "
+                            f"from some hours and are not used: {sorted(info['dropped_grid_features'])[:10]}")
+    return _table_output(context, table, info, grid_keys)
+
+
+def _table_output(context: dg.AssetExecutionContext, table: pl.DataFrame, info: dict, grid_keys: list[str]) -> dg.Output:
+    """The table with its build info in the Parquet footer, its content hash as data version."""
+    info["grid_partitions"] = {"count": len(grid_keys), "first": grid_keys[0] if grid_keys else None,
+                               "last": grid_keys[-1] if grid_keys else None}
+    arrow = to_arrow_with_metadata(table, info)
+    version = table_data_version(arrow)
+    resolution = info.get("resolution") or f"{info['resolution_days']} day(s)"
+    context.log.info(
+        f"training_table ({resolution}): {info['rows']} rows ({info['rows_with_target']} with a target), "
+        f"{len(info['feature_columns'])} features, feature set {info['feature_set']}, {len(grid_keys)} grid hours"
+    )
+    metadata = {
+        "target": info["target"], "resolution": resolution, "resolution_days": info["resolution_days"],
+        "feature_set": info["feature_set"], "feature_count": len(info["feature_columns"]),
+        "locations": ", ".join(info["locations"]), "period_start_min": str(info["period_start_min"]),
+        "period_start_max": str(info["period_start_max"]), "rows_with_target": info["rows_with_target"],
+        "grid_hours_used": len(grid_keys), "table_version": version,
+    }
+    if "dropped_grid_features" in info:
+        metadata["dropped_grid_features"] = dg.MetadataValue.json(info["dropped_grid_features"])
+    return dg.Output(arrow, data_version=dg.DataVersion(version), metadata=metadata)
+

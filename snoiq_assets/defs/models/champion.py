@@ -1,0 +1,118 @@
+"""``champion_model``: the best held-out model of a location and target, promoted (MLflow alias
+``champion``, champion record in the model store) only when lib/models/promotion.py says so.
+Every decision, promoted or kept, is recorded under ``models/<location>/champion-history/``."""
+
+import datetime as dt
+import json
+from typing import Any, Optional
+
+import dagster as dg
+import polars as pl
+from dagster_duckdb import DuckDBResource
+
+from snoiq_assets.defs.models.resources import MlflowResource
+from snoiq_assets.defs.store import ObjectStoreResource
+from snoiq_assets.lib.features.training import info_from_schema_metadata
+from snoiq_assets.lib.keys import safe_identifier
+from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models import experiments as X
+from snoiq_assets.lib.models import metrics as M
+from snoiq_assets.lib.models.evaluate import score_on
+from snoiq_assets.lib.models.promotion import check_rule, decide
+from snoiq_assets.lib.models.splits import parse_period
+from snoiq_assets.lib.models.store import (
+    load_bundle, read_champion, read_metadata, record_champion_decision, write_champion,
+)
+from snoiq_assets.lib.parquet import StoredParquet
+
+GROUP = "models"
+
+
+class ChampionConfig(dg.Config):
+    location: str
+    target: str = "precip_mm"
+    metric: str = "rmse"  # rmse | mae (lower is better)
+    min_improvement: float = 0.02  # relative: promote only if metric < current * (1 - min_improvement)
+    require_beats_baselines: bool = True
+    registered_model_name: Optional[str] = None  # default snoiq-<location>-<target>
+
+
+def registered_name(config: ChampionConfig) -> str:
+    return config.registered_model_name or f"snoiq-{config.location}-{config.target}"
+
+
+@dg.asset(
+    group_name=GROUP,
+    ins={
+        "trained_models": dg.AssetIn(metadata={"allow_missing_partitions": True}),
+        "training_table": dg.AssetIn(),
+    },
+    description="The best held-out model, promoted only when it beats the current champion by a margin.",
+    kinds={"mlflow"},
+)
+def champion_model(
+    context: dg.AssetExecutionContext,
+    config: ChampionConfig,
+    store: ObjectStoreResource,
+    mlflow: MlflowResource,
+    duckdb: DuckDBResource,
+    trained_models: pl.DataFrame,
+    training_table: StoredParquet,
+) -> pl.DataFrame:
+    check_rule(config.metric, config.min_improvement)
+    location = safe_identifier(config.location, "location")
+    object_store = store.get_store()
+    cands = trained_models.filter((pl.col("location") == location) & (pl.col("target") == config.target)) if trained_models.height else trained_models
+    if cands.height == 0:
+        raise ModelError(f"no trained models for location {location!r} and target {config.target!r}; materialise trained_models first")
+    best = cands.sort(config.metric).row(0, named=True)
+    now = dt.datetime.now(dt.timezone.utc)
+    current = read_champion(object_store, location, config.target)
+
+    def rescore_current() -> tuple[float, str]:
+        # Fair comparison: score the current champion on the candidate's test period.
+        start, end = parse_period(best["test_start"]), parse_period(best["test_end"])
+        table = training_table.read()
+        cur_model, cur_meta = load_bundle(object_store, current["model_prefix"], table.columns)
+        if cur_meta.get("resolution_days") != info_from_schema_metadata(training_table.metadata()).get("resolution_days"):
+            raise ModelError("resolution differs")
+        y, p = score_on(cur_model, table, start, end, cur_meta.get("stations") or [location])
+        return (M.rmse(y, p) if config.metric == "rmse" else M.mae(y, p)), f"re-scored on {start}..{end}"
+
+    decision = decide(best, current, config.metric, config.min_improvement, config.require_beats_baselines,
+                      rescore_current)
+    cand_meta = read_metadata(object_store, best["model_prefix"])
+    record: dict[str, Any] = {"candidate_prefix": best["model_prefix"], "candidate_model_type": best["model_type"],
+                              "candidate_" + config.metric: float(best[config.metric]), "metric": config.metric,
+                              "min_improvement": config.min_improvement, "decided_at": now.isoformat(),
+                              # What champion_history shows: the model, its run and the rows it trained on.
+                              "spec_key": cand_meta.get("spec_key"), "candidate_run_id": cand_meta.get("run_id"),
+                              "snapshot_sha256": (cand_meta.get("snapshot") or {}).get("sha256"),
+                              "training_window": cand_meta.get("training_window")}
+    if decision.current_value is not None:
+        record["current_prefix"] = current.get("model_prefix")
+        record["current_" + config.metric] = decision.current_value
+    record.update({"promoted": decision.promote, "reason": decision.reason})
+    version = current.get("registered_version") if current else None
+    name = registered_name(config)
+    if decision.promote:
+        version = mlflow.register_champion(name, best["mlflow_run_id"], best["model_prefix"])
+        meta = cand_meta
+        write_champion(object_store, location, config.target, {
+            "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],
+            "registered_model": name, "registered_version": version, "alias": "champion", "promoted_at": now.isoformat(),
+            config.metric: float(best[config.metric]), "rmse": best["rmse"], "mae": best["mae"],
+            "features": len(meta["features"]), "target": config.target, "resolution": meta.get("resolution", "daily"),
+            "stations": meta.get("stations") or [location],
+            "run_id": meta.get("run_id"), "snapshot_sha256": (meta.get("snapshot") or {}).get("sha256"),
+        })
+    record["registered_model"] = name
+    record["registered_version"] = version
+    record_champion_decision(object_store, location, record, now)
+    context.log.info(f"champion decision: {'promoted' if decision.promote else 'kept'}: {decision.reason}")
+    if X.refresh_champion_history(object_store, duckdb.database) is None:
+        context.log.warning("the DuckDB file was locked; champion_history catches up at the next refresh")
+    context.add_output_metadata({"promoted": decision.promote, "reason": decision.reason, "registered_model": name,
+                                 "registered_version": str(version), "candidate": best["model_prefix"]})
+    return pl.DataFrame([{k: (json.dumps(v) if isinstance(v, (dict, list)) else (None if v is None else str(v)))
+                          for k, v in record.items()}])
