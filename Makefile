@@ -13,7 +13,7 @@ SNOIQ_HOME ?= $(CURDIR)/.snoiq
 DAGSTER_HOME ?= $(SNOIQ_HOME)/dagster_home
 export SNOIQ_HOME DAGSTER_HOME
 
-.PHONY: venv demo test dev bench lock check-compose clean reproduce prune-snapshots
+.PHONY: venv demo test dev explore bench lock check-compose clean reproduce prune-snapshots
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -45,6 +45,10 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.local.yaml
 
 dev: venv $(DAGSTER_HOME)/dagster.yaml
 	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -m snoiq_assets.definitions
+
+# The read-only analysis app (marimo + Altair) over the same folder or bucket, on 127.0.0.1:2718.
+explore: venv
+	$(VENV)/bin/marimo run snoiq_assets/apps/explore.py --host 127.0.0.1 --port 2718 --headless
 
 bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done

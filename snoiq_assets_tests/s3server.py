@@ -64,9 +64,10 @@ class SeaweedS3:
                 }
             )
         )
-        self.port = free_port()
+        # A restart (after ``kill``) keeps the ports, so clients configured before still reach it.
+        self.port = self.port or free_port()
         # grpc ports default to http port + 10000; pin every port to a free one instead.
-        ports = {name: free_port() for name in (
+        ports = self._ports = getattr(self, "_ports", None) or {name: free_port() for name in (
             "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
             "filer.port", "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
         )}
@@ -143,6 +144,13 @@ class SeaweedS3:
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
             "AWS_REGION": "us-east-1",
         }
+
+    def kill(self) -> None:
+        """An outage: SIGKILL the whole server at once (no shutdown); ``start()`` brings it back
+        on the same ports with the same data."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:

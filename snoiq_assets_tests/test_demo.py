@@ -51,6 +51,13 @@ def test_demo_materialises_everything(tmp_path):
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         assert {"experiments", "wandb_runs", "wandb_history", "matched_runs"} <= tables
         statuses = con.execute("select location, model_type, status from experiments order by all").fetchall()
+        # the DataDecide group on the bundled real files: no empty table
+        counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in (
+            "wandb_history", "wandb_runs", "hf_eval_results", "matched_runs", "finetune_pretrain", "datadecide_checkpoints",
+            "early_window_features", "final_metric_model", "final_metric_predictions", "decision_accuracy_by_size")}
+        assert all(counts.values()), counts
+        assert counts["hf_eval_results"] == 420 and counts["datadecide_checkpoints"] == 353 and counts["decision_accuracy_by_size"] == 13
+        assert con.execute("select count(primary_score) from finetune_pretrain").fetchone()[0] == 436
     assert [(loc, t) for loc, t, s in statuses if s == "success"] == [
         (loc, t) for loc in ("72698024229", "94074") for t in ("lightgbm", "random_forest", "xgboost")]
 

@@ -74,28 +74,24 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             )
         return {k: obj[k] for k in keys}
 
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Any):
+        # A generator, so that when only some partitions are stored (an asset's StoreGoodThenFail,
+        # or an S3 outage mid-write) their materialisation events are emitted before the step
+        # fails: events logged through the context would be dropped when handle_output raises,
+        # and lake and catalogue must agree after any failure.
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return
         if isinstance(obj, StoreGoodThenFail):
-            self._store_good_then_fail(context, obj)
-        store = self.store.get_store()
+            yield from self._write_all(context, {pk: as_frame(f) for pk, f in obj.frames.items()},
+                                       "stored although other partitions of the same run failed")
+            raise obj.failure
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
-        def write_one(item) -> tuple[int, int, str]:
-            return write_partition(store, context.asset_key.path, item[0], item[1], self.compression)
-
-        if len(tables) == 1:
-            written = [write_one(next(iter(tables.items())))]
-        else:
-            # A single-run backfill writes many partitions: the Parquet encoders and uploads
-            # release the GIL, so a few threads overlap them.
-            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                written = list(pool.map(write_one, tables.items()))
-        total_rows = sum(w[0] for w in written)
-        total_bytes = sum(w[1] for w in written)
-        uris = [w[2] for w in written]
+        written = yield from self._write_all(context, tables, None)
+        total_rows = sum(w[0] for w in written.values())
+        total_bytes = sum(w[1] for w in written.values())
+        uris = [w[2] for w in written.values()]
         first = next(iter(tables.values()))
         meta: dict[str, Any] = {
             "uri": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 1)[0]),
@@ -106,16 +102,39 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         }
         context.add_output_metadata(meta)
 
-    def _store_good_then_fail(self, context: dg.OutputContext, partial: StoreGoodThenFail) -> None:
+    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None):
+        """Write every partition; with ``note``, emit a materialisation per partition written.
+        If some cannot be written, emit one for each that was, then raise naming the others."""
         store = self.store.get_store()
-        for pk, frame in partial.frames.items():
-            rows, size, uri = write_partition(store, context.asset_key.path, pk, frame, self.compression)
-            context.log_event(dg.AssetMaterialization(
-                asset_key=context.asset_key, partition=pk,
-                metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
-                          "note": "stored although other partitions of the same run failed"},
-            ))
-        raise partial.failure
+
+        def write_one(pk) -> tuple[int, int, str]:
+            return write_partition(store, context.asset_key.path, pk, tables[pk], self.compression)
+
+        written: dict = {}
+        failed: dict = {}
+        if len(tables) == 1:
+            written[next(iter(tables))] = write_one(next(iter(tables)))
+        else:
+            # A single-run backfill writes many partitions: the Parquet encoders and uploads
+            # release the GIL, so a few threads overlap them.
+            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+                futures = {pk: pool.submit(write_one, pk) for pk in tables}
+                for pk, fut in futures.items():
+                    try:
+                        written[pk] = fut.result()
+                    except Exception as exc:  # noqa: BLE001 - reported below, with the others
+                        failed[pk] = exc
+        if failed or note:
+            yield from _materialisation_events(
+                context, written, note or "written before other partitions of the same output failed to write")
+        if failed:
+            first = next(iter(failed.values()))
+            raise IOManagerError(
+                f"{context.asset_key.to_user_string()}: {len(failed)} of {len(tables)} partitions could not be "
+                f"written ({', '.join(failed)}): {type(first).__name__}: {first}; the {len(written)} written "
+                f"({', '.join(written) or 'none'}) are recorded as materialised"
+            ) from first
+        return written
 
     # ----- reading -------------------------------------------------------------------
     def load_input(self, context: dg.InputContext) -> Any:
@@ -152,6 +171,17 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         opts = store.storage_options
         lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=opts)
         return lf.collect() if wants_eager else lf
+
+
+def _materialisation_events(context: dg.OutputContext, written: dict, note: str):
+    """One materialisation event per written partition, as events the step emits at once."""
+    from dagster._core.events import DagsterEvent
+
+    for pk, (rows, size, uri) in written.items():
+        yield DagsterEvent.asset_materialization(context.step_context, dg.AssetMaterialization(
+            asset_key=context.asset_key, partition=pk,
+            metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
+                      "note": note}))
 
 
 def _dict_value_is_eager(typing_type: Any) -> bool:

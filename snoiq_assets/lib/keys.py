@@ -8,6 +8,9 @@ import re
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.-]+")
 # One segment of an object key: identifiers plus '=' (hive-style "model_type=xgboost").
 _KEY_SEGMENT = re.compile(r"[A-Za-z0-9_.=+-]+")
+# Longest segment: leaves room under the usual 255-byte file-name limit for the suffixes added
+# to it (".reason.json", an atomic write's ".<name>.<random>.tmp").
+MAX_SEGMENT = 200
 
 
 class UnsafeNameError(ValueError):
@@ -28,9 +31,22 @@ def check_key(key: str) -> str:
     for segment in key.split("/"):
         if segment in ("", ".", "..") or not _KEY_SEGMENT.fullmatch(segment):
             raise UnsafeNameError(f"object key {key!r} has an unsafe segment {segment!r}")
+        if len(segment) > MAX_SEGMENT:
+            raise UnsafeNameError(f"object key {key[:80]!r}... has a segment of {len(segment)} characters "
+                                  f"(at most {MAX_SEGMENT})")
     return key
 
 
 def join_key(*parts: str) -> str:
     """Join key parts with '/', checking the result."""
     return check_key("/".join(p.strip("/") for p in parts if p))
+
+
+def safe_stand_in(key: str) -> str:
+    """A safe one-segment name standing for an unsafe key (hash + its readable characters):
+    distinct unsafe keys get distinct names, and nothing of the original is interpreted."""
+    import hashlib
+
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", key.rsplit("/", 1)[-1]).strip("._")[:80] or "file"
+    return f"{digest}-{readable}"

@@ -93,9 +93,11 @@ def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: st
     key = partition_object_key(asset_path, partition_key)
     with store.atomic_local_file(key) as path:
         write_parquet(table, path, compression)
-    info = store.stat(key)
+        size = path.stat().st_size
+    # No stat of the stored object afterwards: once the block exits the partition is published,
+    # and a store failing right then (an outage) must not make a written partition look unwritten.
     rows = table.num_rows if isinstance(table, pa.Table) else table.height
-    return rows, (info.size if info else 0), store.uri(key)
+    return rows, size, store.uri(key)
 
 
 def stored_metadata(store: ObjectStore, asset_path: AssetPath, partition_key: str | None = None) -> dict[str, str]:

@@ -24,10 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
-from snoiq_assets.lib.keys import check_key, join_key
+from snoiq_assets.lib.keys import UnsafeNameError, check_key, join_key, safe_stand_in
 from snoiq_assets.settings import Settings, SettingsError
 
 QUARANTINE_PREFIX = "quarantine"
+UNSAFE_QUARANTINE_PREFIX = "quarantine/unsafe"   # listed objects whose own key is not safe
 
 
 class StorageError(RuntimeError):
@@ -108,14 +109,29 @@ class ObjectStore(ABC):
         self.delete(src)
         return info
 
+    @abstractmethod
+    def _move_listed(self, key: str, dst: str) -> None:
+        """Move an object found by ``list`` whose key is not safe (never built from user text)."""
+
     def quarantine(self, key: str, reason: str, **details) -> str:
         """Move ``key`` to ``quarantine/<key>`` and write ``<that>.reason.json``; return the new key.
 
         The reason file is written first, so an interrupted quarantine never leaves an
-        unexplained file behind.
+        unexplained file behind. A listed object whose own key is unsafe (``%2e%2e.csv``, a
+        space, 250 characters) goes to ``quarantine/unsafe/<hash>-<readable part>`` with the
+        original key in its reason.
         """
-        check_key(key)
-        dest = join_key(QUARANTINE_PREFIX, key)
+        try:
+            check_key(key)
+            dest = join_key(QUARANTINE_PREFIX, key)
+        except UnsafeNameError:
+            dest = join_key(UNSAFE_QUARANTINE_PREFIX, safe_stand_in(key))
+            self.put_json(dest + ".reason.json", {
+                "original_key": key, "reason": reason,
+                "quarantined_at": dt.datetime.now(dt.timezone.utc).isoformat(), **details,
+            })
+            self._move_listed(key, dest)
+            return dest
         self.put_json(
             dest + ".reason.json",
             {
@@ -148,6 +164,27 @@ class ObjectStore(ABC):
             self.put_file(key, path)
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it (Linux: /proc), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp: str, path: Path) -> None:
+    """Rename a finished temp file into place with the mode a plain ``open`` would have given it:
+    ``mkstemp`` creates 0600, which other users and containers sharing the folder cannot read."""
+    os.chmod(tmp, 0o666 & ~current_umask())
+    os.replace(tmp, path)
+
+
 class LocalStore(ObjectStore):
     """A folder laid out like the bucket."""
 
@@ -156,7 +193,21 @@ class LocalStore(ObjectStore):
         self.storage_options = None
 
     def _path(self, key: str) -> Path:
-        return self.root / check_key(key)
+        path = self.root / check_key(key)
+        # The raw zone is the user's folder: a link in it (to /etc/passwd, or a folder elsewhere)
+        # must not be read or written through. The root itself is resolved at construction.
+        if os.path.realpath(path) != str(path):
+            raise StorageError(f"{key!r} in {self.root} is a symbolic link or lies under one; links are refused")
+        return path
+
+    def _move_listed(self, key: str, dst: str) -> None:
+        source = self.root / key
+        real = os.path.realpath(source)
+        if real != str(source) or not real.startswith(str(self.root) + os.sep) or not os.path.isfile(real):
+            raise StorageError(f"{key!r} is not a plain file under {self.root} (a link, '..' or missing); refused")
+        dest = self._path(dst)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, dest)
 
     def _info(self, key: str, path: Path) -> ObjectInfo:
         st = path.stat()
@@ -182,6 +233,8 @@ class LocalStore(ObjectStore):
                 if name.startswith(".") and name.endswith(".tmp"):
                     continue  # an atomic write in flight
                 full = Path(dirpath) / name
+                if full.is_symlink():
+                    continue  # links are not objects of the store (see _path)
                 key = full.relative_to(self.root).as_posix()
                 if key.startswith(prefix):
                     found.append((key, full))
@@ -218,13 +271,13 @@ class LocalStore(ObjectStore):
     def _atomic(self, key: str) -> Iterator[IO[bytes]]:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
                 yield fh
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            _publish(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -240,11 +293,11 @@ class LocalStore(ObjectStore):
         # Write next to the destination and rename: no second copy of the bytes.
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name[:100]}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
             yield Path(tmp)
-            os.replace(tmp, path)
+            _publish(tmp, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -383,20 +436,30 @@ class S3Store(ObjectStore):
 
         check_key(key)
         try:
-            self.client.put_object(self.bucket, key, io.BytesIO(data), length=len(data))
+            result = self.client.put_object(self.bucket, key, io.BytesIO(data), length=len(data))
         except Exception as exc:  # noqa: BLE001
             raise self._err("put", key, exc) from None
-        return self.stat(key)  # type: ignore[return-value]
+        return self._written(key, result, len(data))
 
     def put_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
         check_key(key)
         try:
             # fput_object switches to multipart above 64 MiB; either way the object appears
             # only when the upload completes.
-            self.client.fput_object(self.bucket, key, str(path))
+            result = self.client.fput_object(self.bucket, key, str(path))
         except Exception as exc:  # noqa: BLE001
             raise self._err("put", key, exc) from None
-        return self.stat(key)  # type: ignore[return-value]
+        return self._written(key, result, os.path.getsize(path))
+
+    def _written(self, key: str, result, size: int) -> ObjectInfo:
+        """The stored object's info; if the store fails right after the upload completed (an
+        outage), the write still happened: report it from the upload's own answer."""
+        try:
+            info = self.stat(key)
+        except StorageError:
+            info = None
+        return info or ObjectInfo(key=key, size=size, etag=(result.etag or "").strip('"'),
+                                  last_modified=dt.datetime.now(dt.timezone.utc))
 
     def download(self, key: str, path: str | os.PathLike) -> Path:
         check_key(key)
@@ -414,6 +477,16 @@ class S3Store(ObjectStore):
             self.client.remove_object(self.bucket, key)
         except Exception as exc:  # noqa: BLE001
             raise self._err("delete", key, exc) from None
+
+    def _move_listed(self, key: str, dst: str) -> None:
+        from minio.commonconfig import CopySource
+
+        check_key(dst)
+        try:
+            self.client.copy_object(self.bucket, dst, CopySource(self.bucket, key))
+            self.client.remove_object(self.bucket, key)
+        except Exception as exc:  # noqa: BLE001
+            raise self._err("move", key, exc) from None
 
     def move(self, src: str, dst: str) -> ObjectInfo:
         from minio.commonconfig import CopySource

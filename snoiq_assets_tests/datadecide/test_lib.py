@@ -9,9 +9,9 @@ import pytest
 from snoiq_assets.lib.datadecide.forecast import decision_accuracy
 from snoiq_assets.lib.datadecide.hf import HubUnavailable, fetch_hf_eval_results
 from snoiq_assets.lib.datadecide.jsonl import stream_jsonl_files
-from snoiq_assets.lib.datadecide.matching import parse_matched_runs
+from snoiq_assets.lib.datadecide.matching import MatchedRunsError, join_checkpoints, parse_checkpoint_list, parse_matched_runs
 from snoiq_assets.lib.datadecide.names import parse_run_name, recipe_key
-from snoiq_assets.lib.datadecide.wandb_io import WandbUnavailable, export_wandb, ingest_runs
+from snoiq_assets.lib.datadecide.wandb_io import WandbUnavailable, export_wandb, ingest_history, ingest_runs
 from snoiq_assets.lib.storage import LocalStore
 
 
@@ -123,3 +123,68 @@ def test_wandb_missing_key_and_unreachable(tmp_path, monkeypatch):
     with pytest.raises(WandbUnavailable, match="unreachable") as info:
         export_wandb(store, "ai2-llm", ["olmo-ladder-davidh"], api_key=secret, base_url=base)
     assert secret not in str(info.value)
+
+
+def test_real_checkpoint_list_joins_matched_runs_by_model_name(sample_dir, tmp_path):
+    raw = (sample_dir / "datadecide" / "final_defualt_seed_paths.jsonl").read_bytes()
+    ckpt, rejects = parse_checkpoint_list(raw, "final_defualt_seed_paths.jsonl")
+    assert rejects == [] and ckpt.height == 353 and ckpt["model_name"].n_unique() == 353
+    first = ckpt.row(0, named=True)
+    assert first == {
+        "model_name": "falcon_and_cc_tulu_qc_top10-60M-6198", "recipe": "falcon_and_cc_tulu_qc_top10",
+        "recipe_key": "falconandcctuluqctop10", "size": "60M", "size_params": 60e6, "seed": 6198,
+        "checkpoints_location": "weka://oe-eval-default/ai2-llm/checkpoints/OLMo-ladder/davidh/falcon_and_cc_tulu_qc_top10-60M-5xC",
+        "revision": "step29042-unsharded-hf", "step": 29042, "source_file": "final_defualt_seed_paths.jsonl", "source_line": 1,
+    }
+    matched, _ = parse_matched_runs((sample_dir / "datadecide" / "matched_runs_by_s3.json").read_bytes(), "m.json")
+    runs = pl.DataFrame({"run_id": ["6byvj23l"], "project": ["olmo-ladder-davidh"]})
+    joined = join_checkpoints(ckpt, matched, runs)
+    assert joined["matched_run_ids"].null_count() == 0
+    row = joined.filter(pl.col("model_name") == "falcon_and_cc_tulu_qc_top10-60M-6198").row(0, named=True)
+    assert "6byvj23l" in row["matched_run_ids"] and row["runs_in_wandb_runs"] == 1
+    assert row["matched_checkpoint"] == "s3://ai2-llm/checkpoints/OLMo-ladder/davidh/falcon_and_cc_tulu_qc_top10-60M-5xC"
+    assert joined.filter(pl.col("runs_in_wandb_runs") > 0).height == 1
+
+
+def test_checkpoint_list_rejects_malformed_lines():
+    good = {"model_name": "dolma17-150M-6198", "checkpoints_location": "weka://x/dolma17-150M-5xC",
+            "revisions": ["step38157-unsharded-hf", "step0-unsharded-hf"]}
+    lines = [json.dumps(good), '{"model_name": "c4-4M-6198", "revisions": ["step5', "[1]",
+             json.dumps({"model_name": "not a model", "revisions": ["step1"]}),
+             json.dumps({"model_name": "c4-4M-6198", "revisions": "step1"}),
+             json.dumps({"revisions": ["step1"]}), ""]
+    ckpt, rejects = parse_checkpoint_list("\n".join(lines).encode(), "c.jsonl")
+    assert ckpt.select("model_name", "step").rows() == [("dolma17-150M-6198", 38157), ("dolma17-150M-6198", 0)]
+    assert [(r["line"], r["error"].split(":")[0]) for r in rejects] == [
+        (2, "malformed JSON"), (3, "a JSON list, not an object"), (4, "model_name 'not a model' is not <recipe>-<size>-<seed>"),
+        (5, "revisions is not a non-empty list of strings"), (6, "no model_name")]
+
+
+def test_one_metric_in_two_columns_is_merged_or_rejected(sample_dir, tmp_path):
+    """OLMo-style export: the same metric twice, one copy with a leading space."""
+    src = (sample_dir / "wandb" / "olmo_wandb_history_peteish-moreeval_190M-1xC.csv").read_text().splitlines()
+    metric = "eval/c4_en-validation/CrossEntropyLoss"
+    col = src[0].split(",").index(metric)
+    out = [src[0] + f", {metric}"]
+    for i, line in enumerate(src[1:]):
+        out.append(line + "," + ("9.99" if i == 3 else line.split(",")[col]))
+    store = LocalStore(tmp_path)
+    store.put("raw/wandb/history/peteish-moreeval/190M-1xC.csv", ("\n".join(out) + "\n").encode())
+    res = ingest_history(store)
+    assert not [c for c in res.wide.columns if "duplicated" in c or c != c.strip()]
+    original = pl.read_csv(sample_dir / "wandb" / "olmo_wandb_history_peteish-moreeval_190M-1xC.csv")
+    merged = res.wide.sort("step")[metric].to_list()
+    expected = original.sort("_step")[metric].to_list()
+    row4_step = original["_step"][3]
+    assert merged == [None if s == row4_step else v for s, v in zip(original.sort("_step")["_step"], expected)]
+    assert res.rejects.select("file", "line").rows() == [("raw/wandb/history/peteish-moreeval/190M-1xC.csv", 5)]
+    assert f"metric '{metric}' is written in 2 columns that disagree" in res.rejects["error"][0]
+    assert "9.99" in res.rejects["error"][0]
+
+
+def test_truncated_matched_runs_says_why(sample_dir):
+    raw = (sample_dir / "datadecide" / "matched_runs_by_s3.json").read_bytes()
+    with pytest.raises(MatchedRunsError, match=r"m.json \(700,000 bytes\): the file ends inside the JSON document \(truncated\)"):
+        parse_matched_runs(raw[:700_000], "m.json")
+    with pytest.raises(MatchedRunsError, match="malformed JSON"):
+        parse_matched_runs(raw.replace(b'"runs"', b'"runs" "', 1), "m.json")

@@ -19,6 +19,7 @@ from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
+from snoiq_assets_tests.hrrr.corrupt import crashing
 from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
 
 UTC = dt.timezone.utc
@@ -122,26 +123,47 @@ def test_bad_partition_in_range(store, resources, instance):
     assert instance.get_materialized_partitions(dg.AssetKey("hrrr_raw")) == set()
 
     # hrrr_fields over T00..T02: T01 now holds T00's GRIB (wrong run cycle) -> quarantined,
-    # the good hours are decoded but nothing is written for the run
+    # the good hours are written and recorded, the bad one quarantined
     _materialise_grid(store, resources, instance)
     store.put(bad_key, good)
     res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
                          tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
-    assert "Failure: hrrr_fields: 1 of 3 partitions failed (2023-01-01T01); nothing is written" in text
+    assert "Failure: hrrr_fields: 1 of 3 partitions failed (2023-01-01T01); the good partitions are written and recorded" in text
     assert "the file is for another run cycle; expected run 2023-01-01T01Z (the partition), found run 2023-01-01T00Z" in text
     assert meta["good_partitions"].value == [PKS[0], PKS[2]] and meta["message_number"].value == 1
     reason = store.get_json("quarantine/" + bad_key + ".reason.json")
     assert reason["partition"] == PKS[1] and reason["asset"] == "hrrr_fields"
     assert not store.exists(bad_key)
-    assert not any(store.exists(partition_object_key(FIELDS, pk)) for pk in PKS)
-    assert instance.get_materialized_partitions(FIELDS) == set()
+    # lake and catalogue agree: exactly the good partitions are stored and recorded
+    assert [store.exists(partition_object_key(FIELDS, pk)) for pk in PKS] == [True, False, True]
+    assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
+    with store.local_path(partition_object_key(FIELDS, PKS[2])) as p:
+        written = pq.read_table(p)
+    with store.local_path(landing_key(_run(PKS[2]), 0)) as p:
+        assert np.array_equal(written.column("tmp_2m_k").to_numpy(), ec_values(p, 1).astype(np.float32))
 
-    # the good partitions alone still go through
+
+def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance):
+    """A flipped byte that makes ecCodes abort: the step survives, names the file and ecCodes'
+    message, quarantines it; the good hours of the range are written and recorded."""
+    seed_demo(store)
+    _materialise_grid(store, resources, instance)
+    bad_key = landing_key(_run(PKS[1]), 0)
+    store.put(bad_key, crashing(store.get(bad_key), message_offset=0))
     res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance,
-                         tags=_range_tags(PKS[2], PKS[2]), run_config=_cfg("hrrr_fields"))
-    assert res.success and instance.get_materialized_partitions(FIELDS) == {PKS[2]}
+                         raise_on_error=False, tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
+    assert not res.success
+    text, meta = _failure(res)
+    assert (f"hrrr_fields 2023-01-01T01: {bad_key}: ecCodes crashed while decoding the file (decoder process "
+            "killed by SIGABRT): ecCodes assertion failed") in text
+    assert f"(moved to quarantine/{bad_key})" in text and meta["good_partitions"].value == [PKS[0], PKS[2]]
+    reason = store.get_json("quarantine/" + bad_key + ".reason.json")
+    assert "grib_bits_any_endian" in reason["reason"] and reason["partition"] == PKS[1]
+    assert not store.exists(bad_key) and store.exists("quarantine/" + bad_key + ".idx")
+    assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
+    assert [store.exists(partition_object_key(FIELDS, pk)) for pk in PKS] == [True, False, True]
 
 
 def _cli(args, env, timeout=600):

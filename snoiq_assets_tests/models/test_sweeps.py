@@ -61,6 +61,33 @@ def test_parse_sweep_and_what_it_refuses():
         assert message in str(err.value) and "raw/sweeps/s1.yaml" in str(err.value), (text, str(err.value))
 
 
+def test_unsafe_names_refuse_the_whole_sweep():
+    fields = {"target", "location", "locations"}
+    bad = {
+        "grid: {a: [1]}\nbase: {location: ../../etc}": "base.location '../../etc' is not a safe identifier",
+        "grid: {a: [1]}\nbase: {location: 'a b'}": "base.location 'a b' is not a safe identifier",
+        "grid: {a: [1]}\nbase: {locations: [ok, '%2e%2e']}": "base.locations[1] '%2e%2e' is not a safe identifier",
+        "grid: {a: [1]}\nbase: {locations: x}": "base.locations must be a non-empty list",
+        "grid: {location: [a, b]}": "grid.location: the grid varies hyperparameters; set location in base",
+    }
+    for text, message in bad.items():
+        with pytest.raises(SweepError) as err:
+            parse_sweep(text, "s1", "raw/sweeps/s1.yaml", config_fields=fields)
+        assert str(err.value).startswith("raw/sweeps/s1.yaml: ") and message in str(err.value), (text, str(err.value))
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_sensor_quarantines_a_sweep_with_an_unsafe_location_and_queues_nothing(settings_env, instance, store,
+                                                                               model_resources):
+    store.put("raw/sweeps/escape.yaml", b"base: {location: ../../etc, target: precip_mm}\ngrid: {max_depth: [2, 3]}\n")
+    result = tick(instance, None, model_resources)
+    assert not result.run_requests
+    assert result.skip_reason.skip_message == ("quarantined 1 sweep file(s) that cannot run: raw/sweeps/escape.yaml")
+    reason = store.get_json("quarantine/raw/sweeps/escape.yaml.reason.json")["reason"]
+    assert reason == "raw/sweeps/escape.yaml: base.location '../../etc' is not a safe identifier " \
+                     "(allowed: letters, digits, '_', '.', '-')"
+
+
 def tick(instance, cursor, resources):
     ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]})
     return sweep_sensor(Settings())(ctx)

@@ -131,3 +131,16 @@ def test_outcome_bad_inputs():
     clean, rej = outcomes.validate_outcome(df)
     assert sorted(rej["rule"].to_list()) == ["duplicate_timestamp", "range"]
     assert clean["value"].to_list() == [10.0, None]
+
+
+def test_every_reject_has_a_reason_even_when_min_mean_or_max_is_null(sample_dir):
+    """GHCN-D has no daily mean: a min > max row used to be rejected with reason null."""
+    lines = (sample_dir / "station_obs/ghcnd_USW00024233_BicycleWeather_2012-2015.csv").read_text().splitlines()
+    f = lines[1].split(",")
+    f[6], f[7] = "50", "128"        # TMAX 5.0 C, TMIN 12.8 C
+    lines[1] = ",".join(f)
+    clean, rej = _clean(("\n".join(lines) + "\n").encode(), "ghcnd.csv")
+    assert rej["reason"].null_count() == 0
+    cons = rej.filter(pl.col("rule") == "consistency").sort("column")
+    assert cons["column"].to_list() == ["air_temp_max_c", "air_temp_min_c"]
+    assert cons["reason"].to_list() == ["air_temp_min_c=12.8 <= air_temp_c=null <= air_temp_max_c=5.0 does not hold"] * 2

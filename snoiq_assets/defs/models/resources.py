@@ -11,11 +11,13 @@ Credentials are EnvVars in Definitions, never shown or logged.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Optional
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from snoiq_assets.lib.models.tracking import relocate_artifact_root, sqlite_path
 from snoiq_assets.settings import Settings
 
 # (tracking_uri, experiment name) -> experiment id, once per process: an experiment is never
@@ -61,11 +63,12 @@ class MlflowResource(dg.ConfigurableResource):
         cache_key = (self.tracking_uri, name)
         if cache_key in _EXPERIMENT_IDS:
             return _EXPERIMENT_IDS[cache_key]
+        location = self.artifact_root.rstrip("/") + "/" + name
         exp = client.get_experiment_by_name(name)
         if exp is not None:
+            self._follow_moved_home(exp.artifact_location, location)
             _EXPERIMENT_IDS[cache_key] = exp.experiment_id
             return exp.experiment_id
-        location = self.artifact_root.rstrip("/") + "/" + name
         try:
             _EXPERIMENT_IDS[cache_key] = client.create_experiment(name, artifact_location=location)
             return _EXPERIMENT_IDS[cache_key]
@@ -91,6 +94,20 @@ class MlflowResource(dg.ConfigurableResource):
         mv = client.create_model_version(name, source=source, run_id=mlflow_run_id, tags={"model_prefix": model_prefix})
         client.set_registered_model_alias(name, "champion", mv.version)
         return str(mv.version)
+
+    def _follow_moved_home(self, stored: str, location: str) -> None:
+        """Local profile: the tracking database and the artifacts live together in SNOIQ_HOME.
+        If the experiment records another folder, the home was moved: rewrite the stored paths
+        so new artifacts go to the current home (and old ones are found there)."""
+        db = sqlite_path(self.tracking_uri)
+        root = self.artifact_root.rstrip("/")
+        if db is None or not root.startswith("/") or db.resolve().parent != Path(root).resolve().parent:
+            return   # a shared tracking server or database: never rewritten from here
+        stored_path = stored[len("file://"):] if stored.startswith("file://") else stored
+        name = location.rsplit("/", 1)[1]
+        if stored_path.rstrip("/") == location or not stored_path.rstrip("/").endswith("/" + name):
+            return
+        relocate_artifact_root(db, stored_path.rstrip("/")[: -len(name) - 1], root)
 
 
 def mlflow_resource(settings: Settings) -> MlflowResource:

@@ -115,11 +115,14 @@ def _retraining_tick(context: dg.SensorEvaluationContext, settings: Settings, mi
 # ----- sweeps -------------------------------------------------------------------------------
 def checked_sweep(text: bytes, sweep_id: str, where: str) -> SweepSpec:
     spec = parse_sweep(text, sweep_id, where, config_fields=set(TrainModelConfig.model_fields))
-    try:  # the shared config must be a valid trained_models config on its own
-        TrainModelConfig(**{**spec.base, "hyperparameters": {**spec.base.get("hyperparameters", {})}})
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        raise SweepError(f"{where}: base is not a valid trained_models config: {problems}") from None
+    # Every run the sweep would start must be a valid trained_models config, checked here at the
+    # sensor: a file that cannot run is quarantined instead of queueing runs that fail later.
+    for cfg in sweep_run_configs(spec.base, spec.grid, spec.sweep_id, parallel=spec.parallel):
+        try:
+            TrainModelConfig(**cfg["ops"]["trained_models"]["config"])
+        except pydantic.ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise SweepError(f"{where}: base is not a valid trained_models config: {problems}") from None
     return spec
 
 

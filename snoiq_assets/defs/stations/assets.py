@@ -24,6 +24,7 @@ from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
 from snoiq_assets.lib.stations import parsers, validate
+from snoiq_assets.lib.stations.units import file_latitude, unit_problems
 from snoiq_assets.lib.stations.formats import Format, StationFileError, decode_utf8, detect_format
 from snoiq_assets.lib.stations.rawkeys import (
     EXTRA_METADATA_KEY,
@@ -113,10 +114,19 @@ def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResour
     },
     ins={"observations_raw": dg.AssetIn()},
 )
-def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame):
+def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame, store: ObjectStoreResource):
     station_id = context.partition_key
     fmt = Format(observations_raw["source_format"][0])
     frame = parsers.to_clean(observations_raw, fmt, station_id)
+    # A file in other units than its format says passes the per-value range rule (a January
+    # at 31 "°C"): judged as a whole first, and quarantined with the reason.
+    problems = unit_problems(frame, file_latitude(observations_raw))
+    if problems:
+        object_store = store.get_store()
+        key = _find(object_store, raw_key_candidates(station_id), f"station {station_id!r}")
+        reason = f"{key}: temperatures not in the units of its format ({fmt.value}): " + "; ".join(problems)
+        dest = object_store.quarantine(key, reason, asset="observations_clean", partition=station_id)
+        raise dg.Failure(description=f"{reason} (moved to {dest})", metadata={"quarantined": dest})
     clean, rejects = validate.validate(frame, claimed_period=parsers.claimed_period(observations_raw, fmt))
     meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value}
     if fmt is Format.GHCND_CDO_CSV:

@@ -3,12 +3,18 @@
 Typed schema (``EVAL_SCHEMA``): one row per (recipe, size, seed, step, task) with the metrics as a
 ``map<string, double>`` (non-numeric metric values in ``metrics_text``) and the per-task outputs as
 ``list<struct<doc_id, question, answers, gold, prediction, correct, scores>>``. Records are read in
-batches (JSONL lines or Parquet record batches) and written batch by batch, so a large file never
-has to fit in memory. Bad records go to the rejects with file and line (or row) number.
+batches (JSONL lines, Parquet record batches or CSV rows) and written batch by batch, so a large
+file never has to fit in memory. Bad records go to the rejects with file and line (or row) number.
+
+A CSV (or JSONL) record in long form, one ``metric`` and its ``value`` per row (the DataDecide grid
+export: recipe, size, params_N, replicate, metric, value, split), becomes one row whose metrics map
+holds that metric, with ``primary_score`` = the value and ``primary_metric`` = its name. Such a
+source may number its runs (``replicate``) without naming their seeds: ``seed`` stays null then.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -47,11 +53,13 @@ EVAL_SCHEMA = pa.schema(
         ("recipe_key", pa.string()),
         ("seed", pa.int64()),
         ("seed_label", pa.string()),
+        ("replicate", pa.int64()),
         ("step", pa.int64()),
         ("tokens", pa.float64()),
         ("compute", pa.float64()),
         ("task", pa.string()),
         ("primary_score", pa.float64()),
+        ("primary_metric", pa.string()),
         ("metrics", pa.map_(pa.string(), pa.float64())),
         ("metrics_text", pa.map_(pa.string(), pa.string())),
         ("outputs", pa.list_(OUTPUT_STRUCT)),
@@ -198,8 +206,20 @@ def normalise_record(rec: dict, file: str, line: int) -> dict:
     if metrics is not None and not isinstance(metrics, dict):
         raise BadRecord(f"metrics is a {type(metrics).__name__}, not an object")
     metrics = metrics or {}
+    primary_metric = metrics.get("primary_metric") if isinstance(metrics.get("primary_metric"), str) else None
+    long_metric = rec.get("metric")
+    if long_metric is not None and "value" in rec:
+        if metrics:
+            raise BadRecord("record has both a metrics object and a metric/value pair")
+        value = _float(rec.get("value"))
+        if value is None or value != value:
+            raise BadRecord(f"value={rec.get('value')!r} for metric {long_metric!r} is not a number")
+        metrics = {str(long_metric): value}
+        primary_metric = str(long_metric)
+    extra_text = {k: str(rec[k]) for k in ("split",) if rec.get(k) not in (None, "")}
     num = {k: _float(v) for k, v in metrics.items() if _float(v) is not None}
     text = {k: json.dumps(v) if isinstance(v, (dict, list)) else str(v) for k, v in metrics.items() if k not in num and v is not None}
+    text.update(extra_text)
     outputs = _first(rec, _ALIASES["outputs"])
     if outputs is not None and not isinstance(outputs, list):
         raise BadRecord(f"outputs is a {type(outputs).__name__}, not a list")
@@ -209,18 +229,24 @@ def normalise_record(rec: dict, file: str, line: int) -> dict:
     if task is None and data is None and params is None:
         raise BadRecord("record has none of params/data/task")
     seed, seed_label = parse_seed(rec.get("seed"))
+    primary = _float(rec.get("primary_score", metrics.get("primary_score")))
+    if primary is None and primary_metric is not None:
+        primary = num.get(primary_metric)
+    size_params = _float(rec.get("params_N"))
     return {
         "params": None if params is None else str(params),
-        "size_params": size_to_params(params),
+        "size_params": size_params if size_params is not None else size_to_params(params),
         "data": None if data is None else str(data),
         "recipe_key": recipe_key(data),
         "seed": seed,
         "seed_label": seed_label,
+        "replicate": _int(rec.get("replicate"), "replicate"),
         "step": _int(rec.get("step"), "step"),
         "tokens": _float(rec.get("tokens")),
         "compute": _float(rec.get("compute")),
         "task": None if task is None else str(task),
-        "primary_score": _float(rec.get("primary_score", metrics.get("primary_score"))),
+        "primary_score": primary,
+        "primary_metric": primary_metric if primary is not None else None,
         "metrics": list(num.items()),
         "metrics_text": list(text.items()),
         "outputs": None if outputs is None else [_output(o) for o in outputs],
@@ -230,6 +256,16 @@ def normalise_record(rec: dict, file: str, line: int) -> dict:
 
 
 def _iter_records(key: str, path: Path, rejects: list[dict]) -> Iterator[tuple[int, dict]]:
+    if key.endswith(".csv"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            for line_no, row in enumerate(reader, start=2):  # line 1 is the header
+                if None in row:
+                    rejects.append(reject(key, line_no, f"{len(row[None])} field(s) more than the header's {len(reader.fieldnames)}",
+                                          json.dumps(row, default=str)))
+                    continue
+                yield line_no, {k: (None if v == "" else v) for k, v in row.items()}
+        return
     if key.endswith(".parquet"):
         row = 0
         for batch in pq.ParquetFile(path).iter_batches(batch_size=20_000):
@@ -261,7 +297,7 @@ class EvalResult:
 def ingest_eval_results(store: ObjectStore, dest: Path, prefix: str = EVAL_PREFIX, batch_rows: int = 20_000) -> EvalResult:
     """Every landed eval-results file -> one typed Parquet file at ``dest``, written batch by batch."""
     result = EvalResult()
-    keys = [i.key for i in store.list(prefix) if i.key.endswith((".jsonl", ".parquet"))]
+    keys = [i.key for i in store.list(prefix) if i.key.endswith((".jsonl", ".parquet", ".csv"))]
     with pq.ParquetWriter(dest, EVAL_SCHEMA, compression="zstd") as writer:
         batch: list[dict] = []
         for key in keys:
@@ -278,7 +314,7 @@ def ingest_eval_results(store: ObjectStore, dest: Path, prefix: str = EVAL_PREFI
                             writer.write_table(pa.Table.from_pylist(batch, schema=EVAL_SCHEMA))
                             result.rows += len(batch)
                             batch = []
-                except (OSError, pa.ArrowException) as exc:
+                except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as exc:
                     result.rejects.append(reject(key, None, f"unreadable file: {type(exc).__name__}: {str(exc)[:300]}"))
         if batch:
             writer.write_table(pa.Table.from_pylist(batch, schema=EVAL_SCHEMA))

@@ -70,24 +70,27 @@ def iter_line_blocks(fh, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> Iterator[tup
 
 
 def flatten_structs(df: pl.DataFrame, sep: str = ".") -> pl.DataFrame:
-    """Unnest struct columns recursively into ``parent.child`` columns (lists are kept)."""
+    """Unnest struct columns recursively into ``parent.child`` columns (lists are kept).
+
+    Works on Series, not expressions: one ``select`` over thousands of ``struct.field``
+    expressions (a W&B summary with 6,000 keys) costs quadratic planning time."""
     while any(isinstance(t, pl.Struct) for t in df.schema.values()):
-        exprs = []
+        cols: list[pl.Series] = []
         taken = set(df.columns)
-        for name, dtype in df.schema.items():
-            if isinstance(dtype, pl.Struct):
-                if not dtype.fields:
-                    exprs.append(pl.lit(None, pl.String).alias(name))
-                    continue
-                for f in dtype.fields:
-                    new = f"{name}{sep}{f.name}"
-                    while new in taken:  # a flat column already has this dotted name
-                        new += "_"
-                    taken.add(new)
-                    exprs.append(pl.col(name).struct.field(f.name).alias(new))
-            else:
-                exprs.append(pl.col(name))
-        df = df.select(exprs)
+        for series in df.get_columns():
+            if not isinstance(series.dtype, pl.Struct):
+                cols.append(series)
+                continue
+            if not series.dtype.fields:
+                cols.append(pl.Series(series.name, [None] * len(series), pl.String))
+                continue
+            for field_series in series.struct.unnest().get_columns():
+                new = f"{series.name}{sep}{field_series.name}"
+                while new in taken:  # a flat column already has this dotted name
+                    new += "_"
+                taken.add(new)
+                cols.append(field_series.alias(new))
+        df = pl.DataFrame(cols)
     return df
 
 
@@ -146,8 +149,9 @@ def _to_json_text(s: pl.Series) -> pl.Series:
 def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """Give ``df`` exactly ``schema`` (missing columns null, types cast, nested -> JSON text)."""
     cols = []
+    present = set(df.columns)  # DataFrame.columns builds a new list on each call
     for name, dtype in schema.items():
-        if name not in df.columns:
+        if name not in present:
             cols.append(pl.Series(name, [None] * df.height, dtype))
             continue
         s = df[name]

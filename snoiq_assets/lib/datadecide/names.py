@@ -42,11 +42,51 @@ def size_to_params(size: str | None) -> float | None:
     return float(m.group(1)) * (1e6 if m.group(2).upper() == "M" else 1e9)
 
 
+# The paper's and the HF eval results' display names -> the identifiers in run and checkpoint
+# names (DataDecide's own DATA_NAME_CLEAN table, inverted). Both spell the same recipe.
+DISPLAY_NAMES = {
+    "Dolma1.7": "dolma17",
+    "Dolma1.7 (no code)": "no_code",
+    "Dolma1.7 (no math, code)": "no_math_no_code",
+    "Dolma1.7 (no Reddit)": "no_reddit",
+    "Dolma1.7 (no Flan)": "no_flan",
+    "Dolma1.6++": "dolma-v1-6-and-sources-baseline",
+    "C4": "c4",
+    "FineWeb-Pro": "prox_fineweb_pro",
+    "FineWeb-Edu": "fineweb_edu_dedup",
+    "Falcon": "falcon",
+    "Falcon+CC": "falcon_and_cc",
+    "Falcon+CC (QC 10%)": "falcon_and_cc_eli5_oh_top10p",
+    "Falcon+CC (QC 20%)": "falcon_and_cc_eli5_oh_top20p",
+    "Falcon+CC (QC Orig 10%)": "falcon_and_cc_og_eli5_oh_top10p",
+    "Falcon+CC (QC Tulu 10%)": "falcon_and_cc_tulu_qc_top10",
+    "DCLM-Baseline": "DCLM-baseline",
+    "DCLM-Baseline 25% / Dolma 75%": "dolma17-75p-DCLM-baseline-25p",
+    "DCLM-Baseline 50% / Dolma 50%": "dolma17-50p-DCLM-baseline-50p",
+    "DCLM-Baseline 75% / Dolma 25%": "dolma17-25p-DCLM-baseline-75p",
+    "DCLM-Baseline (QC 7%, FW2)": "dclm_ft7percentile_fw2",
+    "DCLM-Baseline (QC 7%, FW3)": "dclm_ft7percentile_fw3",
+    "DCLM-Baseline (QC FW 10%)": "dclm_fw_top10",
+    "DCLM-Baseline (QC FW 3%)": "dclm_fw_top3",
+    "DCLM-Baseline (QC 10%)": "pos_eli5_oh_neg_dclm_refinedweb_steps_2000_lr3e4_top10p",
+    "DCLM-Baseline (QC 20%)": "pos_eli5_oh_neg_dclm_refinedweb_steps_2000_lr3e4_top20p",
+}
+
+
+def _normalise(recipe: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(recipe).lower().replace("%", "p"))
+
+
+_DISPLAY_KEYS = {_normalise(display): _normalise(ident) for display, ident in DISPLAY_NAMES.items()}
+
+
 def recipe_key(recipe: str | None) -> str | None:
-    """A join key for recipe names written differently (``Dolma1.7`` == ``dolma17``)."""
+    """A join key for recipe names written differently (``Dolma1.7`` == ``dolma17``,
+    ``Dolma1.7 (no Flan)`` == ``no_flan``): display names map to their run-name identifier."""
     if recipe is None:
         return None
-    return re.sub(r"[^a-z0-9]", "", str(recipe).lower().replace("%", "p")) or None
+    key = _normalise(recipe)
+    return _DISPLAY_KEYS.get(key, key) or None
 
 
 def parse_seed(seed) -> tuple[int | None, str | None]:

@@ -1,9 +1,9 @@
 """W&B runs and history: export through the public API into the raw zone, and ingest what landed.
 
-Export (``export_wandb``) writes one file per run: ``raw/wandb/runs/<project>/<run_id>.jsonl``
-(one record: id, name, project, entity, state, created_at, tags, group, config, summary) and
-``raw/wandb/history/<project>/<run_id>.jsonl`` (``scan_history`` rows). The API key is passed
-to ``wandb.Api`` and never appears in a message.
+Export (``export_wandb``, see ``wandb_fetch``) writes one file per run:
+``raw/wandb/runs/<project>/<run_id>.jsonl`` (one record: id, name, project, entity, state,
+created_at, tags, group, config, summary) and ``raw/wandb/history/<project>/<run_id>.jsonl``
+(every history row, scanned page by page, never sampled). The API key never appears in a message.
 
 Ingest reads every landed file, whether fetched or copied in: JSONL through the streaming
 converter (malformed lines -> rejects), CSV exports (OLMo's ``download_wandb_logs``) with Polars.
@@ -11,12 +11,13 @@ converter (malformed lines -> rejects), CSV exports (OLMo's ``download_wandb_log
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
 import socket
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -24,11 +25,9 @@ import polars as pl
 
 from snoiq_assets.lib.datadecide.jsonl import flatten_structs, reject, rejects_frame, stream_jsonl_files
 from snoiq_assets.lib.datadecide.names import PARSED_FIELDS, parse_run_name
-from snoiq_assets.lib.keys import check_key
+from snoiq_assets.lib.datadecide.wandb_fetch import HISTORY_PREFIX, RUNS_PREFIX, FetchStats, WandbFetchError, export_projects
 from snoiq_assets.lib.storage import ObjectStore
 
-RUNS_PREFIX = "raw/wandb/runs/"
-HISTORY_PREFIX = "raw/wandb/history/"
 DEFAULT_BASE_URL = "https://api.wandb.ai"
 STEP_COLUMNS = ("_step", "step")
 TOKEN_COLUMNS = ("throughput/total_tokens", "tokens")
@@ -38,18 +37,6 @@ KEY_COLUMNS = ("project", "run_id", "run_name")
 
 class WandbUnavailable(RuntimeError):
     """The W&B API cannot be used (no key, unreachable); the message never holds the key."""
-
-
-@dataclass
-class ExportResult:
-    runs: int = 0
-    history_files: int = 0
-    keys: list[str] = field(default_factory=list)
-
-
-def _safe_segment(text: str) -> str:
-    seg = re.sub(r"[^A-Za-z0-9_.=+-]", "_", str(text)).strip(".") or "_"
-    return seg[:200]
 
 
 def _redact(text: str, secret: str | None) -> str:
@@ -79,9 +66,14 @@ def export_wandb(
     api_key: str | None = None,
     base_url: str | None = None,
     max_runs: int | None = None,
+    parallel: int = 4,
+    requests_per_second: float = 10.0,
+    max_retries: int = 6,
+    backoff_s: float = 1.0,
     timeout_s: int = 30,
-) -> ExportResult:
-    """Fetch runs and their history from W&B into the raw zone, one file per run."""
+) -> FetchStats:
+    """Fetch runs and their full (scanned) history from W&B into the raw zone, one file per run;
+    projects in parallel within the rate limit, resuming what an interrupted export left."""
     api_key = api_key if api_key is not None else os.environ.get("WANDB_API_KEY")
     if not api_key:
         raise WandbUnavailable("WANDB_API_KEY is not set; skipping the W&B fetch")
@@ -89,45 +81,12 @@ def export_wandb(
         raise WandbUnavailable("no W&B projects configured; skipping the W&B fetch")
     base_url = base_url or os.environ.get("WANDB_BASE_URL") or DEFAULT_BASE_URL
     check_reachable(base_url)
-    import wandb
-
-    result = ExportResult()
     try:
-        api = wandb.Api(api_key=api_key, overrides={"base_url": base_url}, timeout=timeout_s)
-        for project in projects:
-            for i, run in enumerate(api.runs(f"{entity}/{project}")):
-                if max_runs is not None and i >= max_runs:
-                    break
-                rid = _safe_segment(run.id)
-                record = {
-                    "id": run.id,
-                    "name": run.name,
-                    "project": project,
-                    "entity": entity,
-                    "state": getattr(run, "state", None),
-                    "group": getattr(run, "group", None),
-                    "tags": list(getattr(run, "tags", []) or []),
-                    "created_at": str(getattr(run, "created_at", "")),
-                    "config": dict(run.config or {}),
-                    "summary": dict(getattr(run.summary, "_json_dict", None) or {}),
-                }
-                key = check_key(f"{RUNS_PREFIX}{_safe_segment(project)}/{rid}.jsonl")
-                store.put(key, (json.dumps(record, default=str) + "\n").encode())
-                result.runs += 1
-                result.keys.append(key)
-                hkey = check_key(f"{HISTORY_PREFIX}{_safe_segment(project)}/{rid}.jsonl")
-                with store.atomic_local_file(hkey) as path, open(path, "w") as fh:
-                    for row in run.scan_history():
-                        fh.write(json.dumps({"_run_id": run.id, "_run_name": run.name, **row}, default=str) + "\n")
-                result.history_files += 1
-                result.keys.append(hkey)
-    except WandbUnavailable:
-        raise
-    except Exception as exc:  # noqa: BLE001 - API/HTTP errors: one clear message, key redacted
-        raise WandbUnavailable(
-            _redact(f"W&B fetch of {entity}/{projects} failed after {result.runs} runs: {type(exc).__name__}: {exc}"[:500], api_key)
-        ) from None
-    return result
+        return export_projects(store, entity, projects, base_url=base_url, api_key=api_key, parallel=parallel,
+                               requests_per_second=requests_per_second, max_retries=max_retries, backoff_s=backoff_s,
+                               max_runs=max_runs, timeout_s=timeout_s)
+    except WandbFetchError as exc:
+        raise WandbUnavailable(_redact(str(exc), api_key)) from None
 
 
 # ----- ingest --------------------------------------------------------------------------
@@ -158,21 +117,25 @@ def _jsonish_columns(df: pl.DataFrame) -> pl.DataFrame:
 
 def split_mixed_columns(df: pl.DataFrame, protect: tuple[str, ...] = ()) -> pl.DataFrame:
     """A string column whose values are mostly numbers (a metric logged as text in one run) becomes
-    a Float64 column plus ``<name>__text`` holding the values that are not numbers: nothing lost."""
-    for name, dtype in df.schema.items():
-        if dtype != pl.String or name in protect:
+    a Float64 column plus ``<name>__text`` holding the values that are not numbers: nothing lost.
+
+    The frame is assembled once at the end (a ``with_columns`` per column would copy the frame
+    each time: quadratic in the number of columns)."""
+    cols: list[pl.Series] = []
+    for s in df.get_columns():
+        if s.dtype != pl.String or s.name in protect:
+            cols.append(s)
             continue
-        s = df[name]
         nums = s.str.strip_chars().cast(pl.Float64, strict=False)
-        present = s.is_not_null().sum()
-        parsed = nums.is_not_null().sum()
+        present = s.len() - s.null_count()
+        parsed = nums.len() - nums.null_count()
         if present == 0 or parsed == 0:
+            cols.append(s)
             continue
-        text = pl.when(nums.is_null() & s.is_not_null()).then(s).otherwise(None)
-        df = df.with_columns(nums.alias(name))
+        cols.append(nums.alias(s.name))
         if parsed < present:
-            df = df.with_columns(pl.select(text.alias(f"{name}__text")).to_series())
-    return df
+            cols.append(s.zip_with(nums.is_null(), pl.Series([None] * s.len(), dtype=pl.String)).alias(f"{s.name}__text"))
+    return pl.DataFrame(cols)
 
 
 def drop_constant_columns(df: pl.DataFrame, protect: tuple[str, ...]) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -206,14 +169,69 @@ class HistoryResult:
     files: int
 
 
+def _same_value(a, b) -> bool:
+    if a is None or b is None or a == b:
+        return True
+    fa, fb = _as_float(a), _as_float(b)
+    return fa is not None and fa == fb
+
+
+def _as_float(v) -> float | None:
+    try:
+        return float(str(v).strip())
+    except ValueError:
+        return None
+
+
+def merge_duplicate_columns(df: pl.DataFrame, header: list[str], key: str, rejects: list[dict]) -> pl.DataFrame:
+    """One metric written as several columns (OLMo's exports repeat a name, once with a leading
+    space): merge them into one column named without the padding. A row where the copies agree (or
+    all but one are empty) keeps that value; where they differ the cell is left empty and a reject
+    (file, line, metric, every copy's value) says why. ``df``'s columns are positional
+    (``header[i]`` is column i), so Polars never invents ``<name>_duplicated_0``."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(header):
+        groups.setdefault(name.strip(), []).append(i)
+    cols = []
+    for name, idx in groups.items():
+        if len(idx) == 1:
+            cols.append(df.to_series(idx[0]).alias(name))
+            continue
+        copies = [df.to_series(i).cast(pl.String) for i in idx]
+        merged = []
+        for row, values in enumerate(zip(*(c.to_list() for c in copies))):
+            present = [v for v in values if v is not None]
+            if all(_same_value(present[0], v) for v in present[1:]) if present else True:
+                merged.append(present[0] if present else None)
+            else:
+                merged.append(None)
+                shown = ", ".join(f"{header[i]!r}={v!r}" for i, v in zip(idx, values))
+                rejects.append(reject(key, row + 2, f"metric {name!r} is written in {len(idx)} columns that "
+                                                    f"disagree on this row ({shown}); left empty", shown))
+        series = pl.Series(name, merged, pl.String)
+        numbers = series.str.strip_chars().cast(pl.Float64, strict=False)
+        cols.append(numbers if numbers.null_count() == series.null_count() else series)
+    return pl.DataFrame(cols)
+
+
+def _read_history_csv(path: Path, key: str, rejects: list[dict]) -> pl.DataFrame | None:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+        if not header:
+            rejects.append(reject(key, 1, "CSV has no header line"))
+            return None
+        df = pl.read_csv(path, infer_schema_length=None, new_columns=[f"__col{i}" for i in range(len(header))])
+    except Exception as exc:  # noqa: BLE001 - a broken CSV is rejected whole, the rest ingested
+        rejects.append(reject(key, None, f"unreadable CSV: {type(exc).__name__}: {str(exc)[:300]}"))
+        return None
+    return merge_duplicate_columns(df, header, key, rejects)
+
+
 def _read_history_file(store: ObjectStore, key: str, rejects: list[dict], chunk_bytes: int) -> pl.DataFrame | None:
     with store.local_path(key) as path:
         if key.endswith(".csv"):
-            try:
-                return pl.read_csv(path, infer_schema_length=None)
-            except Exception as exc:  # noqa: BLE001 - a broken CSV is rejected whole, the rest ingested
-                rejects.append(reject(key, None, f"unreadable CSV: {type(exc).__name__}: {str(exc)[:300]}"))
-                return None
+            return _read_history_csv(path, key, rejects)
         with tempfile.TemporaryDirectory(prefix="snoiq-hist-") as tmp:
             out = Path(tmp) / "h.parquet"
             res = stream_jsonl_files([(key, path)], out, chunk_bytes=chunk_bytes, file_column=None)

@@ -257,6 +257,7 @@ def _scan(path: str | Path, name: str, keep=None) -> tuple[list[MessageInfo], di
                         if gid is None:
                             gid = grid_ids[sec3] = grid_id_from_keys(grid_keys(h))
                         info = MessageInfo(n, offset, length, keys, gid, k, len(parts))
+                        info.run_time  # noqa: B018 - a corrupt date fails here, naming the message
                         infos.append(info)
                         hold = keep is not None and keep(keys)
                     except Exception as exc:  # noqa: BLE001
@@ -422,7 +423,8 @@ DEFAULT_ENGINE = "cfgrib"
 # variable cfgrib returns can be matched back to the catalogue entry it must be.
 # Typed as in the scan (cfgrib reads a key's native type: typeOfFirstFixedSurface would be "sfc").
 _CFGRIB_READ_KEYS = ("discipline:int", "parameterCategory:int", "parameterNumber:int",
-                     "typeOfFirstFixedSurface:int", "level:int", "stepType:str", "startStep:int")
+                     "typeOfFirstFixedSurface:int", "level:int", "stepType:str", "startStep:int",
+                     "endStep:int")
 
 
 def _cfgrib_keys(attrs: dict) -> dict:

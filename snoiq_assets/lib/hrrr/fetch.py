@@ -63,7 +63,7 @@ class S3Source:
         from botocore.config import Config
 
         cfg = Config(signature_version=UNSIGNED, connect_timeout=min(5.0, timeout_s), read_timeout=timeout_s,
-                     retries={"max_attempts": 2})
+                     retries={"max_attempts": 2}, max_pool_connections=16)
         return cls(name, bucket, boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=cfg))
 
     def _get(self, key: str, range_header: str | None) -> bytes:
@@ -122,13 +122,60 @@ class HttpSource:
         return f"{self.base_url}/{key} ({self.name})"
 
 
+@dataclass(frozen=True)
+class SourceSpec:
+    """One archive mirror, as data: where it is and how to reach it. Credentials are named by
+    environment variables (never values); without them an S3 source is anonymous."""
+
+    name: str
+    kind: str = "s3"                       # "s3" or "http"
+    bucket: str = NOAA_BUCKET
+    endpoint_url: str | None = None        # S3 endpoint (None: AWS)
+    base_url: str | None = None            # kind "http"
+    timeout_s: float = 20.0                # per request (connect and read)
+    access_key_env: str | None = None
+    secret_key_env: str | None = None
+
+
+# NOAA's HRRR archive, in the order tried: AWS Open Data (anonymous), Google Cloud, Azure.
+ARCHIVE_SOURCES: tuple[SourceSpec, ...] = (
+    SourceSpec("aws", "s3", bucket=NOAA_BUCKET),
+    SourceSpec("google", "http", base_url="https://storage.googleapis.com/high-resolution-rapid-refresh"),
+    SourceSpec("azure", "http", base_url="https://noaahrrr.blob.core.windows.net/hrrr"),
+)
+
+
+def build_source(spec: SourceSpec, environ=None):
+    """The client for one ``SourceSpec`` (credentials read from ``environ``, default ``os.environ``)."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    if spec.kind == "http":
+        if not spec.base_url:
+            raise ValueError(f"HRRR source {spec.name!r}: kind 'http' needs base_url")
+        return HttpSource(spec.name, spec.base_url, timeout_s=spec.timeout_s)
+    if spec.kind != "s3":
+        raise ValueError(f"HRRR source {spec.name!r}: unknown kind {spec.kind!r} (s3 or http)")
+    if not spec.access_key_env:
+        return S3Source.anonymous_boto3(spec.name, spec.bucket, endpoint_url=spec.endpoint_url,
+                                        timeout_s=spec.timeout_s)
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3", endpoint_url=spec.endpoint_url, region_name="us-east-1",
+        aws_access_key_id=environ.get(spec.access_key_env, ""),
+        aws_secret_access_key=environ.get(spec.secret_key_env or "", ""),
+        # our own retries (multifetch.RetryPolicy) decide; botocore tries once
+        config=Config(connect_timeout=min(5.0, spec.timeout_s), read_timeout=spec.timeout_s,
+                      retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=16),
+    )
+    return S3Source(spec.name, spec.bucket, client)
+
+
 def default_sources() -> list:
-    """NOAA's HRRR archive: AWS Open Data (anonymous), then Google Cloud, then Azure."""
-    return [
-        S3Source.anonymous_boto3("aws"),
-        HttpSource("google", "https://storage.googleapis.com/high-resolution-rapid-refresh"),
-        HttpSource("azure", "https://noaahrrr.blob.core.windows.net/hrrr"),
-    ]
+    """Clients for ``ARCHIVE_SOURCES``."""
+    return [build_source(spec) for spec in ARCHIVE_SOURCES]
 
 
 @dataclass

@@ -31,10 +31,12 @@ class MessageSpec:
     level: int
     step_type: str          # instant | accum
     values: np.ndarray      # (ny*nx,) float64
+    window_hours: int | None = None   # accum: None from the cycle start (0-F), N the last N hours
 
     @classmethod
     def for_variable(cls, var: Variable, values: np.ndarray) -> "MessageSpec":
-        return cls(var.discipline, var.category, var.number, var.level_type, var.level_value, var.step_type, values)
+        return cls(var.discipline, var.category, var.number, var.level_type, var.level_value, var.step_type, values,
+                   var.window_hours)
 
 
 def _template_handle(template: Path = REAL_SUBSET):
@@ -72,7 +74,8 @@ def encode_message(template_handle, spec: MessageSpec, run_time: dt.datetime, fo
         eccodes.codes_set(h, "dataDate", int(run_time.strftime("%Y%m%d")))
         eccodes.codes_set(h, "dataTime", int(run_time.strftime("%H%M")))
         if pdt == 8:
-            eccodes.codes_set(h, "stepRange", f"0-{forecast_hour}")
+            start = 0 if spec.window_hours is None else forecast_hour - spec.window_hours
+            eccodes.codes_set(h, "stepRange", f"{start}-{forecast_hour}")
         else:
             eccodes.codes_set(h, "forecastTime", forecast_hour)
         eccodes.codes_set_values(h, np.asarray(spec.values, dtype=np.float64))

@@ -36,6 +36,8 @@ class Variable:
     level_value: int
     step_type: str       # instant | accum
     units: str
+    # accum only: None = accumulated from the cycle start (0-F); N = the last N hours ((F-N)-F)
+    window_hours: int | None = None
 
     def idx_pattern(self, forecast_hour: int | None = None) -> str:
         """A Herbie-style search regex matching this variable's inventory line.
@@ -45,7 +47,9 @@ class Variable:
         """
         forecast = self.forecast
         if forecast_hour is not None:
-            if self.step_type == "accum":
+            if self.step_type == "accum" and self.window_hours is not None:
+                forecast = f"{forecast_hour - self.window_hours}-{forecast_hour} hour acc fcst"
+            elif self.step_type == "accum":
                 forecast = "0-0 day acc fcst" if forecast_hour == 0 else f"0-{forecast_hour} hour acc fcst"
             else:
                 forecast = "anl" if forecast_hour == 0 else f"{forecast_hour} hour fcst"
@@ -61,7 +65,8 @@ class Variable:
             "typeOfLevel": CFGRIB_LEVEL_TYPES[self.level_type],
             "level": self.level_value,
             "stepType": self.step_type,
-            "startStep": 0 if self.step_type == "accum" else forecast_hour,
+            "startStep": (forecast_hour - (self.window_hours or forecast_hour)) if self.step_type == "accum"
+            else forecast_hour,
         }
 
     def matches(self, keys: dict, forecast_hour: int | None = None) -> bool:
@@ -74,6 +79,10 @@ class Variable:
         )
         if not ok:
             return False
+        if self.step_type == "accum" and self.window_hours is not None:
+            # a trailing bucket never starts at the cycle start (0-1 at f01 is the run-start accumulation)
+            return (keys["stepType"] == "accum" and keys["startStep"] > 0
+                    and keys["endStep"] - keys["startStep"] == self.window_hours)
         if self.step_type == "accum":
             return keys["stepType"] == "accum" and keys["startStep"] == 0
         return keys["stepType"] == "instant"
@@ -101,6 +110,16 @@ CATALOGUE: dict[str, Variable] = {v.column: v for v in [
 ]}
 
 DEFAULT_VARIABLES: tuple[str, ...] = tuple(CATALOGUE)
+
+
+# The last-hour buckets some files carry beside an accumulation from the cycle start (HRRR APCP
+# from f02 on: "0-F hour acc" and "F-1-F hour acc"). Optional: decoded when present.
+HOURLY_BUCKETS: dict[str, Variable] = {
+    "apcp_kg_m2": Variable("apcp_1h_kg_m2", "APCP", "surface", r"\d+-\d+ hour acc fcst", 0, 1, 8, 1, 0, "accum",
+                           "kg m-2", window_hours=1),
+    "asnow_m": Variable("asnow_1h_m", "ASNOW", "surface", r"\d+-\d+ hour acc fcst", 0, 1, 29, 1, 0, "accum", "m",
+                        window_hours=1),
+}
 
 
 def resolve(names) -> list[Variable]:

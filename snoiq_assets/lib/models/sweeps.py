@@ -105,6 +105,19 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
         bad = sorted(set(base) - config_fields)
         if bad:
             raise SweepError(f"{where}: base has key(s) {bad} that trained_models config does not know")
+    # Names that become object keys (the model store, predictions) are checked here, so a bad
+    # one refuses the file at the sensor instead of queueing runs that each fail later.
+    names = [("base.location", base.get("location"))] if base.get("location") is not None else []
+    locations = base.get("locations")
+    if locations is not None:
+        if not isinstance(locations, list) or not locations:
+            raise SweepError(f"{where}: base.locations must be a non-empty list of station ids; got {locations!r}")
+        names += [(f"base.locations[{i}]", loc) for i, loc in enumerate(locations)]
+    for what, name in names:
+        try:
+            safe_identifier(name, what)
+        except UnsafeNameError as exc:
+            raise SweepError(f"{where}: {exc}") from None
     grid = doc.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise SweepError(f"{where}: grid must be a non-empty mapping of hyperparameter -> list of values")
@@ -113,6 +126,8 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
             raise SweepError(f"{where}: grid.{name} must be a non-empty list of values; got {values!r}")
         if any(isinstance(v, (dict, list)) for v in values):
             raise SweepError(f"{where}: grid.{name} values must be numbers, strings or booleans")
+        if name in ("location", "locations", "sweep_id"):
+            raise SweepError(f"{where}: grid.{name}: the grid varies hyperparameters; set {name} in base")
     spec = SweepSpec(sweep_id, tuple(dict.fromkeys(model_types)), parallel, dict(base), {k: list(v) for k, v in grid.items()})
     if spec.runs > MAX_RUNS:
         raise SweepError(f"{where}: {spec.runs} runs is more than the {MAX_RUNS} a sweep may start; split it")

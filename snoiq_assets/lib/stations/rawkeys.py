@@ -19,17 +19,23 @@ def _partition(key: str, prefix: str, suffixes: tuple[str, ...], what: str) -> s
     name = key[len(prefix):]
     if "/" in name:
         raise UnsafeNameError(f"{key!r}: {what} files must sit directly under {prefix} (no sub-folders)")
-    for suffix in suffixes:
-        if name.lower().endswith(suffix):
+    # A suffix all lower or all upper case (".csv", ".CSV"): the run finds the file under the
+    # same spelling (see ``spellings``); mixed case (".Csv") is refused rather than guessed.
+    for suffix in spellings(suffixes):
+        if name.endswith(suffix):
             stem = name[: -len(suffix)]
             break
     else:
-        raise UnsafeNameError(f"{key!r}: a {what} file must end in one of {', '.join(suffixes)}")
+        raise UnsafeNameError(f"{key!r}: a {what} file must end in one of {', '.join(spellings(suffixes))}")
     safe_identifier(stem, what)
     if stem.startswith(".") or "." in stem:
         # A dot inside the stem makes <id>.csv ambiguous and hides temp files such as '.x.tmp'.
         raise UnsafeNameError(f"{what} {stem!r} in {key!r} must not contain '.'")
     return stem
+
+
+def spellings(suffixes: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(suffixes) + tuple(s.upper() for s in suffixes)
 
 
 def partition_for_raw_key(key: str) -> str:
@@ -44,9 +50,9 @@ def location_for_raw_key(key: str) -> str:
 
 def raw_key_candidates(station_id: str) -> list[str]:
     safe_identifier(station_id, "station id")
-    return [f"{OBSERVATIONS_PREFIX}{station_id}{s}" for s in OBSERVATION_SUFFIXES]
+    return [f"{OBSERVATIONS_PREFIX}{station_id}{s}" for s in spellings(OBSERVATION_SUFFIXES)]
 
 
 def outcome_key_candidates(location: str) -> list[str]:
     safe_identifier(location, "location")
-    return [f"{OUTCOMES_PREFIX}{location}{s}" for s in OUTCOME_SUFFIXES]
+    return [f"{OUTCOMES_PREFIX}{location}{s}" for s in spellings(OUTCOME_SUFFIXES)]

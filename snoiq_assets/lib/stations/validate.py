@@ -162,7 +162,10 @@ def validate(
             continue
         lo, mid, hi = pl.col(lo_c), pl.col(mid_c), pl.col(hi_c)
         bad = (lo > hi).fill_null(False) | (lo > mid).fill_null(False) | (mid > hi).fill_null(False)
-        msg = pl.format(f"{lo_c}={{}} <= {mid_c}={{}} <= {hi_c}={{}} does not hold", lo, mid, hi)
+        # pl.format gives null if any argument is null: spell a missing value out instead, so
+        # every reject has a reason (GHCN-D rows often lack the mean).
+        shown = [c.cast(pl.Utf8).fill_null("null") for c in (lo, mid, hi)]
+        msg = pl.format(f"{lo_c}={{}} <= {mid_c}={{}} <= {hi_c}={{}} does not hold", *shown)
         for c in present:
             rejects.append(_rejects(df, bad & pl.col(c).is_not_null(), c, pl.col(c), "consistency", msg, "nulled"))
         df = df.with_columns(**{c: pl.when(bad).then(None).otherwise(pl.col(c)) for c in present})

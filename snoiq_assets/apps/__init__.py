@@ -1,0 +1,1 @@
+"""Apps served to users (make explore)."""

@@ -1,0 +1,1 @@
+"""Analysis helpers for the read-only app (make explore): table access and Altair views."""

@@ -1,0 +1,210 @@
+"""GRIB decoding in a child process, so a native ecCodes crash cannot take the caller with it.
+
+ecCodes is C: some corrupt messages (a flipped byte in the data-representation section) make
+it abort (``assertion failed: 'e == 0' in grib_bits_any_endian.cc``) or segfault. GRIB2 has no
+checksum, so no check before decoding can rule this out. ``DecoderProcess`` runs the decode in
+one long-lived child (``python -m snoiq_assets.lib.hrrr.isolation``), reused for every
+partition of a step. If the child dies, the call raises the usual ``HrrrDataError`` naming the
+file, the signal and the last lines ecCodes wrote to stderr; the caller quarantines the file and
+carries on, and the next call starts a fresh child.
+
+Cheap by design: the child is started once per step (about one interpreter start and the
+numpy/pyarrow/ecCodes imports) and hands each decoded table back as an Arrow IPC file in a
+temporary folder, which the parent memory-maps (no copy, no pickling of the values). Measured
+in benchmarks/bench_hrrr.py against the in-process decode.
+
+Protocol (stdin/stdout of the child): length-prefixed pickles of ``(function, kwargs)``
+requests and ``("ok", result)`` / ``("data_error", details)`` / ``("error", text)`` replies.
+Only this module's own functions can be called, with arguments built by the parent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+
+from snoiq_assets.lib.hrrr import HrrrDataError
+
+_HEADER = struct.Struct("!Q")
+STDERR_TAIL = 600   # characters of the child's stderr quoted in a crash error
+
+
+def _send(fh, obj) -> None:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    fh.write(_HEADER.pack(len(data)))
+    fh.write(data)
+    fh.flush()
+
+
+def _recv(fh):
+    head = fh.read(_HEADER.size)
+    if len(head) < _HEADER.size:
+        raise EOFError("the decoder process closed its output")
+    size = _HEADER.unpack(head)[0]
+    data = fh.read(size)
+    if len(data) < size:
+        raise EOFError("the decoder process closed its output mid-reply")
+    return pickle.loads(data)
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+class DecoderProcess:
+    """One child process for GRIB work; use as a context manager (the child stops on exit)."""
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen | None = None
+        self._stderr_path: Path | None = None
+        self._tmp = tempfile.TemporaryDirectory(prefix="snoiq-decode-")
+        self.starts = 0   # children started (one, plus one after each crash)
+
+    def __enter__(self) -> "DecoderProcess":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start(self) -> subprocess.Popen:
+        fd, err = tempfile.mkstemp(prefix="stderr-", suffix=".txt", dir=self._tmp.name)
+        self._stderr_path = Path(err)
+        # No faulthandler dump: the crash message quoted is ecCodes' own line, not a traceback.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "snoiq_assets.lib.hrrr.isolation"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=fd, env=env, close_fds=True,
+        )
+        os.close(fd)
+        self.starts += 1
+        return self._proc
+
+    def _stderr_tail(self) -> str:
+        try:
+            text = self._stderr_path.read_text(errors="replace") if self._stderr_path else ""
+        except OSError:
+            return ""
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        own = [ln for ln in lines if "ECCODES" in ln or "assert" in ln.lower()]   # ecCodes' own words
+        return " | ".join(own or lines)[-STDERR_TAIL:]
+
+    def _call(self, name: str, function: str, kwargs: dict):
+        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        try:
+            _send(proc.stdin, (function, kwargs))
+            status, payload = _recv(proc.stdout)
+        except (EOFError, BrokenPipeError, OSError):
+            try:
+                code = proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+            tail = self._stderr_tail()
+            self._proc = None
+            raise HrrrDataError(
+                name, f"ecCodes crashed while decoding the file (decoder process {describe_exit(code)})"
+                + (f": {tail}" if tail else ""),
+                expected="a GRIB2 file ecCodes can decode",
+            ) from None
+        if status == "ok":
+            return payload
+        if status == "data_error":
+            file, problem = payload.pop("file"), payload.pop("problem")
+            payload["message"] = payload.pop("message_number")
+            raise HrrrDataError(file, problem, **payload)
+        # Anything else the decode raised came from this file's bytes (ecCodes' Python layer,
+        # a date that does not exist ...): still a bad file, named with the error.
+        raise HrrrDataError(name, f"decoding failed: {payload}", expected="a GRIB2 file ecCodes can decode")
+
+    def decode_fields(self, path: str | os.PathLike, variables, forecast_hour: int, **kwargs) -> tuple[pa.Table, dict]:
+        """``decode.decode_fields`` in the child; same arguments, same result, same errors."""
+        name = kwargs.get("name") or str(path)
+        out = Path(self._tmp.name) / "table.arrow"
+        stats = self._call(name, "decode_to_file", {"path": str(path), "variables": [v.column for v in variables],
+                                                    "forecast_hour": forecast_hour, "out": str(out), **kwargs})
+        with pa.memory_map(str(out)) as source:
+            table = pa.ipc.open_file(source).read_all()
+        os.unlink(out)   # the mapping stays valid; the next partition writes a new file
+        return table, stats
+
+    def scan_grib(self, path: str | os.PathLike, name: str | None = None):
+        """``decode.scan_grib`` in the child."""
+        return self._call(name or str(path), "scan", {"path": str(path), "name": name})
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        self._tmp.cleanup()
+
+
+# ----- the child ----------------------------------------------------------------------------
+
+def decode_to_file(path: str, variables: list[str], forecast_hour: int, out: str, **kwargs) -> dict:
+    from snoiq_assets.lib.hrrr.decode import decode_fields
+    from snoiq_assets.lib.hrrr.variables import resolve
+
+    table, stats = decode_fields(path, resolve(variables), forecast_hour, **kwargs)
+    with pa.OSFile(out, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return stats
+
+
+def scan(path: str, name: str | None = None):
+    from snoiq_assets.lib.hrrr.decode import scan_grib
+
+    return scan_grib(path, name)
+
+
+_FUNCTIONS = {"decode_to_file": decode_to_file, "scan": scan}
+
+
+def serve(stdin, stdout) -> None:
+    while True:
+        try:
+            function, kwargs = _recv(stdin)
+        except EOFError:
+            return
+        try:
+            reply = ("ok", _FUNCTIONS[function](**kwargs))
+        except HrrrDataError as exc:
+            reply = ("data_error", exc.details())
+        except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+            reply = ("error", f"{type(exc).__name__}: {exc}")
+        _send(stdout, reply)
+
+
+if __name__ == "__main__":
+    # pyproj before eccodes: the two wheels bundle clashing native libraries (see conftest.py).
+    import pyproj  # noqa: F401
+    import eccodes  # noqa: F401  (imported now, so the first request does not pay for it)
+
+    from snoiq_assets.lib.hrrr import decode  # noqa: F401
+
+    # Replies go to a private copy of stdout; anything a library prints lands in stderr instead.
+    replies = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    serve(sys.stdin.buffer, replies)
