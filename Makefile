@@ -13,7 +13,7 @@ SNOIQ_HOME ?= $(CURDIR)/.snoiq
 DAGSTER_HOME ?= $(SNOIQ_HOME)/dagster_home
 export SNOIQ_HOME DAGSTER_HOME
 
-.PHONY: venv demo test dev explore bench lock check-compose clean reproduce prune-snapshots
+.PHONY: venv demo land test dev explore bench lock check-compose clean reproduce prune-snapshots
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -34,6 +34,11 @@ lock: | $(UV)
 demo: venv $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m snoiq_assets.demo
 
+# Only land the bundled samples and register their partitions in the local instance: what the
+# README's "From CI" commands need on a fresh clone.
+land: venv $(DAGSTER_HOME)/dagster.yaml
+	$(PY) -m snoiq_assets.demo --land-only
+
 test: venv
 	$(PY) -m pytest
 
@@ -43,8 +48,9 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.local.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp dagster.local.yaml $@
 
+# dg reads [tool.dg] in pyproject.toml (the project's root module and its .venv).
 dev: venv $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/dagster dev -h 127.0.0.1 -p 3000 -m snoiq_assets.definitions
+	$(VENV)/bin/dg dev -h 127.0.0.1 -p 3000
 
 # The read-only analysis app (marimo + Altair) over the same folder or bucket, on 127.0.0.1:2718.
 explore: venv

@@ -6,6 +6,8 @@ SNOIQ_HOME), so `make dev` afterwards shows every materialisation in the UI.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import sys
 import time
@@ -31,7 +33,53 @@ def _instance(settings: Settings) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+class LandOnce:
+    """The store, except that landing a file whose bytes are already there writes nothing: a
+    second `make demo` leaves the raw zone (versions, modification times) as it was, so neither
+    the demo nor a landing sensor sees a changed file."""
+
+    def __init__(self, store):
+        self._store = store
+
+    def __getattr__(self, name):
+        return getattr(self._store, name)
+
+    def _same(self, key: str, data: bytes) -> bool:
+        info = self._store.stat(key)
+        return info is not None and info.size == len(data) and self._store.get(key) == data
+
+    def put(self, key: str, data: bytes):
+        return self._store.stat(key) if self._same(key, data) else self._store.put(key, data)
+
+    def put_file(self, key: str, path):
+        data = Path(path).read_bytes()
+        return self._store.stat(key) if self._same(key, data) else self._store.put_file(key, path)
+
+
+def code_version() -> str:
+    """A digest of the package's source: any code change makes every demo step stale."""
+    digest = hashlib.sha256()
+    for path in sorted((REPO / "snoiq_assets").rglob("*.py")):
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _raw_prefix(asset: str, partition_key: str | None) -> str:
+    """The part of the raw zone a root asset reads (for one partition, where that is known)."""
+    if asset == "observations_raw" and partition_key:
+        return f"raw/observations/{partition_key}."
+    if asset == "outcome_of_interest" and partition_key:
+        return f"raw/outcomes/{partition_key}."
+    if asset == "hrrr_raw" and partition_key:
+        return f"raw/hrrr/{partition_key[:10].replace('-', '')}/hrrr.t{partition_key[11:13]}z."
+    return {"station_metadata": "raw/metadata/", "hrrr_raw": "raw/hrrr/", "hrrr_grid": "raw/hrrr/",
+            "wandb_export": "raw/wandb/"}.get(asset, "raw/")
+
+
 class Demo:
+    """Runs the demo's steps; a step whose code, configuration and inputs are unchanged since
+    the demo last ran it successfully is reported up to date and not run again."""
+
     def __init__(self, settings: Settings, instance: dg.DagsterInstance):
         from snoiq_assets.definitions import defs
 
@@ -39,33 +87,73 @@ class Demo:
         self.instance = instance
         self.store = store_from_settings(settings)
         self.defs = defs
+        self.graph = defs.resolve_asset_graph()
         # Unbound definitions: materialize() binds the resources below.
         self.assets = [*(defs.assets or []), *(defs.asset_checks or [])]
         self.resources = dict(defs.resources or {})
+        self.code_version = code_version()
+        self.materialised: set[dg.AssetKey] = set()   # by a step of this invocation
         self.ok = 0
+        self.up_to_date = 0
 
     def group_keys(self, group: str) -> list[dg.AssetKey]:
-        graph = self.defs.resolve_asset_graph()
+        graph = self.graph
         return sorted((k for k in graph.get_all_asset_keys() if graph.get(k).group_name == group), key=str)
 
+    def fingerprint(self, selection: list[str], partition_key: str | None, run_config: dict | None,
+                    tags: dict | None) -> str:
+        """What a step's result depends on: code, configuration, partition(s) and the raw files its
+        root assets read (upstream assets are covered by ``stale_upstream``)."""
+        raw = []
+        for name in selection:
+            if not self.graph.get(dg.AssetKey(name)).parent_keys:
+                prefix = _raw_prefix(name, partition_key)
+                raw += sorted((o.key, o.size, o.etag) for o in self.store.list(prefix))
+        body = json.dumps({"code": self.code_version, "selection": sorted(selection), "partition": partition_key,
+                           "range": {k: v for k, v in (tags or {}).items() if "partition_range" in k},
+                           "config": run_config, "raw": raw}, sort_keys=True, default=str)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+    def stale_upstream(self, selection: list[str]) -> list[str]:
+        keys = {dg.AssetKey(n) for n in selection}
+        parents = {p for k in keys for p in self.graph.get(k).parent_keys} - keys
+        return sorted(p.to_user_string() for p in parents & self.materialised)
+
+    def previous_run(self, step: str, fingerprint: str) -> dg.DagsterRun | None:
+        runs = self.instance.get_runs(dg.RunsFilter(tags={"snoiq/demo_step": step},
+                                                    statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1)
+        return runs[0] if runs and runs[0].tags.get("snoiq/demo_fingerprint") == fingerprint else None
+
     def run(self, title: str, selection: list[str], *, partition_key: str | None = None,
-            run_config: dict | None = None, tags: dict | None = None) -> dg.ExecuteInProcessResult:
+            run_config: dict | None = None, tags: dict | None = None) -> dg.ExecuteInProcessResult | None:
         t0 = time.perf_counter()
+        part = f" [{partition_key}]" if partition_key else ""
         if run_config and "ops" in run_config:
             # Shared config blocks name several assets; a run accepts only its own ops.
             run_config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in selection}}
+        step = f"{title}{part}"
+        fingerprint = self.fingerprint(selection, partition_key, run_config, tags)
+        upstream = self.stale_upstream(selection)
+        previous = None if upstream else self.previous_run(step, fingerprint)
+        if previous is not None:
+            self.up_to_date += 1
+            print(f"  up to date  {step}  (code, config and inputs as in run {previous.run_id[:8]})")
+            return None
         # Warnings and errors on the console; the full event log is in the instance (make dev).
         run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+        # Tagged so the UI's run list says which demo step each run is.
+        tags = {**(tags or {}), "snoiq/demo_step": step, "snoiq/demo_fingerprint": fingerprint}
         result = dg.materialize(
             self.assets, selection=selection, partition_key=partition_key, run_config=run_config or {},
             instance=self.instance, resources=self.resources, tags=tags, raise_on_error=False,
         )
         took = time.perf_counter() - t0
         if not result.success:
-            raise DemoFailure(f"{title}{f' [{partition_key}]' if partition_key else ''}: {_failure_text(result)}")
+            raise DemoFailure(f"{step}: {_failure_text(result)}")
         self.ok += 1
-        part = f" [{partition_key}]" if partition_key else ""
-        print(f"  ok  {title}{part}  ({took:.1f}s)")
+        self.materialised |= {dg.AssetKey(n) for n in selection}
+        why = f"; upstream {', '.join(upstream)} changed" if upstream else ""
+        print(f"  ok  {step}  ({took:.1f}s{why})")
         return result
 
 
@@ -80,19 +168,33 @@ def _failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(lines) or "run failed"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m snoiq_assets.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--land-only", action="store_true",
+                        help="only land the bundled samples and register their partitions (`make land`)")
+    args = parser.parse_args(argv)
     settings = checked_settings()
     if settings is None:
         return 2
     instance = _instance(settings)
     demo = Demo(settings, instance)
+    if args.land_only:
+        land(demo)
+        print(f"landed in {settings.describe()}; partitions registered in the instance {instance.root_directory}")
+        return 0
     print(f"snoiq demo: profile {settings.profile}, outputs in {settings.describe()}")
     try:
         run_all(demo)
     except DemoFailure as exc:
         print(f"demo step failed: {exc}", file=sys.stderr)
         return 1
-    print(f"\n{demo.ok} materialisations done. Outputs:")
+    if demo.up_to_date:
+        print(f"\n{demo.ok} steps materialised, {demo.up_to_date} up to date (nothing they depend on changed "
+              f"since the last demo). Outputs:")
+    else:
+        print(f"\n{demo.ok} materialisations done. Outputs:")
     root = str(settings.home) if settings.profile == "local" else f"s3://{settings.bucket}"
     for prefix in ("lake", "models", "quarantine"):
         keys = [o.key for o in demo.store.list(prefix + "/")]
@@ -122,42 +224,64 @@ class DemoFailure(RuntimeError):
     pass
 
 
-def run_all(demo: Demo) -> None:
+def _say_decision(result: dg.ExecuteInProcessResult | None) -> None:
+    if result is None:   # up to date: the decision stands as it was
+        return
+    meta = result.asset_materializations_for_node("champion_model")[0].metadata
+    print(f"      {'promoted' if meta['promoted'].value else 'not promoted'}: {meta['reason'].value[:300]}")
+
+
+def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[str], list[str]]:
+    """Land the bundled samples (what a user or an upstream system would put in the raw zone)
+    and register their station and outcome partitions (what the landing sensors do). Returns
+    the HRRR hours, stations and outcome locations landed. ``hourly_model_hours``: also the 46
+    synthetic hours the demo's hourly model trains on (landed first, so that every demo step
+    sees the same raw zone on a second `make demo`)."""
     from snoiq_assets.defs.datadecide.demo import seed_demo as seed_datadecide
-    from snoiq_assets.defs.hrrr.demo import (
-        DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, HOURLY_MODEL_VARIABLES, seed_synthetic_hours,
-    )
+    from snoiq_assets.defs.hrrr.demo import HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_VARIABLES, seed_synthetic_hours
     from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config
-    from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
     from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
     from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
+
+    print("landing the bundled samples in the raw zone (files already there unchanged are left alone)")
+    landing = LandOnce(demo.store)
+    seed_stations(landing)
+    hours = seed_hrrr(landing)
+    seed_datadecide(landing)
+    if hourly_model_hours:
+        seed_synthetic_hours(landing, HOURLY_MODEL_PARTITIONS, columns=HOURLY_MODEL_VARIABLES, packing="grid_ccsds")
+    stations = sorted(set(register_station_files(demo.instance, demo.store))
+                      | set(demo.instance.get_dynamic_partitions("station_files")))
+    locations = sorted(set(register_outcome_files(demo.instance, demo.store))
+                       | set(demo.instance.get_dynamic_partitions("outcome_locations")))
+    return hours, stations, locations
+
+
+def run_all(demo: Demo) -> None:
+    from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, SYNTH_PARTITIONS
+    from snoiq_assets.lib.hrrr.rawkeys import partition_landing_key
+    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config, road_weather_demo_run_config
+    from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
 
     import os
 
     # SNOIQ_DEMO_FAST=1: fewer trees and CV folds (the test suite's end-to-end run).
     fast = os.environ.get("SNOIQ_DEMO_FAST") == "1"
-    print("landing the bundled samples in the raw zone")
-    seed_stations(demo.store)
-    hours = seed_hrrr(demo.store)
-    seed_datadecide(demo.store)
+    hours, stations, locations = land(demo, hourly_model_hours=True)
 
     print("stations")
     demo.run("station_metadata", ["station_metadata"])
-    stations = sorted(set(register_station_files(demo.instance, demo.store))
-                      | set(demo.instance.get_dynamic_partitions("station_files")))
     for station in stations:
         demo.run("observations", ["observations_raw", "observations_clean", "observations_rejects"],
                  partition_key=station)
-    locations = sorted(set(register_outcome_files(demo.instance, demo.store))
-                       | set(demo.instance.get_dynamic_partitions("outcome_locations")))
     for location in locations:
         demo.run("outcome_of_interest", ["outcome_of_interest", "outcome_rejects"], partition_key=location)
 
     print("hrrr")
     for hour in hours:
         demo.run("hrrr_raw", ["hrrr_raw"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
-    demo.run("hrrr_grid", ["hrrr_grid"])
+    grid_source = partition_landing_key(SYNTH_PARTITIONS[0], 0)
+    demo.run("hrrr_grid", ["hrrr_grid"], run_config={"ops": {"hrrr_grid": {"config": {"source_key": grid_source}}}})
     for hour in hours:
         demo.run("hrrr_fields", ["hrrr_fields"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
 
@@ -174,17 +298,23 @@ def run_all(demo: Demo) -> None:
     demo.run("predictions", ["predictions"], run_config=demo_run_config("predict", fast=fast))
 
     print("hourly model on grid-join features (USCRN Nunn, 48 hours)")
-    seed_synthetic_hours(demo.store, HOURLY_MODEL_PARTITIONS, columns=HOURLY_MODEL_VARIABLES, packing="grid_ccsds")
     span = range_tags(HOURLY_MODEL_PARTITIONS[0], HOURLY_MODEL_PARTITIONS[-1])
     demo.run(f"hrrr_raw + hrrr_fields + grid_join_features [{HOURLY_MODEL_PARTITIONS[0]}...{HOURLY_MODEL_PARTITIONS[-1]}]",
              ["hrrr_raw", "hrrr_fields", "grid_join_features"], run_config=HOURLY_MODEL_RUN_CONFIG, tags=span)
     demo.run("training_table (hourly)", ["training_table"], run_config=hourly_demo_run_config("table", fast=fast))
     demo.run("trained_models (hourly, all types)", ["trained_models"], run_config=hourly_demo_run_config("train", fast=fast),
              tags=range_tags(MODEL_TYPES[0], MODEL_TYPES[-1]))
-    demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
-    hours = ("2023-01-01T01", HOURLY_MODEL_PARTITIONS[-1])
-    demo.run(f"hourly_predictions [{hours[0]}...{hours[1]}]", ["hourly_predictions"],
-             tags=range_tags(*hours))
+    champion = demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
+    _say_decision(champion)
+
+    print("road weather: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
+    demo.run("training_table (road weather)", ["training_table"], run_config=road_weather_demo_run_config("table", fast=fast))
+    for model_type in MODEL_TYPES:
+        demo.run("trained_models (road weather)", ["trained_models"], partition_key=model_type,
+                 run_config=road_weather_demo_run_config("train", model_type=model_type, fast=fast))
+    champion = demo.run("champion_model (road weather)", ["champion_model"],
+                        run_config=road_weather_demo_run_config("champion", fast=fast))
+    _say_decision(champion)
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

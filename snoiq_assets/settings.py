@@ -38,6 +38,8 @@ class Settings:
     secret_access_key: str | None = field(default=None, repr=False)
     duckdb_path: Path = Path(".snoiq/snoiq.duckdb")
     mlflow_tracking_uri: str | None = None
+    # Where people open the MLflow UI (Dagster metadata links runs there).
+    mlflow_ui_url: str = "http://127.0.0.1:5000"
     # The retraining run config (a YAML file); automatic retraining cannot start without it.
     retrain_config: Path | None = None
     # At most one automatic retraining per this many minutes.
@@ -59,6 +61,11 @@ class Settings:
         secret = env.get("AWS_SECRET_ACCESS_KEY") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
         retrain_config = (env.get("SNOIQ_RETRAIN_CONFIG") or "").strip() or None
+        tracking_uri = env.get("MLFLOW_TRACKING_URI") or None
+        # A tracking server people can reach is also its UI; the compose stack's internal name
+        # (http://mlflow:5000) is published on the host as 127.0.0.1:5000, as is `mlflow ui`.
+        reachable = tracking_uri if tracking_uri and tracking_uri.startswith("http") and "//mlflow:" not in tracking_uri else None
+        mlflow_ui_url = (env.get("SNOIQ_MLFLOW_UI_URL") or "").strip() or reachable or "http://127.0.0.1:5000"
         interval_text = (env.get("SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES") or "360").strip()
         try:
             interval = float(interval_text)
@@ -91,7 +98,8 @@ class Settings:
             access_key_id=access,
             secret_access_key=secret,
             duckdb_path=duckdb_path,
-            mlflow_tracking_uri=(env.get("MLFLOW_TRACKING_URI") or None),
+            mlflow_tracking_uri=tracking_uri,
+            mlflow_ui_url=mlflow_ui_url,
             retrain_config=Path(retrain_config).expanduser() if retrain_config else None,
             retrain_min_interval_minutes=interval,
         )

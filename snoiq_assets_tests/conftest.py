@@ -1,5 +1,10 @@
 """Shared fixtures: real data, a real S3 server, stores on both backends, a real instance."""
 
+# Python's sqlite3 must bind the system SQLite before eccodes loads: eckitlib bundles SQLite
+# 3.26, and a test module importing eccodes at collection would otherwise leave MLflow (needs
+# >= 3.31) with the old one for the whole session.
+import sqlite3  # noqa: F401  isort: skip
+
 # pyproj must be loaded before eccodes: the two wheels bundle clashing native libraries and
 # the other order crashes the interpreter at exit (seen with eccodeslib 2.50 + pyproj 3.7).
 import pyproj  # noqa: F401  isort: skip

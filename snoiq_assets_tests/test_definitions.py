@@ -73,3 +73,22 @@ def test_dg_check_defs_passes(tmp_path):
                           timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "All definitions loaded successfully" in proc.stdout + proc.stderr
+
+
+def test_descriptions_render_in_the_ui(monkeypatch, tmp_path):
+    """The UI renders descriptions as Markdown: a `<name>` outside a code span is eaten as an
+    HTML tag and `_a_` turns italic, so paths and placeholders are written as code spans."""
+    import re
+
+    monkeypatch.setenv("SNOIQ_HOME", str(tmp_path))
+    from snoiq_assets.definitions import defs
+
+    texts = {f"asset {n.key.to_user_string()}": n.description for n in defs.resolve_asset_graph().asset_nodes}
+    texts.update({f"sensor {s.name}": s.description for s in defs.sensors or []})
+    texts.update({f"schedule {s.name}": s.description for s in defs.schedules or []})
+    bad = {}
+    for what, text in texts.items():
+        outside_code = re.sub(r"`[^`]*`", "", text or "")
+        if re.search(r"<[A-Za-z/]", outside_code) or re.search(r"(^|\W)_\w+_(\W|$)", outside_code):
+            bad[what] = text
+    assert bad == {}

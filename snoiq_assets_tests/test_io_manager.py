@@ -46,9 +46,14 @@ def test_single_run_backfill_writes_one_file_per_partition(resources, instance, 
     assert result.success
     stored = sorted(o.key for o in store.list("lake/hourly_frame/"))
     assert stored == [f"lake/hourly_frame/{k}.parquet" for k in keys]
-    mat = result.asset_materializations_for_node("hourly_frame")[0]
-    assert mat.metadata["partitions_written"].value == 3
-    assert mat.metadata["dagster/row_count"].value == 9
+    mats = {m.partition: m.metadata for m in result.asset_materializations_for_node("hourly_frame")}
+    assert sorted(mats) == keys
+    # Each partition's materialisation carries its own file and row count, not the range's.
+    for key in keys:
+        assert mats[key]["partitions_written"].value == 3
+        assert mats[key]["dagster/row_count"].value == 3
+        assert mats[key]["uri"].value == store.uri(f"lake/hourly_frame/{key}.parquet")
+        assert mats[key]["size_bytes"].value == store.stat(f"lake/hourly_frame/{key}.parquet").size
     # Each file holds exactly its own partition.
     for i, key in enumerate(keys):
         with store.local_path(f"lake/hourly_frame/{key}.parquet") as path:

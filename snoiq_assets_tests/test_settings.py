@@ -78,3 +78,12 @@ def test_cli_check_reports_bad_profile_without_traceback():
     assert proc.returncode == 2
     assert "SNOIQ_PROFILE='nope' is not a known profile" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_mlflow_ui_url_for_run_links():
+    """Dagster links MLflow runs to the UI people open: `mlflow ui`'s default locally, the
+    compose stack's published port for its internal server name, else the tracking server."""
+    assert Settings.from_env({}).mlflow_ui_url == "http://127.0.0.1:5000"
+    assert Settings.from_env({"MLFLOW_TRACKING_URI": "http://mlflow:5000"}).mlflow_ui_url == "http://127.0.0.1:5000"
+    assert Settings.from_env({"MLFLOW_TRACKING_URI": "https://mlflow.example.org"}).mlflow_ui_url == "https://mlflow.example.org"
+    assert Settings.from_env({"SNOIQ_MLFLOW_UI_URL": "http://10.0.0.5:5005"}).mlflow_ui_url == "http://10.0.0.5:5005"

@@ -27,6 +27,7 @@ import polars as pl
 
 from snoiq_assets.defs.failures import StoreGoodThenFail
 from snoiq_assets.defs.store import ObjectStoreResource
+from snoiq_assets.lib import columns
 from snoiq_assets.lib.lake import (
     LakeError,
     as_frame,
@@ -41,10 +42,16 @@ class IOManagerError(LakeError):
     pass
 
 
-def _schema_columns(frame) -> list[dg.TableColumn]:
+def _schema_columns(frame, as_landed: str | None = None) -> list[dg.TableColumn]:
+    """The column schema the UI shows, each column described with its unit (lib/columns.py)."""
     if isinstance(frame, pl.DataFrame):
-        return [dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
-    return [dg.TableColumn(f.name, str(f.type)) for f in frame.schema]
+        fields = [(name, str(dtype)) for name, dtype in frame.schema.items()]
+    else:
+        fields = [(f.name, str(f.type)) for f in frame.schema]
+    def text(name: str) -> str | None:
+        known = columns.describe(name)
+        return known if known or not as_landed else columns.describe_raw(name, as_landed)
+    return [dg.TableColumn(name, dtype, description=text(name)) for name, dtype in fields]
 
 
 class PartitionedParquetIOManager(dg.ConfigurableIOManager):
@@ -89,18 +96,24 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
         written = yield from self._write_all(context, tables, None)
-        total_rows = sum(w[0] for w in written.values())
-        total_bytes = sum(w[1] for w in written.values())
-        uris = [w[2] for w in written.values()]
         first = next(iter(tables.values()))
-        meta: dict[str, Any] = {
-            "uri": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 1)[0]),
-            "dagster/row_count": total_rows,
-            "size_bytes": total_bytes,
+        shared: dict[str, Any] = {
             "partitions_written": len(tables),
-            "dagster/column_schema": dg.TableSchema(columns=_schema_columns(first)),
+            "dagster/column_schema": dg.TableSchema(columns=_schema_columns(
+                first, (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
         }
-        context.add_output_metadata(meta)
+        if len(tables) == 1:
+            rows, size, uri = next(iter(written.values()))
+            context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows,
+                                         "size_bytes": size, **shared})
+            return
+        # A single-run backfill: each partition's materialisation gets its own file, row count
+        # and size (output metadata would repeat the range's totals on every partition).
+        context.add_output_metadata(shared)
+        for pk, (rows, size, uri) in written.items():
+            context.step_context.add_asset_metadata(
+                {"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size},
+                asset_key=context.asset_key, partition_key=pk)
 
     def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None):
         """Write every partition; with ``note``, emit a materialisation per partition written.

@@ -7,6 +7,7 @@ from dagster_duckdb import DuckDBResource
 from snoiq_assets.defs.io_manager import PartitionedParquetIOManager
 from snoiq_assets.defs.models.resources import mlflow_resource
 from snoiq_assets.defs.store import ObjectStoreResource
+from snoiq_assets.lib import duckfile
 from snoiq_assets.settings import Settings
 
 
@@ -16,6 +17,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
     return {
         "store": store,
         "io_manager": PartitionedParquetIOManager(store=store),
-        "duckdb": DuckDBResource(database=str(settings.duckdb_path)),
+        "duckdb": DuckDBResource(database=str(settings.duckdb_path), connection_config=duckfile.connection_config()),
         "mlflow": mlflow_resource(settings),
     }

@@ -1,5 +1,6 @@
-"""Freshness: every asset has a policy; the hourly freshness check fails when the latest cycle is
-missing and passes once it is materialised. Schedules: a real tick."""
+"""Freshness: one rule per asset (a policy, or for an hourly asset a partition freshness check);
+the hourly freshness check fails when the latest cycle is missing and passes once it is
+materialised. Schedules: a real tick."""
 
 import datetime as dt
 import tempfile
@@ -28,11 +29,26 @@ def local_resources(tmp_path):
     return build_resources(Settings.from_env({"SNOIQ_HOME": str(tmp_path / "home")}))
 
 
-def test_every_asset_has_a_freshness_policy(defs):
+def test_one_freshness_rule_per_asset(defs):
+    """Every hourly-partitioned asset has the partition freshness check and no policy (the asset
+    page would show "Freshness policy: Passing" beside a failed check); every other asset has a
+    policy and no such check."""
+    from snoiq_assets.defs.partitions import hourly_partitions
+
     graph = defs.resolve_asset_graph()
-    missing = [k.to_user_string() for k in graph.get_all_asset_keys() if graph.get(k).freshness_policy is None]
-    assert missing == []
-    assert graph.get(dg.AssetKey("hrrr_fields")).freshness_policy.fail_window.to_timedelta() == dt.timedelta(hours=3)
+    keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
+    hourly = [k.to_user_string() for k in keys if graph.get(k).partitions_def == hourly_partitions]
+    assert sorted(HOURLY_ASSETS) == hourly
+    checked = {ck.asset_key.to_user_string() for c in defs.asset_checks for ck in c.check_keys
+               if "freshness" in ck.name}
+    assert checked == set(HOURLY_ASSETS)
+    for key in keys:
+        policy = graph.get(key).freshness_policy
+        if key.to_user_string() in HOURLY_ASSETS:
+            assert policy is None, key
+        else:
+            assert policy is not None, key
+    assert graph.get(dg.AssetKey("training_table")).freshness_policy.fail_window.to_timedelta() == dt.timedelta(days=8)
 
 
 def expected_partition(now: dt.datetime) -> str:
@@ -51,8 +67,8 @@ def check_result(result, asset: str):
 def test_hourly_freshness_check_fails_when_stale_then_passes(defs, local_resources, instance):
     from snoiq_assets.defs.hrrr.demo import seed_demo
 
-    checks = dg.AssetSelection.checks_for_assets(*HOURLY_ASSETS[:1]) & dg.AssetSelection.checks(
-        *[c for c in defs.asset_checks if "freshness" in str(c.check_keys)][0].check_keys)
+    checks = dg.AssetSelection.checks_for_assets("hrrr_fields") & dg.AssetSelection.checks(
+        *[ck for c in defs.asset_checks for ck in c.check_keys if "freshness" in ck.name])
     run = dg.materialize(location_assets(defs), selection=checks, resources=local_resources, instance=instance,
                          raise_on_error=False)
     stale = check_result(run, "hrrr_fields")

@@ -68,10 +68,13 @@ def test_three_hour_single_run_of_raw_fields_and_join(store, resources, instance
         assert instance.get_materialized_partitions(dg.AssetKey(key)) == set(PKS), key
     mats = res.asset_materializations_for_node("grid_join_features")
     assert sorted(m.partition for m in mats) == PKS
-    meta = mats[0].metadata
-    assert meta["partition_count"].value == 3 and meta["partitions_written"].value == 3
-    assert sorted(meta["partitions"].value) == PKS
-    assert meta["stations_with_observation"].value == 2  # Nunn at T01 and T02
+    metas = {m.partition: m.metadata for m in mats}
+    for pk, meta in metas.items():
+        assert meta["partition_count"].value == 3 and meta["partitions_written"].value == 3
+        assert meta["valid_time"].value.startswith(pk)
+    # each hour its own count: Nunn observed at T01 and T02, not at T00
+    assert [metas[pk]["stations_with_observation"].value for pk in PKS] == [0, 1, 1]
+    assert {metas[pk]["dagster/row_count"].value for pk in PKS} == {metas[PKS[0]]["stations"].value}
 
     index = _read(store, dg.AssetKey("station_grid_index"))
     included = index.filter(pl.col("included"))

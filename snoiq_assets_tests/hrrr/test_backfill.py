@@ -66,23 +66,22 @@ def test_single_run_backfill_three_hours(store, resources, instance):
     steps = [e.step_key for e in res.all_events if e.event_type_value == "STEP_SUCCESS"]
     assert sorted(steps) == ["hrrr_fields", "hrrr_raw"]
 
-    raw_mats = res.asset_materializations_for_node("hrrr_raw")
-    assert sorted(m.partition for m in raw_mats) == PKS
-    rmeta = raw_mats[0].metadata
-    assert rmeta["partition_count"].value == 3 and rmeta["sources"].value == ["landed"]
-    assert sorted(rmeta["partitions"].value) == PKS
-    assert rmeta["size_bytes"].value == sum(store.stat(landing_key(_run(pk), 0)).size for pk in PKS)
+    raw_mats = {m.partition: m.metadata for m in res.asset_materializations_for_node("hrrr_raw")}
+    assert sorted(raw_mats) == PKS
+    for pk, rmeta in raw_mats.items():   # each hour its own file, size and digest
+        assert rmeta["partition_count"].value == 3 and rmeta["source"].value == "landed"
+        assert rmeta["key"].value == landing_key(_run(pk), 0)
+        assert rmeta["size_bytes"].value == store.stat(landing_key(_run(pk), 0)).size
 
-    mats = res.asset_materializations_for_node("hrrr_fields")
-    assert sorted(m.partition for m in mats) == PKS
-    meta = mats[0].metadata
-    assert meta["partition_count"].value == 3 and meta["partitions_written"].value == 3
-    assert sorted(meta["partitions"].value) == PKS
-    assert meta["partitions"].value[PKS[1]]["valid_time"] == "2023-01-01T01:00:00+00:00"
-    assert meta["dagster/row_count"].value == 3 * 1059 * 1799
+    mats = {m.partition: m.metadata for m in res.asset_materializations_for_node("hrrr_fields")}
+    assert sorted(mats) == PKS
+    for pk, meta in mats.items():
+        assert meta["partition_count"].value == 3 and meta["partitions_written"].value == 3
+        assert meta["valid_time"].value == _run(pk).isoformat()
+        assert meta["source_key"].value == landing_key(_run(pk), 0)
+        assert meta["dagster/row_count"].value == 1059 * 1799   # this hour's cells, not the range's
     assert instance.get_materialized_partitions(FIELDS) == set(PKS)
 
-    tmp_all = []
     for pk in PKS:
         with store.local_path(partition_object_key(FIELDS, pk)) as p:
             t = pq.read_table(p)
@@ -91,13 +90,18 @@ def test_single_run_backfill_three_hours(store, resources, instance):
         with store.local_path(landing_key(_run(pk), 0)) as p:
             for n, col in enumerate(DEFAULT_VARIABLES, 1):
                 assert np.array_equal(t.column(col).to_numpy(), ec_values(p, n).astype(np.float32)), (pk, col)
-        tmp_all.append(t.column("tmp_2m_k").to_numpy())
-    # aggregate stats over the range: min of mins, max of maxes, mean over every cell
-    allv = np.concatenate(tmp_all)
-    assert meta["tmp_2m_k/min"].value == pytest.approx(float(allv.min()))
-    assert meta["tmp_2m_k/max"].value == pytest.approx(float(allv.max()))
-    assert meta["tmp_2m_k/mean"].value == pytest.approx(float(allv.mean(dtype=np.float64)), rel=1e-9)
-    assert meta["tmp_2m_k/null_count"].value == 0
+        # this hour's statistics, rounded to 3 decimals for the UI
+        values = t.column("tmp_2m_k").to_numpy()
+        meta = mats[pk]
+        assert meta["tmp_2m_k/min"].value == round(float(values.min()), 3)
+        assert meta["tmp_2m_k/max"].value == round(float(values.max()), 3)
+        assert meta["tmp_2m_k/mean"].value == pytest.approx(float(values.mean(dtype=np.float64)), abs=5e-4)
+        assert meta["tmp_2m_k/null_count"].value == 0
+    # the stored records agree (what the UI's partition view shows)
+    for pk in PKS:
+        record = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=FIELDS, asset_partitions=[pk]),
+                                                 limit=1).records[0]
+        assert record.asset_materialization.metadata["dagster/row_count"].value == 1059 * 1799
 
 
 def test_bad_partition_in_range(store, resources, instance):

@@ -30,18 +30,6 @@ def test_hrrr_key_parsing():
     assert partition_for_landed_key("raw/hrrr/20230101/hrrr.t23z.wrfsfcf00.grib2") == ("2023-01-01T23", 0)
 
 
-def test_aggregate_stats_over_partitions():
-    """lib/hrrr/landing.aggregate_stats: min of mins, max of maxes, cell-weighted mean, nulls summed."""
-    from snoiq_assets.lib.hrrr.landing import aggregate_stats
-
-    out = aggregate_stats({
-        "T00": (4, {"t": {"min": 1.0, "max": 3.0, "mean": 2.0, "null_count": 0}}),
-        "T01": (4, {"t": {"min": 0.0, "max": 9.0, "mean": 6.0, "null_count": 2}}),
-        "T02": (4, {"t": {"min": None, "max": None, "mean": None, "null_count": 4}}),
-    })
-    assert out == {"t": {"min": 0.0, "max": 9.0, "mean": (2.0 * 4 + 6.0 * 2) / 6, "null_count": 6}}
-
-
 def test_source_config_errors_name_the_source():
     from snoiq_assets.lib.hrrr.fetch import HttpSource, S3Source, SourceConfigError, source_from_config
 

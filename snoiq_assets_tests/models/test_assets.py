@@ -7,6 +7,9 @@ import datetime as dt
 
 import duckdb
 import dagster as dg
+import mlflow
+import numpy as np
+import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
@@ -17,7 +20,9 @@ from snoiq_assets.defs.models.predictions import predictions
 from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.partitions import MODEL_TYPES
+from snoiq_assets.lib.models.evaluate import feature_matrix
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key
+from snoiq_assets.lib.models.mlflow_conventions import experiment_name
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets_tests.helpers import failure_messages
 from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS, TABLE_UPSTREAM
@@ -25,6 +30,7 @@ from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS, TA
 ASSETS = [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models, champion_model, predictions]
 ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
 CHAIN = ["training_table", "trained_models", "champion_model", "predictions"]
+DAILY_PRECIP = experiment_name("precip_mm", "daily")
 
 
 def run(instance, resources, select, run_config, partition_key=None, raise_on_error=True, tags=None):
@@ -67,10 +73,23 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
     metas = [i.key for i in store.list(f"models/{STATION}/") if i.key.endswith("metadata.json")]
     assert sorted(k.split("/")[3] for k in metas) == ["model_type=lightgbm", "model_type=random_forest", "model_type=xgboost"]
 
-    # MLflow: one run per model type, with params, metrics, plots, the native model file, the commit.
+    # MLflow: one run per model type in the experiment of daily precipitation models (tagged as
+    # model training, not GenAI), with params, metrics, plots, the native model file, the commit.
     client = mlflow_res.client()
-    runs = client.search_runs([mlflow_res.experiment_id()])
+    experiment = client.get_experiment_by_name(DAILY_PRECIP)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    assert [e.name for e in client.search_experiments() if e.name.startswith("snoiq/")] == [DAILY_PRECIP]
+    by_type = {m.partition: m.metadata for m in mats}
+    for r in runs:
+        # The run spans the fit: opened before it, ended after the model was stored.
+        meta = store.get_json(r.data.tags["model_prefix"] + "/metadata.json")
+        stored_ms = dt.datetime.fromisoformat(meta["created_at"]).timestamp() * 1000
+        assert r.info.start_time <= stored_ms <= r.info.end_time
+        # Dagster links the run's page in the MLflow UI.
+        assert by_type[r.data.tags["model_type"]]["mlflow_run"].value == (
+            f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{r.info.run_id}")
     assert sorted(r.data.tags["model_type"] for r in runs) == sorted(MODEL_TYPES)
     for r in runs:
         assert "rmse" in r.data.metrics and "skill_climatology" in r.data.metrics and "git_commit" in r.data.tags
@@ -93,6 +112,20 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
     assert f"model_type={best.partition}" in md["candidate"].value
     mv = client.get_model_version_by_alias(md["registered_model"].value, "champion")
     assert str(mv.version) == md["registered_version"].value
+
+    # The champion is an MLflow model: pyfunc loads the registered version, its signature names
+    # the features, and it predicts what the model store's copy predicts.
+    champ = store.get_json(champion_key(STATION, "precip_mm"))
+    stored_model, stored_meta = load_bundle(store, champ["model_prefix"])
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{md['registered_model'].value}@champion")
+    assert pyfunc.metadata.get_input_schema().input_names() == stored_meta["features"]
+    assert pyfunc.metadata.saved_input_example_info is not None
+    with store.local_path("lake/training_table.parquet") as path:
+        rows = pl.read_parquet(path).filter(pl.col("location") == STATION).head(50)
+    X = feature_matrix(rows, stored_meta["features"])
+    assert np.allclose(pyfunc.predict(pd.DataFrame(X, columns=stored_meta["features"])), stored_model.predict(X))
+    champion_run = client.get_run(champ["mlflow_run_id"])
+    assert champion_run.info.end_time == next(r for r in runs if r.info.run_id == champ["mlflow_run_id"]).info.end_time
 
     # Predictions in the same run: the new champion's, version and run id on every row.
     champ = store.get_json(champion_key(STATION, "precip_mm"))
@@ -175,5 +208,5 @@ def test_failed_training_is_recorded_and_leaves_nothing(settings_env, instance, 
     with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM experiments WHERE status = 'failed'").fetchone()[0] == 2
     # A failed MLflow run never exists half-finished: only failed runs were started, none FINISHED.
-    assert all(r.info.status != "FINISHED" for r in mlflow_res.client().search_runs([mlflow_res.experiment_id()]))
+    assert all(r.info.status != "FINISHED" for r in mlflow_res.client().search_runs([mlflow_res.experiment_id(DAILY_PRECIP)]))
     assert list(store.list("models/")) == []

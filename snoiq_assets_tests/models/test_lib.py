@@ -187,8 +187,10 @@ def test_hourly_climatology_is_by_hour_of_day():
 
 
 def test_promotion_decision():
-    """lib/models/promotion.py: the champion rule without MLflow or Dagster."""
-    from snoiq_assets.lib.models.promotion import decide
+    """lib/models/promotion.py: the champion rule without MLflow or Dagster; no switch past the baselines."""
+    import json
+
+    from snoiq_assets.lib.models.promotion import best_candidate, decide
 
     best = {"model_type": "xgboost", "model_prefix": "models/a/2/model_type=xgboost", "rmse": 0.9, "mae": 0.5,
             "skill_persistence": 0.2, "skill_climatology": 0.1}
@@ -197,28 +199,37 @@ def test_promotion_decision():
     def never():
         raise AssertionError("not re-scored")
 
-    assert decide(best, None, "rmse", 0.02, True, never).promote
+    assert best_candidate([best]) == (best, None)
+    assert decide(best, None, "rmse", 0.02, None, never).promote
     weak = {**best, "skill_climatology": -0.1}
-    d = decide(weak, None, "rmse", 0.02, True, never)
+    chosen, refusal = best_candidate([weak])
+    d = decide(chosen, None, "rmse", 0.02, refusal, never)
     assert not d.promote and "does not beat both baselines" in d.reason and "-0.100" in d.reason
-    assert decide(weak, None, "rmse", 0.02, False, never).promote
-    same = decide(best, {**champion, "model_prefix": best["model_prefix"]}, "rmse", 0.02, True, never)
+    # A better-scoring candidate that misses a baseline gives way to one that beats them all.
+    assert best_candidate([{**weak, "rmse": 0.5}, best]) == (best, None)
+    # A forecast model must win at every lead: its failures are in the reason.
+    lead_miss = {**best, "metrics_json": json.dumps({"beats_baselines_every_lead": False,
+                                                     "baseline_failures": ["lead 1: persistence RMSE 1.100 <= xgboost 1.200"]})}
+    chosen, refusal = best_candidate([lead_miss])
+    assert refusal.startswith("no candidate beats every baseline") and "lead 1: persistence RMSE 1.100" in refusal
+    assert not decide(chosen, None, "rmse", 0.02, refusal, never).promote
+    same = decide(best, {**champion, "model_prefix": best["model_prefix"]}, "rmse", 0.02, None, never)
     assert not same.promote and "already the champion" in same.reason
 
-    d = decide(best, champion, "rmse", 0.02, True, lambda: (1.0, "re-scored on 2023-01-01..2023-12-31"))
+    d = decide(best, champion, "rmse", 0.02, None, lambda: (1.0, "re-scored on 2023-01-01..2023-12-31"))
     assert d.promote and d.current_value == 1.0 and "re-scored on 2023-01-01" in d.reason
-    d = decide(best, champion, "rmse", 0.2, True, lambda: (1.0, "re-scored"))
+    d = decide(best, champion, "rmse", 0.2, None, lambda: (1.0, "re-scored"))
     assert not d.promote and "needs < 0.8000" in d.reason
 
     def cannot():
         raise ModelError("resolution differs")
 
-    d = decide(best, {**champion, "rmse": 0.5}, "rmse", 0.02, True, cannot)
+    d = decide(best, {**champion, "rmse": 0.5}, "rmse", 0.02, None, cannot)
     assert not d.promote and d.current_value == 0.5 and "stored value (could not re-score: resolution differs)" in d.reason
     with pytest.raises(ModelError, match="metric must be rmse or mae"):
-        decide(best, None, "r2", 0.02, True, never)
+        decide(best, None, "r2", 0.02, None, never)
     with pytest.raises(ModelError, match=r"min_improvement must be in \[0, 1\)"):
-        decide(best, None, "rmse", 1.0, True, never)
+        decide(best, None, "rmse", 1.0, None, never)
 
 
 def test_run_config_meaning():

@@ -60,6 +60,8 @@ def test_demo_materialises_clean_rejects_metadata_outcome(store, resources, inst
     assert got["72698024229"]["latitude"] == pytest.approx(45.59578)  # from the GSOD file
     assert got["23583"]["elevation_m"] == pytest.approx(80 * 0.3048, abs=0.1)  # stations.tsv feet
     assert {"CLE", "GRB", "MSP", "ORD", "USW00024233", "94074"} <= set(got)
+    # The road-weather stations from the bundled site list (raw/metadata/rwis_sites.csv).
+    assert (got["gas_city"]["latitude"], got["gas_city"]["longitude"], got["gas_city"]["network"]) == (40.4797, -85.5486, "INDOT RWIS")
 
     res = dg.materialize([outcome_of_interest, *ALL_CHECKS[3:]], resources=resources, instance=instance,
                          partition_key=OUTCOME_LOCATION)

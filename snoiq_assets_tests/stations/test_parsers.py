@@ -19,6 +19,10 @@ REAL = {
     "station_obs/iem_asos_GRB_2010-10.csv": (Format.IEM_ASOS_CSV, 206),
     "station_obs/iem_asos_MSP_2010-10.csv": (Format.IEM_ASOS_CSV, 237),
     "station_obs/iem_asos_ORD_2010-10.csv": (Format.IEM_ASOS_CSV, 165),
+    "road_weather/rwis_obs_fort_wayne_2018-12_2019-03.csv": (Format.INDOT_RWIS_CSV, 17706),
+    "road_weather/rwis_obs_gas_city_2018-12_2019-03.csv": (Format.INDOT_RWIS_CSV, 17688),
+    "road_weather/rwis_obs_jeffersonville_2018-12_2019-03.csv": (Format.INDOT_RWIS_CSV, 12771),
+    "road_weather/rwis_obs_scottsburg_2018-12_2019-03.csv": (Format.INDOT_RWIS_CSV, 17820),
 }
 UTC = dt.timezone.utc
 

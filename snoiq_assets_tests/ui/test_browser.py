@@ -1,4 +1,4 @@
-"""The Dagster UI in a real browser: `dagster dev` (webserver + daemon) on the real code location,
+"""The Dagster UI in a real browser: `dg dev` (webserver + daemon) on the real code location,
 driven by Debian's Chromium through Playwright.
 
 One server for the module (about 15-60 s to start on two busy cores); its SNOIQ_HOME also holds
@@ -31,7 +31,6 @@ from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make
 
 pytestmark = pytest.mark.browser
 
-CODE_MODULE = "snoiq_assets.definitions"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
@@ -51,7 +50,7 @@ def _free_port() -> int:
 
 
 def _default_signals() -> None:
-    # Started from a non-interactive shell, `dagster dev` inherits SIGINT ignored and then maps
+    # Started from a non-interactive shell, `dg dev` (like `dagster dev`) inherits SIGINT ignored and maps
     # SIGTERM onto it; give it back the default handlers so SIGTERM stops it.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -95,10 +94,10 @@ def server(tmp_path_factory):
     shots.mkdir()
     port = _free_port()
     log = base / "dagster_dev.log"
-    dagster = Path(sys.executable).parent / "dagster"
+    dg_cli = Path(sys.executable).parent / "dg"   # `make dev` runs `dg dev`, as the README says
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [str(dagster), "dev", "-h", "127.0.0.1", "-p", str(port), "-m", CODE_MODULE],
+            [str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)],
             cwd=REPO, env=homes.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             preexec_fn=_default_signals, start_new_session=True,
         )
@@ -107,7 +106,7 @@ def server(tmp_path_factory):
         deadline = time.monotonic() + SERVER_START_LIMIT_S
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"dagster dev exited with {proc.returncode}:\n{_log_tail(log)}")
+                pytest.fail(f"dg dev exited with {proc.returncode}:\n{_log_tail(log)}")
             try:
                 with urllib.request.urlopen(url + "/server_info", timeout=5) as resp:
                     if resp.status == 200:
@@ -115,7 +114,7 @@ def server(tmp_path_factory):
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"dagster dev did not answer /server_info in {SERVER_START_LIMIT_S} s:\n{_log_tail(log)}")
+                pytest.fail(f"dg dev did not answer /server_info in {SERVER_START_LIMIT_S} s:\n{_log_tail(log)}")
             time.sleep(1)
         yield Server(homes, url, log, shots)
     finally:
@@ -331,3 +330,14 @@ def test_backfill_hourly_range_from_the_ui(server, page):
         expect(page.get_by_text(pk, exact=True).first).to_be_visible()
     server.screenshot(page, "09_hrrr_raw_partitions")
     server.screenshot(page, "09_hrrr_raw_partitions")
+
+
+def test_predictions_description_shows_its_path(server, page):
+    """Issue 17: the description's `predictions/<start>_to_<end>/...` renders as written (it
+    used to render as an empty italic: the Markdown renderer ate `<start>` as an HTML tag)."""
+    from playwright.sync_api import expect
+
+    page.goto(server.url + "/assets/predictions")
+    path = page.locator("code").filter(has_text="predictions/<start>_to_<end>/predictions.parquet")
+    expect(path.first).to_be_visible()
+    server.screenshot(page, "10_predictions_description")

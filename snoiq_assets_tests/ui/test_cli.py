@@ -8,6 +8,8 @@ snoiq_assets_tests/hrrr/test_backfill.py; here the range case lands hrrr_raw onl
 from __future__ import annotations
 
 import datetime as dt
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +128,48 @@ def test_materialize_hourly_partition_range(homes):
     for pk in SYNTH_PARTITIONS:
         key = landing_key(dt.datetime.strptime(pk, "%Y-%m-%dT%H").replace(tzinfo=UTC), 0)
         assert homes.store.exists(key) and homes.store.exists(key + ".idx"), key
+
+
+def readme_block(heading: str) -> str:
+    """The first ```bash block under ``## <heading>`` in the README, as a user copies it."""
+    readme = (REPO / "README.md").read_text()
+    section = readme.split(f"## {heading}\n", 1)[1]
+    return section.split("```bash\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+def test_readme_ci_commands_verbatim_on_a_fresh_home(tmp_path):
+    """The README's "From CI" block, run as written with bash in the repo, on a SNOIQ_HOME that
+    does not exist yet and no DAGSTER_HOME: it creates the instance, lands the samples,
+    registers the partition it names and materialises; no Dagster beta/preview/supersession
+    warning and no dg venv warning is printed."""
+    block = readme_block("From CI")
+    assert "make land" in block and "dg launch" in block
+    home = tmp_path / "fresh_home"
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("SNOIQ_", "AWS_", "DAGSTER_", "MLFLOW_", "VIRTUAL_ENV", "MAKE"))}
+    env["SNOIQ_HOME"] = str(home)
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    log = tmp_path / "readme_ci.log"
+    log.write_text(f"$ bash -c <README From CI>\nexit {proc.returncode}\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}")
+    keep_copy(log, "cli")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    output = proc.stdout + proc.stderr
+    noise = [line for line in output.splitlines()
+             if re.search(r"(Beta|Preview|Supersession|Deprecation)Warning|virtual environment does not match", line)]
+    assert noise == []
+    assert "All definitions loaded successfully" in output
+
+    clean = pl.read_parquet(home / "lake" / "observations_clean" / f"{STATION}.parquet")
+    assert clean.height == len(uscrn_rows()) and clean["air_temp_c"][0] == 4.5
+    for pk in SYNTH_PARTITIONS:
+        fields = pl.read_parquet(home / "lake" / "hrrr_fields" / f"{pk}.parquet")
+        assert fields.height == 1059 * 1799   # every cell of the CONUS grid
+    homes = Homes(home / "dagster_home", home)
+    with homes.instance() as instance:
+        assert STATION in instance.get_dynamic_partitions("station_files")
+        assert instance.get_materialized_partitions(dg.AssetKey("observations_clean")) == {STATION}
+        assert instance.get_materialized_partitions(dg.AssetKey("hrrr_fields")) == set(SYNTH_PARTITIONS)
+        runs = instance.get_runs()
+        assert len(runs) == 3 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)

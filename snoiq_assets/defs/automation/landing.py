@@ -10,6 +10,8 @@ in the tick's skip reason) and never turned into a partition or a key.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dagster as dg
 
 from snoiq_assets.defs.store import ObjectStoreResource
@@ -25,8 +27,14 @@ def no_new_files_reason(listed: int, unsafe: list[str]) -> str:
     return text
 
 
-def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: True):
-    """Scan ``prefix``; return (list of (info, partition), unsafe keys, next cursor)."""
+def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: True,
+                 processed_by: dg.AssetKey | None = None):
+    """Scan ``prefix``; return (list of (info, partition), unsafe keys, next cursor).
+
+    ``processed_by``: the last asset a file's run writes. A file whose partition of it was
+    materialised after the file last changed (by `make demo`, a UI or CI run) is already
+    processed: it moves the cursor but starts no run, so switching a sensor on after the demo
+    does not redo the demo's work."""
     scan = scan_landings(store.list(prefix), LandingCursor.from_json(context.cursor), accept=accept)
     found, unsafe = [], []
     for info in scan.changed:
@@ -35,7 +43,30 @@ def landing_tick(context, store, prefix: str, to_partition, accept=lambda key: T
         except UnsafeNameError as exc:
             unsafe.append(info.key)
             context.log.warning(f"skipping a landed file that maps to no partition: {exc}")
+    if processed_by is not None and found:
+        done = materialised_at(context.instance, processed_by, [_partition_key(p) for _, p in found])
+        found = [(info, p) for info, p in found
+                 if not (_partition_key(p) in done and done[_partition_key(p)] >= info.last_modified)]
     return found, unsafe, scan
+
+
+def _partition_key(partition) -> str:
+    return partition[0] if isinstance(partition, tuple) else partition
+
+
+def materialised_at(instance: dg.DagsterInstance, asset_key: dg.AssetKey,
+                    partition_keys: list[str]) -> dict[str, dt.datetime]:
+    """When each of ``partition_keys`` of ``asset_key`` was last materialised (UTC), if ever."""
+    out: dict[str, dt.datetime] = {}
+    keys = sorted(set(partition_keys))
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=chunk), limit=len(chunk) * 20).records
+        for record in records:   # newest first
+            if record.partition_key not in out:
+                out[record.partition_key] = dt.datetime.fromtimestamp(record.timestamp, dt.timezone.utc)
+    return out
 
 
 def landing_sensor_status(settings: Settings) -> dg.DefaultSensorStatus:
@@ -53,14 +84,15 @@ def settings_sensor(settings: Settings, evaluate, *, name: str, selection: dg.As
 
 
 def partitioned_landing_sensor(*, name: str, prefix: str, to_partition, partitions_def: dg.DynamicPartitionsDefinition,
-                               selection: dg.AssetSelection, description: str, settings: Settings,
-                               accept=lambda key: True) -> dg.SensorDefinition:
+                               selection: dg.AssetSelection, processed_by: dg.AssetKey, description: str,
+                               settings: Settings, accept=lambda key: True) -> dg.SensorDefinition:
     """A sensor that adds one dynamic partition per landed file and runs ``selection`` for it."""
 
     @dg.sensor(name=name, asset_selection=selection, minimum_interval_seconds=60,
                default_status=landing_sensor_status(settings), description=description)
     def _sensor(context: dg.SensorEvaluationContext, store: ObjectStoreResource):
-        found, unsafe, scan = landing_tick(context, store.get_store(), prefix, to_partition, accept=accept)
+        found, unsafe, scan = landing_tick(context, store.get_store(), prefix, to_partition, accept=accept,
+                                           processed_by=processed_by)
         if not found:
             context.update_cursor(scan.cursor.to_json())
             return dg.SkipReason(no_new_files_reason(scan.listed, unsafe))

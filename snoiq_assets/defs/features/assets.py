@@ -41,6 +41,7 @@ import polars as pl
 
 from snoiq_assets.defs.failures import partial_failure
 from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
+from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features import grid_index as gi
@@ -56,6 +57,7 @@ from snoiq_assets.lib.features.grid_join import (
     run_observations,
 )
 from snoiq_assets.lib.features.hourly import DEFAULT_HOURLY_LAGS, build_hourly_table
+from snoiq_assets.lib.features import point_forecasts
 from snoiq_assets.lib.features.training import (
     TrainingTableError,
     TrainingTableSpec,
@@ -165,20 +167,18 @@ def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: StoredPar
     if failures:
         raise partial_failure(failures, "nothing is written for this run")
 
-    with_obs = {pk: int(f["obs_timestamp_utc"].is_not_null().sum()) for pk, f in out.items()}
     first = metas[pks[0]]
     md: dict = {
-        "stations": out[pks[0]].height,
-        "stations_with_observation": sum(with_obs.values()),
         "grid_id": first.get("grid_id", ""),
         "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields.scan([pks[0]]).collect_schema()))),
         "partition_count": len(pks),
     }
-    if len(pks) == 1:
-        md["valid_time"] = first.get("valid_time", "")
-    else:
-        md["partitions"] = dg.MetadataValue.json({pk: {"valid_time": metas[pk].get("valid_time", ""),
-                                                       "stations_with_observation": with_obs[pk]} for pk in pks})
+    # Each partition's own counts (a range run shows every hour its own).
+    for pk in pks:
+        context.add_asset_metadata({
+            "valid_time": metas[pk].get("valid_time", ""), "stations": out[pk].height,
+            "stations_with_observation": int(out[pk]["obs_timestamp_utc"].is_not_null().sum()),
+        }, partition_key=pk)
     return dg.Output({pk: out[pk] for pk in pks}, metadata=md)
 
 
@@ -193,12 +193,17 @@ class TrainingTableConfig(dg.Config):
     min_coverage: float = 0.5
     use_grid_features: bool = True
     outcome_agg: str = "mean"
-    # hourly: one row per station and HRRR valid hour, built from grid_join_features (features:
-    # the 5x5 neighbourhood statistics, forecast hour, hour of day, season and the target's
-    # hourly lags; target: the observation joined to that hour). resolution_days, lags,
+    # hourly: one row per station, HRRR cycle and lead, built from grid_join_features (features:
+    # the 5x5 neighbourhood statistics, lead, hour of day, season and the target's lags before
+    # the CYCLE; target: the observation at the valid time). resolution_days, lags,
     # rolling_windows and min_coverage are the daily table's and are not used then.
     hourly: bool = False
     hourly_lags: list[int] = list(DEFAULT_HOURLY_LAGS)
+    leads: Optional[list[int]] = None  # lead hours to keep (default: every lead stored)
+    missing_features: str = "drop"  # rows lacking a grid feature: drop them, or fill (value missing)
+    # or "point_forecasts": the point-forecast CSVs landed under raw/point_forecasts/ (a file that
+    # cannot be read is quarantined with its reason)
+    forecast_source: str = "grid_join_features"
 
     def spec(self) -> TrainingTableSpec:
         return TrainingTableSpec(
@@ -227,18 +232,24 @@ def _date(text: Optional[str], what: str) -> Optional[dt.date]:
         "outcome_of_interest": every_stored_partition(),
     },
     description="Features and target per location and period (resolution_days), with rolling means and lags; "
-                "or (hourly: true) per station and HRRR valid hour from grid_join_features.",
+                "or (hourly: true) per station, forecast cycle and lead from grid_join_features or landed point "
+                "forecasts, lags relative to the cycle.",
     kinds={"polars", "parquet"},
 )
 def training_table(
     context: dg.AssetExecutionContext,
     config: TrainingTableConfig,
+    store: ObjectStoreResource,
     observations_clean: pl.LazyFrame,
     grid_join_features: StoredParquet,
     outcome_of_interest: StoredParquet,
 ) -> dg.Output:
     spec = config.spec()
     grid_keys = keys_between(grid_join_features.partition_keys, spec.start, spec.end)
+    if config.hourly and config.forecast_source == "point_forecasts":
+        return _point_forecast_table(context, config, spec, store.get_store(), observations_clean)
+    if config.hourly and config.forecast_source != "grid_join_features":
+        raise TrainingTableError(f"forecast_source must be grid_join_features or point_forecasts; got {config.forecast_source!r}")
     if config.hourly:
         return _hourly_table(context, config, spec, grid_join_features, grid_keys, observations_clean)
     grid_daily = None
@@ -270,11 +281,34 @@ def _hourly_table(context: dg.AssetExecutionContext, config: TrainingTableConfig
         )
     grid = grid_join_features.scan(grid_keys)
     obs = observations_clean if observations_clean.collect_schema() else None
-    table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end)
-    if info["dropped_grid_features"]:
-        context.log.warning(f"training_table (hourly): {len(info['dropped_grid_features'])} grid features are missing "
-                            f"from some hours and are not used: {sorted(info['dropped_grid_features'])[:10]}")
+    table, info = build_hourly_table(grid, obs, spec.target, tuple(config.hourly_lags), spec.locations, spec.start, spec.end,
+                                     leads=config.leads, missing=config.missing_features)
+    _say_missing(context, info)
     return _table_output(context, table, info, grid_keys)
+
+
+def _say_missing(context: dg.AssetExecutionContext, info: dict) -> None:
+    missing = info["missing_features"]
+    if missing["rows_affected"]:
+        done = "dropped" if missing["policy"] == "drop" else "kept with the value missing"
+        context.log.warning(f"training_table (hourly): {missing['rows_affected']} rows lack some grid feature and are "
+                            f"{done}; rows per feature: {dict(list(missing['by_feature'].items())[:10])}")
+
+
+def _point_forecast_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, spec: TrainingTableSpec,
+                          object_store, observations_clean: pl.LazyFrame) -> dg.Output:
+    try:
+        rows, source = point_forecasts.read_landed(object_store)
+    except point_forecasts.PointForecastError as exc:
+        raise TrainingTableError(str(exc)) from None
+    for key, dest in source["quarantined"].items():
+        context.log.error(f"training_table: {key} could not be read; quarantined to {dest} (reason beside it)")
+    obs = observations_clean if observations_clean.collect_schema() else None
+    table, info = build_hourly_table(rows.lazy(), obs, spec.target, tuple(config.hourly_lags), spec.locations,
+                                     spec.start, spec.end, leads=config.leads, missing=config.missing_features)
+    _say_missing(context, info)
+    info["point_forecasts"] = source
+    return _table_output(context, table, info, [])
 
 
 def _table_output(context: dg.AssetExecutionContext, table: pl.DataFrame, info: dict, grid_keys: list[str]) -> dg.Output:
@@ -295,7 +329,11 @@ def _table_output(context: dg.AssetExecutionContext, table: pl.DataFrame, info: 
         "period_start_max": str(info["period_start_max"]), "rows_with_target": info["rows_with_target"],
         "grid_hours_used": len(grid_keys), "table_version": version,
     }
-    if "dropped_grid_features" in info:
-        metadata["dropped_grid_features"] = dg.MetadataValue.json(info["dropped_grid_features"])
+    if "point_forecasts" in info:
+        metadata["point_forecast_files"] = len(info["point_forecasts"]["files"])
+        metadata["point_forecast_rejected_rows"] = info["point_forecasts"]["rejected_rows"]
+    if "missing_features" in info:
+        metadata["missing_features"] = dg.MetadataValue.json(info["missing_features"])
+        metadata["leads"] = ", ".join(map(str, info["leads"]))
     return dg.Output(arrow, data_version=dg.DataVersion(version), metadata=metadata)
 

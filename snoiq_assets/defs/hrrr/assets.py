@@ -29,7 +29,7 @@ from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, scan_grib
 from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, FetchError, default_sources, source_from_config
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
 from snoiq_assets.lib.hrrr.isolation import DecoderProcess
-from snoiq_assets.lib.hrrr.landing import aggregate_stats, land_partition
+from snoiq_assets.lib.hrrr.landing import land_partition
 from snoiq_assets.lib.hrrr.plausibility import bounds_for, check_plausible, problems
 from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, gzip_key, idx_key, newest_landed_grib, partition_landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
@@ -139,22 +139,14 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
         raise partial_failure(failures, "the good partitions' files stay landed but no materialisation is recorded; "
                                         "re-run them (they are taken as landed)")
 
-    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables))}
-    if len(partition_keys) == 1:
-        m = landed[partition_keys[0]]
+    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables)),
+              "partition_count": len(partition_keys)}
+    # Each partition's own file, source, size and digest (a range run shows every hour its own).
+    for pk, m in landed.items():
         meta = {k: (dg.MetadataValue.json(v) if isinstance(v, list) else v) for k, v in m.items()}
         meta["uri"] = dg.MetadataValue.path(m["uri"])
-        return dg.MaterializeResult(metadata={**meta, **common})
-    return dg.MaterializeResult(metadata={
-        **common,
-        "partition_count": len(partition_keys),
-        "partitions": dg.MetadataValue.json({pk: {k: m[k] for k in ("key", "source", "size_bytes", "sha256")}
-                                             for pk, m in landed.items()}),
-        "sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
-        "size_bytes": sum(m["size_bytes"] for m in landed.values()),
-        "range_requests": sum(m.get("range_requests", 0) for m in landed.values()),
-        "uri": dg.MetadataValue.path(object_store.uri(RAW_PREFIX.rstrip("/"))),
-    })
+        context.add_asset_metadata(meta, partition_key=pk)
+    return dg.MaterializeResult(metadata=common)
 
 
 @dg.asset(
@@ -204,10 +196,9 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     """Decode every partition of the run (one, or a range in a single-run backfill).
 
     Returns ``{partition_key: pyarrow.Table}``; the IO manager writes one Parquet file per
-    partition. Metadata: for one partition its run/valid time, source file and per-variable
-    min/mean/max/null_count; for a range, ``partition_count``, per-partition run/valid time and
-    source file (``partitions``), and per-variable stats aggregated over the range (min of
-    mins, max of maxes, mean over every non-null cell, summed null counts).
+    partition. Metadata: each partition's materialisation has its own run/valid time, source
+    file and per-variable min/mean/max/null_count (also in a range run); grid id, units and
+    ``partition_count`` are the run's.
 
     Decoding runs in a child process (``lib/hrrr/isolation.py``), one per step, reused for every
     partition: a corrupt message that makes ecCodes abort or segfault fails only its partition,
@@ -279,17 +270,16 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
         "partition_count": len(partition_keys),
         "decode_engine": config.engine,
     }
-    if len(partition_keys) == 1:
-        meta.update(run_time=first["run_time"], valid_time=first["valid_time"],
-                    source_key=partition_landing_key(partition_keys[0], config.forecast_hour))
-    else:
-        meta["partitions"] = dg.MetadataValue.json({
-            pk: {"run_time": md["run_time"], "valid_time": md["valid_time"],
-                 "source_key": partition_landing_key(pk, config.forecast_hour)} for pk, md in mds.items()})
-    for col, s in aggregate_stats(stats_by_pk).items():
-        for stat in ("min", "mean", "max"):
-            meta[f"{col}/{stat}"] = dg.MetadataValue.float(s[stat]) if s[stat] is not None else dg.MetadataValue.null()
-        meta[f"{col}/null_count"] = s["null_count"]
+    # Each partition's own times, source and statistics (a range run shows every hour its own).
+    for pk, md in mds.items():
+        per: dict = {"run_time": md["run_time"], "valid_time": md["valid_time"],
+                     "source_key": partition_landing_key(pk, config.forecast_hour)}
+        for col, s in stats_by_pk[pk][1].items():
+            for stat in ("min", "mean", "max"):
+                per[f"{col}/{stat}"] = (dg.MetadataValue.float(round(float(s[stat]), 3)) if s[stat] is not None
+                                        else dg.MetadataValue.null())
+            per[f"{col}/null_count"] = s["null_count"]
+        context.add_asset_metadata(per, partition_key=pk)
     yield dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)
     # Re-evaluated on exactly what was written (an implausible partition never gets here).
     found = {pk: problems(st, rows, config.forecast_hour) for pk, (rows, st) in stats_by_pk.items()}

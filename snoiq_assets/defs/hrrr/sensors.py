@@ -15,7 +15,7 @@ from snoiq_assets.settings import Settings
 
 def hrrr_sensors(settings: Settings) -> list[dg.SensorDefinition]:
     return [settings_sensor(settings, _hrrr_landing_tick, name="hrrr_landing_sensor", selection=HOURLY_CHAIN,
-                            description="A new GRIB under raw/hrrr/ decodes that hour (hrrr_fields) and extracts "
+                            description="A new GRIB under `raw/hrrr/` decodes that hour (hrrr_fields) and extracts "
                                         "its features.")]
 
 
@@ -23,6 +23,7 @@ def _hrrr_landing_tick(context: dg.SensorEvaluationContext, store: ObjectStoreRe
     found, unsafe, scan = landing_tick(
         context, store.get_store(), RAW_PREFIX, partition_for_landed_key,
         accept=lambda key: key.endswith(LANDED_SUFFIXES),  # the .idx lands beside it; one run per GRIB
+        processed_by=dg.AssetKey("grid_join_features"),
     )
     if not found:
         context.update_cursor(scan.cursor.to_json())

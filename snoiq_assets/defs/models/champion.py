@@ -18,7 +18,7 @@ from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models import metrics as M
 from snoiq_assets.lib.models.evaluate import score_on
-from snoiq_assets.lib.models.promotion import check_rule, decide
+from snoiq_assets.lib.models.promotion import best_candidate, check_rule, decide
 from snoiq_assets.lib.models.splits import parse_period
 from snoiq_assets.lib.models.store import (
     load_bundle, read_champion, read_metadata, record_champion_decision, write_champion,
@@ -33,7 +33,6 @@ class ChampionConfig(dg.Config):
     target: str = "precip_mm"
     metric: str = "rmse"  # rmse | mae (lower is better)
     min_improvement: float = 0.02  # relative: promote only if metric < current * (1 - min_improvement)
-    require_beats_baselines: bool = True
     registered_model_name: Optional[str] = None  # default snoiq-<location>-<target>
 
 
@@ -47,7 +46,8 @@ def registered_name(config: ChampionConfig) -> str:
         "trained_models": dg.AssetIn(metadata={"allow_missing_partitions": True}),
         "training_table": dg.AssetIn(),
     },
-    description="The best held-out model, promoted only when it beats the current champion by a margin.",
+    description="The best held-out model that beats every baseline (forecasts: persistence, climatology and the raw "
+                "NWP forecast at every lead), promoted only when it also beats the current champion by a margin.",
     kinds={"mlflow"},
 )
 def champion_model(
@@ -65,7 +65,7 @@ def champion_model(
     cands = trained_models.filter((pl.col("location") == location) & (pl.col("target") == config.target)) if trained_models.height else trained_models
     if cands.height == 0:
         raise ModelError(f"no trained models for location {location!r} and target {config.target!r}; materialise trained_models first")
-    best = cands.sort(config.metric).row(0, named=True)
+    best, refusal = best_candidate(list(cands.sort(config.metric).iter_rows(named=True)))
     now = dt.datetime.now(dt.timezone.utc)
     current = read_champion(object_store, location, config.target)
 
@@ -79,7 +79,7 @@ def champion_model(
         y, p = score_on(cur_model, table, start, end, cur_meta.get("stations") or [location])
         return (M.rmse(y, p) if config.metric == "rmse" else M.mae(y, p)), f"re-scored on {start}..{end}"
 
-    decision = decide(best, current, config.metric, config.min_improvement, config.require_beats_baselines,
+    decision = decide(best, current, config.metric, config.min_improvement, refusal,
                       rescore_current)
     cand_meta = read_metadata(object_store, best["model_prefix"])
     record: dict[str, Any] = {"candidate_prefix": best["model_prefix"], "candidate_model_type": best["model_type"],
@@ -96,7 +96,8 @@ def champion_model(
     version = current.get("registered_version") if current else None
     name = registered_name(config)
     if decision.promote:
-        version = mlflow.register_champion(name, best["mlflow_run_id"], best["model_prefix"])
+        version = mlflow.register_champion(name, best["mlflow_run_id"], best["model_prefix"], object_store,
+                                           training_table.read())
         meta = cand_meta
         write_champion(object_store, location, config.target, {
             "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],

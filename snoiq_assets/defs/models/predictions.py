@@ -44,7 +44,7 @@ def _resolution(days) -> str:
     deps=[champion_model],
     ins={"training_table": dg.AssetIn()},
     description="The champion's predictions for a location and date range (config), with model version and run id "
-                "in every row, under the model's folder: predictions/<start>_to_<end>/predictions.parquet.",
+                "in every row, under the model's folder: `predictions/<start>_to_<end>/predictions.parquet`.",
     kinds={"parquet"},
 )
 def predictions(
@@ -92,7 +92,7 @@ def predictions(
     },
     description="For each grid_join_features partition, every hourly champion's predictions for its stations "
                 "(features built exactly as the hourly training table builds them), written under the model's "
-                "folder as predictions/<hour>_to_<hour>/predictions.parquet and here, one file per hour.",
+                "folder as `predictions/<hour>_to_<hour>/predictions.parquet` and here, one file per hour.",
     kinds={"parquet"},
 )
 def hourly_predictions(

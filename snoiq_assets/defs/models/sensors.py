@@ -95,9 +95,13 @@ def retraining_sensor(settings: Settings) -> dg.SensorDefinition:
 def _retraining_tick(context: dg.SensorEvaluationContext, settings: Settings, min_interval: dt.timedelta):
     state = json.loads(context.cursor) if context.cursor else {"seen": {}, "last_request": None}
     latest = _latest_storage_ids(context.instance)
-    new = [name for name, sid in latest.items() if sid > state["seen"].get(name, 0)]
+    # Data a training table was already built from (by this sensor, `make demo`, a UI or CI
+    # run) is not new: switching the sensor on after the demo does not retrain on the demo's data.
+    table = context.instance.fetch_materializations(dg.AssetKey("training_table"), limit=1).records
+    trained_on = table[0].storage_id if table else 0
+    new = [name for name, sid in latest.items() if sid > max(state["seen"].get(name, 0), trained_on)]
     if not new:
-        return dg.SkipReason("no new observations, outcomes or features since the last retraining")
+        return dg.SkipReason("no new observations, outcomes or features since the last training table")
     if _training_in_progress(context.instance):
         return dg.SkipReason(f"new data in {', '.join(new)}, but a retraining is running; waiting for it")
     now = dt.datetime.now(dt.timezone.utc)
@@ -140,7 +144,7 @@ def sweep_requests(spec: SweepSpec, run_key_prefix: str) -> list[dg.RunRequest]:
 def sweep_sensor(settings: Settings) -> dg.SensorDefinition:
     return settings_sensor(settings, _sweep_tick, name="sweep_sensor", interval=30,
                            selection=dg.AssetSelection.assets(trained_models),
-                           description="A sweep file in raw/sweeps/<sweep_id>.yaml starts one trained_models run per "
+                           description="A sweep file in `raw/sweeps/<sweep_id>.yaml` starts one trained_models run per "
                                        "grid point, queued to run side by side; bad files go to quarantine with the reason.")
 
 

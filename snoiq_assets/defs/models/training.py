@@ -22,7 +22,7 @@ from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.models import experiments as X
-from snoiq_assets.lib.models import plots
+from snoiq_assets.lib.models import leads, mlflow_conventions, plots
 from snoiq_assets.lib.models.evaluate import train_and_evaluate
 from snoiq_assets.lib.models.runs import resolve_location, run_spec, typed_params
 from snoiq_assets.lib.models.snapshots import mlflow_dataset, write_snapshot
@@ -60,6 +60,10 @@ class TrainModelConfig(dg.Config):
     # sets cpus // k (see sweep_run_configs); "n_jobs"/"nthread" in hyperparameters override it.
     n_jobs: int = -1
     sweep_id: Optional[str] = None
+    # Forecast (hourly) tables: the lead hours to train and score on (default: every lead of the
+    # table), and "raw_forecast" to fit the NWP's error rather than the target itself.
+    leads: Optional[list[int]] = None
+    residual_of: Optional[str] = None
     # What a git tag used to carry: a short tag (letters, digits, '_', '.', '-') and free text,
     # both in the experiments row (a sweep file's tag/description reach every run of it).
     tag: Optional[str] = None
@@ -99,6 +103,7 @@ class _Run:
     stations: list[str]
     data_versions: dict[str, Any]
     git: str
+    skill: dict = None  # model type -> per-lead skill rows (forecast tables), for DuckDB skill_by_lead
 
 
 @dg.asset(
@@ -137,7 +142,7 @@ def trained_models(
             "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
             "stations": stations,
         }
-        shared = _Run(context, config, object_store, mlflow, training_table.read(), info, location, stations, data_versions, git)
+        shared = _Run(context, config, object_store, mlflow, training_table.read(), info, location, stations, data_versions, git, {})
     except Exception as exc:  # noqa: BLE001 - recorded per model type below, then raised
         shared_error = exc
     try:
@@ -166,6 +171,10 @@ def trained_models(
         rows = X.refresh_table(object_store, duckdb.database, run_ids=run_ids)
         if rows is None:
             context.log.warning("the DuckDB file was locked; this run's rows are in experiments/ and the next refresh adds them")
+        if shared is not None and shared.skill:
+            if not leads.write_skill_table(duckdb.database, pl.concat(list(shared.skill.values()))):
+                context.log.warning("the DuckDB file was locked; skill_by_lead keeps its earlier rows "
+                                    "(this run's are in the MLflow runs' skill_by_lead.csv)")
     if failures:
         # A step fails or succeeds as a whole, but the types that trained are real models: the
         # IO manager stores their partitions and reports them as materialised, so the UI,
@@ -187,19 +196,23 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     client, mlflow_run_id, prefix, snapshot = None, None, None, None
     try:
         X.check_tag(config.tag, config.description)
-        result = train_and_evaluate(r.training_table, r.info, run_spec(params, model_type, r.stations))
-        metrics = result.metrics
-        # The exact rows (content-addressed, shared with runs that used the same ones).
-        snapshot = write_snapshot(object_store, result.data, result.features, r.info)
-
+        # The MLflow run is opened before the fit, so its duration is the training's.
         client = r.mlflow.client()
-        run = client.create_run(r.mlflow.experiment_id(), run_name=f"{r.location}-{model_type}-{run_ts}", tags={
+        experiment_id = r.mlflow.experiment_id(mlflow_conventions.experiment_name(
+            config.target, mlflow_conventions.resolution_name(config.hourly, config.resolution_days)))
+        run = client.create_run(experiment_id, start_time=int(started.timestamp() * 1000),
+                                run_name=f"{r.location}-{model_type}-{run_ts}", tags={
             "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
-            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id, "snapshot_sha256": snapshot.sha256,
+            "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
             **({"sweep_id": config.sweep_id} if config.sweep_id else {}), **({"tag": config.tag} if config.tag else {}),
             **({"mlflow.note.content": config.description} if config.description else {}),
         })
         mlflow_run_id = run.info.run_id
+        result = train_and_evaluate(r.training_table, r.info, run_spec(params, model_type, r.stations))
+        metrics = result.metrics
+        # The exact rows (content-addressed, shared with runs that used the same ones).
+        snapshot = write_snapshot(object_store, result.data, result.features, r.info)
+        client.set_tag(mlflow_run_id, "snapshot_sha256", snapshot.sha256)
         from mlflow.entities import Metric, Param
 
         now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
@@ -224,7 +237,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": typed_params(config.hyperparameters),
             "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id, "snapshot": snapshot.describe(),
             "spec_key": X.model_spec_key(r.location, config.target, config.stored_resolution_days()),
-            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "residual_of": config.residual_of,
         }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
             t = Path(tmp)
@@ -235,6 +248,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             plots.predicted_vs_observed_png(result.test_frame["observed"], result.test_frame["predicted"],
                                             t / "predicted_vs_observed.png",
                                             title=f"{model_type} {r.location} test {result.window['test_start']}..{result.window['test_end']}")
+            if result.by_lead is not None:
+                result.by_lead.write_csv(t / "skill_by_lead.csv")
+                plots.rmse_by_lead_png(result.by_lead, t / "rmse_by_lead.png", unit="degC" if config.target.endswith("_c") else "",
+                                       title=f"{model_type} {r.location}: {config.target} RMSE by lead")
             # The model is serialised once: the same file goes to MLflow (model/) and the model store.
             save_native(result.model, t / "model")
             client.log_artifacts(mlflow_run_id, str(t))
@@ -266,18 +283,25 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             snapshot=snapshot.describe() if snapshot else None,
         ))
         raise
+    if result.by_lead is not None:
+        # Without spec files yet, a spec is named by where its models are stored and what they predict.
+        r.skill[model_type] = leads.skill_table_rows(result.by_lead, f"{r.location}.{config.target}")
     r.context.add_asset_metadata({
         "model_uri": dg.MetadataValue.path(object_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
-        "rmse": metrics["rmse"], "mae": metrics["mae"], "r2": metrics["r2"], "bias": metrics["bias"],
-        "skill_persistence": metrics["skill_persistence"], "skill_climatology": metrics["skill_climatology"],
-        "persistence_rmse": metrics["persistence_rmse"], "climatology_rmse": metrics["climatology_rmse"],
-        "cv_rmse_mean": metrics["cv_rmse_mean"] if metrics["cv_rmse_mean"] is not None else float("nan"),
+        "mlflow_run": dg.MetadataValue.url(r.mlflow.run_url(experiment_id, mlflow_run_id)),
+        # Four decimals are more than the data's precision.
+        **{m: round(float(metrics[m]), 4) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
+                                                   "skill_climatology", "persistence_rmse", "climatology_rmse")},
+        "cv_rmse_mean": round(float(metrics["cv_rmse_mean"]), 4) if metrics["cv_rmse_mean"] is not None else float("nan"),
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
         "snapshot": dg.MetadataValue.path(object_store.uri(snapshot.key)), "snapshot_rows": snapshot.rows,
-        "snapshot_bytes": snapshot.bytes,
-        "reproduce": f"make reproduce RUN={run_id}",
+        "snapshot_bytes": snapshot.bytes, "reproduce": f"make reproduce RUN={run_id}",
+        **({"rmse_by_lead": dg.MetadataValue.md(leads.markdown_table(leads.rmse_table(result.by_lead))),
+            "beats_baselines_every_lead": bool(metrics["beats_baselines_every_lead"]),
+            "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}
+           if result.by_lead is not None else {}),
     }, partition_key=model_type)
     return pl.DataFrame([{
         "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,

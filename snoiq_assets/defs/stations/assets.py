@@ -20,6 +20,7 @@ import polars as pl
 
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
+from snoiq_assets.lib.columns import COLUMNS_AS_LANDED
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
@@ -34,6 +35,7 @@ from snoiq_assets.lib.stations.rawkeys import (
     outcome_key_candidates,
     partition_for_raw_key,
     raw_key_candidates,
+    RWIS_SITES_KEY,
     USCRN_STATIONS_KEY,
 )
 from snoiq_assets.lib.storage import ObjectStore
@@ -93,6 +95,7 @@ def load_native(store: ObjectStore, station_id: str) -> tuple[str, Format, pl.Da
     group_name=GROUP,
     partitions_def=station_file_partitions,
     description="Every field of a landed station file, in its own units, one row per line (line_no, parse_error).",
+    metadata={COLUMNS_AS_LANDED: "the landed station file"},   # its columns are the source's fields
 )
 def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
     object_store = store.get_store()
@@ -138,7 +141,8 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
 
 @dg.asset(
     group_name=GROUP,
-    description="One row per station: USCRN stations.tsv, GSOD file coordinates, and the user's extra metadata file.",
+    description="One row per station: USCRN stations.tsv, GSOD file coordinates, the road-weather site list and the "
+                "user's extra metadata file.",
 )
 def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResource) -> pl.DataFrame:
     object_store = store.get_store()
@@ -156,12 +160,17 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
                 frames.append(md.from_gsod_native(native, sid))
         except (UnsafeNameError, StationFileError) as exc:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
+    # The road-weather site list (the INDOT stations' coordinates), optional.
+    rwis_src = RWIS_SITES_KEY if object_store.exists(RWIS_SITES_KEY) else "none"
+    if object_store.exists(RWIS_SITES_KEY):
+        frames.append(md.from_rwis_sites(object_store.get(RWIS_SITES_KEY), RWIS_SITES_KEY))
     # The extra metadata file is the user's own, optional addition.
     extra_src = EXTRA_METADATA_KEY if object_store.exists(EXTRA_METADATA_KEY) else "none"
     if object_store.exists(EXTRA_METADATA_KEY):
         frames.append(md.from_extra_csv(object_store.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
     out = md.build_station_metadata(*frames)
-    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src})
+    context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src,
+                                 "rwis_sites_source": rwis_src})
     return out.drop("source").select(
         "station_id", "wban", "name", "latitude", "longitude", "elevation_m", "network", "state", "begin_date",
         "end_date",

@@ -20,7 +20,8 @@ from pathlib import Path
 import polars as pl
 
 from snoiq_assets.lib.stations import parsers
-from snoiq_assets.lib.stations.rawkeys import EXTRA_METADATA_KEY, OBSERVATIONS_PREFIX, OUTCOMES_PREFIX, USCRN_STATIONS_KEY
+from snoiq_assets.lib.stations.rawkeys import (EXTRA_METADATA_KEY, OBSERVATIONS_PREFIX, OUTCOMES_PREFIX, RWIS_SITES_KEY,
+                                             USCRN_STATIONS_KEY)
 from snoiq_assets.lib.storage import ObjectStore
 
 SAMPLE = Path(__file__).resolve().parents[3] / "data" / "sample"
@@ -34,7 +35,12 @@ STATION_FILES = {
     "GRB.csv": "station_obs/iem_asos_GRB_2010-10.csv",
     "MSP.csv": "station_obs/iem_asos_MSP_2010-10.csv",
     "ORD.csv": "station_obs/iem_asos_ORD_2010-10.csv",
+    **{f"{site}.csv": f"road_weather/rwis_obs_{site}_2018-12_2019-03.csv"
+       for site in ("fort_wayne", "gas_city", "jeffersonville", "scottsburg")},
 }
+# HRRR point forecasts at the road-weather stations (another tool's extraction, as landed).
+POINT_FORECAST_FILES = {f"raw/point_forecasts/indot_rwis/{site}.csv.gz": f"road_weather/hrrr_points_{site}_2018-12_2019-03.csv.gz"
+                        for site in ("fort_wayne", "gas_city", "jeffersonville", "scottsburg")}
 OUTCOME_LOCATION = "seattle_tacoma"
 
 
@@ -51,5 +57,8 @@ def seed_demo(store: ObjectStore, sample_dir: Path = SAMPLE) -> list[str]:
         store.put_file(f"{OBSERVATIONS_PREFIX}{name}", sample_dir / rel)
     store.put_file(USCRN_STATIONS_KEY, sample_dir / "uscrn" / "stations.tsv")
     store.put_file(EXTRA_METADATA_KEY, sample_dir / "station_metadata_extra.csv")
+    store.put_file(RWIS_SITES_KEY, sample_dir / "road_weather" / "rwis_sites.csv")
+    for key, rel in POINT_FORECAST_FILES.items():
+        store.put_file(key, sample_dir / rel)
     store.put(f"{OUTCOMES_PREFIX}{OUTCOME_LOCATION}.csv", outcome_csv(sample_dir))
     return sorted(name.rsplit(".", 1)[0] for name in STATION_FILES)

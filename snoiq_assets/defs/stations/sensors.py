@@ -24,12 +24,14 @@ def station_sensors(settings: Settings) -> list[dg.SensorDefinition]:
         partitioned_landing_sensor(
             name="station_file_landing_sensor", prefix=OBSERVATIONS_PREFIX, to_partition=partition_for_raw_key,
             partitions_def=station_file_partitions, selection=STATION_ASSETS, settings=settings,
-            description="A new or changed raw/observations/<station_id>.csv|txt adds its partition and cleans it.",
+            processed_by=dg.AssetKey("observations_clean"),
+            description="A new or changed `raw/observations/<station_id>.csv|txt` adds its partition and cleans it.",
         ),
 
         partitioned_landing_sensor(
             name="outcome_landing_sensor", prefix=OUTCOMES_PREFIX, to_partition=location_for_raw_key,
             partitions_def=outcome_location_partitions, selection=OUTCOME_ASSETS, settings=settings,
-            description="A new or changed raw/outcomes/<location>.csv|parquet adds its partition and validates it.",
+            processed_by=dg.AssetKey("outcome_of_interest"),
+            description="A new or changed `raw/outcomes/<location>.csv|parquet` adds its partition and validates it.",
         ),
     ]

@@ -16,6 +16,7 @@ from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
 from snoiq_assets.lib.hrrr.grid import earth_of
 from snoiq_assets.lib.stations.schema import VARIABLES as OBS_VARIABLES
+from snoiq_assets.lib.stations.formats import INSTANT_RESOLUTIONS
 
 NON_FIELD_COLUMNS = {"y", "x", "latitude", "longitude"}
 JOIN_CODE_VERSION = "grid_join-1"
@@ -70,7 +71,7 @@ def build_index_table(grid: pl.DataFrame, grid_meta: dict[str, str], stations: p
     summary = {
         "stations_included": n_inc, "stations_excluded": excluded.height,
         "excluded_by_reason": dict(excluded.group_by(pl.col("exclusion_reason").str.split(":").list.first()).len().rows()),
-        "max_distance_to_cell_m": float(index.filter(pl.col("included"))["distance_m"].max() or 0.0),
+        "max_distance_to_cell_m": round(float(index.filter(pl.col("included"))["distance_m"].max() or 0.0), 1),
     }
     return index.to_arrow().replace_schema_metadata(meta), summary
 
@@ -105,7 +106,7 @@ def run_observations(observations: pl.LazyFrame | pl.DataFrame | None, valid_tim
     if "station_id" not in schema or "timestamp_utc" not in schema:
         return _empty_observations()
     if "resolution" in schema:
-        lf = lf.filter(pl.col("resolution") == "hourly")
+        lf = lf.filter(pl.col("resolution").is_in(INSTANT_RESOLUTIONS))
     lo = pl.lit(min(valid_times) - OBS_WINDOW).cast(pl.Datetime("us", "UTC"))
     hi = pl.lit(max(valid_times) + OBS_WINDOW).cast(pl.Datetime("us", "UTC"))
     present = [v for v in OBS_VARIABLES if v in schema]

@@ -43,6 +43,8 @@ TARGETS: dict[str, tuple[str, str]] = {
     "snow_depth_mm": ("snow_depth_mm", "mean"),
     "snow_depth_change_mm": ("snow_depth_mm", "change"),
     "air_temp_c": ("air_temp_c", "mean"),
+    "surface_temp_c": ("surface_temp_c", "mean"),  # ground or road-pavement surface temperature
+    "dew_point_c": ("dew_point_c", "mean"),
     "outcome": ("outcome", "mean"),
 }
 

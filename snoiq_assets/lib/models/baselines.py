@@ -5,7 +5,9 @@
   observed target, the training mean stands in (and the count is reported).
 - climatology: the training-period mean of the target for the same calendar month at the same
   location (falling back to the location's, then the overall, training mean). For an hourly
-  table, the mean for the same month and hour of day (the diurnal cycle) comes first.
+  table, the mean for the same month and hour of day (the diurnal cycle) comes first, and a
+  month the training period lacks (a March test after a December-February training) falls
+  back to the location's mean for that hour of day before the location's overall mean.
 """
 
 from __future__ import annotations
@@ -32,13 +34,15 @@ def climatology(frame: pl.DataFrame, train_mask: np.ndarray) -> np.ndarray:
     train = f.filter(pl.col("_train") & pl.col("target").is_not_null())
     by_hour = train.group_by("location", "_m", "_h").agg(pl.col("target").mean().alias("_clim_h"))
     by_month = train.group_by("location", "_m").agg(pl.col("target").mean().alias("_clim_m"))
+    by_loc_hour = train.group_by("location", "_h").agg(pl.col("target").mean().alias("_clim_lh"))
     by_loc = train.group_by("location").agg(pl.col("target").mean().alias("_clim_l"))
     overall = float(train["target"].mean())
     out = (
         f.join(by_hour, on=["location", "_m", "_h"], how="left", maintain_order="left")
         .join(by_month, on=["location", "_m"], how="left", maintain_order="left")
+        .join(by_loc_hour, on=["location", "_h"], how="left", maintain_order="left")
         .join(by_loc, on="location", how="left", maintain_order="left")
-        .select(pl.coalesce("_clim_h", "_clim_m", "_clim_l", pl.lit(overall)))
+        .select(pl.coalesce("_clim_h", "_clim_m", "_clim_lh", "_clim_l", pl.lit(overall)))
         .to_series()
     )
     return out.to_numpy().astype(float)

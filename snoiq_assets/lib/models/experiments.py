@@ -17,7 +17,7 @@ with back-off; if it still cannot get the lock the run does not fail: its row is
 file and the next refresh includes it. A table (not a view over ``s3://``) is used so the
 DuckDB CLI can query it with no S3 credentials.
 
-    duckdb .snoiq/snoiq.duckdb -c "SELECT model_type, status, rmse FROM experiments ORDER BY started_at"
+    duckdb -readonly .snoiq/snoiq.duckdb "SELECT model_type, status, rmse FROM experiments ORDER BY started_at"
 
 What the team's git tags carried is in the row: ``description`` (free text) and ``tag`` (short),
 set in the run config or the sweep file; ``snapshot_sha256`` names the exact rows the run
@@ -40,6 +40,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from snoiq_assets.lib import duckfile
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -208,7 +209,7 @@ def _connect(duckdb_path: str | Path, timeout_s: float):
     delay = 0.05
     while True:
         try:
-            return duckdb.connect(str(duckdb_path))
+            return duckfile.connect(duckdb_path)
         except duckdb.IOException as exc:
             locked = "lock" in str(exc).lower()
             if not locked:

@@ -51,3 +51,19 @@ def predicted_vs_observed_png(observed, predicted, path: Path, title: str = "", 
     ax.set_title(title or "held-out period", fontsize=10)
     fig.savefig(path, dpi=DPI)
     return path
+
+
+def rmse_by_lead_png(by_lead, path: Path, title: str = "", unit: str = "") -> Path:
+    """RMSE against lead hour: the model and each baseline (``leads.skill_by_lead`` rows)."""
+    fig = _figure(6, 4)
+    fig.subplots_adjust(left=0.12, right=0.97, top=0.9, bottom=0.13)
+    ax = fig.add_subplot()
+    for name in sorted(set(by_lead["model"].to_list())):
+        part = by_lead.filter(by_lead["model"] == name).sort("lead_hour")
+        ax.plot(part["lead_hour"].to_list(), part["rmse"].to_list(), marker="o", markersize=3, label=name)
+    ax.set_xlabel("lead hour")
+    ax.set_ylabel(f"RMSE {unit}".strip())
+    ax.legend(fontsize=8)
+    ax.set_title(title or "RMSE by lead", fontsize=10)
+    fig.savefig(path, dpi=DPI)
+    return path

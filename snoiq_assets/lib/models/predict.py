@@ -24,8 +24,11 @@ def scored_table(rows: pl.DataFrame, model, meta: dict, champ: dict) -> pa.Table
     """The champion's predictions for ``rows`` (location, period_start, features, target), with
     the model version and run ids on every row and in the Parquet schema metadata."""
     version = str(champ.get("registered_version"))
+    predicted = model.predict(feature_matrix(rows, meta["features"]))
+    if meta.get("residual_of"):  # the model learned the NWP's error: add the forecast back
+        predicted = predicted + rows[meta["residual_of"]].to_numpy().astype(float)
     out = rows.select("location", "period_start", pl.col("target").alias("observed")).with_columns(
-        pl.Series("prediction", model.predict(feature_matrix(rows, meta["features"])), dtype=pl.Float64),
+        pl.Series("prediction", predicted, dtype=pl.Float64),
         pl.lit(meta["target"]).alias("target"), pl.lit(meta["model_type"]).alias("model_type"),
         pl.lit(version).alias("model_version"), pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"),
         pl.lit(champ["model_prefix"]).alias("model_prefix"),
@@ -50,7 +53,8 @@ def lag_observations(observations: pl.LazyFrame, partition_keys: Sequence[str],
     stations = sorted({s for meta in metas for s in champion_stations(meta)})
     longest = max([0, *(k for meta in metas for k in lags_of(meta["features"]))])
     cycles = [hour_of(pk) for pk in partition_keys]
-    lo = min(cycles) - dt.timedelta(hours=longest + 1)
+    # Lags are relative to the cycle, which may be up to MAX_LEAD before a partition's hour.
+    lo = min(cycles) - MAX_LEAD - dt.timedelta(hours=longest + 1)
     hi = max(cycles) + MAX_LEAD + dt.timedelta(hours=1)
     ts = pl.col("timestamp_utc").cast(pl.Datetime("us", "UTC"))
     return (observations.filter(pl.col("station_id").is_in(stations) & ts.is_between(pl.lit(lo), pl.lit(hi)))

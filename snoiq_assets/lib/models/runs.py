@@ -64,4 +64,5 @@ def run_spec(config: dict, model_type: str, stations, features=None) -> RunSpec:
         test_fraction=config.get("test_fraction", 0.2), cv_folds=config.get("cv_folds", 3), seed=config.get("seed", 0),
         n_jobs=config.get("n_jobs", -1), min_train_rows=config.get("min_train_rows", MIN_TRAIN_ROWS),
         min_test_rows=config.get("min_test_rows", MIN_TEST_ROWS),
+        leads=tuple(config["leads"]) if config.get("leads") else None, residual_of=config.get("residual_of"),
     )

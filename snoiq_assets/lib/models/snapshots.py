@@ -10,7 +10,8 @@ runs with other split dates share them); it follows from the recorded split sett
 reproduction checks that it gives the recorded train/test row counts.
 
 The file's schema metadata (``snoiq.snapshot``) holds what training needs to read it: target,
-resolution and the feature list. The Parquet writer settings are fixed, so the same rows give
+resolution and the feature list (other columns of the slice, e.g. a forecast table's
+``cycle_time`` and ``raw_forecast``, are kept after the features). The Parquet writer settings are fixed, so the same rows give
 the same bytes and the same name.
 
 A pruned snapshot leaves ``snapshots/<sha256>.pruned.json`` (when, why, which runs), so asking
@@ -84,10 +85,13 @@ def tombstone_key(sha256: str) -> str:
 
 def snapshot_bytes(rows: pl.DataFrame, features: list[str], info: dict) -> bytes:
     """The Parquet bytes of a snapshot of ``rows`` (the run's prepared table slice)."""
-    columns = ["location", "period_start", "target", *features]
-    missing = [c for c in columns if c not in rows.columns]
+    key_columns = ["location", "period_start", "target", *features]
+    missing = [c for c in key_columns if c not in rows.columns]
     if missing:
         raise SnapshotError(f"the rows to snapshot lack column(s) {missing[:5]}")
+    # Every other column of the slice too (a forecast table's cycle_time, lead, raw_forecast):
+    # whatever training read, the reproduction reads.
+    columns = [*key_columns, *(c for c in rows.columns if c not in key_columns)]
     meta = {"format_version": FORMAT_VERSION, **{k: info.get(k) for k in INFO_KEYS}, "feature_columns": list(features)}
     table = rows.select(columns).to_arrow()
     table = table.replace_schema_metadata({SCHEMA_KEY: json.dumps(meta, sort_keys=True).encode()})
@@ -108,7 +112,7 @@ def write_snapshot(store: ObjectStore, rows: pl.DataFrame, features: list[str], 
         store.put(key, data)
     if store.exists(tombstone_key(sha)):  # the same rows again after a prune: it is live again
         store.delete(tombstone_key(sha))
-    return Snapshot(sha, key, rows.height, len(data), 3 + len(features))
+    return Snapshot(sha, key, rows.height, len(data), rows.width)
 
 
 def read_snapshot(store: ObjectStore, sha256: str, run: str = "") -> tuple[pl.DataFrame, dict]:

@@ -12,6 +12,7 @@ class Format(str, enum.Enum):
     GSOD_CSV = "gsod_csv"
     IEM_ASOS_CSV = "iem_asos_csv"
     GHCND_CDO_CSV = "ghcnd_cdo_csv"
+    INDOT_RWIS_CSV = "indot_rwis_csv"
 
 
 RESOLUTION = {
@@ -20,7 +21,10 @@ RESOLUTION = {
     Format.GSOD_CSV: "daily",
     Format.IEM_ASOS_CSV: "hourly",
     Format.GHCND_CDO_CSV: "daily",
+    Format.INDOT_RWIS_CSV: "subhourly",
 }
+# Resolutions whose rows are single reports at an instant (hourly models may use them).
+INSTANT_RESOLUTIONS = ("hourly", "subhourly")
 
 
 class StationFileError(ValueError):
@@ -73,12 +77,14 @@ def detect_format(text: str, file: str) -> Format:
         return Format.GSOD_CSV
     if fields[:2] == ["STATION", "VALID"]:
         return Format.IEM_ASOS_CSV
+    if {"TIME_LOCAL", "TIME_UTC", "AIR_TEMP_F", "PAVEMENT_TEMP_F"} <= fset:
+        return Format.INDOT_RWIS_CSV
     if "STATION" in fset and "DATE" in fset and ({"TMAX", "TMIN", "PRCP", "SNWD"} & fset):
         return Format.GHCND_CDO_CSV
     if re.match(r"^\d{5} ", first):
         raise StationFileError(file, "looks like USCRN text but the fields are not hourly02 or daily01", line=1)
     raise StationFileError(
         file,
-        f"no known station format: header {first[:80]!r} is not USCRN hourly02/daily01, GSOD, IEM ASOS or GHCN-Daily CDO",
+        f"no known station format: header {first[:80]!r} is not USCRN hourly02/daily01, GSOD, IEM ASOS, GHCN-Daily CDO or INDOT RWIS",
         line=1,
     )

@@ -14,6 +14,9 @@
    carry no coordinates (ASOS, GHCN-Daily CDO): columns station_id, name, latitude, longitude,
    elevation_m, network, state, begin_date, end_date (extra columns ignored).
 
+4. The road-weather site list (``road_weather/rwis_sites.csv``): site, name, lat, lon for the
+   INDOT stations (no station elevation in the source: ``hrrr_model_terrain_m`` is the model's).
+
 Precedence: the extra file overrides GSOD, which overrides stations.tsv, field by field (a
 null in a higher-precedence row does not erase a known value).
 """
@@ -110,6 +113,33 @@ def from_extra_csv(data: bytes, file: str = "station_metadata_extra.csv") -> pl.
     if bad.height:
         raise StationFileError(file, f"station {bad['station_id'][0]!r} has no valid latitude/longitude", column="latitude")
     return schema.conform(out, schema.METADATA)
+
+
+RWIS_SITE_COLUMNS = ("site", "name", "lat", "lon")
+
+
+def from_rwis_sites(data: bytes, file: str = "rwis_sites.csv") -> pl.DataFrame:
+    """INDOT road-weather stations: id = ``site`` (checked), network INDOT RWIS, state IN."""
+    from snoiq_assets.lib.keys import safe_identifier
+
+    df = pl.read_csv(decode_utf8(data, file).encode(), infer_schema=False)
+    missing = [c for c in RWIS_SITE_COLUMNS if c not in df.columns]
+    if missing:
+        raise StationFileError(file, f"road-weather site list lacks column(s) {missing}; has {df.columns}", line=1)
+    for i, row in enumerate(df.iter_rows(named=True), start=2):
+        try:
+            safe_identifier(row["site"] or "", "station id")
+        except ValueError as exc:
+            raise StationFileError(file, str(exc), line=i, column="site") from None
+        lat, lon = (float(row[c]) if row[c] not in (None, "") else float("nan") for c in ("lat", "lon"))
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise StationFileError(file, f"site {row['site']!r} has no valid lat/lon ({row['lat']}, {row['lon']})",
+                                   line=i, column="lat")
+    return schema.conform(df.select(
+        pl.col("site").alias("station_id"), pl.col("name"),
+        pl.col("lat").cast(pl.Float64).alias("latitude"), pl.col("lon").cast(pl.Float64).alias("longitude"),
+        pl.lit("INDOT RWIS").alias("network"), pl.lit("IN").alias("state"), pl.lit("rwis_sites").alias("source"),
+    ), schema.METADATA)
 
 
 def build_station_metadata(*frames: pl.DataFrame) -> pl.DataFrame:

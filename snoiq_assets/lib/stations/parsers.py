@@ -33,6 +33,12 @@ Formats and their quirks:
   "metric" units (decimals: degC, mm, m/s). ``ghcnd_units`` detects which: integer-valued
   temperatures whose range reaches 13.0 degC in tenths (|value| >= 130) mean tenths; decimals
   mean converted metric. The bundled Seattle-Tacoma file is in raw tenths (TMAX up to 356).
+- INDOT road-weather (RWIS) CSV: 10-minute reports of air, dew-point and pavement temperature
+  in degF and a precipitation code (1 detected, 2 none). ``time_local`` is US Eastern clock time
+  WITH daylight saving (Indiana: America/Indiana/Indianapolis); ``time_utc`` is derived from it
+  and ``utc_offset_h`` states the offset used. All three are checked against each other: a line
+  whose UTC stamp or offset disagrees with its local time, or whose local time does not exist
+  (the spring-forward hour) or is ambiguous (the fall-back hour), is a parse error naming both.
 """
 
 from __future__ import annotations
@@ -612,12 +618,48 @@ def ghcnd_units(native: pl.DataFrame) -> str:
     return "tenths" if float(vals.abs().max()) >= 130 or "prcp" in native.columns else "metric"
 
 
+RWIS_REQUIRED = ["time_local", "time_utc", "utc_offset_h", "pavement_temp_f", "air_temp_f", "dewpoint_f", "precip_code"]
+RWIS_TIME_ZONE = "America/Indiana/Indianapolis"
+RWIS_PRECIP_CODES = {"1": True, "2": False}  # 1 = precipitation detected, 2 = none
+
+
+def parse_indot_rwis(text: str, file: str) -> pl.DataFrame:
+    df = _csv(text, file, RWIS_REQUIRED, upper=False)
+    df = _cast_numeric(df, ["pavement_temp_f", "air_temp_f", "dewpoint_f", "utc_offset_h"], [])
+    local = pl.col("time_local").str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S%.f", strict=False)
+    utc = pl.col("time_utc").str.strptime(pl.Datetime("us", "UTC"), "%Y-%m-%dT%H:%MZ", strict=False)
+    # The local clock read in Indiana's zone (DST-aware); null where the clock time does not exist
+    # or is ambiguous, so such a line is refused rather than guessed.
+    expected = (local.dt.replace_time_zone(RWIS_TIME_ZONE, ambiguous="null", non_existent="null")
+                .dt.convert_time_zone("UTC"))
+    offset_h = (local - utc.dt.replace_time_zone(None)).dt.total_minutes() / 60.0
+    code = pl.col("precip_code")
+    err = _first_error([
+        (local.is_null(), pl.format("column time_local: {} is not a 'YYYY-MM-DD HH:MM:SS' local time", pl.col("time_local"))),
+        (utc.is_null(), pl.format("column time_utc: {} is not a 'YYYY-MM-DDTHH:MMZ' UTC time", pl.col("time_utc"))),
+        (expected.is_null(), pl.format(f"column time_local: {{}} does not exist or is ambiguous in {RWIS_TIME_ZONE} "
+                                       "(daylight-saving change)", pl.col("time_local"))),
+        (expected != utc, pl.format(f"column time_utc: {{}} does not match time_local {{}} in {RWIS_TIME_ZONE} "
+                                    "(expected {})", pl.col("time_utc"), pl.col("time_local"),
+                                    expected.dt.strftime("%Y-%m-%dT%H:%MZ"))),
+        (pl.col("utc_offset_h").is_not_null() & (pl.col("utc_offset_h") != offset_h),
+         pl.format("column utc_offset_h: {} does not match time_local - time_utc = {} h", pl.col("utc_offset_h"), offset_h)),
+        (code.is_not_null() & ~code.is_in(list(RWIS_PRECIP_CODES)),
+         pl.format("column precip_code: {} is not 1 (precipitation detected) or 2 (none)", code)),
+    ])
+    df = df.with_columns(pl.coalesce(pl.col("parse_error"), err).alias("parse_error"))
+    df = df.with_columns(pl.when(pl.col("parse_error").is_null()).then(utc).alias("timestamp_utc"),
+                         code.replace_strict(RWIS_PRECIP_CODES, default=None, return_dtype=pl.Boolean).alias("precip_detected"))
+    return _finish(df, Format.INDOT_RWIS_CSV)
+
+
 PARSERS = {
     Format.USCRN_HOURLY02: parse_uscrn_hourly02,
     Format.USCRN_DAILY01: parse_uscrn_daily01,
     Format.GSOD_CSV: parse_gsod,
     Format.IEM_ASOS_CSV: parse_iem_asos,
     Format.GHCND_CDO_CSV: parse_ghcnd,
+    Format.INDOT_RWIS_CSV: parse_indot_rwis,
 }
 
 
@@ -716,6 +758,12 @@ def to_clean(native: pl.DataFrame, fmt: Format | str, station_id: str) -> pl.Dat
             "wind_speed_ms": opt("awnd", k), "wind_speed_max_ms": opt("wsf2", k), "wind_gust_ms": opt("wsf5", k),
             "wind_dir_deg": opt("wdf2", 1.0),
             "weather_flags": pl.when(flags == "").then(None).otherwise(flags) if wt else flags,
+        }
+    elif fmt is Format.INDOT_RWIS_CSV:
+        cols = {
+            "timestamp_utc": c("timestamp_utc"), "air_temp_c": _f_to_c(c("air_temp_f")),
+            "dew_point_c": _f_to_c(c("dewpoint_f")), "surface_temp_c": _f_to_c(c("pavement_temp_f")),
+            "precip_detected": c("precip_detected"),
         }
     else:  # pragma: no cover - Format is closed
         raise ValueError(fmt)

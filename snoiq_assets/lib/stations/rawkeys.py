@@ -8,6 +8,7 @@ from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
 OBSERVATIONS_PREFIX = "raw/observations/"
 USCRN_STATIONS_KEY = "raw/metadata/stations.tsv"
 EXTRA_METADATA_KEY = "raw/metadata/station_metadata_extra.csv"
+RWIS_SITES_KEY = "raw/metadata/rwis_sites.csv"
 OUTCOMES_PREFIX = "raw/outcomes/"
 OBSERVATION_SUFFIXES = (".csv", ".txt")
 OUTCOME_SUFFIXES = (".csv", ".parquet")

@@ -20,7 +20,7 @@ IDENTITY: dict[str, pl.DataType] = {
     "station_id": pl.Utf8(),
     "timestamp_utc": UTC_DT,
     "source_format": pl.Utf8(),
-    "resolution": pl.Utf8(),  # "hourly" | "daily"
+    "resolution": pl.Utf8(),  # "subhourly" (e.g. 10-minute road-weather reports) | "hourly" | "daily"
     "line_no": pl.Int64(),  # 1-based line of the source file the row came from
 }
 
@@ -55,6 +55,7 @@ FLAGS: dict[str, pl.DataType] = {
     "surface_temp_type": pl.Utf8(),  # USCRN: R raw, C corrected, U unknown
     "precip_flag": pl.Utf8(),  # GSOD PRCP attribute (A-I source/completeness letter)
     "weather_flags": pl.Utf8(),  # GSOD FRSHTT digits, GHCN-Daily WTxx codes present
+    "precip_detected": pl.Boolean(),  # road-weather precipitation sensor: true = detected
 }
 
 CLEAN: dict[str, pl.DataType] = {**IDENTITY, **VARIABLES, **FLAGS}
@@ -72,7 +73,7 @@ REJECTS: dict[str, pl.DataType] = {
     "line_no": pl.Int64(),
     "column": pl.Utf8(),
     "value": pl.Utf8(),  # the offending value as text (null when it could not be read)
-    "rule": pl.Utf8(),  # range | consistency | qc_flag | duplicate_timestamp | out_of_order | outside_period | parse
+    "rule": pl.Utf8(),  # range | spike | pavement_below_air | consistency | qc_flag | duplicate_timestamp | out_of_order | outside_period | parse
     "reason": pl.Utf8(),
     "action": pl.Utf8(),  # nulled | dropped | sorted
 }

@@ -10,6 +10,13 @@ Rules, in order:
 3. ``qc_flag``: a source QC flag marks the value erroneous (USCRN flag "3") -> value nulled.
 4. ``range``: a value outside the plausible range of its variable in SI units (``RANGES``),
    e.g. 75 in ``air_temp_c`` (Fahrenheit in a Celsius column) -> value nulled.
+   ``spike``: a temperature that jumps away from both neighbouring reports (each within
+   ``SPIKE_WINDOW``) by more than ``SPIKES[var]`` and back -> value nulled. Only sub-hourly
+   series have neighbours that close; real road-weather pavement sensors drop out this way.
+   ``pavement_below_air``: a surface (pavement) temperature more than ``SURFACE_BELOW_AIR_C``
+   below the air temperature of the same report -> surface value nulled (a road surface cools
+   a few degrees below the air on clear nights, never 20 degC; the INDOT Gas City file reads
+   -57.82 degF pavement under +36.68 degF air).
 5. ``consistency``: min <= mean <= max violated (air temperature) -> the values involved nulled.
 6. ``duplicate_timestamp``: a second row for the same station and timestamp -> later row dropped.
 7. ``out_of_order``: a timestamp earlier than one on a previous line -> the row is kept and the
@@ -48,6 +55,11 @@ RANGES: dict[str, tuple[float, float]] = {
     "soil_temp_5cm_c": (-60.0, 70.0),
 }
 UNITS = {name: name.rsplit("_", 1)[-1] for name in RANGES}
+
+# Isolated jumps (degC away from both neighbours and back) that are sensor spikes, not weather.
+SPIKES: dict[str, float] = {"air_temp_c": 8.0, "dew_point_c": 10.0, "surface_temp_c": 15.0}
+SPIKE_WINDOW = dt.timedelta(minutes=30)
+SURFACE_BELOW_AIR_C = 20.0
 
 # (min column, mean column, max column)
 CONSISTENCY = [("air_temp_min_c", "air_temp_c", "air_temp_max_c")]
@@ -154,6 +166,35 @@ def validate(
         range_masks[var] = bad
     if range_masks:
         df = df.with_columns(**{v: pl.when(m).then(None).otherwise(pl.col(v)) for v, m in range_masks.items()})
+
+    # 4b. spikes (neighbours by time within the station) and pavement far below the air
+    order = {"order_by": "timestamp_utc"}
+    t = pl.col("timestamp_utc")
+    for var, jump in SPIKES.items():
+        if var not in df.columns:
+            continue
+        v = pl.col(var)
+        # Neighbours as columns first: the reject rows are selected by a filter, after which a
+        # shift would see the wrong rows.
+        df = df.with_columns(
+            pl.when((t - t.shift(1).over("station_id", **order)) <= SPIKE_WINDOW).then(v.shift(1).over("station_id", **order)).alias("_prev"),
+            pl.when((t.shift(-1).over("station_id", **order) - t) <= SPIKE_WINDOW).then(v.shift(-1).over("station_id", **order)).alias("_next"),
+        )
+        d_prev, d_next = v - pl.col("_prev"), v - pl.col("_next")
+        bad = ((d_prev.abs() > jump) & (d_next.abs() > jump) & (d_prev.sign() == d_next.sign())).fill_null(False)
+        rejects.append(_rejects(df, bad, var, v, "spike",
+                                pl.format(f"{var}={{}} jumps more than {jump:g} degC away from both neighbouring reports "
+                                          "({} and {}) and back: a sensor spike", v.round(2), pl.col("_prev").round(2),
+                                          pl.col("_next").round(2)),
+                                "nulled"))
+        df = df.with_columns(pl.when(bad).then(None).otherwise(v).alias(var)).drop("_prev", "_next")
+    if "surface_temp_c" in df.columns and "air_temp_c" in df.columns:
+        sfc, air = pl.col("surface_temp_c"), pl.col("air_temp_c")
+        bad = (sfc < air - SURFACE_BELOW_AIR_C).fill_null(False)
+        rejects.append(_rejects(df, bad, "surface_temp_c", sfc, "pavement_below_air",
+                                pl.format(f"surface_temp_c={{}} is more than {SURFACE_BELOW_AIR_C:g} degC below "
+                                          "air_temp_c={} in the same report: a sensor spike", sfc.round(2), air.round(2)), "nulled"))
+        df = df.with_columns(pl.when(bad).then(None).otherwise(sfc).alias("surface_temp_c"))
 
     # 5. consistency min <= mean <= max
     for lo_c, mid_c, hi_c in CONSISTENCY:

@@ -1,0 +1,158 @@
+"""What each stored column holds and in which unit, for the column schemas the Dagster UI shows.
+
+Column names follow one convention (SI units in the name, see DESIGN: ``_c``, ``_mm``, ``_ms``,
+``_hpa``...; HRRR variables as ``<name>_<level>_<unit>``; window statistics as ``<var>__<stat>``;
+lags and rolling means as ``<column>__lag<n>`` / ``__roll<n>d``), so most descriptions are
+derived from the name; the rest are listed here. ``describe`` returns None for a name it does
+not know, so a new column shows up as undescribed in tests rather than wrongly described.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Longest suffix first. The unit a name ends with.
+UNITS: tuple[tuple[str, str], ...] = (
+    ("_kg_m2_s", "kg m-2 s-1"), ("_kg_m2", "kg m-2"), ("_m_s", "m/s"), ("_m3m3", "m3/m3"), ("_wm2", "W/m2"),
+    ("_w_m2", "W/m2"), ("_hpa", "hPa"), ("_pa", "Pa"), ("_pct", "%"), ("_deg", "degrees"), ("_ms", "m/s"), ("_mm", "mm"), ("_c", "degC"),
+    ("_k", "K"), ("_m", "m"),
+)
+
+QUANTITIES = {
+    # HRRR surface variables (hrrr_fields; lib/hrrr/variables.py)
+    "tmp_2m": "HRRR 2 m air temperature", "dpt_2m": "HRRR 2 m dew point", "apcp": "HRRR precipitation accumulated "
+    "since the cycle", "asnow": "HRRR snowfall accumulated since the cycle", "csnow": "HRRR categorical snow "
+    "(1 = snowing, 0 = not; no unit)", "prate": "HRRR precipitation rate", "snod": "HRRR snow depth",
+    "ugrd_10m": "HRRR 10 m wind, eastward component", "vgrd_10m": "HRRR 10 m wind, northward component",
+    "weasd": "HRRR snow water equivalent",
+    # further HRRR surface variables of the point forecasts (lib/features/point_forecasts.py)
+    "cfrzr": "HRRR categorical freezing rain (1 = yes, 0 = no; no unit)", "cicep": "HRRR categorical ice "
+    "pellets (1 = yes, 0 = no; no unit)", "crain": "HRRR categorical rain (1 = yes, 0 = no; no unit)",
+    "cpofp": "HRRR percent of frozen precipitation", "dlwrf": "HRRR downward long-wave radiation at the surface",
+    "dswrf": "HRRR downward short-wave radiation at the surface", "gust_sfc": "HRRR surface wind gust",
+    "hgt_sfc": "HRRR model terrain height", "pres_sfc": "HRRR surface pressure", "rh_2m": "HRRR 2 m relative "
+    "humidity", "snowc": "HRRR snow cover", "tmp_sfc": "HRRR surface (skin) temperature", "vis": "HRRR visibility",
+    "wind_10m_hourly_max": "HRRR hourly maximum 10 m wind speed",
+    # Station observations (clean table; lib/stations/schema.py)
+    "air_temp": "air temperature", "air_temp_max": "maximum air temperature over the period",
+    "air_temp_min": "minimum air temperature over the period", "dew_point": "dew point", "precip": "precipitation "
+    "over the period", "pressure": "sea-level pressure", "station_pressure": "station pressure",
+    "relative_humidity": "relative humidity", "snow_depth": "snow depth", "snowfall": "new snowfall over the period",
+    "soil_moisture_5cm": "volumetric soil moisture at 5 cm", "soil_temp_5cm": "soil temperature at 5 cm",
+    "solar_radiation": "solar radiation", "surface_temp": "ground surface (infrared) temperature",
+    "visibility": "horizontal visibility", "wind_dir": "wind direction (from, clockwise from north)",
+    "wind_gust": "peak wind gust", "wind_speed": "wind speed", "wind_speed_max": "maximum sustained wind speed",
+}
+
+STATS = {
+    "centre": "at the station's grid cell", "mean": "mean over the station's window of cells",
+    "min": "minimum over the station's window of cells", "max": "maximum over the station's window of cells",
+    "std": "standard deviation over the station's window of cells",
+    "grad_sn": "south-to-north difference across the window, per cell", "grad_we": "west-to-east difference across "
+    "the window, per cell",
+}
+
+NAMED = {
+    "station_id": "station identifier (USCRN WBAN, GSOD USAF+WBAN, GHCN-Daily or ASOS id)",
+    "location": "the location a model or target series is for (a station id or a user's name)",
+    "timestamp_utc": "end of the observation period, UTC", "period_start": "start of the period a row covers, UTC",
+    "line_no": "line of the source file the row comes from (1-based)", "resolution": "hourly or daily",
+    "source_format": "the file format the row was parsed from", "precip_flag": "the source's precipitation flag",
+    "precip_detected": "road-weather precipitation sensor: true = precipitation detected",
+    "weather_flags": "the source's weather-type flags", "surface_temp_type": "how the surface temperature was "
+    "measured (source code)", "qc_relative_humidity": "the source's quality flag for relative humidity",
+    "qc_solar_radiation": "the source's quality flag for solar radiation", "qc_surface_temp": "the source's "
+    "quality flag for surface temperature",
+    "run_time": "HRRR cycle (model initialisation) time, UTC", "valid_time": "time the forecast is valid for, UTC",
+    "forecast_hour": "hours from the cycle to the valid time", "grid_x": "column of the HRRR grid cell (0-based)",
+    "grid_y": "row of the HRRR grid cell (0-based)", "x": "column on the HRRR grid (0-based)",
+    "y": "row on the HRRR grid (0-based)", "latitude": "latitude, degrees north (WGS84)",
+    "longitude": "longitude, degrees east (WGS84)", "cell_latitude": "latitude of the nearest grid cell, degrees north",
+    "cell_longitude": "longitude of the nearest grid cell, degrees east", "distance_m": "distance from the station "
+    "to its grid cell's centre, m", "grid_id": "hash identifying the HRRR grid", "included": "whether the station "
+    "is inside the grid with a full window", "exclusion_reason": "why the station is excluded, if it is",
+    "window_cells": "number of grid cells in the station's window", "window_mask": "which cells of the window "
+    "are on the grid", "name": "station name", "network": "observing network (USCRN, GSOD, GHCN-D, ASOS)",
+    "state": "US state", "wban": "the station's WBAN number, where it has one", "elevation_m": "station elevation above sea level, m", "begin_date": "first day of record",
+    "end_date": "last day of record",
+    "obs_timestamp_utc": "time of the station observation joined to the valid time, UTC (null: none)",
+    "cycle_time": "HRRR cycle the row's forecast comes from, UTC",
+    "nwp_at_cycle": "the cycle's own analysis (lead 0) of the target variable, in the target's unit",
+    "obs_minus_nwp_at_cycle": "observed target minus the cycle's analysis at the cycle time, target unit",
+    "persistence": "baseline: the target as observed at the cycle time, target unit",
+    "raw_forecast": "baseline: HRRR's own forecast of the target variable, in the target's unit",
+    "hour_sin": "hour of day (UTC) on the unit circle, sine", "hour_cos": "hour of day (UTC) on the unit circle, cosine",
+    "season_sin": "day of year on the unit circle, sine", "season_cos": "day of year on the unit circle, cosine",
+    "target": "the target column a model predicts", "observed": "the target as observed (null if not yet)",
+    "prediction": "the model's prediction of the target, in the target's unit",
+    "model_type": "xgboost, lightgbm or random_forest", "model_version": "registered MLflow model version",
+    "mlflow_run_id": "the MLflow run that trained the model", "model_prefix": "the model's folder in the model store",
+    "run_id": "this training run's id (the experiments table's key)", "run_timestamp": "when the model was "
+    "trained, UTC (its folder name)", "resolution_days": "days per row the model was trained on (0: hourly)",
+    "test_start": "first period of the held-out test set", "test_end": "last period of the held-out test set",
+    "rmse": "root mean squared error on the test set, target unit", "mae": "mean absolute error on the test set, "
+    "target unit", "r2": "coefficient of determination on the test set (no unit)", "bias": "mean prediction minus "
+    "observation on the test set, target unit", "skill_persistence": "1 - RMSE / RMSE of persistence (no unit; "
+    "above 0 beats it)", "skill_climatology": "1 - RMSE / RMSE of climatology (no unit; above 0 beats it)",
+    "metrics_json": "every metric of the run, JSON",
+    "rule": "the validation rule that failed", "column": "the column the rule checked", "value": "the value as found",
+    "reason": "why the row or value was rejected", "action": "dropped (row removed) or nulled (value set to null)",
+    "variable": "the target variable of the series", "parse_error": "why the line could not be parsed (null: parsed)",
+    "station": "station identifier as in the source file",
+    # champion_model: one row per decision
+    "candidate_prefix": "the best new model's folder", "candidate_model_type": "the best new model's type",
+    "candidate_rmse": "the best new model's test RMSE, target unit", "candidate_mae": "the best new model's test "
+    "MAE, target unit", "current_prefix": "the champion's folder before the decision", "current_rmse": "the "
+    "champion's RMSE on the candidate's test period, target unit", "current_mae": "the champion's MAE on the "
+    "candidate's test period, target unit", "metric": "the metric compared (rmse or mae)", "min_improvement":
+    "relative improvement required to promote (no unit)", "decided_at": "time of the decision, UTC",
+    "promoted": "whether the candidate became the champion", "registered_model": "the MLflow registered model",
+    "registered_version": "the champion's registered version after the decision",
+}
+
+
+def unit_of(name: str) -> str | None:
+    for suffix, unit in UNITS:
+        if name.endswith(suffix):
+            return unit
+    return None
+
+
+def _quantity(name: str) -> str | None:
+    """``tmp_2m_k`` -> "HRRR 2 m air temperature, K"; ``air_temp_c`` -> "air temperature, degC"."""
+    for suffix, unit in UNITS:
+        if name.endswith(suffix) and name[: -len(suffix)] in QUANTITIES:
+            return f"{QUANTITIES[name[: -len(suffix)]]}, {unit}"
+    if name in QUANTITIES:   # unitless (csnow)
+        return QUANTITIES[name]
+    return None
+
+
+def describe(name: str) -> str | None:
+    """What column ``name`` holds, with its unit; None if the name follows no known pattern."""
+    if name in NAMED:
+        return NAMED[name]
+    if m := re.fullmatch(r"(.+)__lag(\d+)(h?)", name):
+        base = "the target" if m[1] == "target" else describe(m[1])
+        period = f"{m[2]} hour(s)" if m[3] else f"{m[2]} period(s)"
+        return f"{base}, {period} before the row's period" if base else None
+    if m := re.fullmatch(r"(.+)__roll(\d+)d", name):
+        base = describe(m[1])
+        return f"{base}, mean over the {m[2]} days before the row's period" if base else None
+    if m := re.fullmatch(r"(.+)__(centre|mean|min|max|std|grad_sn|grad_we)", name):
+        base = _quantity(m[1].removeprefix("grid_"))
+        return f"{base}; {STATS[m[2]]}" if base else None
+    if name.startswith("obs_"):
+        base = describe(name[4:])
+        return f"observed at the station at the valid time: {base}" if base else None
+    return _quantity(name)
+
+
+# Asset definition metadata key: the asset's columns are a source's fields as landed (the value
+# names the source); the IO manager then describes unknown columns with ``describe_raw``.
+COLUMNS_AS_LANDED = "snoiq/columns_as_landed"
+
+
+def describe_raw(name: str, source_formats: str = "the station file") -> str:
+    """A raw table keeps every source field as landed: described as such."""
+    return f"field `{name}` of {source_formats} as landed (source units, not converted)"
