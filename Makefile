@@ -13,7 +13,7 @@ SNOIQ_HOME ?= $(CURDIR)/.snoiq
 DAGSTER_HOME ?= $(SNOIQ_HOME)/dagster_home
 export SNOIQ_HOME DAGSTER_HOME
 
-.PHONY: venv demo land test dev explore bench lock check-compose clean
+.PHONY: venv demo land test dev explore bench lock check-compose clean reproduce prune-snapshots
 
 $(UV):
 	$(PYTHON) -m venv $(UV_DIR)
@@ -58,6 +58,18 @@ explore: venv
 
 bench: venv
 	for b in benchmarks/bench_*.py; do $(PY) $$b || exit 1; done
+
+# Retrain a past run from its snapshot and compare metrics: RUN = experiments run id, MLflow run
+# id, or champion:<location>/<target>.
+reproduce: venv
+	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<run id | MLflow run id | champion:<location>/<target>>"; exit 2; }
+	$(PY) -m snoiq_assets.reproduce "$(RUN)"
+
+# Dry run unless APPLY=1: snapshots of runs that are neither champions, registered nor among the
+# last KEEP per model spec.
+prune-snapshots: venv
+	@test -n "$(KEEP)" || { echo "usage: make prune-snapshots KEEP=<runs per spec> [APPLY=1]"; exit 2; }
+	$(PY) -m snoiq_assets.snapshots prune --keep "$(KEEP)" $(if $(filter 1,$(APPLY)),--apply,)
 
 clean:
 	rm -rf $(SNOIQ_HOME) .pytest_cache

@@ -202,8 +202,22 @@ def main(argv: list[str] | None = None) -> int:
             top = sorted({k.split("/")[1].removesuffix(".parquet") for k in keys})
             print(f"  {root}/{prefix}/  {len(keys)} objects: {', '.join(top)}")
     print(f"  DuckDB: {settings.duckdb_path}")
+    print_reproduce_hints(demo.store)
     print(f"  Dagster instance: {instance.root_directory}  (see it with `make dev`)")
     return 0
+
+
+def print_reproduce_hints(store) -> None:
+    """How to retrain each champion from its stored rows and check its metrics."""
+    from snoiq_assets.lib.models.store import champion_records
+
+    champions = champion_records(store)
+    if champions:
+        print("Reproduce a champion from its training-data snapshot (same rows, parameters and seed):")
+    for champ in champions:
+        location = champ["model_prefix"].split("/")[1]
+        print(f"  make reproduce RUN=champion:{location}/{champ['target']}   "
+              f"# run {champ.get('run_id')}, snapshot {str(champ.get('snapshot_sha256'))[:12]}...")
 
 
 class DemoFailure(RuntimeError):

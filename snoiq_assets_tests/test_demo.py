@@ -64,6 +64,9 @@ def test_demo_materialises_everything(demo):
     home, out = demo.home, demo.proc.stdout
     assert f"outputs in local folder {home.resolve()}" in out
     assert f"{home.resolve()}/lake/" in out and f"{home.resolve()}/models/" in out
+    # It says how to reproduce each champion from its snapshot.
+    for ref in ("champion:72698024229/precip_mm", "champion:94074/air_temp_c"):
+        assert f"make reproduce RUN={ref}" in out
     # No Dagster beta/preview/supersession notices (they were 12 lines per demo).
     assert [line for line in demo.proc.stderr.splitlines() if NOISE.search(line)] == []
 

@@ -101,3 +101,27 @@ def test_git_commit_is_asked_once_per_process():
     first = X.git_commit()
     assert first != "unknown" and X.git_commit() == first
     assert X._git_commit.cache_info().misses == 1 and X._git_commit.cache_info().hits == 1
+
+
+def test_rows_written_before_new_columns_still_read(settings):
+    """A run file from before tag/description/snapshot columns: those read as null, and the
+    DuckDB table gets the new columns."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    store = store_from_settings(settings)
+    new = _row("new", tag="t1", description="with columns", snapshot={"sha256": "a" * 64, "rows": 5})
+    X.record(store, new)
+    old = {k: v for k, v in _row("old").items() if k not in ("spec_key", "description", "tag", "snapshot_sha256",
+                                                                "snapshot_rows", "model_prefix")}
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist([old]), buf)
+    store.put(X.experiment_key("old"), buf.getvalue())
+    assert X.refresh_table(store, settings.duckdb_path) == 2
+    with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
+        rows = con.execute("SELECT run_id, spec_key, tag, description, snapshot_sha256, snapshot_rows FROM experiments "
+                           "ORDER BY run_id").fetchall()
+    assert rows == [("new", "S1/precip_mm/1d", "t1", "with columns", "a" * 64, 5), ("old", None, None, None, None, None)]
+    assert X.read_row(store, "old")["rmse"] == 1.0 and X.read_row(store, "missing") is None

@@ -14,6 +14,8 @@ from snoiq_assets.lib.models.sweeps import MAX_RUNS, SweepError, parse_sweep
 from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS, TABLE_UPSTREAM
 
 SWEEP = f"""
+tag: depth-rate
+description: does tree depth matter more than the learning rate?
 model_types: [xgboost, lightgbm]
 parallel: 2
 base:
@@ -30,9 +32,12 @@ grid:
 
 def test_parse_sweep_and_what_it_refuses():
     spec = parse_sweep(SWEEP, "s1", "raw/sweeps/s1.yaml", config_fields={"target", "location", "split_date",
-                                                                         "cv_folds", "hyperparameters"})
+                                                                         "cv_folds", "hyperparameters", "tag",
+                                                                         "description"})
     assert spec.model_types == ("xgboost", "lightgbm") and spec.parallel == 2 and spec.runs == 8
     assert spec.grid == {"max_depth": [2, 3], "learning_rate": [0.05, 0.1]}
+    # The sweep's tag and description reach every run's config (and so its experiments row).
+    assert spec.base["tag"] == "depth-rate" and spec.base["description"].startswith("does tree depth")
     bad = {
         "grid: [1, 2": "not valid YAML at line",
         "- a\n- b": "a sweep is a mapping",
@@ -45,6 +50,10 @@ def test_parse_sweep_and_what_it_refuses():
         "grid: {a: [1]}\nbase: {sweep_id: x}": "must not set sweep_id",
         "grid: {a: [1]}\nbase: {nope: 1}": "base has key(s) ['nope']",
         f"grid: {{a: {list(range(MAX_RUNS + 1))}}}": f"more than the {MAX_RUNS}",
+        "grid: {a: [1]}\ntag: two words": "tag 'two words' is not a safe identifier",
+        "grid: {a: [1]}\ntag: x\nbase: {tag: y}": "tag is given both at the top and in base",
+        f"grid: {{a: [1]}}\ntag: {'t' * 65}": "longer than 64 characters",
+        "grid: {a: [1]}\ndescription: [1]": "description must be text",
     }
     for text, message in bad.items():
         with pytest.raises(SweepError, match=None) as err:
@@ -116,5 +125,8 @@ def test_sensor_starts_one_run_per_grid_point_and_quarantines_bad_files(settings
                               instance=instance, resources=model_resources, run_config=r.run_config,
                               partition_key=r.partition_key, tags=r.tags).success
     with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
-        rows = con.execute("select sweep_id, model_type, status from experiments order by started_at").fetchall()
-    assert rows == [("depth-rate", requests[0].partition_key, "success"), ("depth-rate", requests[1].partition_key, "success")]
+        rows = con.execute("select sweep_id, model_type, status, tag, description from experiments "
+                           "order by started_at").fetchall()
+    question = "does tree depth matter more than the learning rate?"
+    assert rows == [("depth-rate", requests[0].partition_key, "success", "depth-rate", question),
+                    ("depth-rate", requests[1].partition_key, "success", "depth-rate", question)]

@@ -11,6 +11,7 @@ import dagster as dg
 
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.models.predictions import hourly_predictions, predictions
+from snoiq_assets.defs.models.reproduce import reproduce_job
 from snoiq_assets.defs.models.schedules import model_schedules, retrain_job
 from snoiq_assets.defs.models.sensors import model_sensors
 from snoiq_assets.defs.models.training import trained_models
@@ -18,5 +19,5 @@ from snoiq_assets.settings import Settings
 
 
 def build_defs(settings: Settings) -> dg.Definitions:
-    return dg.Definitions(assets=[trained_models, champion_model, predictions, hourly_predictions], jobs=[retrain_job],
-                          schedules=model_schedules(settings), sensors=model_sensors(settings))
+    return dg.Definitions(assets=[trained_models, champion_model, predictions, hourly_predictions],
+                          jobs=[retrain_job, reproduce_job], schedules=model_schedules(settings), sensors=model_sensors(settings))

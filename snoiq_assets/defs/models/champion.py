@@ -8,12 +8,14 @@ from typing import Any, Optional
 
 import dagster as dg
 import polars as pl
+from dagster_duckdb import DuckDBResource
 
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.keys import safe_identifier
 from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models import metrics as M
 from snoiq_assets.lib.models.evaluate import score_on
 from snoiq_assets.lib.models.promotion import best_candidate, check_rule, decide
@@ -53,6 +55,7 @@ def champion_model(
     config: ChampionConfig,
     store: ObjectStoreResource,
     mlflow: MlflowResource,
+    duckdb: DuckDBResource,
     trained_models: pl.DataFrame,
     training_table: StoredParquet,
 ) -> pl.DataFrame:
@@ -78,9 +81,14 @@ def champion_model(
 
     decision = decide(best, current, config.metric, config.min_improvement, refusal,
                       rescore_current)
+    cand_meta = read_metadata(object_store, best["model_prefix"])
     record: dict[str, Any] = {"candidate_prefix": best["model_prefix"], "candidate_model_type": best["model_type"],
                               "candidate_" + config.metric: float(best[config.metric]), "metric": config.metric,
-                              "min_improvement": config.min_improvement, "decided_at": now.isoformat()}
+                              "min_improvement": config.min_improvement, "decided_at": now.isoformat(),
+                              # What champion_history shows: the model, its run and the rows it trained on.
+                              "spec_key": cand_meta.get("spec_key"), "candidate_run_id": cand_meta.get("run_id"),
+                              "snapshot_sha256": (cand_meta.get("snapshot") or {}).get("sha256"),
+                              "training_window": cand_meta.get("training_window")}
     if decision.current_value is not None:
         record["current_prefix"] = current.get("model_prefix")
         record["current_" + config.metric] = decision.current_value
@@ -90,18 +98,21 @@ def champion_model(
     if decision.promote:
         version = mlflow.register_champion(name, best["mlflow_run_id"], best["model_prefix"], object_store,
                                            training_table.read())
-        meta = read_metadata(object_store, best["model_prefix"])
+        meta = cand_meta
         write_champion(object_store, location, config.target, {
             "model_prefix": best["model_prefix"], "model_type": best["model_type"], "mlflow_run_id": best["mlflow_run_id"],
             "registered_model": name, "registered_version": version, "alias": "champion", "promoted_at": now.isoformat(),
             config.metric: float(best[config.metric]), "rmse": best["rmse"], "mae": best["mae"],
             "features": len(meta["features"]), "target": config.target, "resolution": meta.get("resolution", "daily"),
             "stations": meta.get("stations") or [location],
+            "run_id": meta.get("run_id"), "snapshot_sha256": (meta.get("snapshot") or {}).get("sha256"),
         })
     record["registered_model"] = name
     record["registered_version"] = version
     record_champion_decision(object_store, location, record, now)
     context.log.info(f"champion decision: {'promoted' if decision.promote else 'kept'}: {decision.reason}")
+    if X.refresh_champion_history(object_store, duckdb.database) is None:
+        context.log.warning("the DuckDB file was locked; champion_history catches up at the next refresh")
     context.add_output_metadata({"promoted": decision.promote, "reason": decision.reason, "registered_model": name,
                                  "registered_version": str(version), "candidate": best["model_prefix"]})
     return pl.DataFrame([{k: (json.dumps(v) if isinstance(v, (dict, list)) else (None if v is None else str(v)))

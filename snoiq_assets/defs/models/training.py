@@ -23,8 +23,9 @@ from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.models import experiments as X
 from snoiq_assets.lib.models import leads, mlflow_conventions, plots
-from snoiq_assets.lib.models.evaluate import RunSpec, train_and_evaluate
-from snoiq_assets.lib.models.runs import resolve_location, split_point, typed_params
+from snoiq_assets.lib.models.evaluate import train_and_evaluate
+from snoiq_assets.lib.models.runs import resolve_location, run_spec, typed_params
+from snoiq_assets.lib.models.snapshots import mlflow_dataset, write_snapshot
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS
 from snoiq_assets.lib.models.store import delete_bundle, new_run_timestamp, save_bundle
 from snoiq_assets.lib.models.train import MODEL_FILES, resolve_threads, save_native
@@ -63,6 +64,10 @@ class TrainModelConfig(dg.Config):
     # table), and "raw_forecast" to fit the NWP's error rather than the target itself.
     leads: Optional[list[int]] = None
     residual_of: Optional[str] = None
+    # What a git tag used to carry: a short tag (letters, digits, '_', '.', '-') and free text,
+    # both in the experiments row (a sweep file's tag/description reach every run of it).
+    tag: Optional[str] = None
+    description: Optional[str] = None
 
     def stored_resolution_days(self) -> int:
         """What rows and metadata record: 0 for an hourly model, as the hourly table does."""
@@ -152,7 +157,8 @@ def trained_models(
                         error=f"{type(shared_error).__name__}: {shared_error}"[:2000], model_type=model_type,
                         location=None, target=config.target, resolution_days=config.stored_resolution_days(),
                         params={**config.model_dump(), "model_type": model_type}, git=git,
-                        sweep_id=config.sweep_id, dagster_run_id=context.run_id,
+                        sweep_id=config.sweep_id, dagster_run_id=context.run_id, tag=config.tag,
+                        description=config.description,
                     ))
                     raise shared_error
                 frames[model_type] = _train_one(shared, model_type, run_id)
@@ -187,8 +193,9 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     started = dt.datetime.now(dt.timezone.utc)
     run_ts = new_run_timestamp(started)
     params = {**config.model_dump(), "model_type": model_type}
-    client, mlflow_run_id, prefix = None, None, None
+    client, mlflow_run_id, prefix, snapshot = None, None, None, None
     try:
+        X.check_tag(config.tag, config.description)
         # The MLflow run is opened before the fit, so its duration is the training's.
         client = r.mlflow.client()
         experiment_id = r.mlflow.experiment_id(mlflow_conventions.experiment_name(
@@ -197,20 +204,15 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
                                 run_name=f"{r.location}-{model_type}-{run_ts}", tags={
             "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
             "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
-            **({"sweep_id": config.sweep_id} if config.sweep_id else {}),
+            **({"sweep_id": config.sweep_id} if config.sweep_id else {}), **({"tag": config.tag} if config.tag else {}),
+            **({"mlflow.note.content": config.description} if config.description else {}),
         })
         mlflow_run_id = run.info.run_id
-        spec = RunSpec(
-            model_type=model_type, target=config.target, locations=tuple(r.stations), resolution_days=config.resolution_days,
-            hourly=config.hourly, feature_set=config.feature_set, features=tuple(config.features) if config.features else None,
-            transform="log1p" if config.log_transform else "none", params=typed_params(config.hyperparameters),
-            split_date=split_point(config.split_date, config.hourly), test_fraction=config.test_fraction,
-            cv_folds=config.cv_folds, seed=config.seed, n_jobs=config.n_jobs,
-            min_train_rows=config.min_train_rows, min_test_rows=config.min_test_rows,
-            leads=tuple(config.leads) if config.leads else None, residual_of=config.residual_of,
-        )
-        result = train_and_evaluate(r.training_table, r.info, spec)
+        result = train_and_evaluate(r.training_table, r.info, run_spec(params, model_type, r.stations))
         metrics = result.metrics
+        # The exact rows (content-addressed, shared with runs that used the same ones).
+        snapshot = write_snapshot(object_store, result.data, result.features, r.info)
+        client.set_tag(mlflow_run_id, "snapshot_sha256", snapshot.sha256)
         from mlflow.entities import Metric, Param
 
         now_ms = int(dt.datetime.now(dt.timezone.utc).timestamp() * 1000)
@@ -222,12 +224,19 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             metrics=[Metric(k, float(v), now_ms, 0) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None],
             params=[Param(k, v[:6000]) for k, v in flat_params.items()],
         )
+        from mlflow.entities import DatasetInput, InputTag
+
+        dataset = mlflow_dataset(result.data.select("location", "period_start", "target", *result.features),
+                                 snapshot, object_store.uri(snapshot.key))
+        client.log_inputs(mlflow_run_id, datasets=[DatasetInput(
+            dataset._to_mlflow_entity(), tags=[InputTag("mlflow.data.context", "training+test")])])
         meta = {
             "location": r.location, "stations": r.stations, "run_timestamp": run_ts, "target": config.target,
             "resolution": "hourly" if config.hourly else "daily",
             "resolution_days": config.stored_resolution_days(), "training_window": result.window, "metrics": metrics,
             "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": typed_params(config.hyperparameters),
-            "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id,
+            "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id, "snapshot": snapshot.describe(),
+            "spec_key": X.model_spec_key(r.location, config.target, config.stored_resolution_days()),
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "residual_of": config.residual_of,
         }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
@@ -251,7 +260,8 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             run_id=run_id, started_at=started, status="success", model_type=model_type, location=r.location,
             target=config.target, resolution_days=config.stored_resolution_days(), params=params, metrics=metrics,
             data_versions=r.data_versions, git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id,
-            mlflow_run_id=mlflow_run_id, model_uri=object_store.uri(prefix),
+            mlflow_run_id=mlflow_run_id, model_uri=object_store.uri(prefix), tag=config.tag,
+            description=config.description, snapshot=snapshot.describe(), model_prefix=prefix,
         ))
         client.set_tag(mlflow_run_id, "model_prefix", prefix)
         client.set_terminated(mlflow_run_id, "FINISHED")
@@ -269,7 +279,8 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             run_id=run_id, started_at=started, status="failed", error=message, model_type=model_type,
             location=r.location, target=config.target, resolution_days=config.stored_resolution_days(), params=params,
             git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id, mlflow_run_id=mlflow_run_id,
-            data_versions=r.data_versions,
+            data_versions=r.data_versions, tag=config.tag, description=config.description,
+            snapshot=snapshot.describe() if snapshot else None,
         ))
         raise
     if result.by_lead is not None:
@@ -285,6 +296,8 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
+        "snapshot": dg.MetadataValue.path(object_store.uri(snapshot.key)), "snapshot_rows": snapshot.rows,
+        "snapshot_bytes": snapshot.bytes, "reproduce": f"make reproduce RUN={run_id}",
         **({"rmse_by_lead": dg.MetadataValue.md(leads.markdown_table(leads.rmse_table(result.by_lead))),
             "beats_baselines_every_lead": bool(metrics["beats_baselines_every_lead"]),
             "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}

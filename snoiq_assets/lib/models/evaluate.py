@@ -60,6 +60,7 @@ class RunResult:
     features: list[str]
     test_frame: pl.DataFrame  # location, period_start, observed, predicted, baselines
     rows: pl.DataFrame  # the rows used (location, period_start, target)
+    data: pl.DataFrame | None = None  # the table slice the run used (unlabelled rows too): what a snapshot keeps
     by_lead: pl.DataFrame | None = None  # forecast tables: leads.skill_by_lead of the test period
 
 
@@ -202,7 +203,7 @@ def train_and_evaluate(table: pl.DataFrame, info: dict, spec: RunSpec) -> RunRes
     )
     window = split.describe(dates)
     return RunResult(model=model, metrics=out, window=window, features=feats, test_frame=test_frame,
-                     rows=labelled.select("location", "period_start", "target"))
+                     rows=labelled.select("location", "period_start", "target"), data=table)
 
 
 def _cv(X, y, offset, dates, train_mask, feats, spec: RunSpec) -> list[float]:
@@ -280,7 +281,7 @@ def _train_forecast(table: pl.DataFrame, feats: list[str], spec: RunSpec) -> Run
     window.update({"test_rows": int(test.sum()), "test_start": period_text(valid[test].min()),
                    "test_end": period_text(valid[test].max()), "test_cycles_from": window["split_date"]})
     return RunResult(model=model, metrics=out, window=window, features=feats, test_frame=test_frame,
-                     rows=labelled.select("location", "period_start", "target"), by_lead=by_lead)
+                     rows=labelled.select("location", "period_start", "target"), by_lead=by_lead, data=table)
 
 
 def period_between(table: pl.DataFrame, start: dt.date | dt.datetime, end: dt.date | dt.datetime) -> pl.Expr:

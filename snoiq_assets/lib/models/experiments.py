@@ -18,6 +18,12 @@ file and the next refresh includes it. A table (not a view over ``s3://``) is us
 DuckDB CLI can query it with no S3 credentials.
 
     duckdb -readonly .snoiq/snoiq.duckdb "SELECT model_type, status, rmse FROM experiments ORDER BY started_at"
+
+What the team's git tags carried is in the row: ``description`` (free text) and ``tag`` (short),
+set in the run config or the sweep file; ``snapshot_sha256`` names the exact rows the run
+trained and tested on (``snapshots/<sha256>.parquet``); ``spec_key`` says which model the run
+is a candidate for (``model_spec_key``). The ``champion_history`` view lists every promotion
+per spec: when, over which champion, by how much, and on which rows.
 """
 
 from __future__ import annotations
@@ -61,7 +67,34 @@ SCHEMA = pa.schema([
     ("params", pa.string()),  # JSON
     ("metrics", pa.string()),  # JSON, every metric
     ("data_versions", pa.string()),  # JSON
+    ("spec_key", pa.string()),
+    ("description", pa.string()),
+    ("tag", pa.string()),
+    ("snapshot_sha256", pa.string()),
+    ("snapshot_rows", pa.int64()),
+    ("model_prefix", pa.string()),
 ])
+MAX_TAG = 64
+MAX_DESCRIPTION = 2000
+
+
+def model_spec_key(location: str | None, target: str | None, resolution_days: int | None) -> str | None:
+    """What identifies a model (the champion it competes for): location, target and resolution.
+    The one place that says so: model specs replace it with the spec id."""
+    if not location or not target or resolution_days is None:
+        return None
+    return f"{location}/{target}/{'hourly' if resolution_days == 0 else f'{resolution_days}d'}"
+
+
+def check_tag(tag: str | None, description: str | None) -> tuple[str | None, str | None]:
+    """A tag is a short identifier (``[A-Za-z0-9_.-]``, at most 64); a description free text up to 2000."""
+    if tag is not None:
+        safe_identifier(tag, "tag")
+        if len(tag) > MAX_TAG:
+            raise ValueError(f"tag {tag[:20]!r}... is longer than {MAX_TAG} characters; put the detail in description")
+    if description is not None and len(description) > MAX_DESCRIPTION:
+        raise ValueError(f"description is longer than {MAX_DESCRIPTION} characters")
+    return tag, description
 
 
 def git_commit(repo: Path | None = None) -> str:
@@ -93,7 +126,8 @@ def make_row(*, run_id: str, started_at: dt.datetime, status: str, model_type: s
              target: str | None, resolution_days: int | None, params: dict, metrics: dict | None = None,
              data_versions: dict | None = None, error: str | None = None, git: str | None = None,
              sweep_id: str | None = None, dagster_run_id: str | None = None, mlflow_run_id: str | None = None,
-             model_uri: str | None = None, finished_at: dt.datetime | None = None) -> dict:
+             model_uri: str | None = None, finished_at: dt.datetime | None = None, description: str | None = None,
+             tag: str | None = None, snapshot: dict | None = None, model_prefix: str | None = None) -> dict:
     if status not in ("success", "failed"):
         raise ValueError(f"status must be success or failed; got {status!r}")
     metrics = metrics or {}
@@ -106,6 +140,10 @@ def make_row(*, run_id: str, started_at: dt.datetime, status: str, model_type: s
         "params": json.dumps(params, sort_keys=True, default=str),
         "metrics": json.dumps(metrics, sort_keys=True, default=str),
         "data_versions": json.dumps(data_versions or {}, sort_keys=True, default=str),
+        "spec_key": model_spec_key(location, target, resolution_days),
+        "description": description, "tag": tag,
+        "snapshot_sha256": (snapshot or {}).get("sha256"), "snapshot_rows": (snapshot or {}).get("rows"),
+        "model_prefix": model_prefix,
     }
 
 
@@ -125,7 +163,20 @@ def _run_id_of(key: str) -> str | None:
 
 
 def _read_file(store: ObjectStore, key: str) -> pa.Table:
-    return pq.read_table(io.BytesIO(store.get(key))).cast(SCHEMA)
+    table = pq.read_table(io.BytesIO(store.get(key)))
+    # A file written before a column existed: that column is null for it.
+    for f in SCHEMA:
+        if f.name not in table.column_names:
+            table = table.append_column(f.name, pa.nulls(table.num_rows, f.type))
+    return table.select(SCHEMA.names).cast(SCHEMA)
+
+
+def read_row(store: ObjectStore, run_id: str) -> dict | None:
+    """One run's row, or None when there is no such run."""
+    key = experiment_key(run_id)
+    if not store.exists(key):
+        return None
+    return _read_file(store, key).to_pylist()[0]
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -236,5 +287,102 @@ def refresh_table(store: ObjectStore, duckdb_path: str | Path, timeout_s: float 
                     con.unregister("_exp_new")
         con.execute("COMMIT")
         return con.execute(f"SELECT count(*) FROM {TABLE}").fetchone()[0]
+    finally:
+        con.close()
+
+
+# Champion decisions: models/<location>/champion-history/<decided_at>.json, one per decision.
+DECISIONS_TABLE = "champion_decisions"
+DECISION_SCHEMA = pa.schema([
+    ("decided_at", pa.timestamp("us", tz="UTC")),
+    ("spec_key", pa.string()),
+    ("promoted", pa.bool_()),
+    ("reason", pa.string()),
+    ("metric", pa.string()),
+    ("candidate_prefix", pa.string()),
+    ("candidate_model_type", pa.string()),
+    ("candidate_run_id", pa.string()),
+    ("candidate_value", pa.float64()),
+    ("current_prefix", pa.string()),
+    ("current_value", pa.float64()),
+    ("snapshot_sha256", pa.string()),
+    ("train_start", pa.string()),
+    ("train_end", pa.string()),
+    ("train_rows", pa.int64()),
+    ("test_start", pa.string()),
+    ("test_end", pa.string()),
+    ("test_rows", pa.int64()),
+    ("registered_model", pa.string()),
+    ("registered_version", pa.string()),
+    ("source_key", pa.string()),
+])
+
+CHAMPION_HISTORY_VIEW = f"""
+CREATE OR REPLACE VIEW champion_history AS
+SELECT d.spec_key, d.decided_at AS promoted_at, d.candidate_model_type AS model_type, d.metric,
+       d.candidate_value AS value, d.current_value AS previous_value,
+       d.current_value - d.candidate_value AS improvement,
+       (d.current_value - d.candidate_value) / nullif(d.current_value, 0) AS improvement_relative,
+       d.candidate_prefix AS model_prefix, d.current_prefix AS previous_prefix,
+       coalesce(d.candidate_run_id, e.run_id) AS run_id,
+       coalesce(d.snapshot_sha256, e.snapshot_sha256) AS snapshot_sha256,
+       d.train_start, d.train_end, d.train_rows, d.test_start, d.test_end, d.test_rows,
+       e.tag, e.description, e.git_commit, d.registered_model, d.registered_version, d.reason
+FROM {DECISIONS_TABLE} d LEFT JOIN {TABLE} e ON e.model_prefix = d.candidate_prefix
+WHERE d.promoted
+ORDER BY d.spec_key, d.decided_at
+"""
+
+
+def _decision_row(doc: dict, key: str) -> dict:
+    metric = doc.get("metric") or "rmse"
+    num = lambda v: float(v) if isinstance(v, (int, float)) else None  # noqa: E731
+    whole = lambda v: int(v) if isinstance(v, (int, float)) else None  # noqa: E731
+    window = doc.get("training_window") or {}
+    return {
+        "decided_at": dt.datetime.fromisoformat(doc["decided_at"]), "spec_key": doc.get("spec_key"),
+        "promoted": bool(doc.get("promoted")), "reason": doc.get("reason"), "metric": metric,
+        "candidate_prefix": doc.get("candidate_prefix"), "candidate_model_type": doc.get("candidate_model_type"),
+        "candidate_run_id": doc.get("candidate_run_id"), "candidate_value": num(doc.get("candidate_" + metric)),
+        "current_prefix": doc.get("current_prefix"), "current_value": num(doc.get("current_" + metric)),
+        "snapshot_sha256": doc.get("snapshot_sha256"),
+        "train_start": window.get("train_start"), "train_end": window.get("train_end"),
+        "train_rows": whole(window.get("train_rows")), "test_start": window.get("test_start"),
+        "test_end": window.get("test_end"), "test_rows": whole(window.get("test_rows")),
+        "registered_model": doc.get("registered_model"),
+        "registered_version": None if doc.get("registered_version") is None else str(doc.get("registered_version")),
+        "source_key": key,
+    }
+
+
+def read_decisions(store: ObjectStore) -> pa.Table:
+    rows = []
+    for info in store.list("models/"):
+        parts = info.key.split("/")
+        if len(parts) == 4 and parts[2] == "champion-history" and parts[3].endswith(".json"):
+            rows.append(_decision_row(store.get_json(info.key), info.key))
+    rows.sort(key=lambda r: r["decided_at"])
+    return pa.Table.from_pylist(rows, schema=DECISION_SCHEMA)
+
+
+def refresh_champion_history(store: ObjectStore, duckdb_path: str | Path, timeout_s: float = 60.0) -> int | None:
+    """Rebuild ``champion_decisions`` from the decision files and (re)create the
+    ``champion_history`` view; return the number of promotions, or None if the file stayed locked."""
+    if refresh_table(store, duckdb_path, timeout_s) is None:  # the view joins experiments
+        return None
+    rows = read_decisions(store)
+    con = _connect(duckdb_path, timeout_s)
+    if con is None:
+        return None
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.register("_decisions", rows)
+        try:
+            con.execute(f"CREATE OR REPLACE TABLE {DECISIONS_TABLE} AS SELECT * FROM _decisions")
+        finally:
+            con.unregister("_decisions")
+        con.execute(CHAMPION_HISTORY_VIEW)
+        con.execute("COMMIT")
+        return con.execute("SELECT count(*) FROM champion_history").fetchone()[0]
     finally:
         con.close()

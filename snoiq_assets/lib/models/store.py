@@ -1,16 +1,29 @@
 """The model store: ``models/{location}/{run_timestamp}/model_type={model_type}/``.
 
-Each folder holds the model file in its library's format and ``metadata.json``. The model
-file is written first and ``metadata.json`` last, so a folder without metadata is an
-incomplete write and is never loaded; if writing the metadata fails the model file is removed.
-Loading checks the metadata (schema, model type, file name, checksum, features) before the
-model is used. Works through the ObjectStore, so local folder and S3 behave the same.
+Each folder holds the model file in its library's format, ``metadata.json`` and
+``manifest.json``. The manifest hashes the model file *and* the metadata together (SHA-256 and
+size of each), so a reordered feature list or a flipped target transform in the metadata is
+refused like a changed model file. It is written last: a folder without one is an incomplete
+write (or predates manifests) and is never loaded; if writing fails, what was written is removed.
+
+Loading checks the manifest, then the metadata (schema, model type, file name, features), then
+has the model library load the file and predict one row in a child process first
+(``lib/models/loadcheck.py``): a file whose checksums were updated after it was truncated or
+corrupted can crash the library natively (LightGBM segfaults on a truncated text model) or fail
+to decode (XGBoost raises UnicodeDecodeError); either becomes a ModelError naming the file,
+and the calling process lives on. Works through the ObjectStore, so local folder and S3 behave
+the same.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import re
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,7 +37,10 @@ from snoiq_assets.lib.storage import ObjectNotFound, ObjectStore
 
 MODELS_PREFIX = "models"
 METADATA_FILE = "metadata.json"
+MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
+MANIFEST_VERSION = 1
+LOAD_CHECK_TIMEOUT_S = 300
 RUN_TIMESTAMP_FORMAT = "%Y%m%dT%H%M%S%fZ"
 REQUIRED = {
     "format_version": int, "model_type": str, "model_file": str, "model_format": str, "model_sha256": str,
@@ -76,15 +92,15 @@ def record_champion_decision(store: ObjectStore, location: str, decision: dict, 
     return key
 
 
+def champion_records(store: ObjectStore) -> list[dict]:
+    """Every current champion record (``models/<location>/champion-<target>.json``)."""
+    records = [store.get_json(info.key) for info in store.list(MODELS_PREFIX + "/") if _CHAMPION_FILE.match(info.key)]
+    return sorted(records, key=lambda c: c["model_prefix"])
+
+
 def hourly_champions(store: ObjectStore) -> list[dict]:
     """Every champion trained on the hourly grid-join table (champion records say so)."""
-    out = []
-    for info in store.list(MODELS_PREFIX + "/"):
-        if _CHAMPION_FILE.match(info.key):
-            champ = store.get_json(info.key)
-            if champ.get("resolution") == "hourly":
-                out.append(champ)
-    return sorted(out, key=lambda c: c["model_prefix"])
+    return [champ for champ in champion_records(store) if champ.get("resolution") == "hourly"]
 
 
 def write_predictions(store: ObjectStore, prefix: str, start: dt.date | str, end: dt.date | str, table) -> str:
@@ -98,8 +114,8 @@ def write_predictions(store: ObjectStore, prefix: str, start: dt.date | str, end
 
 
 def delete_bundle(store: ObjectStore, prefix: str) -> None:
-    """Remove whatever a failed save left in a model folder (model files and metadata)."""
-    for name in (METADATA_FILE, *MODEL_FILES.values()):
+    """Remove whatever a failed save left in a model folder (manifest, metadata, model files)."""
+    for name in (MANIFEST_FILE, METADATA_FILE, *MODEL_FILES.values()):
         store.delete(join_key(prefix, name))
 
 
@@ -153,25 +169,72 @@ def _save_bundle(store: ObjectStore, model: FittedModel, meta: dict, path: Path)
         "target_transform": model.transform,
     }
     validate_metadata(meta)
-    model_key = join_key(prefix, path.name)
-    store.put_file(model_key, path)
+    meta_bytes = json.dumps(meta, indent=2, sort_keys=True, default=str).encode()
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "files": {
+            path.name: {"sha256": meta["model_sha256"], "bytes": path.stat().st_size},
+            METADATA_FILE: {"sha256": hashlib.sha256(meta_bytes).hexdigest(), "bytes": len(meta_bytes)},
+        },
+        "snapshot_sha256": (meta.get("snapshot") or {}).get("sha256"),
+    }
+    written = []
     try:
-        store.put_json(join_key(prefix, METADATA_FILE), meta)
+        for key, put in ((join_key(prefix, path.name), lambda k: store.put_file(k, path)),
+                         (join_key(prefix, METADATA_FILE), lambda k: store.put(k, meta_bytes)),
+                         (join_key(prefix, MANIFEST_FILE), lambda k: store.put_json(k, manifest))):
+            put(key)
+            written.append(key)
     except BaseException:
-        store.delete(model_key)
+        for key in written:
+            store.delete(key)
         raise
     return prefix
 
 
-def read_metadata(store: ObjectStore, prefix: str) -> dict:
-    key = join_key(prefix, METADATA_FILE)
+def read_manifest(store: ObjectStore, prefix: str) -> dict:
+    key = join_key(prefix, MANIFEST_FILE)
     try:
-        meta = store.get_json(key)
+        manifest = store.get_json(key)
     except ObjectNotFound:
-        raise ModelError(f"no model at {prefix}: {METADATA_FILE} is missing (an incomplete write, or a wrong path)") from None
+        raise ModelError(f"no model at {prefix}: {MANIFEST_FILE} is missing (an incomplete write, a model stored "
+                         "before manifests, or a wrong path); retrain it") from None
     except ValueError:
         raise ModelError(f"{key} is not valid JSON") from None
-    return validate_metadata(meta, key)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if manifest.get("manifest_version") != MANIFEST_VERSION or not isinstance(files, dict) or METADATA_FILE not in files:
+        raise ModelError(f"{key} is not a model manifest this code reads (version {MANIFEST_VERSION}, files with "
+                         f"{METADATA_FILE})")
+    return manifest
+
+
+def _verified(data: bytes, key: str, entry: dict) -> bytes:
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry.get("sha256") or len(data) != entry.get("bytes"):
+        raise ModelError(f"{key} does not match the manifest (sha256 {digest[:12]}..., {len(data)} bytes; the manifest "
+                         f"says {str(entry.get('sha256'))[:12]}..., {entry.get('bytes')} bytes): changed or corrupted, "
+                         "refusing it")
+    return data
+
+
+def read_metadata(store: ObjectStore, prefix: str, manifest: dict | None = None) -> dict:
+    """The folder's metadata, checked against the manifest (and the manifest's own form)."""
+    manifest = manifest or read_manifest(store, prefix)
+    key = join_key(prefix, METADATA_FILE)
+    try:
+        data = store.get(key)
+    except ObjectNotFound:
+        raise ModelError(f"{key} is missing although the folder has a manifest") from None
+    _verified(data, key, manifest["files"][METADATA_FILE])
+    try:
+        meta = json.loads(data)
+    except ValueError:
+        raise ModelError(f"{key} is not valid JSON") from None
+    meta = validate_metadata(meta, key)
+    if set(manifest["files"]) != {METADATA_FILE, meta["model_file"]}:
+        raise ModelError(f"{join_key(prefix, MANIFEST_FILE)} lists {sorted(manifest['files'])}; expected "
+                         f"{sorted({METADATA_FILE, meta['model_file']})}")
+    return meta
 
 
 def check_scoring_columns(meta: dict, columns) -> None:
@@ -185,8 +248,36 @@ def check_scoring_columns(meta: dict, columns) -> None:
         )
 
 
+# Model files (by SHA-256) a child process has loaded and predicted with: a process checks a
+# given file once, however often it loads it.
+_LOAD_CHECKED: set[str] = set()
+
+
+def check_loads_in_child(model_type: str, path: Path, n_features: int, key: str) -> None:
+    """Have the model library load ``path`` and predict one row in a child process; a native crash
+    or a decode error there becomes a ModelError naming ``key`` here."""
+    cmd = [sys.executable, "-m", "snoiq_assets.lib.models.loadcheck", model_type, str(path), str(n_features)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LOAD_CHECK_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"{key}: the {model_type} library did not finish loading it within {LOAD_CHECK_TIMEOUT_S} s; "
+                         "refusing it") from None
+    if proc.returncode == 0:
+        return
+    if proc.returncode < 0:
+        try:
+            name = signal.Signals(-proc.returncode).name
+        except ValueError:
+            name = f"signal {-proc.returncode}"
+        raise ModelError(f"{key}: the {model_type} library crashed ({name}) loading it: the file is corrupt or "
+                         "truncated; refusing it")
+    last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+    raise ModelError(f"{key}: {last}")
+
+
 def load_bundle(store: ObjectStore, prefix: str, columns=None) -> tuple[FittedModel, dict]:
-    meta = read_metadata(store, prefix)
+    manifest = read_manifest(store, prefix)
+    meta = read_metadata(store, prefix, manifest)
     if columns is not None:
         check_scoring_columns(meta, columns)
     key = join_key(prefix, meta["model_file"])
@@ -196,7 +287,14 @@ def load_bundle(store: ObjectStore, prefix: str, columns=None) -> tuple[FittedMo
         except ObjectNotFound:
             raise ModelError(f"{key} is missing although its metadata exists") from None
         digest = sha256_file(path)
-        if digest != meta["model_sha256"]:
-            raise ModelError(f"{key} does not match the checksum in its metadata (changed or corrupted)")
-        model = load_native(meta["model_type"], path, meta["features"], meta["target_transform"])
+        entry = manifest["files"][meta["model_file"]]
+        if digest != entry.get("sha256") or digest != meta["model_sha256"] or path.stat().st_size != entry.get("bytes"):
+            raise ModelError(f"{key} does not match the checksum in its manifest (changed or corrupted); refusing it")
+        if digest not in _LOAD_CHECKED:
+            check_loads_in_child(meta["model_type"], path, len(meta["features"]), key)
+            _LOAD_CHECKED.add(digest)
+        try:
+            model = load_native(meta["model_type"], path, meta["features"], meta["target_transform"])
+        except ModelError as exc:
+            raise ModelError(f"{key}: {exc}") from None
     return model, meta

@@ -2,6 +2,8 @@
 
 ``raw/sweeps/<sweep_id>.yaml`` (the sweep id is the file name)::
 
+    tag: depth-vs-rate              # optional: short tag on every run's experiments row
+    description: does depth matter more than the learning rate?   # optional free text
     model_types: [xgboost]          # default [xgboost]; one run per type and grid point
     parallel: 2                     # runs side by side; each fit gets cpus // parallel threads
     base:                           # trained_models config shared by every run
@@ -27,12 +29,13 @@ import yaml
 
 from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
 from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models.experiments import check_tag
 from snoiq_assets.lib.models.train import MODEL_TYPES, available_cpus
 
 SWEEPS_PREFIX = "raw/sweeps/"
 SWEEP_SUFFIXES = (".yaml", ".yml")
 MAX_RUNS = 200  # a typo in a grid should not queue ten thousand runs
-KEYS = {"model_types", "parallel", "base", "grid"}
+KEYS = {"model_types", "parallel", "base", "grid", "tag", "description"}
 
 
 class SweepError(ModelError):
@@ -87,6 +90,17 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
         raise SweepError(f"{where}: base must be a mapping of trained_models config; got {type(base).__name__}")
     if "sweep_id" in base:
         raise SweepError(f"{where}: base must not set sweep_id; it is the file name ({sweep_id})")
+    for name in ("tag", "description"):
+        if name in doc:
+            if name in base:
+                raise SweepError(f"{where}: {name} is given both at the top and in base; give it once")
+            if not isinstance(doc[name], str):
+                raise SweepError(f"{where}: {name} must be text; got {doc[name]!r}")
+            base = {**base, name: doc[name]}
+    try:
+        check_tag(base.get("tag"), base.get("description"))
+    except ValueError as exc:
+        raise SweepError(f"{where}: {exc}") from None
     if config_fields is not None:
         bad = sorted(set(base) - config_fields)
         if bad:

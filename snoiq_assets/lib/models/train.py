@@ -145,6 +145,10 @@ def fit(model_type: str, X: np.ndarray, y: np.ndarray, feature_names: list[str],
 
         model = RandomForestRegressor(**p, random_state=seed, n_jobs=n_jobs)
         model.fit(X, y)
+        # Trees are fitted in parallel but seeded one by one (deterministic). A parallel predict
+        # adds the trees' outputs in whatever order the threads finish, which changes the last
+        # bits between runs; one thread adds them in tree order, so a reproduction is identical.
+        model.set_params(n_jobs=1)
     return FittedModel(model_type, model, list(feature_names), transform)
 
 
@@ -176,8 +180,10 @@ def load_native(model_type: str, path: Path, feature_names: list[str], transform
         native = xgb.XGBRegressor()
         try:
             native.load_model(str(path))
-        except xgb.core.XGBoostError as exc:
-            raise ModelError(f"{path.name} is not a valid XGBoost model: {str(exc).splitlines()[0]}") from None
+        except (xgb.core.XGBoostError, UnicodeDecodeError, ValueError) as exc:
+            # A truncated UBJSON file raises UnicodeDecodeError inside XGBoost's reader.
+            first = (str(exc).splitlines() or [type(exc).__name__])[0]
+            raise ModelError(f"{path.name} is not a valid XGBoost model: {type(exc).__name__}: {first}") from None
         n = native.get_booster().num_features()
     elif model_type == "lightgbm":
         import lightgbm as lgb

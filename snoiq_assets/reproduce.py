@@ -1,0 +1,52 @@
+"""`python -m snoiq_assets.reproduce RUN`: retrain a past run from its snapshot and compare.
+
+RUN is an experiments run id (``experiments.run_id``), an MLflow run id, or
+``champion:<location>/<target>``. Says whether the current git commit is the recorded one
+(nothing is checked out), retrains from ``snapshots/<sha256>.parquet`` with the recorded
+parameters and seed, and prints recorded against reproduced metrics. Writes a report to
+``reproductions/<run_id>/``; never touches the original run's files or rows.
+
+Exit status: 0 metrics identical or within tolerance; 1 they differ; 2 refused (unknown run,
+snapshot pruned, missing or not matching its hash, a failed run, bad settings).
+Also `make reproduce RUN=<id>`, and the `reproduce_job` in the Dagster UI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from snoiq_assets.check import checked_settings
+from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.models.reproduce import DEFAULT_TOLERANCE, reproduce, resolve_run
+from snoiq_assets.lib.storage import store_from_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m snoiq_assets.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", help="experiments run id, MLflow run id, or champion:<location>/<target>")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help=f"largest relative metric difference accepted when not identical (default {DEFAULT_TOLERANCE:g})")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    settings = checked_settings()
+    if settings is None:
+        return 2
+    store = store_from_settings(settings)
+    try:
+        row = resolve_run(store, args.run)
+        rep = reproduce(store, row, tolerance=args.tolerance)
+    except ModelError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({**asdict(rep), "same_code": rep.same_code, "ok": rep.ok}, indent=2, default=str))
+    else:
+        print(rep.summary())
+    return 0 if rep.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
