@@ -45,7 +45,10 @@ def hourly_demo_run_config(step: str = "all", *, fast: bool = False) -> dict[str
     decision says why (the promotion rule has no switch)."""
     hp = {"n_estimators": 40, "max_depth": 3} if fast else {"n_estimators": 150, "max_depth": 3}
     ops: dict[str, Any] = {
-        "training_table": {"config": {"target": HOURLY_TARGET, "hourly": True, "locations": [HOURLY_STATION]}},
+        # Some of the 46 hours decode fewer variables: keep their rows with those features
+        # missing (the tree models take missing values) rather than lose most of two days.
+        "training_table": {"config": {"target": HOURLY_TARGET, "hourly": True, "locations": [HOURLY_STATION],
+                                      "missing_features": "fill"}},
         "trained_models": {"config": {"target": HOURLY_TARGET, "hourly": True, "location": HOURLY_STATION,
                                       "test_fraction": 0.25, "cv_folds": 2, "min_train_rows": 12, "min_test_rows": 8,
                                       "hyperparameters": hp}},
