@@ -29,9 +29,11 @@ from snoiq_assets.defs.failures import StoreGoodThenFail
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.lake import (
     LakeError,
+    LeadFrames,
     as_frame,
     partition_object_key,
-    stored_partition_keys,
+    stored_partition_files,
+    write_leads,
     write_partition,
 )
 from snoiq_assets.lib.parquet import StoredParquet
@@ -82,9 +84,18 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             self._store_good_then_fail(context, obj)
         store = self.store.get_store()
         frames = self._frames_by_partition(context, obj)
-        tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
+        lead_uris: dict[str, dict[int, str]] = {}
+        # check all before writing any; a LeadFrames value is one file per lead of that cycle
+        tables = {pk: (LeadFrames({fh: as_frame(f) for fh, f in frame.items()}) if isinstance(frame, LeadFrames)
+                       else as_frame(frame)) for pk, frame in frames.items()}
+
         def write_one(item) -> tuple[int, int, str]:
-            return write_partition(store, context.asset_key.path, item[0], item[1], self.compression)
+            pk, table = item
+            if isinstance(table, LeadFrames):
+                files = write_leads(store, context.asset_key.path, pk, table, self.compression)
+                lead_uris[pk] = {fh: f[2] for fh, f in zip(sorted(table), files)}
+                return sum(f[0] for f in files), sum(f[1] for f in files), files[0][2].rsplit("/", 1)[0] if files else ""
+            return write_partition(store, context.asset_key.path, pk, table, self.compression)
 
         if len(tables) == 1:
             written = [write_one(next(iter(tables.items())))]
@@ -97,6 +108,9 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         total_bytes = sum(w[1] for w in written)
         uris = [w[2] for w in written]
         first = next(iter(tables.values()))
+        lead_counts = [len(t) for t in tables.values() if isinstance(t, LeadFrames)]
+        if lead_counts:
+            first = next(iter(next(t for t in tables.values() if isinstance(t, LeadFrames) and t).values()))
         meta: dict[str, Any] = {
             "uri": dg.MetadataValue.path(uris[0] if len(uris) == 1 else uris[0].rsplit("/", 1)[0]),
             "dagster/row_count": total_rows,
@@ -104,12 +118,21 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             "partitions_written": len(tables),
             "dagster/column_schema": dg.TableSchema(columns=_schema_columns(first)),
         }
+        if lead_counts:
+            meta["lead_files_written"] = sum(lead_counts)
+            if len(lead_uris) == 1:   # one cycle: each lead's file on its own row
+                for fh, uri in next(iter(lead_uris.values())).items():
+                    meta[f"lead f{fh:02d}"] = dg.MetadataValue.path(uri)
         context.add_output_metadata(meta)
 
     def _store_good_then_fail(self, context: dg.OutputContext, partial: StoreGoodThenFail) -> None:
         store = self.store.get_store()
         for pk, frame in partial.frames.items():
-            rows, size, uri = write_partition(store, context.asset_key.path, pk, frame, self.compression)
+            if isinstance(frame, LeadFrames):
+                files = write_leads(store, context.asset_key.path, pk, frame, self.compression)
+                rows, size, uri = sum(f[0] for f in files), sum(f[1] for f in files), files[0][2] if files else ""
+            else:
+                rows, size, uri = write_partition(store, context.asset_key.path, pk, frame, self.compression)
             context.log_event(dg.AssetMaterialization(
                 asset_key=context.asset_key, partition=pk,
                 metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
@@ -126,31 +149,37 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
         if context.has_asset_partitions:
             partition_keys = list(context.asset_partition_keys)
-            existing = stored_partition_keys(store, asset_key.path)
+            whole, by_lead = stored_partition_files(store, asset_key.path)
+            existing = set(whole) | set(by_lead)
             missing = [pk for pk in partition_keys if pk not in existing]
             if missing and not allow_missing:
                 raise IOManagerError(
                     f"{asset_key.to_user_string()} has no stored data for {len(missing)} of "
                     f"{len(partition_keys)} partitions (e.g. {missing[:3]}); materialise them first"
                 )
-            keys = {pk: partition_object_key(asset_key.path, pk) for pk in partition_keys if pk in existing}
+            keys = {pk: whole[pk] for pk in partition_keys if pk in whole}
+            lead_keys = {pk: by_lead[pk] for pk in partition_keys if pk in by_lead}
         else:
             key = partition_object_key(asset_key.path, None)
             if not store.exists(key):
                 raise IOManagerError(f"{asset_key.to_user_string()} has not been materialised ({store.uri(key)})")
             keys = {None: key}
+            lead_keys = {}
 
-        stored = StoredParquet(asset_key.to_user_string(), store, keys)
+        stored = StoredParquet(asset_key.to_user_string(), store, keys, lead_keys)
         if typing_type is StoredParquet:
             return stored
         if typing_type is dict or typing.get_origin(typing_type) is dict:
             eager = _dict_value_is_eager(typing_type)
-            return {pk: (stored.read(pk) if eager else stored.scan([pk])) for pk in stored.keys}
+            pks = list(keys) + [pk for pk in lead_keys if pk not in keys]
+            return {pk: (stored.read(pk) if eager else stored.scan([pk])) for pk in pks}
         wants_eager = typing_type is pl.DataFrame
-        if not keys:
+        if not stored:
             return pl.DataFrame() if wants_eager else pl.LazyFrame()
-        opts = store.storage_options
-        lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=opts)
+        if lead_keys:   # every lead of every requested cycle
+            lf = stored.scan()
+        else:
+            lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=store.storage_options)
         return lf.collect() if wants_eager else lf
 
 

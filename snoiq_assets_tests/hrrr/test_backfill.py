@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo
-from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
@@ -24,7 +24,8 @@ from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
 UTC = dt.timezone.utc
 REPO = Path(__file__).resolve().parents[2]
 PKS = ["2023-01-01T00", "2023-01-01T01", "2023-01-01T02"]
-SEL = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+SEL = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
+STORED_COLUMNS = [*DEFAULT_VARIABLES, "asnow_1h_m", "apcp_1h_kg_m2"]   # the decoded, then the hourly amounts
 FIELDS = dg.AssetKey("hrrr_fields")
 
 
@@ -83,10 +84,10 @@ def test_single_run_backfill_three_hours(store, resources, instance):
 
     tmp_all = []
     for pk in PKS:
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             t = pq.read_table(p)
         md = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
-        assert md["run_time"] == _run(pk).isoformat() and t.schema.names == list(DEFAULT_VARIABLES)
+        assert md["run_time"] == _run(pk).isoformat() and t.schema.names == STORED_COLUMNS
         with store.local_path(landing_key(_run(pk), 0)) as p:
             for n, col in enumerate(DEFAULT_VARIABLES, 1):
                 assert np.array_equal(t.column(col).to_numpy(), ec_values(p, n).astype(np.float32)), (pk, col)
@@ -135,7 +136,7 @@ def test_bad_partition_in_range(store, resources, instance):
     reason = store.get_json("quarantine/" + bad_key + ".reason.json")
     assert reason["partition"] == PKS[1] and reason["asset"] == "hrrr_fields"
     assert not store.exists(bad_key)
-    assert not any(store.exists(partition_object_key(FIELDS, pk)) for pk in PKS)
+    assert not any(store.exists(lead_object_key(FIELDS, pk, 0)) for pk in PKS)
     assert instance.get_materialized_partitions(FIELDS) == set()
 
     # the good partitions alone still go through
@@ -173,9 +174,9 @@ def test_cli_partition_range(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     store = LocalStore(home)
     for pk in PKS:
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             t = pq.read_table(p)
-        assert t.num_rows == 1059 * 1799 and t.schema.names == list(DEFAULT_VARIABLES)
+        assert t.num_rows == 1059 * 1799 and t.schema.names == STORED_COLUMNS
     with dg.DagsterInstance.from_config(str(dhome)) as inst:
         assert inst.get_materialized_partitions(FIELDS) == set(PKS)
         assert inst.get_materialized_partitions(dg.AssetKey("hrrr_raw")) == set(PKS)

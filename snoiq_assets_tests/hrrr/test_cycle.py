@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from snoiq_assets.lib.hrrr.cycle import cycle_completeness, decode_cycle, land_cycle
-from snoiq_assets.lib.hrrr.fetch import S3Source, hrrr_key, landing_key
+from snoiq_assets.lib.hrrr.fetch import S3Source, hrrr_key
+from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.multifetch import RetryPolicy
 from snoiq_assets.lib.hrrr.variables import resolve
 from snoiq_assets_tests.hrrr.archive import COLUMNS, upload_cycle, write_cycle

@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.defs.models.sensors import feature_predictions_sensor
 from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
 from snoiq_assets.defs.features.assets import training_table
@@ -46,7 +47,7 @@ NUNN = "94074"  # USCRN CO Nunn 7 NNE: hourly rows 2023-01-01T01 .. 2023-01-03T0
 FIRST, LAST = "2023-01-01T01", "2023-01-03T00"
 HOURS = [(dt.datetime(2023, 1, 1, 1) + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in range(48)]
 VARIABLES = ["tmp_2m_k", "dpt_2m_k", "apcp_kg_m2"]
-SEL = {"forecast_hour": 0, "variables": VARIABLES}
+SEL = {"leads": [0], "variables": VARIABLES}
 ASSETS = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean, station_grid_index,
           grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions,
           dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]  # declared, none stored
@@ -178,7 +179,7 @@ def test_hourly_grid_model_trains_promotes_and_predicts_each_feature_partition(
 
     # An hour decoded without a variable the champion uses: refused, naming the champion and the
     # missing features; nothing is written for that hour.
-    pk, join_key = "2023-01-02T20", partition_object_key(dg.AssetKey("grid_join_features"), "2023-01-02T20")
+    pk, join_key = "2023-01-02T20", lead_object_key("grid_join_features", "2023-01-02T20", 0)
     joined = pl.read_parquet(store.get(join_key))
     store.put(join_key, _parquet(joined.drop([c for c in joined.columns if c.startswith("dpt_2m_k__")])))
     store.delete(predictions_key(champ["model_prefix"], pk, pk))

@@ -25,11 +25,14 @@ from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr import HrrrDataError
-from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, decode_fields, scan_grib
-from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, FetchError, default_sources, source_from_config
+from snoiq_assets.lib.hrrr.cycle import cycle_completeness, decode_cycle, land_cycle
+from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, scan_grib
+from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, default_sources, source_from_config
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
-from snoiq_assets.lib.hrrr.landing import aggregate_stats, land_partition
-from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, gzip_key, idx_key, newest_landed_grib, partition_landing_key
+from snoiq_assets.lib.hrrr.landing import aggregate_stats
+from snoiq_assets.lib.hrrr.leads import HRRR_SCHEDULE, LeadError
+from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
+from snoiq_assets.lib.lake import LeadFrames
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
 from snoiq_assets.lib.parquet import StoredParquet
 from snoiq_assets.lib.storage import ObjectStore
@@ -47,11 +50,23 @@ class HrrrSourceConfig(dg.Config):
     base_url: Optional[str] = None         # for kind="http"
     access_key_env: Optional[str] = None   # unset: anonymous
     secret_key_env: Optional[str] = None
+    timeout_s: float = 20.0                # per request; retries with backoff: lib/hrrr/multifetch.py
 
 
 class HrrrSelectionConfig(dg.Config):
-    forecast_hour: int = 0
+    leads: Optional[list[int]] = [0]
+    """Forecast hours to process for each cycle of the run. ``null``: every lead of the HRRR
+    schedule for that cycle (f00-f18, f00-f48 at 00/06/12/18Z, ``lib/hrrr/leads.HRRR_SCHEDULE``),
+    what ``hrrr_hourly_fetch`` asks for. The default, f00 only, keeps a UI or CLI materialisation
+    from fetching 19-49 files unasked; set a subset to backfill just those leads. A lead outside
+    the schedule fails the run naming it."""
     variables: list[str] = list(DEFAULT_VARIABLES)
+
+    def leads_for(self, partition_key: str) -> list[int]:
+        try:
+            return HRRR_SCHEDULE.select(hour_of(partition_key), self.leads)
+        except LeadError as exc:
+            raise dg.Failure(f"{partition_key}: {exc}") from None
 
 
 class HrrrFieldsConfig(HrrrSelectionConfig):
@@ -121,38 +136,85 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
                            if config.sources is not None else default_sources())
         return sources
 
-    landed: dict[str, dict] = {}
+    per_cycle: dict[str, dict] = {}
     failures = PartialFailures("hrrr_raw", partition_keys)
     for pk in partition_keys:
-        key = partition_landing_key(pk, config.forecast_hour)
-        try:
-            landed[pk] = land_partition(object_store, pk, config.forecast_hour, variables, sources_fn)
-        except HrrrDataError as exc:
-            bad = key if object_store.exists(key) else gzip_key(key)   # a .grib2.gz that would not decompress
-            _record_bad_file(failures, pk, bad, exc, _quarantine(context, object_store, bad, exc, "hrrr_raw", pk))
-        except FetchError as exc:
-            context.log.error(f"hrrr_raw {pk}: {exc}")
-            failures.add(pk, str(exc), file=key, quarantined_to="", problem=str(exc))
+        leads = config.leads_for(pk)
+        landing = land_cycle(object_store, hour_of(pk), leads, variables, sources_fn)
+        for line in landing.retries:
+            context.log.warning(f"hrrr_raw {pk}: {line}")
+        quarantined = {}
+        for fh in landing.failed:
+            outcome = landing.leads[fh]
+            if outcome.bad_file is not None:
+                quarantined[f"f{fh:02d}"] = _quarantine(context, raw, outcome.key, outcome.bad_file, "hrrr_raw", pk)
+            else:
+                context.log.error(f"hrrr_raw {pk} f{fh:02d}: {outcome.error}")
+        per_cycle[pk] = {
+            "landed_leads": landing.landed,
+            "missing_leads": [fh for fh in landing.failed if landing.leads[fh].bad_file is None],
+            "quarantined": quarantined,
+            "errors": {f"f{fh:02d}": landing.leads[fh].error for fh in landing.failed},
+            "leads": {f"f{fh:02d}": landing.leads[fh].meta for fh in landing.landed},
+            "keys": [landing.leads[fh].key for fh in landing.landed],
+        }
+        if not landing.landed:
+            first = landing.leads[landing.failed[0]]
+            why = first.error if len(landing.failed) == 1 else f"no lead of cycle {pk} landed: " + "; ".join(
+                f"f{fh:02d}: {landing.leads[fh].error}" for fh in landing.failed)
+            bad = first.bad_file
+            failures.add(pk, why, file=first.key, quarantined_to=quarantined.get(f"f{first.forecast_hour:02d}", ""),
+                         **({"message_number": bad.message_number or 0, "expected": bad.expected or "",
+                             "problem": bad.problem} if bad is not None else {"problem": why}))
     if failures:
-        raise partial_failure(failures, "the good partitions' files stay landed but no materialisation is recorded; "
+        raise partial_failure(failures, "the landed leads stay in raw/hrrr/ but no materialisation is recorded; "
                                         "re-run them (they are taken as landed)")
-
-    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables))}
-    if len(partition_keys) == 1:
-        m = landed[partition_keys[0]]
-        meta = {k: (dg.MetadataValue.json(v) if isinstance(v, list) else v) for k, v in m.items()}
-        meta["uri"] = dg.MetadataValue.path(m["uri"])
-        return dg.MaterializeResult(metadata={**meta, **common})
+    landed = {(pk, fh): m for pk, c in per_cycle.items() for fh, m in c["leads"].items()}
+    if len(landed) == 1:   # one file: its landing record on its own rows (source, ranges, size, hash)
+        single = {k: (dg.MetadataValue.json(v) if isinstance(v, list) else v)
+                  for k, v in next(iter(landed.values())).items()}
+        single["uri"] = dg.MetadataValue.path(object_store.uri(next(iter(per_cycle.values()))["keys"][0]))
+    else:
+        single = {"sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
+                  "partitions": dg.MetadataValue.json({pk: {"leads": c["landed_leads"], "keys": c["keys"]}
+                                                       for pk, c in per_cycle.items()}),
+                  "uri": dg.MetadataValue.path(object_store.uri(RAW_PREFIX.rstrip("/")))}
     return dg.MaterializeResult(metadata={
-        **common,
+        "variables": dg.MetadataValue.json(list(config.variables)),
         "partition_count": len(partition_keys),
-        "partitions": dg.MetadataValue.json({pk: {k: m[k] for k in ("key", "source", "size_bytes", "sha256")}
-                                             for pk, m in landed.items()}),
-        "sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
+        "leads_landed": sum(len(c["landed_leads"]) for c in per_cycle.values()),
+        "leads_missing": dg.MetadataValue.json({pk: c["missing_leads"] for pk, c in per_cycle.items() if c["missing_leads"]}),
+        "quarantined": dg.MetadataValue.json({pk: c["quarantined"] for pk, c in per_cycle.items() if c["quarantined"]}),
+        "errors": dg.MetadataValue.json({pk: c["errors"] for pk, c in per_cycle.items() if c["errors"]}),
+        "cycles": dg.MetadataValue.json(per_cycle),
         "size_bytes": sum(m["size_bytes"] for m in landed.values()),
         "range_requests": sum(m.get("range_requests", 0) for m in landed.values()),
-        "uri": dg.MetadataValue.path(object_store.uri(RAW_PREFIX.rstrip("/"))),
+        **single,
     })
+
+
+@dg.asset_check(asset="hrrr_raw", partitions_def=hourly_partitions,
+                description="Every expected message (the variables hrrr_raw last landed) of every scheduled "
+                            "lead of the cycle has landed (f00-f18, f00-f48 at 00/06/12/18Z); names the missing "
+                            "leads and messages. "
+                            "hrrr_hourly_fetch asks for the missing leads again on its next ticks.")
+def hrrr_leads_complete(context: dg.AssetCheckExecutionContext, store: ObjectStoreResource) -> dg.AssetCheckResult:
+    raw = store.get_store()
+    # the messages expected are those of the variables hrrr_raw last landed (default: all ten)
+    last = context.instance.get_latest_materialization_event(dg.AssetKey("hrrr_raw"))
+    landed_vars = last.asset_materialization.metadata.get("variables") if last and last.asset_materialization else None
+    variables = resolve(landed_vars.value if landed_vars is not None else list(DEFAULT_VARIABLES))
+    reports = [cycle_completeness(raw, hour_of(pk), HRRR_SCHEDULE.leads_for(hour_of(pk)), variables)
+               for pk in context.partition_keys]
+    incomplete = [r for r in reports if not r.complete]
+    return dg.AssetCheckResult(
+        passed=not incomplete,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(r.describe() for r in (incomplete or reports)),
+        metadata={"cycles": dg.MetadataValue.json([r.as_dict() for r in reports]),
+                  "missing_leads": dg.MetadataValue.json({f"{r.run_time:%Y-%m-%dT%H}": r.missing_leads
+                                                          for r in incomplete})},
+    )
 
 
 @dg.asset(
@@ -229,46 +291,74 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     if not grid_id:
         raise dg.Failure("hrrr_fields: hrrr_grid has no grid_id in its Parquet metadata; rematerialise it")
 
-    tables: dict = {}
-    stats_by_pk: dict[str, tuple[int, dict]] = {}
+    outputs: dict[str, LeadFrames] = {}
+    stats_by_unit: dict[str, tuple[int, dict]] = {}
+    per_cycle: dict[str, dict] = {}
     failures = PartialFailures("hrrr_fields", partition_keys)
     for pk in partition_keys:
-        key = partition_landing_key(pk, config.forecast_hour)
-        if not object_store.exists(key):
-            failures.add(pk, f"{key} has not landed; materialise hrrr_raw first", file=key, quarantined_to="")
+        run_time = hour_of(pk)
+        wanted = config.leads_for(pk)
+        landed = [fh for fh in wanted if object_store.exists(partition_landing_key(pk, fh))]
+        # the hour before the run's first lead, decoded again from its GRIB for the first lead's
+        # hourly accumulations (it may have been decoded by an earlier run)
+        decoded = decode_cycle(object_store, run_time, landed, variables, expected_grid_id=grid_id, engine=config.engine,
+                               previous_lead=lambda fh: _previous_lead(object_store, run_time, fh, variables, grid_id))
+        quarantined = {}
+        for fh, exc in decoded.errors.items():
+            key = partition_landing_key(pk, fh)
+            quarantined[f"f{fh:02d}"] = _quarantine(context, object_store, key, exc, "hrrr_fields", f"{pk} f{fh:02d}")
+        per_cycle[pk] = {"leads": sorted(decoded.tables), "not_landed": [fh for fh in wanted if fh not in landed],
+                         "quarantined": quarantined}
+        if not decoded.tables:
+            reason = (f"no lead of {wanted} has landed; materialise hrrr_raw first" if not landed
+                      else "every landed lead failed: " + "; ".join(str(e) for e in decoded.errors.values()))
+            failures.add(pk, reason, file=partition_landing_key(pk, wanted[0]),
+                         quarantined_to=next(iter(quarantined.values()), ""))
             continue
-        idx = object_store.get(idx_key(key)).decode() if object_store.exists(idx_key(key)) else None
-        try:
-            with object_store.local_path(key) as path:
-                table, stats = decode_fields(path, variables, config.forecast_hour,
-                                             expected_grid_id=grid_id, idx=idx, name=key,
-                                             run_time=hour_of(pk), engine=config.engine)
-        except HrrrDataError as exc:
-            _record_bad_file(failures, pk, key, exc, _quarantine(context, object_store, key, exc, "hrrr_fields", pk))
-            continue
-        tables[pk] = table
-        stats_by_pk[pk] = (table.num_rows, stats)
+        outputs[pk] = LeadFrames(decoded.tables)
+        for fh, table in decoded.tables.items():
+            stats_by_unit[f"{pk}/f{fh:02d}"] = (table.num_rows, decoded.stats[fh])
     if failures:
         raise partial_failure(failures, "nothing is written for this run, the good partitions included "
                                         "(the IO manager writes only on success)")
 
-    mds = {pk: {k.decode(): v.decode() for k, v in t.schema.metadata.items()} for pk, t in tables.items()}
-    first = mds[partition_keys[0]]
+    first_table = next(iter(outputs[partition_keys[0]].values()))
+    first = {k.decode(): v.decode() for k, v in first_table.schema.metadata.items()}
     meta: dict = {
-        "grid_id": first["grid_id"], "forecast_hour": config.forecast_hour,
+        "grid_id": first["grid_id"],
         "units": dg.MetadataValue.json(json.loads(first["units"])),
         "partition_count": len(partition_keys),
+        "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
         "decode_engine": config.engine,
+        "cycles": dg.MetadataValue.json(per_cycle),
     }
+    def lead_info(pk: str) -> dict:
+        return {f"f{fh:02d}": {"valid_time": t.schema.metadata[b"valid_time"].decode(),
+                               "source_key": partition_landing_key(pk, fh)} for fh, t in outputs[pk].items()}
+
     if len(partition_keys) == 1:
+        pk = partition_keys[0]
+        fh0 = min(outputs[pk])
         meta.update(run_time=first["run_time"], valid_time=first["valid_time"],
-                    source_key=partition_landing_key(partition_keys[0], config.forecast_hour))
+                    source_key=partition_landing_key(pk, fh0), leads=dg.MetadataValue.json(lead_info(pk)))
     else:
         meta["partitions"] = dg.MetadataValue.json({
-            pk: {"run_time": md["run_time"], "valid_time": md["valid_time"],
-                 "source_key": partition_landing_key(pk, config.forecast_hour)} for pk, md in mds.items()})
-    for col, s in aggregate_stats(stats_by_pk).items():
+            pk: {"run_time": hour_of(pk).isoformat(), "valid_time": next(iter(lead_info(pk).values()))["valid_time"],
+                 "leads": lead_info(pk)} for pk in partition_keys})
+    for col, s in aggregate_stats(stats_by_unit).items():
         for stat in ("min", "mean", "max"):
             meta[f"{col}/{stat}"] = dg.MetadataValue.float(s[stat]) if s[stat] is not None else dg.MetadataValue.null()
         meta[f"{col}/null_count"] = s["null_count"]
-    return dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)
+    return dg.Output({pk: outputs[pk] for pk in partition_keys}, metadata=meta)
+
+
+def _previous_lead(raw: ObjectStore, run_time, forecast_hour: int, variables, grid_id: str):
+    """Lead ``forecast_hour``'s accumulations decoded from its landed GRIB, or None if it has not
+    landed (the next lead's hourly amounts are then null until a run covers both)."""
+    from snoiq_assets.lib.hrrr.accum import accumulated
+
+    accs = accumulated(variables)
+    if not accs:
+        return None
+    previous = decode_cycle(raw, run_time, [forecast_hour], accs, expected_grid_id=grid_id, engine="eccodes")
+    return previous.tables.get(forecast_hour)

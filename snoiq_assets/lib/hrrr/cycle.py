@@ -19,8 +19,9 @@ import pyarrow as pa
 
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.accum import check_accumulation_windows, decode_lead, with_buckets
-from snoiq_assets.lib.hrrr.decode import find_messages, idx_text, parse_and_check_idx, scan_grib
-from snoiq_assets.lib.hrrr.fetch import landing_key
+from snoiq_assets.lib.hrrr.decode import find_messages, gunzip_grib, idx_text, parse_and_check_idx, scan_grib
+from snoiq_assets.lib.hrrr.rawkeys import gzip_key, landing_key
+from snoiq_assets.lib.checksums import sha256_file
 from snoiq_assets.lib.hrrr.leads import Completeness, completeness, messages_present
 from snoiq_assets.lib.hrrr.inventory import parse_idx
 from snoiq_assets.lib.hrrr.multifetch import RetryPolicy, fetch_leads
@@ -72,6 +73,15 @@ def land_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], 
     to_fetch = []
     for fh in leads:
         key = landing_key(run_time, fh)
+        gunzipped = {}
+        try:
+            if not store.exists(key) and store.exists(gzip_key(key)):   # landed gzip-compressed: decompress beside it
+                with store.local_path(gzip_key(key)) as src, store.atomic_local_file(key) as dest:
+                    gunzipped = {"decompressed_from": gzip_key(key), "compressed_bytes": src.stat().st_size,
+                                 "decompressed_bytes": gunzip_grib(src, dest, gzip_key(key))}
+        except HrrrDataError as exc:
+            out.leads[fh] = LeadOutcome(fh, gzip_key(key), error=str(exc), bad_file=exc)
+            continue
         if not store.exists(key):
             to_fetch.append(fh)
             continue
@@ -79,11 +89,12 @@ def land_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], 
             idx = store.get(key + ".idx").decode() if store.exists(key + ".idx") else None
             with store.local_path(key) as path:
                 messages = check_landed(path, key, idx, variables, fh, run_time)
-                size = path.stat().st_size
+                size, digest = path.stat().st_size, sha256_file(path)
             if idx is None:
                 store.put(key + ".idx", idx_text(messages).encode())
-            out.leads[fh] = LeadOutcome(fh, key, meta={"source": "landed", "size_bytes": size,
-                                                       "idx_written": idx is None})
+            out.leads[fh] = LeadOutcome(fh, key, meta={"source": "landed", "byte_ranges": [], "size_bytes": size,
+                                                       "sha256": digest, "idx_written": idx is None,
+                                                       **gunzipped})
         except HrrrDataError as exc:
             out.leads[fh] = LeadOutcome(fh, key, error=str(exc), bad_file=exc)
     if not to_fetch:
@@ -106,7 +117,8 @@ def land_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], 
                 "range_requests": len(res.ranges), "size_bytes": res.size, "sha256": res.sha256,
                 "fallback_errors": res.errors})
         for fh, failure in fetched.failed.items():
-            out.leads[fh] = LeadOutcome(fh, landing_key(run_time, fh), error=f"{failure.key}: {failure.error}")
+            out.leads[fh] = LeadOutcome(fh, landing_key(run_time, fh),
+                                        error=f"no source could provide {failure.key}: {failure.error}")
     return out
 
 
