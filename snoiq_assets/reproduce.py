@@ -18,10 +18,8 @@ import json
 import sys
 from dataclasses import asdict
 
-from snoiq_assets.check import checked_settings
-from snoiq_assets.lib.models import ModelError
+from snoiq_assets.check import run_store_command
 from snoiq_assets.lib.models.reproduce import DEFAULT_TOLERANCE, reproduce, resolve_run
-from snoiq_assets.lib.storage import store_from_settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,22 +29,16 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"largest relative metric difference accepted when not identical (default {DEFAULT_TOLERANCE:g})")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
-    settings = checked_settings()
-    if settings is None:
-        return 2
-    store = store_from_settings(settings)
-    try:
-        row = resolve_run(store, args.run)
-        rep = reproduce(store, row, tolerance=args.tolerance)
-    except ModelError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({**asdict(rep), "same_code": rep.same_code, "ok": rep.ok}, indent=2, default=str))
-    else:
-        print(rep.summary())
-    return 0 if rep.ok else 1
 
+    def reproduce_run(_settings, store) -> int:
+        rep = reproduce(store, resolve_run(store, args.run), tolerance=args.tolerance)
+        if args.json:
+            print(json.dumps({**asdict(rep), "same_code": rep.same_code, "ok": rep.ok}, indent=2, default=str))
+        else:
+            print(rep.summary())
+        return 0 if rep.ok else 1
+
+    return run_store_command(reproduce_run)
 
 if __name__ == "__main__":
     sys.exit(main())

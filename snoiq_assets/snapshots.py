@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from snoiq_assets.check import checked_settings
-from snoiq_assets.lib.models import ModelError
+from snoiq_assets.check import run_store_command
 from snoiq_assets.lib.models import retention
-from snoiq_assets.lib.storage import store_from_settings
 
 
 def registered_run_ids(settings) -> set[str]:
@@ -33,23 +31,18 @@ def main(argv: list[str] | None = None) -> int:
     prune.add_argument("--keep", type=int, required=True, help="successful runs to keep per model spec (newest first)")
     prune.add_argument("--apply", action="store_true", help="delete (without it: a dry run)")
     args = parser.parse_args(argv)
-    settings = checked_settings()
-    if settings is None:
-        return 2
-    store = store_from_settings(settings)
-    try:
-        plan = retention.plan(store, args.keep, registered_run_ids(settings))
-    except ModelError as exc:
-        print(f"refused: {exc}", file=sys.stderr)
-        return 2
-    print(plan.summary())
-    if not args.apply:
-        print("dry run: nothing deleted (add --apply to prune)")
-        return 0
-    done = retention.apply(store, plan)
-    print(f"pruned {len(done)} snapshot(s), {plan.bytes_freed:,} bytes")
-    return 0
 
+    def prune_snapshots(settings, store) -> int:
+        plan = retention.plan(store, args.keep, registered_run_ids(settings))
+        print(plan.summary())
+        if not args.apply:
+            print("dry run: nothing deleted (add --apply to prune)")
+            return 0
+        done = retention.apply(store, plan)
+        print(f"pruned {len(done)} snapshot(s), {plan.bytes_freed:,} bytes")
+        return 0
+
+    return run_store_command(prune_snapshots)
 
 if __name__ == "__main__":
     sys.exit(main())

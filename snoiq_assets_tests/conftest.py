@@ -23,6 +23,20 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_defs_state_storage():
+    """Each test starts without Dagster's current defs-state storage. Entering an instance sets
+    it (a context variable); a sensor context that builds its resources lazily enters an
+    ephemeral instance it never exits, so a later test could find a storage whose instance was
+    garbage-collected ("Attempted to resolve undefined DagsterInstance weakref"), depending on
+    when the collector ran. Autouse fixtures run first, so a test's own instance still sets it."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(None)
+    yield
+    _current_storage.set(None)
+
+
 @pytest.fixture(scope="session")
 def sample_dir() -> Path:
     """The repo's copy of the real public samples (read-only: copy before writing)."""

@@ -108,6 +108,10 @@ NAMED = {
     "relative improvement required to promote (no unit)", "decided_at": "time of the decision, UTC",
     "promoted": "whether the candidate became the champion", "registered_model": "the MLflow registered model",
     "registered_version": "the champion's registered version after the decision",
+    "spec_key": "the model the decision is for (location/target/resolution)",
+    "candidate_run_id": "the candidate's training run (the experiments table's run_id)",
+    "snapshot_sha256": "SHA-256 of the exact rows the model was trained and tested on (snapshots/<sha256>.parquet)",
+    "training_window": "the candidate's train and test periods and row counts",
 }
 
 

@@ -32,9 +32,9 @@ def retrain_config(tmp_path):
 
 
 def tick(instance, cursor, defs, settings):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
-    result = retraining_sensor(settings)(ctx)
-    return result, (result.cursor if isinstance(result, dg.SensorResult) else ctx.cursor)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as ctx:
+        result = retraining_sensor(settings)(ctx)
+        return result, (result.cursor if isinstance(result, dg.SensorResult) else ctx.cursor)
 
 
 def clean_station(defs, resources, instance, store, sample_dir, station="94074"):

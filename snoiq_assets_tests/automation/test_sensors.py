@@ -30,11 +30,11 @@ def defs():
 
 
 def tick(sensor, instance, resources, defs, cursor):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]},
-                                  definitions=defs)
-    result = sensor(ctx)
-    # The daemon stores SensorResult.cursor, or the context's cursor after a skip.
-    cursor = result.cursor if isinstance(result, dg.SensorResult) else ctx.cursor
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]},
+                                 definitions=defs) as ctx:
+        result = sensor(ctx)
+        # The daemon stores SensorResult.cursor, or the context's cursor after a skip.
+        cursor = result.cursor if isinstance(result, dg.SensorResult) else ctx.cursor
     return result, cursor
 
 

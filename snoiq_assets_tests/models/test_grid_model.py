@@ -66,8 +66,8 @@ def mat(resources, instance, selection, run_config=None, **kwargs):
 
 
 def tick(instance, cursor, store_resource):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": store_resource})
-    return feature_predictions_sensor(Settings())(ctx)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": store_resource}) as ctx:
+        return feature_predictions_sensor(Settings())(ctx)
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)

@@ -89,8 +89,8 @@ def test_sensor_quarantines_a_sweep_with_an_unsafe_location_and_queues_nothing(s
 
 
 def tick(instance, cursor, resources):
-    ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]})
-    return sweep_sensor(Settings())(ctx)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]}) as ctx:
+        return sweep_sensor(Settings())(ctx)
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)

@@ -27,8 +27,17 @@ def demo_run_config(step: str = "all", *, station: str = DEMO_STATION, target: s
         "champion_model": {"config": {"location": station, "target": target, "min_improvement": 0.02}},
         "predictions": {"config": {"location": station, "target": target, "start_date": predict_start, "end_date": predict_end}},
     }
-    wanted = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"],
-              "predict": ["predictions"], "all": list(ops)}
+    return _step_config(ops, step)
+
+
+# A demo step's name -> the ops whose config it needs; "all" gives every op's config.
+STEP_OPS = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"],
+            "predict": ["predictions"]}
+
+
+def _step_config(ops: dict[str, Any], step: str) -> dict[str, Any]:
+    """The run config of one demo step: only the ops that step runs (a run accepts only its own)."""
+    wanted = {name: keys for name, keys in STEP_OPS.items() if all(k in ops for k in keys)} | {"all": list(ops)}
     if step not in wanted:
         raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
     return {"ops": {k: ops[k] for k in wanted[step]}}
@@ -54,10 +63,7 @@ def hourly_demo_run_config(step: str = "all", *, fast: bool = False) -> dict[str
                                       "hyperparameters": hp}},
         "champion_model": {"config": {"location": HOURLY_STATION, "target": HOURLY_TARGET}},
     }
-    wanted = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"], "all": list(ops)}
-    if step not in wanted:
-        raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
-    return {"ops": {k: ops[k] for k in wanted[step]}}
+    return _step_config(ops, step)
 
 
 ROAD_WEATHER_LOCATION = "indot_rwis"  # the name the four stations' models are stored under
@@ -88,7 +94,4 @@ def road_weather_demo_run_config(step: str = "all", *, model_type: str = "lightg
                                       "hyperparameters": hp}},
         "champion_model": {"config": {"location": ROAD_WEATHER_LOCATION, "target": ROAD_WEATHER_TARGET}},
     }
-    wanted = {"table": ["training_table"], "train": ["trained_models"], "champion": ["champion_model"], "all": list(ops)}
-    if step not in wanted:
-        raise ValueError(f"unknown demo step {step!r}; use one of {', '.join(wanted)}")
-    return {"ops": {k: ops[k] for k in wanted[step]}}
+    return _step_config(ops, step)
