@@ -216,9 +216,12 @@ def test_second_demo_finds_everything_up_to_date(demo):
 
 
 def _evaluate(sensor, instance, resources, defs, cursor=None):
-    # Entered, so the resources it builds are torn down (generator resources need it).
-    with dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor,
-                                 repository_def=defs.get_repository_def()) as context:
+    # As the daemon and the UI's preview evaluate it: with the instance backing dynamic
+    # partitions (run requests are validated against them) and the context entered, so the
+    # resources it builds are torn down (generator resources need it).
+    with dg.partition_loading_context(dynamic_partitions_store=instance), \
+            dg.build_sensor_context(instance=instance, resources=resources, cursor=cursor,
+                                    repository_def=defs.get_repository_def()) as context:
         return sensor.evaluate_tick(context)
 
 
