@@ -9,6 +9,7 @@ import sqlite3  # noqa: F401  isort: skip
 # the other order crashes the interpreter at exit (seen with eccodeslib 2.50 + pyproj 3.7).
 import pyproj  # noqa: F401  isort: skip
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -29,7 +30,11 @@ def _no_inherited_defs_state_storage():
     it (a context variable); a sensor context that builds its resources lazily enters an
     ephemeral instance it never exits, so a later test could find a storage whose instance was
     garbage-collected ("Attempted to resolve undefined DagsterInstance weakref"), depending on
-    when the collector ran. Autouse fixtures run first, so a test's own instance still sets it."""
+    when the collector ran. Autouse fixtures run first, so a test's own instance still sets it.
+    A context left unexited is worse: when the collector closes its suspended generator, the
+    generator's ``finally`` resets the variable to the storage current when it was entered, in
+    whatever test is running then. So tests enter their contexts, and the ``instance`` fixture
+    collects leftovers at the end of the test that made them, before this clears the variable."""
     from dagster._core.storage.defs_state.base import _current_storage
 
     _current_storage.set(None)
@@ -118,3 +123,6 @@ def instance(tmp_path):
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as inst:
         yield inst
+        # A schedule or sensor context left unexited holds an instance entered from this one's
+        # ref; collect it now, inside this test (see _no_inherited_defs_state_storage).
+        gc.collect()

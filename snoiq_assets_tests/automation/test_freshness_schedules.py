@@ -92,9 +92,9 @@ def test_hourly_fetch_schedule_tick_requests_the_published_cycle(defs, instance)
     assert schedule.cron_schedule == "55 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     when = dt.datetime(2023, 1, 1, 3, 55, tzinfo=UTC)
-    ctx = dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                    repository_def=defs.get_repository_def())
-    data = schedule.evaluate_tick(ctx)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
+                                   repository_def=defs.get_repository_def()) as ctx:
+        data = schedule.evaluate_tick(ctx)
     assert [r.partition_key for r in data.run_requests] == ["2023-01-01T02"]
 
 
@@ -103,10 +103,10 @@ def test_daily_sweep_tick_registers_and_requests_every_station(defs, local_resou
     store.put_file("raw/observations/94074.txt", sample_dir / "uscrn" / "CRNH0203-2023-CO_Nunn_7_NNE.head48.txt")
     store.put_file("raw/observations/CLE.csv", sample_dir / "station_obs" / "iem_asos_CLE_2010-10.csv")
     schedule = defs.resolve_schedule_def("daily_cleaning_sweep")
-    ctx = dg.build_schedule_context(instance=instance, resources={"store": local_resources["store"]},
-                                    scheduled_execution_time=dt.datetime(2024, 5, 1, 6, tzinfo=UTC),
-                                    repository_def=defs.get_repository_def())
-    data = schedule.evaluate_tick(ctx)
+    with dg.build_schedule_context(instance=instance, resources={"store": local_resources["store"]},
+                                   scheduled_execution_time=dt.datetime(2024, 5, 1, 6, tzinfo=UTC),
+                                   repository_def=defs.get_repository_def()) as ctx:
+        data = schedule.evaluate_tick(ctx)
     assert sorted(r.partition_key for r in data.run_requests) == ["94074", "CLE"]
     assert {r.run_key for r in data.run_requests} == {"2024-05-01:94074", "2024-05-01:CLE"}
     assert sorted(instance.get_dynamic_partitions("station_files")) == ["94074", "CLE"]

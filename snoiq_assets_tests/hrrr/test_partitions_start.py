@@ -57,9 +57,9 @@ def test_sensor_skips_a_run_before_the_archive_naming_the_first_partition(store,
 
     store.put_file("raw/hrrr/20110110/hrrr.t12z.wrfsfcf00.grib2",
                    sample_dir / "noaa_grib2" / "gfs.t12z.pgrbf120.2p5deg.grib2")
-    ctx = dg.build_sensor_context(instance=instance, resources={"store": resources["store"]}, definitions=defs)
     (hrrr_landing_sensor,) = hrrr_sensors(Settings())
-    result = hrrr_landing_sensor(ctx)
+    with dg.build_sensor_context(instance=instance, resources={"store": resources["store"]}, definitions=defs) as ctx:
+        result = hrrr_landing_sensor(ctx)
     assert isinstance(result, dg.SkipReason)
     assert "skipped 1 name(s) that map to no partition" in result.skip_message
     assert "raw/hrrr/20110110/hrrr.t12z.wrfsfcf00.grib2" in result.skip_message

@@ -57,10 +57,10 @@ def test_outcomes_and_the_daily_sweep_carry_on_past_bad_names(store, resources, 
     store.put("raw/observations/GRB.TXT", b"x")
     from snoiq_assets.definitions import defs
 
-    ctx = dg.build_schedule_context(instance=instance, resources={"store": resources["store"]},
-                                    repository_def=defs.get_repository_def(),
-                                    scheduled_execution_time=dt.datetime(2026, 1, 5, 6, tzinfo=dt.timezone.utc))
-    requests = list(daily_cleaning_sweep.evaluate_tick(ctx).run_requests)
+    with dg.build_schedule_context(instance=instance, resources={"store": resources["store"]},
+                                   repository_def=defs.get_repository_def(),
+                                   scheduled_execution_time=dt.datetime(2026, 1, 5, 6, tzinfo=dt.timezone.utc)) as ctx:
+        requests = list(daily_cleaning_sweep.evaluate_tick(ctx).run_requests)
     assert [(r.run_key, r.partition_key) for r in requests] == [("2026-01-05:GRB", "GRB")]
     assert store.exists("quarantine/unsafe/" + safe_stand_in("raw/observations/a b.csv"))
 
