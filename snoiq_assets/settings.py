@@ -40,9 +40,7 @@ class Settings:
     mlflow_tracking_uri: str | None = None
     # Where people open the MLflow UI (Dagster metadata links runs there).
     mlflow_ui_url: str = "http://127.0.0.1:5000"
-    # The retraining run config (a YAML file); automatic retraining cannot start without it.
-    retrain_config: Path | None = None
-    # At most one automatic retraining per this many minutes.
+    # At most one automatic retraining of a model spec per this many minutes (a spec may set its own).
     retrain_min_interval_minutes: float = 360.0
 
     @classmethod
@@ -60,7 +58,6 @@ class Settings:
         access = env.get("AWS_ACCESS_KEY_ID") or None
         secret = env.get("AWS_SECRET_ACCESS_KEY") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        retrain_config = (env.get("SNOIQ_RETRAIN_CONFIG") or "").strip() or None
         tracking_uri = env.get("MLFLOW_TRACKING_URI") or None
         # A tracking server people can reach is also its UI; the compose stack's internal name
         # (http://mlflow:5000) is published on the host as 127.0.0.1:5000, as is `mlflow ui`.
@@ -100,7 +97,6 @@ class Settings:
             duckdb_path=duckdb_path,
             mlflow_tracking_uri=tracking_uri,
             mlflow_ui_url=mlflow_ui_url,
-            retrain_config=Path(retrain_config).expanduser() if retrain_config else None,
             retrain_min_interval_minutes=interval,
         )
 

@@ -27,6 +27,8 @@ NOISE = re.compile(r"(Beta|Preview|Supersession|Deprecation)Warning")
 # Two demos for the module (the second finds everything up to date): the first takes ~5 min on a
 # quiet 2-core machine, several times that on a busy one.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+# The demo's model specs (data/model_specs/), sorted.
+SPECS = ["nunn_air_temp_hourly", "portland_precip_daily", "rwis_air_temp", "rwis_pavement_temp"]
 
 
 @dataclass
@@ -65,7 +67,7 @@ def test_demo_materialises_everything(demo):
     assert f"outputs in local folder {home.resolve()}" in out
     assert f"{home.resolve()}/lake/" in out and f"{home.resolve()}/models/" in out
     # It says how to reproduce each champion from its snapshot.
-    for ref in ("champion:72698024229/precip_mm", "champion:indot_rwis/air_temp_c"):
+    for ref in ("champion:72698024229/precip_mm", "champion:indot_rwis/air_temp_c", "champion:indot_rwis/surface_temp_c"):
         assert f"make reproduce RUN={ref}" in out
     # No Dagster beta/preview/supersession notices (they were 12 lines per demo).
     assert [line for line in demo.proc.stderr.splitlines() if NOISE.search(line)] == []
@@ -79,23 +81,33 @@ def test_demo_materialises_everything(demo):
     assert nunn.height == 1 and nunn["obs_timestamp_utc"].is_not_null().all()  # CO Nunn observed at 01 UTC
     for station in ("94074", "72698024229", "USW00024233", "CLE"):
         assert pl.read_parquet(lake / "observations_clean" / f"{station}.parquet").height > 0
+    # Each spec's champion predicts its held-out period under its own model folder.
     daily = list((home / "models" / "72698024229").rglob("predictions.parquet"))
-    assert len(daily) == 1 and "/predictions/2023-01-01_to_2023-12-31/" in str(daily[0])
-    assert pl.read_parquet(daily[0]).height == 365
+    assert len(daily) == 1 and "/predictions/2022-06-01_to_" in str(daily[0])
+    assert pl.read_parquet(daily[0]).height > 900
+    for target in ("air_temp_c", "surface_temp_c"):
+        champ = json.loads((home / "models" / "indot_rwis" / f"champion-{target}.json").read_text())
+        (march,) = (home / champ["model_prefix"]).rglob("predictions.parquet")
+        assert "/predictions/2019-03-01_to_2019-03-" in str(march) and pl.read_parquet(march).height > 20000
     # The hourly model on synthetic grid-join features beats no baseline: it is not promoted.
     assert not (home / "models" / "94074" / "champion-air_temp_c.json").exists()
-    # The road-weather spec on real data earns its champion: it beats raw HRRR, persistence and
-    # climatology at every lead 1-18 on March 2019.
-    champ = json.loads((home / "models" / "indot_rwis" / "champion-air_temp_c.json").read_text())
-    meta = json.loads((home / champ["model_prefix"] / "metadata.json").read_text())
-    assert meta["metrics"]["baseline_failures"] == [] and meta["metrics"]["leads"] == list(range(1, 19))
-    assert meta["stations"] == ["fort_wayne", "gas_city", "jeffersonville", "scottsburg"]
-    assert meta["training_window"]["test_cycles_from"] == "2019-03-01"
+    # The road-weather specs on real data (air and pavement temperature) each earn their own
+    # champion: it beats raw HRRR, persistence and climatology at every lead 1-18 on March 2019.
+    for spec_id, target in (("rwis_air_temp", "air_temp_c"), ("rwis_pavement_temp", "surface_temp_c")):
+        champ = json.loads((home / "models" / "indot_rwis" / f"champion-{target}.json").read_text())
+        meta = json.loads((home / champ["model_prefix"] / "metadata.json").read_text())
+        assert champ["spec"] == meta["spec_key"] == spec_id and meta["target"] == target
+        assert meta["metrics"]["baseline_failures"] == [] and meta["metrics"]["leads"] == list(range(1, 19))
+        assert meta["stations"] == ["fort_wayne", "gas_city", "jeffersonville", "scottsburg"]
+        assert meta["training_window"]["test_cycles_from"] == "2019-03-01"
+    # Each spec's outputs side by side: its own table, models and champion decision in the lake.
+    for table in ("training_table", "trained_models", "champion_model"):
+        assert sorted(p.stem for p in (lake / table).glob("*.parquet")) == SPECS, table
 
     with duckdb.connect(str(home / "snoiq.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         assert {"experiments", "wandb_runs", "wandb_history", "matched_runs"} <= tables
-        statuses = con.execute("select location, model_type, status from experiments order by all").fetchall()
+        statuses = con.execute("select spec_key, model_type, status from experiments order by all").fetchall()
         # the DataDecide group on the bundled real files: no empty table
         counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in (
             "wandb_history", "wandb_runs", "hf_eval_results", "matched_runs", "finetune_pretrain", "datadecide_checkpoints",
@@ -103,8 +115,8 @@ def test_demo_materialises_everything(demo):
         assert all(counts.values()), counts
         assert counts["hf_eval_results"] == 420 and counts["datadecide_checkpoints"] == 353 and counts["decision_accuracy_by_size"] == 13
         assert con.execute("select count(primary_score) from finetune_pretrain").fetchone()[0] == 436
-    assert [(loc, t) for loc, t, s in statuses if s == "success"] == [
-        (loc, t) for loc in ("72698024229", "94074", "indot_rwis") for t in ("lightgbm", "random_forest", "xgboost")]
+    assert [(spec, t) for spec, t, s in statuses if s == "success"] == [
+        (spec, t) for spec in SPECS for t in ("lightgbm", "random_forest", "xgboost")]
 
     # Every asset of the code location has a materialisation in the demo's instance (what
     # `make dev` shows afterwards), but hourly_predictions: no champion covers the stations of the
@@ -118,7 +130,8 @@ def test_demo_materialises_everything(demo):
     with demo.instance() as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("snoiq/demo_step") for r in runs)
-        assert "trained_models [xgboost]" in {r.tags["snoiq/demo_step"] for r in runs}
+        assert {f"trained_models [{spec}]" for spec in SPECS} <= {r.tags["snoiq/demo_step"] for r in runs}
+        assert sorted(instance.get_dynamic_partitions("model_specs")) == SPECS
 
 
 def test_every_snoiq_table_describes_its_columns(demo):
@@ -177,7 +190,7 @@ def test_duckdb_cli_reads_the_demo_database(demo):
     db = demo.home / "snoiq.duckdb"
     version = subprocess.run([str(DUCKDB_CLI), "--version"], capture_output=True, text=True, timeout=60)
     assert version.stdout.startswith("v1.5."), version.stdout + version.stderr
-    sql = "select location, model_type, round(rmse, 6) from experiments where status = 'success' order by all"
+    sql = "select spec_key, model_type, round(rmse, 6) from experiments where status = 'success' order by all"
     proc = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(db), sql],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -186,7 +199,7 @@ def test_duckdb_cli_reads_the_demo_database(demo):
         n_runs = con.execute("select count(*) from wandb_runs").fetchone()[0]
     assert [tuple(line.split(",")) for line in proc.stdout.splitlines()] == [
         (loc, mt, str(rmse)) for loc, mt, rmse in expected]
-    assert len(expected) == 9   # three types for each of three locations
+    assert len(expected) == 12   # three types for each of four model specs
     runs = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(db), "select count(*) from wandb_runs"],
                           capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0 and int(runs.stdout.strip()) == n_runs > 0, runs.stderr
@@ -234,7 +247,7 @@ def test_sensors_switched_on_after_the_demo_start_nothing(demo):
     from snoiq_assets.settings import Settings
 
     resources = build_resources(Settings.from_env({"SNOIQ_HOME": str(demo.home)}))
-    processing = ["station_file_landing_sensor", "outcome_landing_sensor", "hrrr_landing_sensor",
+    processing = ["station_file_landing_sensor", "outcome_landing_sensor", "hrrr_landing_sensor", "model_spec_sensor",
                   "retraining_sensor", "feature_predictions_sensor", "sweep_sensor"]
     with demo.instance() as instance:
         cursors = {}

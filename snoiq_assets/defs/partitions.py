@@ -31,4 +31,8 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 
 
-model_type_partitions = dg.StaticPartitionsDefinition(list(MODEL_TYPES))
+# One partition per model spec (raw/model_specs/<spec_id>.yaml, registered by model_spec_sensor):
+# training_table, trained_models, champion_model and predictions are keyed by it, so specs
+# live side by side. Every model type of a spec trains in its spec's run (one run per spec:
+# table, models, champion, predictions), so model type is a column, not a partition dimension.
+model_spec_partitions = dg.DynamicPartitionsDefinition(name="model_specs")

@@ -40,7 +40,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import partial_failure
-from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
+from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions, model_spec_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.lib.failures import PartialFailures
@@ -68,6 +68,7 @@ from snoiq_assets.lib.features.training import (
 )
 from snoiq_assets.lib.hours import by_month, keys_between
 from snoiq_assets.lib.keys import safe_identifier
+from snoiq_assets.lib.models.specs import check_table, read_spec
 from snoiq_assets.lib.parquet import StoredParquet
 
 GROUP = "features"
@@ -183,6 +184,7 @@ def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: StoredPar
 
 
 class TrainingTableConfig(dg.Config):
+    """A training table's options; a spec's file supplies them (``ModelSpec.table_config``)."""
     target: str = "precip_mm"
     resolution_days: int = 1
     locations: Optional[list[str]] = None
@@ -225,25 +227,38 @@ def _date(text: Optional[str], what: str) -> Optional[dt.date]:
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=model_spec_partitions,
     ins={
-        "observations_clean": dg.AssetIn(metadata={"allow_missing_partitions": True}),
+        "observations_clean": every_stored_partition(),
         # Only the stored hours in the configured date range are scanned, a month at a time.
         "grid_join_features": every_stored_partition(),
         "outcome_of_interest": every_stored_partition(),
     },
-    description="Features and target per location and period (resolution_days), with rolling means and lags; "
-                "or (hourly: true) per station, forecast cycle and lead from grid_join_features or landed point "
-                "forecasts, lags relative to the cycle.",
+    description="One table per model spec (`raw/model_specs/<spec_id>.yaml`): features and target per location "
+                "and period (daily specs, resolution_days), with rolling means and lags; or (hourly specs) per station, "
+                "forecast cycle and lead from grid_join_features or landed point forecasts, lags relative to the "
+                "cycle. A spec whose leads are not in the data, or whose split leaves a lead too few rows, is refused "
+                "with the number needed.",
     kinds={"polars", "parquet"},
 )
 def training_table(
     context: dg.AssetExecutionContext,
-    config: TrainingTableConfig,
     store: ObjectStoreResource,
     observations_clean: pl.LazyFrame,
     grid_join_features: StoredParquet,
     outcome_of_interest: StoredParquet,
 ) -> dg.Output:
+    model_spec = read_spec(store.get_store(), context.partition_key)
+    output = _build_table(context, TrainingTableConfig(**model_spec.table_config()), store, observations_clean,
+                          grid_join_features, outcome_of_interest)
+    counts = check_table(model_spec, pl.from_arrow(output.value))
+    return dg.Output(output.value, data_version=output.data_version,
+                     metadata={**output.metadata, "spec": model_spec.spec_id, "labelled_rows": counts["rows"]})
+
+
+def _build_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, store: ObjectStoreResource,
+                 observations_clean: pl.LazyFrame, grid_join_features: StoredParquet,
+                 outcome_of_interest: StoredParquet) -> dg.Output:
     spec = config.spec()
     grid_keys = keys_between(grid_join_features.partition_keys, spec.start, spec.end)
     if config.hourly and config.forecast_source == "point_forecasts":

@@ -1,14 +1,17 @@
-"""``predictions`` (a location and date range, from config) and ``hourly_predictions`` (every
-hourly champion on each new grid_join_features partition). Predictions are written under the
+"""``predictions`` (one partition per model spec: its champion over a date range, by default
+the champion's held-out period) and ``hourly_predictions`` (every hourly champion on each new
+grid_join_features partition). Predictions are written under the
 model's folder in the model store (lib/models/store.py); ``hourly_predictions`` also returns
 them to the IO manager, one lake file per hour."""
+
+from typing import Optional
 
 import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import partial_failure
 from snoiq_assets.defs.models.champion import champion_model
-from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
+from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions, model_spec_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.hourly import hourly_feature_rows, lags_of
@@ -20,6 +23,7 @@ from snoiq_assets.lib.models.predict import (
     PREDICTIONS_SCHEMA, champion_stations, lag_observations, scored_table,
 )
 from snoiq_assets.lib.models.runs import model_date
+from snoiq_assets.lib.models.specs import read_spec
 from snoiq_assets.lib.models.store import (
     check_scoring_columns, hourly_champions, load_bundle, read_champion, write_predictions,
 )
@@ -29,10 +33,8 @@ GROUP = "models"
 
 
 class PredictionsConfig(dg.Config):
-    location: str
-    target: str = "precip_mm"
-    start_date: str
-    end_date: str
+    start_date: Optional[str] = None  # default: the champion's test period
+    end_date: Optional[str] = None
 
 
 def _resolution(days) -> str:
@@ -41,10 +43,12 @@ def _resolution(days) -> str:
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=model_spec_partitions,
     deps=[champion_model],
     ins={"training_table": dg.AssetIn()},
-    description="The champion's predictions for a location and date range (config), with model version and run id "
-                "in every row, under the model's folder: `predictions/<start>_to_<end>/predictions.parquet`.",
+    description="Per model spec, its champion's predictions for a date range (config; default the champion's test "
+                "period), with spec, model version and run id in every row, under the model's folder: "
+                "`predictions/START_to_END/predictions.parquet`.",
     kinds={"parquet"},
 )
 def predictions(
@@ -53,18 +57,21 @@ def predictions(
     store: ObjectStoreResource,
     training_table: StoredParquet,
 ) -> None:
-    location = safe_identifier(config.location, "location")
-    start, end = model_date(config.start_date, "start_date"), model_date(config.end_date, "end_date")
-    if start is None or end is None or start > end:
-        raise ModelError(f"predictions need start_date <= end_date; got {config.start_date!r} and {config.end_date!r}")
     object_store = store.get_store()
-    champ = read_champion(object_store, location, config.target)
+    spec = read_spec(object_store, context.partition_key)
+    location = safe_identifier(spec.store_location, "location")
+    champ = read_champion(object_store, location, spec.target)
     if champ is None:
-        raise ModelError(f"no champion for location {location!r} and target {config.target!r}; "
-                         "materialise champion_model first")
-    info = info_from_schema_metadata(training_table.metadata())
-    table = training_table.read()
+        raise ModelError(f"spec {spec.spec_id!r} has no champion yet (nothing promoted for location {location!r} and "
+                         f"target {spec.target!r}); materialise champion_model for it first")
+    info = info_from_schema_metadata(training_table.metadata(spec.spec_id))
+    table = training_table.read(spec.spec_id)
     model, meta = load_bundle(object_store, champ["model_prefix"], table.columns)
+    window = meta.get("training_window") or {}
+    first, last = config.start_date or window.get("test_start"), config.end_date or window.get("test_end")
+    start, end = _bound(first, "start_date", spec.hourly), _bound(last, "end_date", spec.hourly)
+    if start is None or end is None or start > end:
+        raise ModelError(f"predictions need start_date <= end_date; got {first!r} and {last!r}")
     if meta.get("resolution_days") != info.get("resolution_days"):
         raise ModelError(f"the champion was trained {_resolution(meta.get('resolution_days'))}, "
                          f"the training table is {_resolution(info.get('resolution_days'))}; rebuild it to match")
@@ -76,16 +83,26 @@ def predictions(
         raise ModelError(f"the training table has no rows for {stations} between {start} and {end}")
     scored = scored_table(rows, model, meta, champ)
     uri = write_predictions(object_store, champ["model_prefix"], start, end, scored)
-    context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": scored.num_rows,
+    context.add_output_metadata({"spec": spec.spec_id, "uri": dg.MetadataValue.path(uri),
+                                 "dagster/row_count": scored.num_rows, "start": str(start), "end": str(end),
                                  "model_version": str(champ.get("registered_version")),
-                                 "mlflow_run_id": meta["mlflow_run_id"], "model_type": meta["model_type"]})
+                                 "mlflow_run_id": meta["mlflow_run_id"], "run_id": str(meta.get("run_id")),
+                                 "model_type": meta["model_type"]})
+
+
+def _bound(text: Optional[str], what: str, hourly: bool):
+    """A date (daily specs) or the day of an hour (hourly specs: the whole days it covers)."""
+    if text is None:
+        return None
+    return model_date(text[:10] if hourly else text, what)
 
 
 @dg.asset(
     group_name=GROUP,
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    deps=[champion_model],
+    # Every spec's champion (the hourly ones predict here).
+    deps=[dg.AssetDep(champion_model, partition_mapping=dg.AllPartitionMapping())],
     ins={
         "grid_join_features": dg.AssetIn(),
         "observations_clean": every_stored_partition(),
