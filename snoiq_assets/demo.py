@@ -22,6 +22,8 @@ from snoiq_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_ASSETS = {"training_table", "trained_models", "champion_model", "predictions"}
+# Three March 2019 cycles the road-weather champions predict (leads 1-18 from the point forecasts).
+PREDICTED_CYCLES = ("2019-03-15T00", "2019-03-15T02")
 
 
 def _instance(settings: Settings) -> dg.DagsterInstance:
@@ -332,6 +334,9 @@ def run_all(demo: Demo) -> None:
     for spec_id in ROAD_WEATHER_SPECS:
         print(f"model spec {spec_id}: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
         run_spec(demo, spec_id, fast)
+    print("hourly_predictions: each hourly champion on the forecast cycles its spec covers")
+    demo.run(f"hourly_predictions [{PREDICTED_CYCLES[0]}...{PREDICTED_CYCLES[1]}]", ["hourly_predictions"],
+             tags=range_tags(*PREDICTED_CYCLES))
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

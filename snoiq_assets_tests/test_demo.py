@@ -100,6 +100,14 @@ def test_demo_materialises_everything(demo):
         assert meta["metrics"]["baseline_failures"] == [] and meta["metrics"]["leads"] == list(range(1, 19))
         assert meta["stations"] == ["fort_wayne", "gas_city", "jeffersonville", "scottsburg"]
         assert meta["training_window"]["test_cycles_from"] == "2019-03-01"
+    # hourly_predictions: both road-weather champions on three March cycles, every station and lead.
+    hourly = pl.read_parquet(lake / "hourly_predictions" / "2019-03-15T01.parquet")
+    assert sorted(hourly["spec"].unique()) == ["rwis_air_temp", "rwis_pavement_temp"]
+    assert hourly["cycle_time"].dt.strftime("%Y-%m-%dT%H").unique().to_list() == ["2019-03-15T01"]
+    assert hourly.group_by("spec").agg(pl.col("lead_hours").n_unique())["lead_hours"].to_list() == [18, 18]
+    assert hourly["location"].n_unique() == 4 and hourly["model_version"].null_count() == 0
+    air = hourly.filter((pl.col("spec") == "rwis_air_temp") & pl.col("observed").is_not_null())
+    assert ((air["prediction"] - air["observed"]) ** 2).mean() ** 0.5 < 3.0   # degC, one cycle
     # Each spec's outputs side by side: its own table, models and champion decision in the lake.
     for table in ("training_table", "trained_models", "champion_model"):
         assert sorted(p.stem for p in (lake / table).glob("*.parquet")) == SPECS, table
@@ -119,13 +127,10 @@ def test_demo_materialises_everything(demo):
         (spec, t) for spec in SPECS for t in ("lightgbm", "random_forest", "xgboost")]
 
     # Every asset of the code location has a materialisation in the demo's instance (what
-    # `make dev` shows afterwards), but hourly_predictions: no champion covers the stations of the
-    # demo's grid_join_features hours (the synthetic-grid Nunn model is not promoted; the
-    # road-weather champion's forecasts are point forecasts, not grid partitions). Every run says
-    # which demo step it was.
+    # `make dev` shows afterwards). Every run says which demo step it was.
     check = subprocess.run([sys.executable, "-c", EVERY_ASSET], cwd=REPO, env=demo.env, capture_output=True,
                            text=True, timeout=300)
-    assert check.returncode == 0 and "never materialised: ['hourly_predictions']" in check.stdout, \
+    assert check.returncode == 0 and "never materialised: []" in check.stdout, \
         check.stdout[-2000:] + check.stderr[-2000:]
     with demo.instance() as instance:
         runs = instance.get_runs()

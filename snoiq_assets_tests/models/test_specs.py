@@ -166,9 +166,17 @@ def test_two_specs_on_one_station_keep_their_own_outputs(settings_env, instance,
         assert store.get_json(champion_key(STATION, target))["spec"] == sid
         # One MLflow experiment per spec, holding only that spec's runs.
         client = mlflow_res.client()
-        runs = client.search_runs([client.get_experiment_by_name(experiment_name(sid)).experiment_id])
+        experiment = client.get_experiment_by_name(experiment_name(sid)).experiment_id
+        runs = client.search_runs([experiment])
         assert sorted(r.data.tags["model_type"] for r in runs) == ["lightgbm", "xgboost"]
         assert {r.data.tags["spec"] for r in runs} == {sid}
+        # Each spec's partition page links its experiment and its champion.
+        for asset in ("trained_models", "champion_model"):
+            (record,) = instance.fetch_materializations(dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey(asset), asset_partitions=[sid]), limit=1).records
+            md = record.asset_materialization.metadata
+            assert md["mlflow_experiment"].value == f"http://127.0.0.1:5000/#/experiments/{experiment}", asset
+        assert md["spec"].value == sid and md["champion"].value.endswith(champion_key(STATION, target))
     with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
         rows = con.execute("SELECT spec_key, target, count(*) FROM experiments GROUP BY ALL ORDER BY 1").fetchall()
     assert rows == [(AIR_TEMP_SPEC, "air_temp_c", 2), (PORTLAND_SPEC, "precip_mm", 2)]

@@ -23,8 +23,9 @@ from snoiq_assets.lib.models.evaluate import score_on
 from snoiq_assets.lib.models.specs import ModelSpec, read_spec
 from snoiq_assets.lib.models.promotion import best_candidate, check_rule, decide
 from snoiq_assets.lib.models.splits import parse_period
+from snoiq_assets.lib.models.mlflow_conventions import experiment_name
 from snoiq_assets.lib.models.store import (
-    load_bundle, read_champion, read_metadata, record_champion_decision, write_champion,
+    champion_key, load_bundle, read_champion, read_metadata, record_champion_decision, write_champion,
 )
 from snoiq_assets.lib.parquet import StoredParquet
 
@@ -110,7 +111,12 @@ def champion_model(
     context.log.info(f"champion decision: {'promoted' if decision.promote else 'kept'}: {decision.reason}")
     if X.refresh_champion_history(object_store, duckdb.database) is None:
         context.log.warning("the DuckDB file was locked; champion_history catches up at the next refresh")
+    champion_file = champion_key(location, spec.target)
     context.add_output_metadata({"spec": spec.spec_id, "promoted": decision.promote, "reason": decision.reason,
+                                 "champion": dg.MetadataValue.path(object_store.uri(champion_file))
+                                 if object_store.exists(champion_file) else "none yet",
+                                 "mlflow_experiment": dg.MetadataValue.url(mlflow.experiment_url(
+                                     mlflow.experiment_id(experiment_name(spec.spec_id)))),
                                  "registered_model": name,
                                  "registered_version": str(version), "candidate": best["model_prefix"]})
     return pl.DataFrame([{k: (json.dumps(v) if isinstance(v, (dict, list)) else (None if v is None else str(v)))

@@ -211,18 +211,19 @@ def trained_models(
             raise partial_failure(failures, "nothing is stored")
         failure = partial_failure(failures, f"trained, recorded and stored: {', '.join(sorted(failures.good))}")
         return StoreGoodThenFail({spec_id: pl.concat([frames[mt] for mt in model_types if mt in failures.good])}, failure)
-    _summary_metadata(context, frames)
+    _summary_metadata(context, frames, mlflow.experiment_url(mlflow.experiment_id(mlflow_conventions.experiment_name(spec_id))))
     return pl.concat([frames[mt] for mt in model_types])
 
 
-def _summary_metadata(context: dg.AssetExecutionContext, frames: dict[str, pl.DataFrame]) -> None:
+def _summary_metadata(context: dg.AssetExecutionContext, frames: dict[str, pl.DataFrame], experiment: str) -> None:
     """The spec's models side by side on its partition's page (each type's details are prefixed by it)."""
     rows = pl.concat(list(frames.values())).sort("rmse")
     table = "| model type | RMSE | MAE | bias | skill vs persistence | skill vs climatology |\n|---|---|---|---|---|---|\n"
     table += "\n".join(f"| {r['model_type']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['bias']:.4f} | "
                        f"{r['skill_persistence']:.4f} | {r['skill_climatology']:.4f} |" for r in rows.iter_rows(named=True))
     context.add_asset_metadata({"models": dg.MetadataValue.md(table), "best_model_type": rows["model_type"][0],
-                                 "dagster/row_count": rows.height})
+                                "mlflow_experiment": dg.MetadataValue.url(experiment),
+                                "dagster/row_count": rows.height})
 
 
 def _train_one(r: _Run, model_type: str, run_id: str, config: TrainModelConfig) -> pl.DataFrame:

@@ -39,6 +39,11 @@ def experiment_name(spec_id: str) -> str:
     return f"snoiq/{safe_identifier(spec_id, 'spec id')}"
 
 
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    """The experiment's page in the MLflow UI (a spec's runs side by side)."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}"
+
+
 def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
     """The run's page in the MLflow UI."""
     return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
