@@ -4,7 +4,6 @@ orphans every stored partition."""
 import dagster as dg
 
 from snoiq_assets.lib.hours import HOURLY_KEY_FORMAT, HOURLY_START
-from snoiq_assets.lib.models.train import MODEL_TYPES
 
 # Hourly UTC run cycles from the start of NOAA's HRRR archive (keys and start: lib/hours.py).
 hourly_partitions = dg.HourlyPartitionsDefinition(

@@ -87,7 +87,9 @@ NAMED = {
     "prediction": "the model's prediction of the target, in the target's unit",
     "model_type": "xgboost, lightgbm or random_forest", "model_version": "registered MLflow model version",
     "mlflow_run_id": "the MLflow run that trained the model", "model_prefix": "the model's folder in the model store",
-    "run_id": "this training run's id (the experiments table's key)", "run_timestamp": "when the model was "
+    "run_id": "the training run's id (the experiments table's key)", "spec": "the model spec the row belongs "
+    "to (raw/model_specs/SPEC_ID.yaml)", "lead_hours": "forecast lead: hours from the cycle to the valid time",
+    "run_timestamp": "when the model was "
     "trained, UTC (its folder name)", "resolution_days": "days per row the model was trained on (0: hourly)",
     "test_start": "first period of the held-out test set", "test_end": "last period of the held-out test set",
     "rmse": "root mean squared error on the test set, target unit", "mae": "mean absolute error on the test set, "
@@ -108,7 +110,7 @@ NAMED = {
     "relative improvement required to promote (no unit)", "decided_at": "time of the decision, UTC",
     "promoted": "whether the candidate became the champion", "registered_model": "the MLflow registered model",
     "registered_version": "the champion's registered version after the decision",
-    "spec_key": "the model the decision is for (location/target/resolution)",
+    "spec_key": "the model spec the decision is for (its id)",
     "candidate_run_id": "the candidate's training run (the experiments table's run_id)",
     "snapshot_sha256": "SHA-256 of the exact rows the model was trained and tested on (snapshots/<sha256>.parquet)",
     "training_window": "the candidate's train and test periods and row counts",

@@ -3,13 +3,14 @@ touches, each at most once per its own minimum interval and never while it retra
 spec covers is said so in the tick's skip reason. Evaluated as the daemon does (real instance,
 real clean observations, contexts entered)."""
 
+import datetime as dt
 import json
 import uuid
 
 import dagster as dg
 import pytest
 
-from snoiq_assets.defs.models.schedules import retrain_job
+from snoiq_assets.defs.models.schedules import model_schedules, retrain_job
 from snoiq_assets.defs.models.sensors import retraining_sensor
 from snoiq_assets.settings import Settings, SettingsError
 from snoiq_assets_tests.helpers import location_assets
@@ -88,6 +89,20 @@ def test_retrains_exactly_the_specs_the_data_touches(defs, resources, instance, 
     instance.report_run_failed(running)
     result, _ = tick(instance, cursor_running, resources)
     assert [r.partition_key for r in result.run_requests] == ["nunn_anytime"]
+
+
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_weekly_retraining_requests_every_registered_spec(instance, store):
+    schedule = model_schedules(Settings())[0]
+    when = dt.datetime(2026, 11, 30, 3, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as ctx:
+        assert schedule(ctx).skip_message == "no model spec is registered (land one in raw/model_specs/)"
+    land_spec(instance, store, PORTLAND)
+    land_spec(instance, store, "nunn_anytime", text="{}", **NUNN_ANYTIME)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as ctx:
+        requests = schedule(ctx)
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        ("nunn_anytime", "weekly-2026-11-30-nunn_anytime"), (PORTLAND, f"weekly-2026-11-30-{PORTLAND}")]
 
 
 def test_the_interval_setting_is_read_and_checked():

@@ -119,9 +119,14 @@ def _retraining_tick(context: dg.SensorEvaluationContext, settings: Settings, ob
     for sid, why in touched.items():
         pending.setdefault(sid, set()).update(why)
     if not pending:
-        what = describe(data)
-        reason = (f"new data ({what}), but no model spec covers it (registered: {', '.join(sorted(specs)) or 'none'})"
-                  if data else "no new observations, outcomes or features")
+        covering = sorted(specs_touched(specs, data, {}))
+        if not data:
+            reason = "no new observations, outcomes or features"
+        elif covering:   # e.g. after `make demo`: the specs were trained after this data arrived
+            reason = f"new data ({describe(data)}) is already in the training tables of {', '.join(covering)}"
+        else:
+            reason = (f"new data ({describe(data)}), but no model spec covers it "
+                      f"(registered: {', '.join(sorted(specs)) or 'none'})")
         return dg.SensorResult(skip_reason=reason, cursor=json.dumps({"cursors": moved, "last_request": last}))
     now = dt.datetime.now(dt.timezone.utc)
     running = _in_progress(context.instance)
