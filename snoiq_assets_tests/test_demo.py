@@ -25,10 +25,12 @@ DUCKDB_CLI = Path(sys.executable).parent / "duckdb"   # PyPI duckdb-cli, what `p
 NOISE = re.compile(r"(Beta|Preview|Supersession|Deprecation)Warning")
 
 # Two demos for the module (the second finds everything up to date): the first takes ~5 min on a
-# quiet 2-core machine, several times that on a busy one.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+# quiet 2-core machine, several times that on a busy one (over 25 min at load 18).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(4200)]
 # The demo's model specs (data/model_specs/), sorted.
 SPECS = ["nunn_air_temp_hourly", "portland_precip_daily", "rwis_air_temp", "rwis_pavement_temp"]
+# The model types each spec trains in the fast demo (the road-weather specs: LightGBM only).
+TYPES = {spec: ("lightgbm",) if spec.startswith("rwis") else ("lightgbm", "random_forest", "xgboost") for spec in SPECS}
 
 
 @dataclass
@@ -44,7 +46,7 @@ class DemoRun:
 
 def run_demo(env: dict, log_name: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "snoiq_assets.demo"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=1500)
+                          capture_output=True, text=True, timeout=3000)
     (REPO / "test-output").mkdir(exist_ok=True)
     (REPO / "test-output" / log_name).write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -124,7 +126,7 @@ def test_demo_materialises_everything(demo):
         assert counts["hf_eval_results"] == 420 and counts["datadecide_checkpoints"] == 353 and counts["decision_accuracy_by_size"] == 13
         assert con.execute("select count(primary_score) from finetune_pretrain").fetchone()[0] == 436
     assert [(spec, t) for spec, t, s in statuses if s == "success"] == [
-        (spec, t) for spec in SPECS for t in ("lightgbm", "random_forest", "xgboost")]
+        (spec, t) for spec in SPECS for t in TYPES[spec]]
 
     # Every asset of the code location has a materialisation in the demo's instance (what
     # `make dev` shows afterwards). Every run says which demo step it was.
@@ -204,7 +206,7 @@ def test_duckdb_cli_reads_the_demo_database(demo):
         n_runs = con.execute("select count(*) from wandb_runs").fetchone()[0]
     assert [tuple(line.split(",")) for line in proc.stdout.splitlines()] == [
         (loc, mt, str(rmse)) for loc, mt, rmse in expected]
-    assert len(expected) == 12   # three types for each of four model specs
+    assert len(expected) == sum(map(len, TYPES.values())) == 8
     runs = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(db), "select count(*) from wandb_runs"],
                           capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0 and int(runs.stdout.strip()) == n_runs > 0, runs.stderr
