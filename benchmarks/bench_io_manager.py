@@ -1,5 +1,6 @@
 """Parquet write and read of a 1-million-row frame through the IO manager, against writing and
-reading the same frame directly with Polars, on the local folder and on a real S3 server.
+reading the same frame directly with Polars, on the local folder and on a real S3 server
+(SeaweedFS, the tests' server), in the same process.
 
 Run: .venv/bin/python benchmarks/bench_io_manager.py   (results in benchmarks/results/io_manager.json)
 """
@@ -20,6 +21,8 @@ from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
 
 N = 1_000_000
+REPEAT = 5          # best of: the least disturbed run on a shared machine
+WRITE_TARGET = 1.2  # the IO manager's write at most 1.2x writing the same frame directly
 
 
 def frame() -> pl.DataFrame:
@@ -58,17 +61,18 @@ def bench_backend(settings: Settings, df: pl.DataFrame) -> dict:
         direct_write = lambda: df.write_parquet(uri, compression="zstd", storage_options=opts)  # noqa: E731
         direct_read = lambda: pl.read_parquet(uri, storage_options=opts)  # noqa: E731
 
-    t_direct_w = best_of(direct_write)
-    t_direct_r = best_of(direct_read)
+    t_direct_w = best_of(direct_write, REPEAT)
+    t_direct_r = best_of(direct_read, REPEAT)
     # One fresh output context per write (metadata is added once per context), built untimed.
-    contexts = iter([dg.build_output_context(asset_key=key) for _ in range(3)])
-    t_io_w = best_of(lambda: manager.handle_output(next(contexts), df))
+    contexts = iter([dg.build_output_context(asset_key=key) for _ in range(REPEAT)])
+    t_io_w = best_of(lambda: manager.handle_output(next(contexts), df), REPEAT)
     t_io_r = best_of(lambda: manager.load_input(in_ctx))
     assert manager.load_input(in_ctx).shape == df.shape
     size = store.stat("lake/bench_frame.parquet").size
     return {
         "direct_write_s": round(t_direct_w, 4), "io_manager_write_s": round(t_io_w, 4),
-        "write_ratio": round(t_io_w / t_direct_w, 3),
+        "write_ratio": round(t_io_w / t_direct_w, 3), "write_ratio_target": WRITE_TARGET,
+        "write_ratio_met": t_io_w / t_direct_w <= WRITE_TARGET,
         "direct_read_s": round(t_direct_r, 4), "io_manager_read_s": round(t_io_r, 4),
         "read_ratio": round(t_io_r / t_direct_r, 3),
         "file_mb": round(size / 1e6, 2),

@@ -12,7 +12,7 @@ e.g. units, is kept in the file). Inputs arrive as a Polars ``LazyFrame`` scanni
 requested partition (one, a range, or all), as ``dict[str, LazyFrame]`` per partition when
 the input is annotated as a dict, or as a ``StoredParquet`` (lib/lake.py) when the asset needs
 a subset of the stored partitions or their Parquet footers (units, grid id, build info) without
-reading the data. Writes are atomic (see ``ObjectStore.atomic_local_file``).
+reading the data. Writes are atomic (see ``ObjectStore.write_atomically``).
 """
 
 from __future__ import annotations
