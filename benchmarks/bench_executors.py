@@ -8,7 +8,7 @@ chunk by chunk, one run at a time, from the code location as deployed (loaded fr
 the executor is the one the environment selects). Throughput = partitions per minute of wall
 time over all chunks; the ratio is Celery's over the multiprocess executor's.
 
-Usage: ``.venv/bin/python benchmarks/bench_executors.py [--hours 12] [--chunk 6]``.
+Usage: ``.venv/bin/python benchmarks/bench_executors.py [--hours 8] [--chunk 4]``.
 Writes benchmarks/results/executors.json.
 """
 
@@ -71,8 +71,8 @@ def backfill(instance, job, pks: list[str], chunk: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--hours", type=int, default=12, help="hourly partitions per executor (default 12)")
-    ap.add_argument("--chunk", type=int, default=6, help="partitions per single-run backfill (default 6)")
+    ap.add_argument("--hours", type=int, default=8, help="hourly partitions per executor (default 8)")
+    ap.add_argument("--chunk", type=int, default=4, help="partitions per single-run backfill (default 4)")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="snoiq-bench-executors-"))
