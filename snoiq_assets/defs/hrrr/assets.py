@@ -202,9 +202,8 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
 
     Decoding runs in a child process (``lib/hrrr/isolation.py``), one per step, reused for every
     partition: a corrupt message that makes ecCodes abort or segfault fails only its partition,
-    with the usual error naming the file and ecCodes' message. Measured (bench_hrrr.py, loaded
-    machine): 1.03x the in-process ecCodes engine (+41 ms per partition), 1.08x for cfgrib,
-    plus the child's start once per step. Each decoded partition must be physically plausible
+    with the usual error naming the file and ecCodes' message; the child's start is paid once
+    per step (cost per partition: bench_hrrr.py). Each decoded partition must be physically plausible
     (``lib/hrrr/plausibility.py``) before anything is written.
 
     A bad partition (corrupt GRIB, ecCodes crash, implausible values, wrong grid, missing
