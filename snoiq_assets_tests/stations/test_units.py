@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from snoiq_assets.defs.stations.assets import register_station_files
-from snoiq_assets.defs.stations.checks import ALL_CHECKS
+from snoiq_assets.defs.stations.checks import OBSERVATIONS_CHECKS
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw
 from snoiq_assets.lib.stations import parsers
 from snoiq_assets.lib.stations.units import file_latitude, monthly_bounds, unit_problems
@@ -89,7 +89,7 @@ def test_min_above_max_frame():
 def test_observations_clean_quarantines_the_file(store, resources, instance, sample_dir):
     store.put("raw/observations/CLE.csv", _asos_in_f(sample_dir))
     register_station_files(instance, store)
-    res = dg.materialize([observations_raw, observations_clean, *ALL_CHECKS[:3]], resources=resources,
+    res = dg.materialize([observations_raw, observations_clean, *OBSERVATIONS_CHECKS], resources=resources,
                          instance=instance, partition_key="CLE", raise_on_error=False)
     assert not res.success
     reason = store.get_json("quarantine/raw/observations/CLE.csv.reason.json")

@@ -12,13 +12,20 @@ the format, so read it one partition at a time), with ``line_no`` and ``parse_er
 A file that cannot be read at all (unknown format, not UTF-8, wrong header, no readable line)
 is moved to ``quarantine/`` with a reason and the partition's run fails with that reason;
 other partitions are unaffected. Row-level problems become rejects and the raw file stays.
+
+The clean tables are write-audit-publish: their rejects are written first (the record of what
+failed), the clean table goes to staging, and only if its reject share is within
+``max_reject_share`` (the blocking ``*_reject_share`` check, evaluated here) is it published
+into the lake, where downstream assets read it. A refused table is never readable as good.
 """
 
 
 import dagster as dg
 import polars as pl
 
+from snoiq_assets.defs.failures import Audited
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
+from snoiq_assets.defs.stations.checks import CleanTableConfig, reject_share_result, reject_share_spec
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.columns import COLUMNS_AS_LANDED
 from snoiq_assets.lib.keys import UnsafeNameError
@@ -116,8 +123,10 @@ def observations_raw(context: dg.AssetExecutionContext, store: ObjectStoreResour
         "observations_rejects": dg.AssetOut(description="Every validation failure: station, timestamp, column, value, rule, reason."),
     },
     ins={"observations_raw": dg.AssetIn()},
+    check_specs=[reject_share_spec("observations", "observations_clean")],
 )
-def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.DataFrame, store: ObjectStoreResource):
+def observations_clean(context: dg.AssetExecutionContext, config: CleanTableConfig, observations_raw: pl.DataFrame,
+                       store: ObjectStoreResource):
     station_id = context.partition_key
     fmt = Format(observations_raw["source_format"][0])
     frame = parsers.to_clean(observations_raw, fmt, station_id)
@@ -134,9 +143,25 @@ def observations_clean(context: dg.AssetExecutionContext, observations_raw: pl.D
     meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value}
     if fmt is Format.GHCND_CDO_CSV:
         meta["ghcnd_units_detected"] = parsers.ghcnd_units(observations_raw)
-    yield dg.Output(clean, output_name="observations_clean", metadata=meta)
     yield dg.Output(rejects, output_name="observations_rejects",
                     metadata={"by_rule": dg.MetadataValue.json(dict(rejects.group_by("rule").len().rows()))})
+    yield from _audited_clean("observations", "observations_clean", clean, rejects, config.max_reject_share, meta)
+
+
+def _audited_clean(prefix: str, clean_asset: str, clean: pl.DataFrame, rejects: pl.DataFrame, limit: float,
+                   meta: dict):
+    """The clean table through write-audit-publish, then its reject-share check result. The
+    audit runs on the staged table (what would be published); when it refuses, the failed check
+    is recorded first, and the IO manager fails the step without publishing."""
+    result = reject_share_result(prefix, clean_asset, clean.height, rejects, limit)
+    if not result.passed:
+        yield result
+
+    def audit(staged: pl.DataFrame) -> str | None:
+        return validate.reject_share_problem(staged.height, rejects, limit)
+
+    yield dg.Output(Audited(clean, audit), output_name=clean_asset, metadata=meta)
+    yield result
 
 
 @dg.asset(
@@ -184,8 +209,9 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
         "outcome_of_interest": dg.AssetOut(description="A location's target series: location, timestamp_utc, variable, value."),
         "outcome_rejects": dg.AssetOut(description="Validation failures of the outcome series."),
     },
+    check_specs=[reject_share_spec("outcome", "outcome_of_interest")],
 )
-def outcome_of_interest(context: dg.AssetExecutionContext, store: ObjectStoreResource):
+def outcome_of_interest(context: dg.AssetExecutionContext, config: CleanTableConfig, store: ObjectStoreResource):
     object_store = store.get_store()
     location = context.partition_key
     key = _find(object_store, outcome_key_candidates(location), f"outcome location {location!r}")
@@ -195,5 +221,6 @@ def outcome_of_interest(context: dg.AssetExecutionContext, store: ObjectStoreRes
         dest = object_store.quarantine(key, str(exc), line=exc.line, column=exc.column)
         raise dg.Failure(description=f"{exc} (moved to {dest})") from None
     clean, rejects = oc.validate_outcome(frame)
-    yield dg.Output(clean, output_name="outcome_of_interest", metadata={"rows": clean.height, "source_key": key})
     yield dg.Output(rejects, output_name="outcome_rejects", metadata={"rejects": rejects.height})
+    yield from _audited_clean("outcome", "outcome_of_interest", clean, rejects, config.max_reject_share,
+                              {"rows": clean.height, "source_key": key})
