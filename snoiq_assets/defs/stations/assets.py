@@ -32,7 +32,7 @@ from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.stations import metadata as md
 from snoiq_assets.lib.stations import outcomes as oc
 from snoiq_assets.lib.stations import parsers, validate
-from snoiq_assets.lib.stations.units import file_latitude, unit_problems
+from snoiq_assets.lib.stations.units import station_place, unit_problems
 from snoiq_assets.lib.stations.formats import Format, StationFileError, decode_utf8, detect_format
 from snoiq_assets.lib.stations.rawkeys import (
     EXTRA_METADATA_KEY,
@@ -131,10 +131,17 @@ def observations_clean(context: dg.AssetExecutionContext, config: CleanTableConf
     fmt = Format(observations_raw["source_format"][0])
     frame = parsers.to_clean(observations_raw, fmt, station_id)
     # A file in other units than its format says passes the per-value range rule (a January
-    # at 31 "°C"): judged as a whole first, and quarantined with the reason.
-    problems = unit_problems(frame, file_latitude(observations_raw))
+    # at 31 "°C"): judged as a whole first, against the station's place, and quarantined with
+    # the reason.
+    object_store = store.get_store()
+    try:
+        lists = md.build_station_metadata(*_station_lists(object_store))
+    except StationFileError as exc:   # station_metadata fails on it, naming it; the file's own check goes on
+        context.log.warning(f"unit checks without the station lists: {exc}")
+        lists = None
+    place = station_place(observations_raw, station_id, lists)
+    problems = unit_problems(frame, place)
     if problems:
-        object_store = store.get_store()
         key = _find(object_store, raw_key_candidates(station_id), f"station {station_id!r}")
         reason = f"{key}: temperatures not in the units of its format ({fmt.value}): " + "; ".join(problems)
         dest = object_store.quarantine(key, reason, asset="observations_clean", partition=station_id)
@@ -164,6 +171,15 @@ def _audited_clean(prefix: str, clean_asset: str, clean: pl.DataFrame, rejects: 
     yield result
 
 
+def _station_lists(object_store: ObjectStore) -> tuple:
+    """The station lists in the raw zone, lowest precedence first: USCRN stations.tsv, the
+    road-weather site list and the user's extra metadata file (each None when not landed)."""
+    def read(key, parse):
+        return parse(object_store.get(key), key) if object_store.exists(key) else None
+    return (read(USCRN_STATIONS_KEY, md.from_uscrn_stations), read(RWIS_SITES_KEY, md.from_rwis_sites),
+            read(EXTRA_METADATA_KEY, md.from_extra_csv))
+
+
 @dg.asset(
     group_name=GROUP,
     description="One row per station: USCRN stations.tsv, GSOD file coordinates, the road-weather site list and the "
@@ -175,7 +191,8 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
         raise dg.Failure(description=f"no station list: land the USCRN stations.tsv at {object_store.uri(USCRN_STATIONS_KEY)} "
                                      f"(https://www.ncei.noaa.gov/pub/data/uscrn/products/stations.tsv; "
                                      f"`make demo` lands the bundled copy)")
-    frames = [md.from_uscrn_stations(object_store.get(USCRN_STATIONS_KEY), USCRN_STATIONS_KEY)]
+    uscrn, rwis, extra = _station_lists(object_store)
+    frames = [uscrn]
     for info in object_store.list(OBSERVATIONS_PREFIX):
         try:
             sid = partition_for_raw_key(info.key)
@@ -185,15 +202,9 @@ def station_metadata(context: dg.AssetExecutionContext, store: ObjectStoreResour
                 frames.append(md.from_gsod_native(native, sid))
         except (UnsafeNameError, StationFileError) as exc:
             context.log.warning(f"station_metadata skips {info.key}: {exc}")
-    # The road-weather site list (the INDOT stations' coordinates), optional.
-    rwis_src = RWIS_SITES_KEY if object_store.exists(RWIS_SITES_KEY) else "none"
-    if object_store.exists(RWIS_SITES_KEY):
-        frames.append(md.from_rwis_sites(object_store.get(RWIS_SITES_KEY), RWIS_SITES_KEY))
-    # The extra metadata file is the user's own, optional addition.
-    extra_src = EXTRA_METADATA_KEY if object_store.exists(EXTRA_METADATA_KEY) else "none"
-    if object_store.exists(EXTRA_METADATA_KEY):
-        frames.append(md.from_extra_csv(object_store.get(EXTRA_METADATA_KEY), EXTRA_METADATA_KEY))
-    out = md.build_station_metadata(*frames)
+    rwis_src = RWIS_SITES_KEY if rwis is not None else "none"
+    extra_src = EXTRA_METADATA_KEY if extra is not None else "none"
+    out = md.build_station_metadata(*frames, rwis, extra)
     context.add_output_metadata({"stations": out.height, "uscrn_source": USCRN_STATIONS_KEY, "extra_source": extra_src,
                                  "rwis_sites_source": rwis_src})
     return out.drop("source").select(
