@@ -173,7 +173,8 @@ def _is_timeout(exc: BaseException) -> bool:
     import urllib3.exceptions as ue
 
     reason = exc.reason if isinstance(exc, ue.MaxRetryError) else exc
-    return isinstance(reason, (ue.TimeoutError, TimeoutError))
+    # urllib3 derives a refused connection (a dead server: nothing was sent) from its timeouts.
+    return isinstance(reason, (ue.TimeoutError, TimeoutError)) and not isinstance(reason, ue.NewConnectionError)
 
 
 def current_umask() -> int:

@@ -147,7 +147,8 @@ def observations_clean(context: dg.AssetExecutionContext, config: CleanTableConf
         dest = object_store.quarantine(key, reason, asset="observations_clean", partition=station_id)
         raise dg.Failure(description=f"{reason} (moved to {dest})", metadata={"quarantined": dest})
     clean, rejects = validate.validate(frame, claimed_period=parsers.claimed_period(observations_raw, fmt))
-    meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value}
+    meta = {"rows_in": frame.height, "rows_clean": clean.height, "rejects": rejects.height, "source_format": fmt.value,
+            "unit_check_place": place.describe()}
     if fmt is Format.GHCND_CDO_CSV:
         meta["ghcnd_units_detected"] = parsers.ghcnd_units(observations_raw)
     yield dg.Output(rejects, output_name="observations_rejects",
