@@ -212,7 +212,8 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     as materialised, one by one, and the step fails naming every failed partition. Re-run the
     failed partitions once their files are replaced.
     Memory: every decoded partition is held until the IO manager writes (about 7.6 MB per
-    variable per partition on the CONUS grid), so keep single-run ranges to a few days.
+    variable per partition on the CONUS grid): one run of 24 partitions x 10 variables peaks at
+    about 2.1 GB (benchmarks/bench_memory.py), so size single-run ranges to the worker's memory.
 
     Decode engine (``config.engine``): ``"eccodes"`` is the default: the messages decoded
     directly by ecCodes in parallel threads, one per core (cffi releases the GIL while ecCodes

@@ -463,7 +463,8 @@ class _Field:
 
 def decode_threads(n_messages: int) -> int:
     """Threads for the "eccodes" engine: one per usable core, at most one per message."""
-    return max(1, min(n_messages, len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n_messages, cores))
 
 
 def _decode_eccodes(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo], variables: list[Variable],
