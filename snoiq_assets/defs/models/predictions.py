@@ -136,7 +136,7 @@ def hourly_predictions(
     out: dict[str, pl.DataFrame] = {}
     files, by_spec = [], {}
     # One champion that cannot score (features missing) does not stop the others.
-    failures = PartialFailures("hourly_predictions", [c["model_prefix"] for c in champions], what="champions")
+    failures = PartialFailures("hourly_predictions", [c["model_prefix"] for c, _spec in champions], what="champions")
     for pk in pks:
         frames = []
         for champ, spec, model, meta in loaded:
