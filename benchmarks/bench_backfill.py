@@ -167,7 +167,7 @@ def main() -> None:
                 mat([observations_raw, observations_clean], partition_key=sid)
             results["setup_upstream_s"] = time.perf_counter() - t0
 
-            sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+            sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
             run_config = {"ops": {"hrrr_raw": {"config": dict(sel)}, "hrrr_fields": {"config": dict(sel)}}}
             chunks = [pks[i:i + args.chunk] for i in range(0, len(pks), args.chunk)]
             per_chunk, totals = [], defaultdict(float)

@@ -134,6 +134,6 @@ def test_hrrr_sensor_requests_the_cycle_with_its_forecast_hour(store, resources,
     result, cursor = tick(hrrr_landing_sensor, instance, resources, defs, None)
     reqs = requests_of(result)
     assert [r.partition_key for r in reqs] == ["2020-12-14T00"]  # the .idx and the odd name start nothing
-    assert reqs[0].run_config["ops"]["hrrr_raw"]["config"] == {"forecast_hour": 12}
+    assert reqs[0].run_config["ops"]["hrrr_raw"]["config"] == {"leads": [12]}
     again, _ = tick(hrrr_landing_sensor, instance, resources, defs, cursor)
     assert isinstance(again, dg.SkipReason)

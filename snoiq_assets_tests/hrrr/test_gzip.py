@@ -79,7 +79,7 @@ def test_landed_grib2_gz_is_decompressed_by_hrrr_raw(store, resources, instance,
     store.put(key + ".gz", packed)
     bad_key = landing_key(run(bad_pk), 0)
     store.put(bad_key + ".gz", packed[: len(packed) // 3])
-    sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+    sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
 
     res = dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=good_pk,
                          run_config={"ops": {"hrrr_raw": {"config": sel}}})

@@ -187,7 +187,7 @@ def test_bitmap_of_an_earlier_field_applies(tmp_path, hrrr_hour, engine):
 def test_landed_multi_field_file_through_the_assets(store, resources, instance, uv_packed, hrrr_hour):
     key = landing_key(RUN, 0)
     store.put_file(key, uv_packed)
-    sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+    sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
     assert dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=PK,
                           run_config={"ops": {"hrrr_raw": {"config": sel}}}).success
     written = store.get(key + ".idx").decode().splitlines()

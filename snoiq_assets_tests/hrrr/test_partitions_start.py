@@ -37,7 +37,7 @@ def test_a_2016_run_lands_and_decodes(tmp_path, store, resources, instance):
     run = dt.datetime(2016, 2, 1, 6, tzinfo=UTC)
     path = write_hrrr_hour(tmp_path / "old.grib2", run, 0, columns=COLUMNS)
     store.put_file(landing_key(run, 0), path)
-    sel = {"forecast_hour": 0, "variables": COLUMNS}
+    sel = {"leads": [0], "variables": COLUMNS}
     assert dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=pk,
                           run_config={"ops": {"hrrr_raw": {"config": sel}}}).success
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success

@@ -1,5 +1,5 @@
-"""``hrrr_landing_sensor``: a new GRIB under ``raw/hrrr/`` decodes that hour (hrrr_fields) and
-joins it to the stations (grid_join_features)."""
+"""``hrrr_landing_sensor``: a new GRIB under ``raw/hrrr/`` decodes that lead of its cycle
+(hrrr_fields) and joins it to the stations (grid_join_features)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def _hrrr_landing_tick(context: dg.SensorEvaluationContext, store: ObjectStoreRe
         return dg.SkipReason(no_new_files_reason(scan.listed, unsafe))
     requests = []
     for info, (partition, forecast_hour) in found:
-        selection = {"forecast_hour": forecast_hour}
+        selection = {"leads": [forecast_hour]}
         requests.append(dg.RunRequest(
             run_key=run_key_for(info), partition_key=partition,
             run_config={"ops": {"hrrr_raw": {"config": selection}, "hrrr_fields": {"config": selection}}},

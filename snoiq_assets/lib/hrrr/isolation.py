@@ -134,10 +134,18 @@ class DecoderProcess:
 
     def decode_fields(self, path: str | os.PathLike, variables, forecast_hour: int, **kwargs) -> tuple[pa.Table, dict]:
         """``decode.decode_fields`` in the child; same arguments, same result, same errors."""
+        return self._decode("decode_to_file", path, variables, forecast_hour, kwargs)
+
+    def decode_lead_fields(self, path: str | os.PathLike, variables, forecast_hour: int,
+                           **kwargs) -> tuple[pa.Table, dict]:
+        """``accum.decode_lead_fields`` in the child (accumulation windows checked, 1-hour buckets decoded)."""
+        return self._decode("decode_lead_to_file", path, variables, forecast_hour, kwargs)
+
+    def _decode(self, function: str, path, variables, forecast_hour: int, kwargs: dict) -> tuple[pa.Table, dict]:
         name = kwargs.get("name") or str(path)
         out = Path(self._tmp.name) / "table.arrow"
-        stats = self._call(name, "decode_to_file", {"path": str(path), "variables": [v.column for v in variables],
-                                                    "forecast_hour": forecast_hour, "out": str(out), **kwargs})
+        stats = self._call(name, function, {"path": str(path), "variables": [v.column for v in variables],
+                                            "forecast_hour": forecast_hour, "out": str(out), **kwargs})
         with pa.memory_map(str(out)) as source:
             table = pa.ipc.open_file(source).read_all()
         os.unlink(out)   # the mapping stays valid; the next partition writes a new file
@@ -173,13 +181,23 @@ def decode_to_file(path: str, variables: list[str], forecast_hour: int, out: str
     return stats
 
 
+def decode_lead_to_file(path: str, variables: list[str], forecast_hour: int, out: str, **kwargs) -> dict:
+    from snoiq_assets.lib.hrrr.accum import decode_lead_fields
+    from snoiq_assets.lib.hrrr.variables import resolve
+
+    table, stats = decode_lead_fields(path, resolve(variables), forecast_hour, **kwargs)
+    with pa.OSFile(out, "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    return stats
+
+
 def scan(path: str, name: str | None = None):
     from snoiq_assets.lib.hrrr.decode import scan_grib
 
     return scan_grib(path, name)
 
 
-_FUNCTIONS = {"decode_to_file": decode_to_file, "scan": scan}
+_FUNCTIONS = {"decode_to_file": decode_to_file, "decode_lead_to_file": decode_lead_to_file, "scan": scan}
 
 
 def serve(stdin, stdout) -> None:
