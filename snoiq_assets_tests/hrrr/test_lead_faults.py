@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import pyarrow.parquet as pq
+import pytest
 
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid
 from snoiq_assets.lib.hrrr import synth
@@ -32,6 +33,7 @@ def _land(store, fh: int, path: Path, idx: str | None = None) -> None:
     store.put(landing_key(RUN, fh) + ".idx", (idx if idx is not None else idx_text(scan_grib(path))).encode())
 
 
+@pytest.mark.slow   # six CONUS lead files written with ecCodes and decoded
 def test_bad_leads_are_quarantined_and_the_others_are_written(store, resources, instance, tmp_path):
     good = {fh: write_lead(tmp_path / "good", RUN, fh) for fh in (0, 1, 5)}
     for fh in (0, 1):

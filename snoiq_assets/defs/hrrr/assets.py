@@ -258,7 +258,7 @@ def hrrr_grid(context: dg.AssetExecutionContext, config: HrrrGridConfig, store: 
         description="Every decoded variable of every lead within its physical bounds (lib/hrrr/plausibility.py), "
         "null share within the limit; implausible leads are quarantined before anything is written.")],
     description="Selected HRRR variables decoded to float32 columns, one row per grid cell in "
-    "hrrr_grid order, one file per lead of the cycle (lake/hrrr_fields/<cycle>/fFF.parquet); accumulations "
+    "hrrr_grid order, one file per lead of the cycle (`lake/hrrr_fields/<cycle>/fFF.parquet`); accumulations "
     "as given plus their hourly amounts; units, grid_id, run/valid time and forecast hour in the schema metadata.",
 )
 def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, store: ObjectStoreResource,
