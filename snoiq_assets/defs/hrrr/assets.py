@@ -71,8 +71,8 @@ class HrrrSelectionConfig(dg.Config):
 
 
 class HrrrFieldsConfig(HrrrSelectionConfig):
-    # "cfgrib": xarray + cfgrib (the specified stack, default); "eccodes": direct ecCodes decode.
-    # Same checks, same values; see hrrr_fields' docstring for the measured cost of each.
+    # "eccodes" (default): direct ecCodes decode, messages in parallel threads; "cfgrib": xarray +
+    # cfgrib. Same checks, same values; see hrrr_fields' docstring for the measured cost of each.
     engine: Literal["cfgrib", "eccodes"] = DEFAULT_ENGINE
 
 
@@ -283,18 +283,18 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     naming every failed lead. A lead that has not landed yet is no failure (the archive publishes
     a cycle's leads over about an hour; ``hrrr_leads_complete`` names it), unless no lead of the
     cycle has. Memory: every decoded lead is held until the IO manager writes (about 7.6 MB per
-    variable per lead on the CONUS grid), so keep single-run ranges to a few cycles of all leads.
+    variable per lead on the CONUS grid): one run of 24 leads x 10 variables peaks at about
+    2.1 GB (benchmarks/bench_memory.py, 24 partitions of one lead), so size single-run ranges
+    (cycles x leads) to the worker's memory.
 
-    Decode engine (``config.engine``): ``"cfgrib"`` is the default, i.e. xarray + cfgrib, one
-    ``open_dataset`` per level/step group with ``filter_by_keys``, failing naming any requested
-    variable cfgrib does not return exactly once. ``"eccodes"`` decodes the same messages
-    directly with ecCodes. Both run the same checks and give the same values (those of a direct
-    ecCodes decode, missing points as nulls). Measured by benchmarks/bench_hrrr.py (10 variables,
-    CONUS grid, median of 9 alternating rounds on a loaded 2-core machine, two runs, bare ecCodes
-    decode 0.26-0.40 s): cfgrib 2.46-2.94x the bare decode, eccodes 1.29-1.30x (1.03-1.25x in
-    earlier runs); peak RSS 422 MiB for either. cfgrib misses the 1.3x target: its OnDiskArray copies each field element
-    by element into a NaN-filled array and it reads name/shortName/units per variable. Choose
-    ``"eccodes"`` where decode time matters more than the specified stack.
+    Decode engine (``config.engine``): ``"eccodes"`` is the default: the messages decoded
+    directly by ecCodes in parallel threads, one per core (cffi releases the GIL while ecCodes
+    unpacks), inside the same crash-isolating child. ``"cfgrib"`` decodes them through xarray +
+    cfgrib, one ``open_dataset`` per level/step group with ``filter_by_keys``, failing naming any
+    requested variable cfgrib does not return exactly once; its reads are serialised under one
+    lock. Both run the same checks and give the same values (those of a direct ecCodes decode,
+    missing points as nulls). For an ``xarray.Dataset`` of a landed file or a stored partition
+    see ``lib/hrrr/dataset.py``. Measured cost of each: benchmarks/bench_hrrr.py and the README.
     """
     object_store = store.get_store()
     variables = resolve(config.variables)
