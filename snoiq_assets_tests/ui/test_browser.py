@@ -349,7 +349,7 @@ def test_two_leads_of_one_cycle_coexist(server, page):
     config = ('{"ops": {"hrrr_raw": {"config": {"leads": [0, 1]}}, '
               '"hrrr_fields": {"config": {"leads": [0, 1], "engine": "eccodes"}}}}')
     for select, extra in (("hrrr_grid", []), ("hrrr_raw,hrrr_fields", ["--partition", pk, "--config-json", config])):
-        done = subprocess.run([str(dagster), "asset", "materialize", "-m", CODE_MODULE, "--select", select, *extra],
+        done = subprocess.run([str(dagster), "asset", "materialize", "-m", "snoiq_assets.definitions", "--select", select, *extra],
                               cwd=REPO, env=homes.env(), capture_output=True, text=True, timeout=RUN_LIMIT_MS / 1000)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for fh in (0, 1):
