@@ -71,10 +71,11 @@ def test_demo_materialises_everything(demo):
     assert [line for line in demo.proc.stderr.splitlines() if NOISE.search(line)] == []
 
     lake = home / "lake"
-    for hour in ("2020-12-14T00", "2023-01-01T00", "2023-01-01T01", "2023-01-01T02"):
-        assert (lake / "hrrr_fields" / f"{hour}.parquet").is_file()
-        assert (lake / "grid_join_features" / f"{hour}.parquet").is_file()
-    joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01.parquet")
+    # one file per (cycle, lead): the real 2020 subset is f12, the synthetic hours f00
+    for hour, lead in (("2020-12-14T00", 12), ("2023-01-01T00", 0), ("2023-01-01T01", 0), ("2023-01-01T02", 0)):
+        assert (lake / "hrrr_fields" / hour / f"f{lead:02d}.parquet").is_file()
+        assert (lake / "grid_join_features" / hour / f"f{lead:02d}.parquet").is_file()
+    joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01" / "f00.parquet")
     nunn = joined.filter(pl.col("station_id") == "94074")
     assert nunn.height == 1 and nunn["obs_timestamp_utc"].is_not_null().all()  # CO Nunn observed at 01 UTC
     for station in ("94074", "72698024229", "USW00024233", "CLE"):
@@ -150,14 +151,14 @@ def test_lake_glob_keeps_every_column(demo):
     variables (the hourly model's 46 hours have 3 of 10) read as nulls for the others."""
     lake = demo.home / "lake"
     with duckdb.connect() as con:
-        every = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/hrrr_fields/*.parquet', "
+        every = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/hrrr_fields/*/*.parquet', "
                                            "union_by_name = true)").fetchall()}
         assert every >= {"tmp_2m_k", "snod_m", "weasd_kg_m2", "csnow"}
         nulls = con.execute(f"select count(*) filter (where snod_m is null), count(*) from read_parquet("
-                            f"'{lake}/hrrr_fields/*.parquet', union_by_name = true, filename = true) "
+                            f"'{lake}/hrrr_fields/*/*.parquet', union_by_name = true, filename = true) "
                             "where filename like '%/2023-01-02T%'").fetchone()
         assert nulls[0] == nulls[1] > 0   # those hours lack snow depth
-        joined = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/grid_join_features/*.parquet', "
+        joined = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/grid_join_features/*/*.parquet', "
                                             "union_by_name = true)").fetchall()}
         assert {"tmp_2m_k__mean", "snod_m__mean", "station_id", "valid_time"} <= joined
 
