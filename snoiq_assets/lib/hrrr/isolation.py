@@ -88,6 +88,11 @@ class DecoderProcess:
         self._stderr_path = Path(err)
         # No faulthandler dump: the crash message quoted is ecCodes' own line, not a traceback.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
+        # glibc keeps the freed decode buffers (tens of MB per partition) for the next partition
+        # instead of unmapping and faulting them in again: measured 0.1-0.35 s of system time
+        # per partition without, 0.07 s with (most of it the table's memory file).
+        env.setdefault("MALLOC_MMAP_THRESHOLD_", str(256 << 20))
+        env.setdefault("MALLOC_TRIM_THRESHOLD_", str(1 << 30))
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "snoiq_assets.lib.hrrr.isolation"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=fd, env=env, close_fds=True,
