@@ -118,6 +118,11 @@ def test_demo_materialises_everything(demo):
     with demo.instance() as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("snoiq/demo_step") for r in runs)
+        # Run through the code location's asset job: the UI's run list shows such a run by the
+        # assets it materialised (jobs named `__ASSET_JOB...` are hidden there), not as
+        # `__ephemeral_asset_job__`.
+        assert {r.job_name for r in runs} == {"__ASSET_JOB"}
+        assert all(r.asset_selection for r in runs)
         assert "trained_models [xgboost]" in {r.tags["snoiq/demo_step"] for r in runs}
 
 

@@ -26,6 +26,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import StoreGoodThenFail
+from snoiq_assets.defs.metadata import changed_by_rounding
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib import columns
 from snoiq_assets.lib.lake import (
@@ -86,6 +87,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         # or an S3 outage mid-write) their materialisation events are emitted before the step
         # fails: events logged through the context would be dropped when handle_output raises,
         # and lake and catalogue must agree after any failure.
+        # The asset's own metadata, floats rounded for display (defs/metadata.py): entries the
+        # IO manager adds replace the output's entries of the same name.
+        if rounded := changed_by_rounding(context.output_metadata or {}):
+            context.add_output_metadata(rounded)
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return

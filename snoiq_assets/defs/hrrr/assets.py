@@ -20,6 +20,7 @@ from typing import Literal, Optional
 import dagster as dg
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+from snoiq_assets.defs.metadata import round_float
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
@@ -276,7 +277,7 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
                      "source_key": partition_landing_key(pk, config.forecast_hour)}
         for col, s in stats_by_pk[pk][1].items():
             for stat in ("min", "mean", "max"):
-                per[f"{col}/{stat}"] = (dg.MetadataValue.float(round(float(s[stat]), 3)) if s[stat] is not None
+                per[f"{col}/{stat}"] = (dg.MetadataValue.float(round_float(float(s[stat]))) if s[stat] is not None
                                         else dg.MetadataValue.null())
             per[f"{col}/null_count"] = s["null_count"]
         context.add_asset_metadata(per, partition_key=pk)

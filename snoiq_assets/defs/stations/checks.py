@@ -12,6 +12,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
 from snoiq_assets.lib.stations import parsers
 from snoiq_assets.lib.stations.formats import Format
@@ -30,8 +31,7 @@ def _share_result(clean: pl.DataFrame, rejects: pl.DataFrame, limit: float) -> d
         passed=worst[1] <= limit,
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"worst column {worst[0] or '-'}: {worst[1]:.2%} rejected (limit {limit:.2%})",
-        metadata={"reject_share": dg.MetadataValue.json({k: round(v, 6) for k, v in shares.items()}),
-                  "max_reject_share": limit},
+        metadata=rounded({"reject_share": dg.MetadataValue.json(shares), "max_reject_share": limit}),
     )
 
 
