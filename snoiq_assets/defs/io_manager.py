@@ -43,14 +43,14 @@ class IOManagerError(LakeError):
     pass
 
 
-def _schema_columns(frame, as_landed: str | None = None) -> list[dg.TableColumn]:
+def _schema_columns(frame, asset: str, as_landed: str | None = None) -> list[dg.TableColumn]:
     """The column schema the UI shows, each column described with its unit (lib/columns.py)."""
     if isinstance(frame, pl.DataFrame):
         fields = [(name, str(dtype)) for name, dtype in frame.schema.items()]
     else:
         fields = [(f.name, str(f.type)) for f in frame.schema]
     def text(name: str) -> str | None:
-        known = columns.describe(name)
+        known = columns.describe_for(asset, name)
         return known if known or not as_landed else columns.describe_raw(name, as_landed)
     return [dg.TableColumn(name, dtype, description=text(name)) for name, dtype in fields]
 
@@ -105,7 +105,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         shared: dict[str, Any] = {
             "partitions_written": len(tables),
             "dagster/column_schema": dg.TableSchema(columns=_schema_columns(
-                first, (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
+                first, context.asset_key.to_user_string(), (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
         }
         if len(tables) == 1:
             rows, size, uri = next(iter(written.values()))
