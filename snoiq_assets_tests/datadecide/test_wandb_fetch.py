@@ -17,6 +17,7 @@ import pytest
 from snoiq_assets.lib.datadecide.wandb_fetch import STATE_PREFIX, export_projects
 from snoiq_assets.lib.datadecide.wandb_io import WandbUnavailable, export_wandb, ingest_history, ingest_runs
 from snoiq_assets.lib.storage import LocalStore
+from snoiq_assets_tests.s3server import stop_process_group
 
 SERVER = Path(__file__).with_name("wandb_api_server.py")
 KEY = "wandb-test-key-0f1e2d3c4b5a69788796a5b4c3d2e1f0"
@@ -62,8 +63,10 @@ class ApiServer:
     def __init__(self, tmp: Path, data_file: Path, *extra: str):
         self.port = _free_port()
         self.log = tmp / f"log-{self.port}.jsonl"
+        # Its own process group, so stop() can SIGKILL it should SIGTERM not end it in time.
         self.proc = subprocess.Popen([sys.executable, str(SERVER), str(self.port), str(data_file), str(self.log),
-                                      "--api-key", KEY, *extra], stdout=subprocess.PIPE, text=True)
+                                      "--api-key", KEY, *extra], stdout=subprocess.PIPE, text=True,
+                                     start_new_session=True)
         assert self.proc.stdout.readline().strip() == "ready"
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -71,8 +74,8 @@ class ApiServer:
         return [json.loads(line) for line in self.log.read_text().splitlines()] if self.log.exists() else []
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
+        stop_process_group(self.proc, term_wait_s=10, kill_wait_s=10)
+        self.proc.stdout.close()
 
 
 @pytest.fixture

@@ -13,11 +13,15 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import signal
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 def main() -> None:
+    # A pytest worker that ran Dagster code maps SIGTERM onto SIGINT's handler, which is "ignore"
+    # when the suite runs from a non-interactive shell; this process would inherit that.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     ap = argparse.ArgumentParser()
     ap.add_argument("port", type=int)
     ap.add_argument("data")
