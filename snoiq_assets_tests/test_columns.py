@@ -34,7 +34,7 @@ def test_unknown_names_are_not_guessed():
 
 
 def test_every_datadecide_schema_column_is_described_in_its_tables_terms():
-    from snoiq_assets.lib.columns import describe_for
+    from snoiq_assets.lib.columns import describe_for, unit_for
     from snoiq_assets.lib.datadecide import decision, features, hf, matching, names
 
     tables = {
@@ -54,3 +54,4 @@ def test_every_datadecide_schema_column_is_described_in_its_tables_terms():
     assert describe_for("wandb_runs", "summary.eval/downstream/boolq_acc").startswith(
         "the run's final (summary) value of `eval/downstream/boolq_acc`")
     assert describe_for("observations_clean", "summary.x") is None
+    assert unit_for("early_window_features", "pl_c") is None and unit_for("observations_clean", "air_temp_c") == "degC"

@@ -131,7 +131,7 @@ def test_every_table_describes_its_columns(demo):
     DataDecide) says what it holds (with the unit its name carries), as recorded by the demo's
     materialisations; every asset that wrote a lake file has a column schema."""
     from snoiq_assets.definitions import defs
-    from snoiq_assets.lib.columns import unit_of
+    from snoiq_assets.lib.columns import unit_for
 
     graph = defs.resolve_asset_graph()
     undescribed, checked = {}, 0
@@ -145,10 +145,10 @@ def test_every_table_describes_its_columns(demo):
                 continue
             for col in schema.value.columns:
                 checked += 1
-                unit = unit_of(col.name)
+                unit = unit_for(node.key.to_user_string(), col.name)
                 if not col.description or (unit and unit not in col.description):
                     undescribed.setdefault(node.key.to_user_string(), []).append(col.name)
-    assert undescribed == {} and checked > 500
+    assert undescribed == {} and checked > 300, (undescribed, checked)
 
 
 def test_every_float_in_metadata_is_rounded(demo):
@@ -181,7 +181,7 @@ def test_every_float_in_metadata_is_rounded(demo):
                         seen += 1
                         if x == x and x != round_float(x):
                             unrounded.append((key, x))
-    assert unrounded == [] and seen > 50
+    assert unrounded == [] and seen > 50, (unrounded[:20], seen)
 
 
 def test_lake_glob_keeps_every_column(demo):

@@ -173,6 +173,12 @@ ASSET_COLUMNS = {asset: DATADECIDE for asset in (
     "finetune_pretrain")}
 
 
+def unit_for(asset: str | None, name: str) -> str | None:
+    """The unit a column's name carries (``unit_of``), unless the asset's own vocabulary defines
+    the name (DataDecide's ``pl_c`` is an exponent, not degC)."""
+    return None if name in ASSET_COLUMNS.get(asset or "", {}) else unit_of(name)
+
+
 def describe_for(asset: str | None, name: str) -> str | None:
     """What column ``name`` of ``asset``'s table holds: the asset's own vocabulary first (the
     DataDecide tables), then the SnoIQ naming convention (``describe``)."""
