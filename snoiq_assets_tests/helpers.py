@@ -1,6 +1,9 @@
-"""Small helpers for tests that inspect Dagster results."""
+"""Small helpers for tests: inspecting Dagster results, fresh MLflow databases."""
 
 from __future__ import annotations
+
+import shutil
+from pathlib import Path
 
 
 def failure_messages(result) -> str:
@@ -15,3 +18,10 @@ def failure_messages(result) -> str:
 def location_assets(defs) -> list:
     """Every asset and check of the code location, unbound, for dg.materialize(..., resources=...)."""
     return [*(defs.assets or []), *(defs.asset_checks or [])]
+
+
+def fresh_mlflow_db(template: Path, path: Path) -> Path:
+    """A new, empty tracking database at ``path`` (what MLflow would create on first use)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(template, path)
+    return path

@@ -72,17 +72,18 @@ def as_frame(obj: Any) -> pl.DataFrame | pa.Table:
     )
 
 
-def write_parquet(frame: pl.DataFrame | pa.Table, path, compression: str) -> None:
+def write_parquet(frame: pl.DataFrame | pa.Table, sink, compression: str) -> None:
+    """``frame`` as Parquet into ``sink``: a local path or a binary stream."""
     if isinstance(frame, pl.DataFrame):
         # Polars' own writer is multi-threaded; converting to Arrow first costs ~1.5x.
-        frame.write_parquet(path, compression=compression)
+        frame.write_parquet(sink, compression=compression)
         return
     # Wide float grids (hrrr_fields: ~2M cells x 10 variables): dictionary encoding never pays
     # off for continuous values, and byte-stream-split lets zstd compress floats; together
     # about twice as fast and half the size on HRRR fields.
     floats = [f.name for f in frame.schema if pa.types.is_floating(f.type)]
     others = [f.name for f in frame.schema if not pa.types.is_floating(f.type)]
-    pq.write_table(frame, path, compression=compression, use_dictionary=others or False,
+    pq.write_table(frame, sink, compression=compression, use_dictionary=others or False,
                    use_byte_stream_split=floats or False)
 
 
@@ -91,10 +92,8 @@ def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: st
     """Write one partition's frame atomically where the layout keeps it; (rows, bytes, uri)."""
     table = as_frame(frame)
     key = partition_object_key(asset_path, partition_key)
-    with store.atomic_local_file(key) as path:
-        write_parquet(table, path, compression)
-        size = path.stat().st_size
-    # No stat of the stored object afterwards: once the block exits the partition is published,
+    size = store.write_atomically(key, lambda sink: write_parquet(table, sink, compression))
+    # No stat of the stored object afterwards: once write_atomically returns it is published,
     # and a store failing right then (an outage) must not make a written partition look unwritten.
     rows = table.num_rows if isinstance(table, pa.Table) else table.height
     return rows, size, store.uri(key)

@@ -112,17 +112,17 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     with store.local_path(key) as p:
         for n, col in enumerate(DEFAULT_VARIABLES, 1):
             assert np.array_equal(table.column(col).to_numpy(), ec_values(p, n).astype(np.float32)), col
-    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "cfgrib"
-    assert table.schema.metadata[b"decode_engine"] == b"cfgrib"
-    # the direct-ecCodes engine, chosen by config, writes the same values
-    cfg = {**_cfg()["ops"]["hrrr_fields"]["config"], "engine": "eccodes"}
+    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "eccodes"
+    assert table.schema.metadata[b"decode_engine"] == b"eccodes"
+    # the xarray + cfgrib engine, chosen by config, writes the same values
+    cfg = {**_cfg()["ops"]["hrrr_fields"]["config"], "engine": "cfgrib"}
     res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": {"config": cfg}}})
     assert res.success
-    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "eccodes"
+    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "cfgrib"
     with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
         again = pq.read_table(p)
-    assert again.schema.metadata[b"decode_engine"] == b"eccodes"
+    assert again.schema.metadata[b"decode_engine"] == b"cfgrib"
     assert again.select(DEFAULT_VARIABLES).equals(table.select(DEFAULT_VARIABLES))
 
 

@@ -19,6 +19,7 @@ from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import hourly_partitions, outcome_location_partitions
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, register_station_files
 from snoiq_assets.lib.stations import parsers, validate
+from snoiq_assets_tests.helpers import fresh_mlflow_db
 
 STATION = "72698024229"  # PORTLAND INTERNATIONAL AIRPORT, OR (GSOD)
 GSOD = Path(__file__).resolve().parents[2] / "data" / "sample" / "station_obs" / "gsod_72698024229_KPDX_2016-2024.csv"
@@ -59,8 +60,8 @@ def materialize_observations(instance: dg.DagsterInstance, resources: dict) -> s
 
 
 @pytest.fixture
-def mlflow_res(settings, tmp_path) -> MlflowResource:
-    db = tmp_path / "mlflow.db"
+def mlflow_res(settings, tmp_path, mlflow_template_db) -> MlflowResource:
+    db = fresh_mlflow_db(mlflow_template_db, tmp_path / "mlflow.db")
     if settings.profile == "local":
         return MlflowResource(tracking_uri=f"sqlite:///{db}", artifact_root=str(settings.home / "mlflow"))
     return MlflowResource(

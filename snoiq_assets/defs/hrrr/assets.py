@@ -58,8 +58,8 @@ class HrrrSelectionConfig(dg.Config):
 
 
 class HrrrFieldsConfig(HrrrSelectionConfig):
-    # "cfgrib": xarray + cfgrib (the specified stack, default); "eccodes": direct ecCodes decode.
-    # Same checks, same values; see hrrr_fields' docstring for the measured cost of each.
+    # "eccodes" (default): direct ecCodes decode, messages in parallel threads; "cfgrib": xarray +
+    # cfgrib. Same checks, same values; see hrrr_fields' docstring for the measured cost of each.
     engine: Literal["cfgrib", "eccodes"] = DEFAULT_ENGINE
 
 
@@ -203,9 +203,8 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
 
     Decoding runs in a child process (``lib/hrrr/isolation.py``), one per step, reused for every
     partition: a corrupt message that makes ecCodes abort or segfault fails only its partition,
-    with the usual error naming the file and ecCodes' message. Measured (bench_hrrr.py, loaded
-    machine): 1.03x the in-process ecCodes engine (+41 ms per partition), 1.08x for cfgrib,
-    plus the child's start once per step. Each decoded partition must be physically plausible
+    with the usual error naming the file and ecCodes' message; the child's start is paid once
+    per step (cost per partition: bench_hrrr.py). Each decoded partition must be physically plausible
     (``lib/hrrr/plausibility.py``) before anything is written.
 
     A bad partition (corrupt GRIB, ecCodes crash, implausible values, wrong grid, missing
@@ -214,18 +213,17 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     as materialised, one by one, and the step fails naming every failed partition. Re-run the
     failed partitions once their files are replaced.
     Memory: every decoded partition is held until the IO manager writes (about 7.6 MB per
-    variable per partition on the CONUS grid), so keep single-run ranges to a few days.
+    variable per partition on the CONUS grid): one run of 24 partitions x 10 variables peaks at
+    about 2.1 GB (benchmarks/bench_memory.py), so size single-run ranges to the worker's memory.
 
-    Decode engine (``config.engine``): ``"cfgrib"`` is the default, i.e. xarray + cfgrib, one
-    ``open_dataset`` per level/step group with ``filter_by_keys``, failing naming any requested
-    variable cfgrib does not return exactly once. ``"eccodes"`` decodes the same messages
-    directly with ecCodes. Both run the same checks and give the same values (those of a direct
-    ecCodes decode, missing points as nulls). Measured by benchmarks/bench_hrrr.py (10 variables,
-    CONUS grid, median of 9 alternating rounds on a loaded 2-core machine, two runs, bare ecCodes
-    decode 0.26-0.40 s): cfgrib 2.46-2.94x the bare decode, eccodes 1.29-1.30x (1.03-1.25x in
-    earlier runs); peak RSS 422 MiB for either. cfgrib misses the 1.3x target: its OnDiskArray copies each field element
-    by element into a NaN-filled array and it reads name/shortName/units per variable. Choose
-    ``"eccodes"`` where decode time matters more than the specified stack.
+    Decode engine (``config.engine``): ``"eccodes"`` is the default: the messages decoded
+    directly by ecCodes in parallel threads, one per core (cffi releases the GIL while ecCodes
+    unpacks), inside the same crash-isolating child. ``"cfgrib"`` decodes them through xarray +
+    cfgrib, one ``open_dataset`` per level/step group with ``filter_by_keys``, failing naming any
+    requested variable cfgrib does not return exactly once; its reads are serialised under one
+    lock. Both run the same checks and give the same values (those of a direct ecCodes decode,
+    missing points as nulls). For an ``xarray.Dataset`` of a landed file or a stored partition
+    see ``lib/hrrr/dataset.py``. Measured cost of each: benchmarks/bench_hrrr.py and the README.
     """
     object_store = store.get_store()
     variables = resolve(config.variables)
