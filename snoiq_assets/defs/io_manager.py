@@ -12,7 +12,9 @@ e.g. units, is kept in the file). Inputs arrive as a Polars ``LazyFrame`` scanni
 requested partition (one, a range, or all), as ``dict[str, LazyFrame]`` per partition when
 the input is annotated as a dict, or as a ``StoredParquet`` (lib/lake.py) when the asset needs
 a subset of the stored partitions or their Parquet footers (units, grid id, build info) without
-reading the data. Writes are atomic (see ``ObjectStore.write_atomically``).
+reading the data. Writes are atomic (see ``ObjectStore.write_atomically``). An output returned
+as ``Audited`` (defs/failures.py) is written to staging, audited, and published only if it
+passes (write-audit-publish, lib/lake.py): a refused partition is never readable from the lake.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from snoiq_assets.defs.failures import StoreGoodThenFail
+from snoiq_assets.defs.failures import Audited, StoreGoodThenFail
 from snoiq_assets.defs.metadata import changed_by_rounding
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib import columns
@@ -33,6 +35,7 @@ from snoiq_assets.lib.lake import (
     LakeError,
     as_frame,
     partition_object_key,
+    staged_object_key,
     stored_partition_keys,
     write_partition,
 )
@@ -98,9 +101,12 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             yield from self._write_all(context, {pk: as_frame(f) for pk, f in obj.frames.items()},
                                        "stored although other partitions of the same run failed")
             raise obj.failure
+        audit = None
+        if isinstance(obj, Audited):
+            obj, audit = obj.frames, obj.audit
         frames = self._frames_by_partition(context, obj)
         tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
-        written = yield from self._write_all(context, tables, None)
+        written = yield from self._write_all(context, tables, None, audit)
         first = next(iter(tables.values()))
         shared: dict[str, Any] = {
             "partitions_written": len(tables),
@@ -120,13 +126,13 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 {"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size},
                 asset_key=context.asset_key, partition_key=pk)
 
-    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None):
+    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None, audit=None):
         """Write every partition; with ``note``, emit a materialisation per partition written.
         If some cannot be written, emit one for each that was, then raise naming the others."""
         store = self.store.get_store()
 
         def write_one(pk) -> tuple[int, int, str]:
-            return write_partition(store, context.asset_key.path, pk, tables[pk], self.compression)
+            return write_partition(store, context.asset_key.path, pk, tables[pk], self.compression, audit)
 
         written: dict = {}
         failed: dict = {}
@@ -166,9 +172,13 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             partition_keys = _requested_partition_keys(context, existing, allow_missing)
             missing = [pk for pk in partition_keys if pk not in existing]
             if missing and not allow_missing:
+                refused = [pk for pk in missing[:3] if store.exists(staged_object_key(asset_key.path, pk))]
                 raise IOManagerError(
                     f"{asset_key.to_user_string()} has no stored data for {len(missing)} of "
                     f"{len(partition_keys)} partitions (e.g. {missing[:3]}); materialise them first"
+                    + (f" ({', '.join(refused)}: refused by its audit and never published; see the failed "
+                       f"run and the staged data at {store.uri(staged_object_key(asset_key.path, refused[0]))})"
+                       if refused else "")
                 )
             keys = {pk: partition_object_key(asset_key.path, pk) for pk in partition_keys if pk in existing}
         else:

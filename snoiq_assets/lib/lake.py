@@ -3,6 +3,11 @@
 ``lake/<asset path>/<partition key>.parquet`` for a partitioned asset,
 ``lake/<asset path>.parquet`` otherwise, on the local folder and on S3 alike.
 
+Write-audit-publish: an output with an audit (``write_partition(..., audit=...)``) is written
+to ``staging/<asset path>/<partition key>.parquet`` first, audited on what was written, and
+moved into the lake only when the audit passes; a refused partition stays in staging for
+inspection (replaced by the partition's next run) and is never under ``lake/``.
+
 Only the IO manager (defs/io_manager.py) uses this module: assets get their inputs from it
 (frames, or a ``StoredParquet`` handle from lib/parquet.py when they need a partition subset or file footers), never
 by building a lake key themselves. No Dagster here: an asset key is given as its path segments.
@@ -10,7 +15,7 @@ by building a lake key themselves. No Dagster here: an asset key is given as its
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+from typing import Any, Callable, Sequence, Union
 
 import polars as pl
 import pyarrow as pa
@@ -20,14 +25,23 @@ from snoiq_assets.lib.keys import check_key
 from snoiq_assets.lib.parquet import ParquetError, StoredParquet, parquet_key_value_metadata
 from snoiq_assets.lib.storage import ObjectStore
 
-__all__ = ["LAKE_PREFIX", "LakeError", "StoredParquet", "asset_prefix", "partition_object_key", "stored_partition_keys",
-           "as_frame", "write_parquet", "write_partition", "stored_metadata"]
+__all__ = ["LAKE_PREFIX", "STAGING_PREFIX", "LakeError", "PublishRefused", "StoredParquet", "asset_prefix",
+           "partition_object_key", "staged_object_key", "stored_partition_keys", "as_frame", "write_parquet",
+           "write_partition", "stored_metadata"]
 
 LAKE_PREFIX = "lake"
+STAGING_PREFIX = "staging"
+
+Audit = Callable[[pl.DataFrame], Union[str, None]]
+"""Judges a staged partition (read back from staging): a reason to refuse it, or None to publish."""
 
 
 class LakeError(ParquetError):
     """A lake object is missing or is not what the layout says it is."""
+
+
+class PublishRefused(LakeError):
+    """A staged partition failed its audit: it was not published."""
 
 
 AssetPath = Union[str, Sequence[str]]
@@ -48,6 +62,12 @@ def partition_object_key(asset_path: AssetPath, partition_key: str | None) -> st
     if partition_key is None:
         return check_key(asset_prefix(asset_path) + ".parquet")
     return check_key(f"{asset_prefix(asset_path)}/{partition_key}.parquet")
+
+
+def staged_object_key(asset_path: AssetPath, partition_key: str | None) -> str:
+    """Where a partition waits for its audit: outside ``lake/``, so no reader ever lists it."""
+    published = partition_object_key(asset_path, partition_key)
+    return check_key(STAGING_PREFIX + published[len(LAKE_PREFIX):])
 
 
 def stored_partition_keys(store: ObjectStore, asset_path: AssetPath) -> set[str]:
@@ -88,10 +108,24 @@ def write_parquet(frame: pl.DataFrame | pa.Table, sink, compression: str) -> Non
 
 
 def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: str | None, frame: Any,
-                    compression: str = "zstd") -> tuple[int, int, str]:
-    """Write one partition's frame atomically where the layout keeps it; (rows, bytes, uri)."""
+                    compression: str = "zstd", audit: Audit | None = None) -> tuple[int, int, str]:
+    """Write one partition's frame atomically where the layout keeps it; (rows, bytes, uri).
+
+    With ``audit``: written to staging, audited on the staged file, published (moved into the
+    lake) only if the audit passes, else ``PublishRefused`` naming the reason and the staged file.
+    """
     table = as_frame(frame)
     key = partition_object_key(asset_path, partition_key)
+    if audit is not None:
+        staged = staged_object_key(asset_path, partition_key)
+        size = store.write_atomically(staged, lambda sink: write_parquet(table, sink, compression))
+        problem = audit(pl.read_parquet(store.get(staged)))
+        if problem:
+            what = "/".join(_segments(asset_path)) + (f" partition {partition_key}" if partition_key else "")
+            raise PublishRefused(f"{what} not published: {problem}; the refused data is kept at {store.uri(staged)}")
+        store.move(staged, key)
+        rows = table.num_rows if isinstance(table, pa.Table) else table.height
+        return rows, size, store.uri(key)
     size = store.write_atomically(key, lambda sink: write_parquet(table, sink, compression))
     # No stat of the stored object afterwards: once write_atomically returns it is published,
     # and a store failing right then (an outage) must not make a written partition look unwritten.

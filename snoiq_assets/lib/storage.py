@@ -39,6 +39,11 @@ class ObjectNotFound(StorageError, KeyError):
     pass
 
 
+class StorageTimeout(StorageError):
+    """The server did not answer in time (hung, overloaded). Whether a write was applied is then
+    unknown: a hung server that recovers may still complete it, so re-run what it was for."""
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     key: str
@@ -170,6 +175,14 @@ class ObjectStore(ABC):
         with self.atomic_local_file(key) as path:
             write(path)
             return Path(path).stat().st_size
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import urllib3.exceptions as ue
+
+    reason = exc.reason if isinstance(exc, ue.MaxRetryError) else exc
+    # urllib3 derives a refused connection (a dead server: nothing was sent) from its timeouts.
+    return isinstance(reason, (ue.TimeoutError, TimeoutError)) and not isinstance(reason, ue.NewConnectionError)
 
 
 def current_umask() -> int:
@@ -367,6 +380,7 @@ class S3Store(ObjectStore):
 
         self.settings = settings
         self.bucket = settings.bucket
+        self.timeout_s, self.retries = timeout_s, retries
         # Short timeouts and few retries: an unreachable endpoint should fail in seconds with
         # a clear message, not hang in urllib3's default back-off.
         http = urllib3.PoolManager(
@@ -391,6 +405,11 @@ class S3Store(ObjectStore):
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 return ObjectNotFound(f"no object {key!r} in bucket {self.bucket!r}")
             return StorageError(f"{op} {key!r} in bucket {self.bucket!r} failed: {exc.code}: {exc.message}")
+        if _is_timeout(exc):
+            return StorageTimeout(
+                f"{op} {key!r} at {self.settings.s3_endpoint} timed out: the server did not answer within "
+                f"{self.timeout_s:g} s ({self.retries + 1} attempt(s)); a write may still be applied if the server "
+                f"recovers, so re-run it")
         return StorageError(f"{op} {key!r} at {self.settings.s3_endpoint} failed: {type(exc).__name__}: {exc}")
 
     def _info(self, obj) -> ObjectInfo:
