@@ -119,31 +119,70 @@ def test_demo_materialises_everything(demo):
     with demo.instance() as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("snoiq/demo_step") for r in runs)
+        # Run through the code location's asset job: the UI's run list shows such a run by the
+        # assets it materialised (jobs named `__ASSET_JOB...` are hidden there), not as
+        # `__ephemeral_asset_job__`.
+        assert {r.job_name for r in runs} == {"__ASSET_JOB"}
+        assert all(r.asset_selection for r in runs)
         assert "trained_models [xgboost]" in {r.tags["snoiq/demo_step"] for r in runs}
 
 
-def test_every_snoiq_table_describes_its_columns(demo):
-    """The column schema the UI shows: every column of every SnoIQ table says what it holds
-    (with the unit its name carries), as recorded by the demo's materialisations."""
+def test_every_table_describes_its_columns(demo):
+    """The column schema the UI shows: every column of every table an asset writes (SnoIQ and
+    DataDecide) says what it holds (with the unit its name carries), as recorded by the demo's
+    materialisations; every asset that wrote a lake file has a column schema."""
     from snoiq_assets.definitions import defs
-    from snoiq_assets.lib.columns import unit_of
+    from snoiq_assets.lib.columns import unit_for
 
     graph = defs.resolve_asset_graph()
     undescribed, checked = {}, 0
     with demo.instance() as instance:
         for node in graph.asset_nodes:
-            if node.group_name == "datadecide":
-                continue
             records = instance.fetch_materializations(node.key, limit=1).records
-            schema = records[0].asset_materialization.metadata.get("dagster/column_schema") if records else None
+            metadata = records[0].asset_materialization.metadata if records else {}
+            schema = metadata.get("dagster/column_schema")
             if schema is None:
+                assert "/lake/" not in str(getattr(metadata.get("uri"), "value", "")), node.key
                 continue
             for col in schema.value.columns:
                 checked += 1
-                unit = unit_of(col.name)
+                unit = unit_for(node.key.to_user_string(), col.name)
                 if not col.description or (unit and unit not in col.description):
                     undescribed.setdefault(node.key.to_user_string(), []).append(col.name)
-    assert undescribed == {} and checked > 100
+    assert undescribed == {} and checked > 300, (undescribed, checked)
+
+
+def test_every_float_in_metadata_is_rounded(demo):
+    """Metrics, statistics and shares in the UI read 1.039 or 0.01235, not 17 digits: every float
+    of every materialisation and check result of the demo is as defs/metadata.py rounds it."""
+    from snoiq_assets.defs.metadata import round_float
+
+    def floats(value):
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from floats(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from floats(v)
+
+    unrounded, seen = [], 0
+    with demo.instance() as instance:
+        kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        for run in instance.get_runs():
+            for entry in instance.all_logs(run.run_id, of_type=kinds):
+                data = entry.dagster_event.event_specific_data
+                metadata = data.materialization.metadata if hasattr(data, "materialization") else data.metadata
+                for key, value in metadata.items():
+                    raw = (value.value if isinstance(value, dg.FloatMetadataValue) else value.data
+                           if isinstance(value, dg.JsonMetadataValue) else
+                           [dict(r.data) for r in value.records] if isinstance(value, dg.TableMetadataValue) else None)
+                    for x in floats(raw):
+                        seen += 1
+                        if x == x and x != round_float(x):
+                            unrounded.append((key, x))
+    assert unrounded == [] and seen > 50, (unrounded[:20], seen)
 
 
 def test_lake_glob_keeps_every_column(demo):

@@ -28,6 +28,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import Audited, StoreGoodThenFail
+from snoiq_assets.defs.metadata import changed_by_rounding
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib import columns
 from snoiq_assets.lib.lake import (
@@ -48,14 +49,14 @@ class IOManagerError(LakeError):
     pass
 
 
-def _schema_columns(frame, as_landed: str | None = None) -> list[dg.TableColumn]:
+def _schema_columns(frame, asset: str, as_landed: str | None = None) -> list[dg.TableColumn]:
     """The column schema the UI shows, each column described with its unit (lib/columns.py)."""
     if isinstance(frame, pl.DataFrame):
         fields = [(name, str(dtype)) for name, dtype in frame.schema.items()]
     else:
         fields = [(f.name, str(f.type)) for f in frame.schema]
     def text(name: str) -> str | None:
-        known = columns.describe(name)
+        known = columns.describe_for(asset, name)
         return known if known or not as_landed else columns.describe_raw(name, as_landed)
     return [dg.TableColumn(name, dtype, description=text(name)) for name, dtype in fields]
 
@@ -92,6 +93,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         # or an S3 outage mid-write) their materialisation events are emitted before the step
         # fails: events logged through the context would be dropped when handle_output raises,
         # and lake and catalogue must agree after any failure.
+        # The asset's own metadata, floats rounded for display (defs/metadata.py): entries the
+        # IO manager adds replace the output's entries of the same name.
+        if rounded := changed_by_rounding(context.output_metadata or {}):
+            context.add_output_metadata(rounded)
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return
@@ -112,7 +117,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         shared: dict[str, Any] = {
             "partitions_written": len(tables),
             "dagster/column_schema": dg.TableSchema(columns=_schema_columns(
-                first, (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
+                first, context.asset_key.to_user_string(), (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
         }
         lead_counts = [len(t) for t in tables.values() if isinstance(t, LeadFrames)]
         if lead_counts:

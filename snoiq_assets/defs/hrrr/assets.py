@@ -20,6 +20,7 @@ from typing import Literal, Optional
 import dagster as dg
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+from snoiq_assets.defs.metadata import round_float
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
@@ -375,7 +376,7 @@ def _cycle_metadata(pk: str, decoded, quarantined: dict, cycle: dict) -> dict:
         per: dict = {"valid_time": table.schema.metadata[b"valid_time"].decode(),
                      "source_key": partition_landing_key(pk, fh)}
         for col, s in decoded.stats[fh].items():
-            per[col] = {stat: (round(float(s[stat]), 3) if s[stat] is not None else None)
+            per[col] = {stat: (round_float(float(s[stat])) if s[stat] is not None else None)
                         for stat in ("min", "mean", "max")} | {"null_count": s["null_count"]}
         leads[f"f{fh:02d}"] = per
     fh0 = min(decoded.tables)
@@ -386,7 +387,7 @@ def _cycle_metadata(pk: str, decoded, quarantined: dict, cycle: dict) -> dict:
     if len(leads) == 1:   # one lead: its statistics on their own rows, as the UI plots them over partitions
         for col, s in decoded.stats[fh0].items():
             for stat in ("min", "mean", "max"):
-                meta[f"{col}/{stat}"] = (dg.MetadataValue.float(round(float(s[stat]), 3)) if s[stat] is not None
+                meta[f"{col}/{stat}"] = (dg.MetadataValue.float(round_float(float(s[stat]))) if s[stat] is not None
                                          else dg.MetadataValue.null())
             meta[f"{col}/null_count"] = s["null_count"]
     return meta

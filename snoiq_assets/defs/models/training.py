@@ -16,6 +16,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import model_type_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
@@ -286,13 +287,12 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
     if result.by_lead is not None:
         # Without spec files yet, a spec is named by where its models are stored and what they predict.
         r.skill[model_type] = leads.skill_table_rows(result.by_lead, f"{r.location}.{config.target}")
-    r.context.add_asset_metadata({
+    r.context.add_asset_metadata(rounded({
         "model_uri": dg.MetadataValue.path(object_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "mlflow_run": dg.MetadataValue.url(r.mlflow.run_url(experiment_id, mlflow_run_id)),
-        # Four decimals are more than the data's precision.
-        **{m: round(float(metrics[m]), 4) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
-                                                   "skill_climatology", "persistence_rmse", "climatology_rmse")},
-        "cv_rmse_mean": round(float(metrics["cv_rmse_mean"]), 4) if metrics["cv_rmse_mean"] is not None else float("nan"),
+        **{m: float(metrics[m]) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
+                                          "skill_climatology", "persistence_rmse", "climatology_rmse")},
+        "cv_rmse_mean": float(metrics["cv_rmse_mean"]) if metrics["cv_rmse_mean"] is not None else float("nan"),
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
@@ -302,7 +302,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             "beats_baselines_every_lead": bool(metrics["beats_baselines_every_lead"]),
             "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}
            if result.by_lead is not None else {}),
-    }, partition_key=model_type)
+    }), partition_key=model_type)
     return pl.DataFrame([{
         "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
         "resolution_days": config.stored_resolution_days(), "run_timestamp": run_ts, "model_prefix": prefix,
