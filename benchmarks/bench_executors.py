@@ -51,7 +51,7 @@ def location(tmp: Path, executor: str):
 def backfill(instance, job, pks: list[str], chunk: int) -> dict:
     from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 
-    sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+    sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
     walls = []
     t_all = time.perf_counter()
     for i in range(0, len(pks), chunk):

@@ -40,7 +40,7 @@ from snoiq_assets.defs.resources import build_resources
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.settings import Settings
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-sel = {{"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}}
+sel = {{"leads": [0], "variables": list(DEFAULT_VARIABLES)}}
 t0 = time.perf_counter()
 with dg.DagsterInstance.get() as instance:
     res = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[hrrr_raw, hrrr_fields], instance=instance,

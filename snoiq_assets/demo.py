@@ -92,9 +92,6 @@ class Demo:
         self.store = store_from_settings(settings)
         self.defs = defs
         self.graph = defs.resolve_asset_graph()
-        # Unbound definitions: materialize() binds the resources below.
-        self.assets = [*(defs.assets or []), *(defs.asset_checks or [])]
-        self.resources = dict(defs.resources or {})
         self.code_version = code_version()
         self.materialised: set[dg.AssetKey] = set()   # by a step of this invocation
         self.ok = 0
@@ -149,9 +146,13 @@ class Demo:
         run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         # Tagged so the UI's run list says which demo step each run is.
         tags = {**(tags or {}), "snoiq/demo_step": step, "snoiq/demo_fingerprint": fingerprint}
-        result = dg.materialize(
-            self.assets, selection=selection, partition_key=partition_key, run_config=run_config or {},
-            instance=self.instance, resources=self.resources, tags=tags, raise_on_error=False,
+        # Through the code location's asset job, as a launch from the UI or `dg launch` runs: the
+        # UI's run list shows the assets a run materialised (an ad-hoc job would show its name,
+        # `__ephemeral_asset_job__`), with the step's tag beside them.
+        keys = [dg.AssetKey(n) for n in selection]
+        result = self.defs.resolve_implicit_job_def_def_for_assets(keys).execute_in_process(
+            asset_selection=keys, partition_key=partition_key, run_config=run_config or {},
+            instance=self.instance, tags=tags, raise_on_error=False,
         )
         took = time.perf_counter() - t0
         if not result.success:

@@ -75,10 +75,11 @@ def test_demo_materialises_everything(demo):
     assert [line for line in demo.proc.stderr.splitlines() if NOISE.search(line)] == []
 
     lake = home / "lake"
-    for hour in ("2020-12-14T00", "2023-01-01T00", "2023-01-01T01", "2023-01-01T02"):
-        assert (lake / "hrrr_fields" / f"{hour}.parquet").is_file()
-        assert (lake / "grid_join_features" / f"{hour}.parquet").is_file()
-    joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01.parquet")
+    # one file per (cycle, lead): the real 2020 subset is f12, the synthetic hours f00
+    for hour, lead in (("2020-12-14T00", 12), ("2023-01-01T00", 0), ("2023-01-01T01", 0), ("2023-01-01T02", 0)):
+        assert (lake / "hrrr_fields" / hour / f"f{lead:02d}.parquet").is_file()
+        assert (lake / "grid_join_features" / hour / f"f{lead:02d}.parquet").is_file()
+    joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01" / "f00.parquet")
     nunn = joined.filter(pl.col("station_id") == "94074")
     assert nunn.height == 1 and nunn["obs_timestamp_utc"].is_not_null().all()  # CO Nunn observed at 01 UTC
     for station in ("94074", "72698024229", "USW00024233", "CLE"):
@@ -136,32 +137,71 @@ def test_demo_materialises_everything(demo):
     with demo.instance() as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("snoiq/demo_step") for r in runs)
+        # Run through the code location's asset job: the UI's run list shows such a run by the
+        # assets it materialised (jobs named `__ASSET_JOB...` are hidden there), not as
+        # `__ephemeral_asset_job__`.
+        assert {r.job_name for r in runs} == {"__ASSET_JOB"}
+        assert all(r.asset_selection for r in runs)
         assert {f"trained_models [{spec}]" for spec in SPECS} <= {r.tags["snoiq/demo_step"] for r in runs}
         assert sorted(instance.get_dynamic_partitions("model_specs")) == SPECS
 
 
-def test_every_snoiq_table_describes_its_columns(demo):
-    """The column schema the UI shows: every column of every SnoIQ table says what it holds
-    (with the unit its name carries), as recorded by the demo's materialisations."""
+def test_every_table_describes_its_columns(demo):
+    """The column schema the UI shows: every column of every table an asset writes (SnoIQ and
+    DataDecide) says what it holds (with the unit its name carries), as recorded by the demo's
+    materialisations; every asset that wrote a lake file has a column schema."""
     from snoiq_assets.definitions import defs
-    from snoiq_assets.lib.columns import unit_of
+    from snoiq_assets.lib.columns import unit_for
 
     graph = defs.resolve_asset_graph()
     undescribed, checked = {}, 0
     with demo.instance() as instance:
         for node in graph.asset_nodes:
-            if node.group_name == "datadecide":
-                continue
             records = instance.fetch_materializations(node.key, limit=1).records
-            schema = records[0].asset_materialization.metadata.get("dagster/column_schema") if records else None
+            metadata = records[0].asset_materialization.metadata if records else {}
+            schema = metadata.get("dagster/column_schema")
             if schema is None:
+                assert "/lake/" not in str(getattr(metadata.get("uri"), "value", "")), node.key
                 continue
             for col in schema.value.columns:
                 checked += 1
-                unit = unit_of(col.name)
+                unit = unit_for(node.key.to_user_string(), col.name)
                 if not col.description or (unit and unit not in col.description):
                     undescribed.setdefault(node.key.to_user_string(), []).append(col.name)
-    assert undescribed == {} and checked > 100
+    assert undescribed == {} and checked > 300, (undescribed, checked)
+
+
+def test_every_float_in_metadata_is_rounded(demo):
+    """Metrics, statistics and shares in the UI read 1.039 or 0.01235, not 17 digits: every float
+    of every materialisation and check result of the demo is as defs/metadata.py rounds it."""
+    from snoiq_assets.defs.metadata import round_float
+
+    def floats(value):
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from floats(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from floats(v)
+
+    unrounded, seen = [], 0
+    with demo.instance() as instance:
+        kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        for run in instance.get_runs():
+            for entry in instance.all_logs(run.run_id, of_type=kinds):
+                data = entry.dagster_event.event_specific_data
+                metadata = data.materialization.metadata if hasattr(data, "materialization") else data.metadata
+                for key, value in metadata.items():
+                    raw = (value.value if isinstance(value, dg.FloatMetadataValue) else value.data
+                           if isinstance(value, dg.JsonMetadataValue) else
+                           [dict(r.data) for r in value.records] if isinstance(value, dg.TableMetadataValue) else None)
+                    for x in floats(raw):
+                        seen += 1
+                        if x == x and x != round_float(x):
+                            unrounded.append((key, x))
+    assert unrounded == [] and seen > 50, (unrounded[:20], seen)
 
 
 def test_lake_glob_keeps_every_column(demo):
@@ -169,14 +209,14 @@ def test_lake_glob_keeps_every_column(demo):
     variables (the hourly model's 46 hours have 3 of 10) read as nulls for the others."""
     lake = demo.home / "lake"
     with duckdb.connect() as con:
-        every = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/hrrr_fields/*.parquet', "
+        every = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/hrrr_fields/*/*.parquet', "
                                            "union_by_name = true)").fetchall()}
         assert every >= {"tmp_2m_k", "snod_m", "weasd_kg_m2", "csnow"}
         nulls = con.execute(f"select count(*) filter (where snod_m is null), count(*) from read_parquet("
-                            f"'{lake}/hrrr_fields/*.parquet', union_by_name = true, filename = true) "
+                            f"'{lake}/hrrr_fields/*/*.parquet', union_by_name = true, filename = true) "
                             "where filename like '%/2023-01-02T%'").fetchone()
         assert nulls[0] == nulls[1] > 0   # those hours lack snow depth
-        joined = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/grid_join_features/*.parquet', "
+        joined = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/grid_join_features/*/*.parquet', "
                                             "union_by_name = true)").fetchall()}
         assert {"tmp_2m_k__mean", "snod_m__mean", "station_id", "valid_time"} <= joined
 

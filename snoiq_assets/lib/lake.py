@@ -1,6 +1,8 @@
 """The lake layout, in one place: where every asset output lives in the object store.
 
 ``lake/<asset path>/<partition key>.parquet`` for a partitioned asset,
+``lake/<asset path>/<partition key>/f<FF>.parquet`` for one forecast hour (lead) of a run-cycle
+partition (``hrrr_fields``, ``grid_join_features``: each (cycle, lead) its own file),
 ``lake/<asset path>.parquet`` otherwise, on the local folder and on S3 alike.
 
 Write-audit-publish: an output with an audit (``write_partition(..., audit=...)``) is written
@@ -15,6 +17,7 @@ by building a lake key themselves. No Dagster here: an asset key is given as its
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Sequence, Union
 
 import polars as pl
@@ -25,9 +28,10 @@ from snoiq_assets.lib.keys import check_key
 from snoiq_assets.lib.parquet import ParquetError, StoredParquet, parquet_key_value_metadata
 from snoiq_assets.lib.storage import ObjectStore
 
-__all__ = ["LAKE_PREFIX", "STAGING_PREFIX", "LakeError", "PublishRefused", "StoredParquet", "asset_prefix",
-           "partition_object_key", "staged_object_key", "stored_partition_keys", "as_frame", "write_parquet",
-           "write_partition", "stored_metadata"]
+__all__ = ["LAKE_PREFIX", "STAGING_PREFIX", "LakeError", "LeadFrames", "PublishRefused", "StoredParquet",
+           "asset_prefix", "partition_object_key", "lead_object_key", "staged_object_key", "stored_partition_keys",
+           "stored_partition_files", "as_frame", "write_parquet", "write_partition", "write_leads", "stored_metadata",
+           "lead_file_moves"]
 
 LAKE_PREFIX = "lake"
 STAGING_PREFIX = "staging"
@@ -70,15 +74,48 @@ def staged_object_key(asset_path: AssetPath, partition_key: str | None) -> str:
     return check_key(STAGING_PREFIX + published[len(LAKE_PREFIX):])
 
 
-def stored_partition_keys(store: ObjectStore, asset_path: AssetPath) -> set[str]:
-    """The partition keys of ``asset_path`` that have a stored file (one listing)."""
+class LeadFrames(dict):
+    """One run-cycle partition's output as ``{forecast_hour: frame}``: each lead is stored in its
+    own file (``lead_object_key``), so two leads of one cycle never overwrite each other."""
+
+
+_LEAD_FILE = re.compile(r"f(\d{2,3})\.parquet")
+
+
+def lead_object_key(asset_path: AssetPath, partition_key: str, forecast_hour: int) -> str:
+    return check_key(f"{asset_prefix(asset_path)}/{partition_key}/f{forecast_hour:02d}.parquet")
+
+
+def stored_partition_files(store: ObjectStore, asset_path: AssetPath) -> tuple[dict[str, str], dict[str, dict[int, str]]]:
+    """One listing: ``({partition: whole-partition file}, {partition: {lead: lead file}})``. A
+    partition may have both while a one-off migration (``lead_file_moves``) is pending."""
     prefix = asset_prefix(asset_path) + "/"
-    out = set()
+    whole: dict[str, str] = {}
+    leads: dict[str, dict[int, str]] = {}
     for info in store.list(prefix):
         name = info.key[len(prefix):]
         if name.endswith(".parquet") and "/" not in name:
-            out.add(name[: -len(".parquet")])
-    return out
+            whole[name[: -len(".parquet")]] = info.key
+            continue
+        pk, _, leaf = name.partition("/")
+        m = _LEAD_FILE.fullmatch(leaf)
+        if m:
+            leads.setdefault(pk, {})[int(m.group(1))] = info.key
+    return whole, leads
+
+
+def stored_partition_keys(store: ObjectStore, asset_path: AssetPath) -> set[str]:
+    """The partition keys of ``asset_path`` that have a stored file or lead file (one listing)."""
+    whole, leads = stored_partition_files(store, asset_path)
+    return set(whole) | set(leads)
+
+
+def lead_file_moves(store: ObjectStore, asset_path: AssetPath, forecast_hour_of) -> list[tuple[str, str]]:
+    """The one-off migration of whole-partition files written before leads had their own files:
+    ``(old key, new key)`` for each ``lake/<asset>/<pk>.parquet``, its lead read by
+    ``forecast_hour_of(store, key)``. The caller moves them (see ``snoiq_assets.migrate``)."""
+    whole, _ = stored_partition_files(store, asset_path)
+    return [(key, lead_object_key(asset_path, pk, forecast_hour_of(store, key))) for pk, key in sorted(whole.items())]
 
 
 def as_frame(obj: Any) -> pl.DataFrame | pa.Table:
@@ -131,6 +168,18 @@ def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: st
     # and a store failing right then (an outage) must not make a written partition look unwritten.
     rows = table.num_rows if isinstance(table, pa.Table) else table.height
     return rows, size, store.uri(key)
+
+
+def write_leads(store: ObjectStore, asset_path: AssetPath, partition_key: str, frames: LeadFrames,
+                compression: str = "zstd") -> list[tuple[int, int, str]]:
+    """Write each lead of one cycle partition to its own file; [(rows, bytes, uri)] in lead order."""
+    out = []
+    for fh in sorted(frames):
+        table = as_frame(frames[fh])
+        key = lead_object_key(asset_path, partition_key, fh)
+        size = store.write_atomically(key, lambda sink, table=table: write_parquet(table, sink, compression))
+        out.append((table.num_rows if isinstance(table, pa.Table) else table.height, size, store.uri(key)))
+    return out
 
 
 def stored_metadata(store: ObjectStore, asset_path: AssetPath, partition_key: str | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ def fields_range():
     return [hrrr_grid, hrrr_fields], {
         "selection": [hrrr_fields],
         "tags": {"dagster/asset_partition_range_start": PKS[0], "dagster/asset_partition_range_end": PKS[-1]},
-        "run_config": {"ops": {"hrrr_fields": {"config": {"forecast_hour": 0, "variables": VARIABLES}}}},
+        "run_config": {"ops": {"hrrr_fields": {"config": {"leads": [0], "variables": VARIABLES}}}},
     }
 
 

@@ -18,7 +18,7 @@ from snoiq_assets.defs.hrrr.assets import hrrr_grid
 from snoiq_assets.defs.hrrr.demo import seed_synthetic_hours
 from snoiq_assets.defs.resources import build_resources
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.lib.storage import S3Store
 from snoiq_assets.settings import Settings
 from snoiq_assets_tests.faults import harness
@@ -62,7 +62,7 @@ def _assert_consistent(store, instance, raw: dict[str, bytes], expect_written: l
     """Lake = catalogue = expected; values exact; raw and quarantine hold every input once."""
     assert _lake(store) == sorted(instance.get_materialized_partitions(FIELDS)) == expect_written
     for pk in expect_written:
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             got = pq.read_table(p).column("tmp_2m_k").to_numpy()
         with store.local_path(landing_key(run_of(pk), 0)) as p:
             assert np.array_equal(got, ec_values(p, 1).astype(np.float32)), pk
@@ -188,7 +188,7 @@ def test_step_worker_killed(store, resources, instance, settings_env, point, bad
         hidden = [p.name for p in (store.root / "lake/hrrr_fields").iterdir() if p.name.endswith(".tmp")]
         assert hidden and all(h.startswith(".") for h in hidden)
         for pk in visible:
-            with store.local_path(partition_object_key(FIELDS, pk)) as p:
+            with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
                 assert pq.read_table(p).num_rows == 1059 * 1799
     else:
         assert visible == []

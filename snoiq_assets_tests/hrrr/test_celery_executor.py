@@ -18,7 +18,7 @@ from snoiq_assets.defs.resources import build_resources
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.synth import write_hrrr_hour
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.lib.storage import LocalStore
 from snoiq_assets.settings import Settings, SettingsError
 from snoiq_assets_tests.celery_cluster import ROOT, CeleryCluster
@@ -65,7 +65,7 @@ def test_two_celery_workers_run_a_backfill_chunk(tmp_path, instance, monkeypatch
             monkeypatch.setenv(k, cluster.env[k])
         worker_pids = {w.proc.pid for w in cluster.workers}   # --pool=solo: steps run in the worker itself
         job = code_location(tmp_path)
-        sel = {"forecast_hour": 0, "variables": VARIABLES}
+        sel = {"leads": [0], "variables": VARIABLES}
         run_ids = []
         for chunk in CHUNKS:
             with dg.execute_job(job, instance=instance,
@@ -93,7 +93,7 @@ def test_two_celery_workers_run_a_backfill_chunk(tmp_path, instance, monkeypatch
     store = LocalStore(home)
     for run in HOURS:
         pk = run.strftime("%Y-%m-%dT%H")
-        with store.local_path(partition_object_key("hrrr_fields", pk)) as p:
+        with store.local_path(lead_object_key("hrrr_fields", pk, 0)) as p:
             stored = pq.read_table(p)
         assert stored.column_names == VARIABLES
         for column in VARIABLES:   # against a bare ecCodes read of the landed message

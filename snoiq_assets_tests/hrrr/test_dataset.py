@@ -12,7 +12,7 @@ from snoiq_assets.lib.hrrr.dataset import fields_dataset, open_landed_file, open
 from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, decode_fields
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
-from snoiq_assets.lib.lake import write_partition
+from snoiq_assets.lib.lake import LeadFrames, write_leads, write_partition
 
 REAL = "hrrr/subset_20201214_hrrr.t00z.wrfsfcf12.grib2"
 
@@ -44,8 +44,8 @@ def test_stored_partition_opens_as_a_dataset(store, hrrr_hour):
     table, _ = decode_fields(hrrr_hour, variables, 0)
     grid = grid_from_grib(hrrr_hour)
     write_partition(store, "hrrr_grid", None, grid.to_table())
-    write_partition(store, "hrrr_fields", "2023-01-01T00", table)
-    ds = open_stored_partition(store, "2023-01-01T00")
+    write_leads(store, "hrrr_fields", "2023-01-01T00", LeadFrames({0: table}))
+    ds = open_stored_partition(store, "2023-01-01T00", 0)
     assert list(ds.data_vars) == list(DEFAULT_VARIABLES)
     assert ds.attrs["valid_time"] == "2023-01-01T00:00:00+00:00" and ds.attrs["grid_id"] == grid.grid_id
     for column in DEFAULT_VARIABLES:

@@ -48,7 +48,7 @@ NUNN = "94074"  # USCRN CO Nunn 7 NNE: hourly rows 2023-01-01T01 .. 2023-01-03T0
 FIRST, LAST = "2023-01-01T01", "2023-01-03T00"
 HOURS = [(dt.datetime(2023, 1, 1, 1) + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in range(48)]
 VARIABLES = ["tmp_2m_k", "dpt_2m_k", "apcp_kg_m2"]
-SEL = {"forecast_hour": 0, "variables": VARIABLES}
+SEL = {"leads": [0], "variables": VARIABLES}
 ASSETS = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean, station_grid_index,
           grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions,
           dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]  # declared, none stored

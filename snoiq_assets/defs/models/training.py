@@ -17,6 +17,7 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.models.resources import MlflowResource
 from snoiq_assets.defs.partitions import model_spec_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
@@ -328,10 +329,9 @@ def _train_one(r: _Run, model_type: str, run_id: str, config: TrainModelConfig) 
     details = {
         "model_uri": dg.MetadataValue.path(object_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "mlflow_run": dg.MetadataValue.url(r.mlflow.run_url(experiment_id, mlflow_run_id)),
-        # Four decimals are more than the data's precision.
-        **{m: round(float(metrics[m]), 4) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
-                                                   "skill_climatology", "persistence_rmse", "climatology_rmse")},
-        "cv_rmse_mean": round(float(metrics["cv_rmse_mean"]), 4) if metrics["cv_rmse_mean"] is not None else float("nan"),
+        **{m: float(metrics[m]) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
+                                          "skill_climatology", "persistence_rmse", "climatology_rmse")},
+        "cv_rmse_mean": float(metrics["cv_rmse_mean"]) if metrics["cv_rmse_mean"] is not None else float("nan"),
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
@@ -342,7 +342,7 @@ def _train_one(r: _Run, model_type: str, run_id: str, config: TrainModelConfig) 
             "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}
            if result.by_lead is not None else {}),
     }
-    r.context.add_asset_metadata({f"{model_type}/{k}": v for k, v in details.items()})
+    r.context.add_asset_metadata(rounded({f"{model_type}/{k}": v for k, v in details.items()}))
     return pl.DataFrame([{
         "spec": spec_id, "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
         "resolution_days": config.stored_resolution_days(), "run_timestamp": run_ts, "model_prefix": prefix,

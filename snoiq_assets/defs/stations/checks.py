@@ -15,6 +15,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
 from snoiq_assets.lib.stations import parsers
 from snoiq_assets.lib.stations.formats import Format
@@ -40,8 +41,7 @@ def reject_share_result(prefix: str, clean_asset: str, clean_rows: int, rejects:
         severity=dg.AssetCheckSeverity.ERROR,
         description=f"worst column {column or '-'}: {share:.2%} rejected (limit {limit:.2%})"
                     + ("" if share <= limit else "; the table was not published"),
-        metadata={"reject_share": dg.MetadataValue.json({k: round(v, 6) for k, v in shares.items()}),
-                  "max_reject_share": limit},
+        metadata=rounded({"reject_share": dg.MetadataValue.json(shares), "max_reject_share": limit}),
     )
 
 

@@ -9,7 +9,7 @@ in its attributes, and the partition's ``run_time``, ``valid_time``, ``forecast_
 ``grid_id`` and ``decode_engine`` in the dataset's attributes. Missing points are NaN.
 
     ds = open_landed_file("hrrr.t00z.wrfsfcf12.grib2", resolve(["apcp_kg_m2"]), 12)
-    ds = open_stored_partition(store_from_settings(settings), "2020-12-14T00")
+    ds = open_stored_partition(store_from_settings(settings), "2020-12-14T00", 12)
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.grid import GridDefinition, grid_from_grib, grid_from_table
 from snoiq_assets.lib.hrrr.variables import Variable
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key, partition_object_key
 from snoiq_assets.lib.storage import ObjectStore
 
 
@@ -72,13 +72,20 @@ def open_landed_file(path: str | Path, variables: list[Variable], forecast_hour:
     return fields_dataset(table, grid or grid_from_grib(path), checks.get("name") or str(path))
 
 
-def open_stored_partition(store: ObjectStore, partition_key: str, *, asset: str = "hrrr_fields",
-                          grid_asset: str = "hrrr_grid"):
-    """One stored partition of ``asset`` (from the lake of ``store``) as an ``xarray.Dataset``,
-    with the coordinates of the stored ``grid_asset``."""
-    key = partition_object_key(asset, partition_key)
+def open_stored_partition(store: ObjectStore, partition_key: str, forecast_hour: int = 0, *,
+                          asset: str = "hrrr_fields", grid_asset: str = "hrrr_grid"):
+    """One stored lead of a cycle partition of ``asset`` (from the lake of ``store``) as an
+    ``xarray.Dataset``, with the coordinates of the stored ``grid_asset``. A cycle file written
+    before leads had their own files is read when it holds that lead."""
+    key = lead_object_key(asset, partition_key, forecast_hour)
+    if not store.exists(key) and store.exists(partition_object_key(asset, partition_key)):
+        key = partition_object_key(asset, partition_key)
     with store.local_path(partition_object_key(grid_asset, None)) as path:
         grid = grid_from_table(pq.read_table(path))
     with store.local_path(key) as path:
         table = pq.read_table(path)
+    stored_lead = (table.schema.metadata or {}).get(b"forecast_hour", b"").decode()
+    if stored_lead != str(forecast_hour):
+        raise HrrrDataError(key, f"holds lead f{stored_lead or '?'}, not the lead asked for",
+                            expected=f"f{forecast_hour:02d}", found=f"f{stored_lead}")
     return fields_dataset(table, grid, key)
