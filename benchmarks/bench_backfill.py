@@ -125,7 +125,7 @@ def main() -> None:
 
     from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
     from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
-    from snoiq_assets.lib.lake import partition_object_key
+    from snoiq_assets.lib.lake import lead_object_key
     from snoiq_assets.lib.hours import hour_key
     from snoiq_assets.defs.resources import build_resources
     from snoiq_assets.defs.stations.assets import register_station_files
@@ -167,7 +167,7 @@ def main() -> None:
                 mat([observations_raw, observations_clean], partition_key=sid)
             results["setup_upstream_s"] = time.perf_counter() - t0
 
-            sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+            sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
             run_config = {"ops": {"hrrr_raw": {"config": dict(sel)}, "hrrr_fields": {"config": dict(sel)}}}
             chunks = [pks[i:i + args.chunk] for i in range(0, len(pks), args.chunk)]
             per_chunk, totals = [], defaultdict(float)
@@ -214,8 +214,8 @@ def main() -> None:
 
             # check what was written
             assert all(instance.get_materialized_partitions(dg.AssetKey(a)) >= set(pks) for a in TIMED_ASSETS)
-            last = pl.read_parquet(home / partition_object_key(dg.AssetKey("grid_join_features"), pks[-1]))
-            joined = pl.read_parquet([home / partition_object_key(dg.AssetKey("grid_join_features"), pk) for pk in pks])
+            last = pl.read_parquet(home / lead_object_key(dg.AssetKey("grid_join_features"), pks[-1], 0))
+            joined = pl.read_parquet([home / lead_object_key(dg.AssetKey("grid_join_features"), pk, 0) for pk in pks])
             results["join_rows_per_partition"] = last.height
             results["join_rows_with_observation"] = int(joined["obs_timestamp_utc"].is_not_null().sum())
         results["disk_bytes"] = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())

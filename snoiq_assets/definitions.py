@@ -10,6 +10,7 @@ import dagster as dg
 
 from snoiq_assets.defs import automation, datadecide, features, hrrr, models, stations
 from snoiq_assets.defs.automation.freshness import apply_freshness
+from snoiq_assets.defs.executors import build_executor
 from snoiq_assets.defs.resources import build_resources
 from snoiq_assets.settings import Settings
 
@@ -19,7 +20,7 @@ DOMAINS = (hrrr, stations, features, models, datadecide, automation)
 def build_definitions(settings: Settings) -> dg.Definitions:
     return apply_freshness(dg.Definitions.merge(
         *(domain.build_defs(settings) for domain in DOMAINS),
-        dg.Definitions(resources=build_resources(settings)),
+        dg.Definitions(resources=build_resources(settings), executor=build_executor(settings)),
     ))
 
 

@@ -16,10 +16,14 @@ from pathlib import Path
 import dagster as dg
 
 from snoiq_assets.check import checked_settings
+from snoiq_assets.lib.models.specs import spec_key
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
+SPEC_ASSETS = {"training_table", "trained_models", "champion_model", "predictions"}
+# Three March 2019 cycles the road-weather champions predict (leads 1-18 from the point forecasts).
+PREDICTED_CYCLES = ("2019-03-15T00", "2019-03-15T02")
 
 
 def _instance(settings: Settings) -> dg.DagsterInstance:
@@ -88,9 +92,6 @@ class Demo:
         self.store = store_from_settings(settings)
         self.defs = defs
         self.graph = defs.resolve_asset_graph()
-        # Unbound definitions: materialize() binds the resources below.
-        self.assets = [*(defs.assets or []), *(defs.asset_checks or [])]
-        self.resources = dict(defs.resources or {})
         self.code_version = code_version()
         self.materialised: set[dg.AssetKey] = set()   # by a step of this invocation
         self.ok = 0
@@ -106,6 +107,8 @@ class Demo:
         root assets read (upstream assets are covered by ``stale_upstream``)."""
         raw = []
         for name in selection:
+            if name in SPEC_ASSETS and partition_key:   # a model spec's assets read its file
+                raw += sorted((o.key, o.size, o.etag) for o in self.store.list(spec_key(partition_key)))
             if not self.graph.get(dg.AssetKey(name)).parent_keys:
                 prefix = _raw_prefix(name, partition_key)
                 raw += sorted((o.key, o.size, o.etag) for o in self.store.list(prefix))
@@ -143,9 +146,13 @@ class Demo:
         run_config = {**(run_config or {}), "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
         # Tagged so the UI's run list says which demo step each run is.
         tags = {**(tags or {}), "snoiq/demo_step": step, "snoiq/demo_fingerprint": fingerprint}
-        result = dg.materialize(
-            self.assets, selection=selection, partition_key=partition_key, run_config=run_config or {},
-            instance=self.instance, resources=self.resources, tags=tags, raise_on_error=False,
+        # Through the code location's asset job, as a launch from the UI or `dg launch` runs: the
+        # UI's run list shows the assets a run materialised (an ad-hoc job would show its name,
+        # `__ephemeral_asset_job__`), with the step's tag beside them.
+        keys = [dg.AssetKey(n) for n in selection]
+        result = self.defs.resolve_implicit_job_def_def_for_assets(keys).execute_in_process(
+            asset_selection=keys, partition_key=partition_key, run_config=run_config or {},
+            instance=self.instance, tags=tags, raise_on_error=False,
         )
         took = time.perf_counter() - t0
         if not result.success:
@@ -220,6 +227,23 @@ def print_reproduce_hints(store) -> None:
               f"# run {champ.get('run_id')}, snapshot {str(champ.get('snapshot_sha256'))[:12]}...")
 
 
+def run_spec(demo: Demo, spec_id: str, fast: bool) -> None:
+    """One model spec's chain, as retrain_job runs it: its table, its models (every type of the
+    spec), its champion decision, and its champion's predictions over the held-out period."""
+    from snoiq_assets.defs.models.demo import fast_train_config
+    from snoiq_assets.lib.models.specs import read_spec
+    from snoiq_assets.lib.models.store import read_champion
+
+    demo.run("training_table", ["training_table"], partition_key=spec_id)
+    demo.run("trained_models", ["trained_models"], partition_key=spec_id, run_config=fast_train_config(spec_id, fast))
+    _say_decision(demo.run("champion_model", ["champion_model"], partition_key=spec_id))
+    spec = read_spec(demo.store, spec_id)
+    if read_champion(demo.store, spec.store_location, spec.target) is None:
+        print(f"      no champion for {spec_id}: nothing to predict with")
+        return
+    demo.run("predictions", ["predictions"], partition_key=spec_id)
+
+
 class DemoFailure(RuntimeError):
     pass
 
@@ -232,12 +256,15 @@ def _say_decision(result: dg.ExecuteInProcessResult | None) -> None:
 
 
 def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[str], list[str]]:
-    """Land the bundled samples (what a user or an upstream system would put in the raw zone)
-    and register their station and outcome partitions (what the landing sensors do). Returns
+    """Land the bundled samples and the demo's model specs (what a user or an upstream system
+    would put in the raw zone) and register their station, outcome and spec partitions (what
+    the landing and spec sensors do). Returns
     the HRRR hours, stations and outcome locations landed. ``hourly_model_hours``: also the 46
     synthetic hours the demo's hourly model trains on (landed first, so that every demo step
     sees the same raw zone on a second `make demo`)."""
     from snoiq_assets.defs.datadecide.demo import seed_demo as seed_datadecide
+    from snoiq_assets.defs.models.demo import land_specs
+    from snoiq_assets.defs.models.specs import register_spec_files
     from snoiq_assets.defs.hrrr.demo import HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_VARIABLES, seed_synthetic_hours
     from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
     from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
@@ -248,20 +275,24 @@ def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[
     seed_stations(landing)
     hours = seed_hrrr(landing)
     seed_datadecide(landing)
+    land_specs(landing)
     if hourly_model_hours:
         seed_synthetic_hours(landing, HOURLY_MODEL_PARTITIONS, columns=HOURLY_MODEL_VARIABLES, packing="grid_ccsds")
     stations = sorted(set(register_station_files(demo.instance, demo.store))
                       | set(demo.instance.get_dynamic_partitions("station_files")))
     locations = sorted(set(register_outcome_files(demo.instance, demo.store))
                        | set(demo.instance.get_dynamic_partitions("outcome_locations")))
+    _new, refused = register_spec_files(demo.instance, demo.store)
+    for key, reason in refused.items():
+        print(f"  model spec refused and quarantined: {key}: {reason}")
     return hours, stations, locations
 
 
 def run_all(demo: Demo) -> None:
     from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, SYNTH_PARTITIONS
     from snoiq_assets.lib.hrrr.rawkeys import partition_landing_key
-    from snoiq_assets.defs.models.demo import demo_run_config, hourly_demo_run_config, road_weather_demo_run_config
-    from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
+    from snoiq_assets.defs.models.demo import HOURLY_SPEC, PORTLAND_SPEC, ROAD_WEATHER_SPECS
+    from snoiq_assets.defs.partitions import range_tags
 
     import os
 
@@ -289,32 +320,24 @@ def run_all(demo: Demo) -> None:
     demo.run("station_grid_index", ["station_grid_index"])
     for hour in hours:
         demo.run("grid_join_features", ["grid_join_features"], partition_key=hour)
-    demo.run("training_table", ["training_table"], run_config=demo_run_config("table", fast=fast))
-
-    print("models")
-    for model_type in MODEL_TYPES:
-        demo.run("trained_models", ["trained_models"], partition_key=model_type, run_config=demo_run_config("train", fast=fast))
-    demo.run("champion_model", ["champion_model"], run_config=demo_run_config("champion", fast=fast))
-    demo.run("predictions", ["predictions"], run_config=demo_run_config("predict", fast=fast))
-
-    print("hourly model on grid-join features (USCRN Nunn, 48 hours)")
+    # The 46 hours the hourly spec trains on; with every other input, before any spec trains, so
+    # a spec's table is newer than all the data it covers (the retraining sensor finds nothing new).
     span = range_tags(HOURLY_MODEL_PARTITIONS[0], HOURLY_MODEL_PARTITIONS[-1])
     demo.run(f"hrrr_raw + hrrr_fields + grid_join_features [{HOURLY_MODEL_PARTITIONS[0]}...{HOURLY_MODEL_PARTITIONS[-1]}]",
              ["hrrr_raw", "hrrr_fields", "grid_join_features"], run_config=HOURLY_MODEL_RUN_CONFIG, tags=span)
-    demo.run("training_table (hourly)", ["training_table"], run_config=hourly_demo_run_config("table", fast=fast))
-    demo.run("trained_models (hourly, all types)", ["trained_models"], run_config=hourly_demo_run_config("train", fast=fast),
-             tags=range_tags(MODEL_TYPES[0], MODEL_TYPES[-1]))
-    champion = demo.run("champion_model (hourly)", ["champion_model"], run_config=hourly_demo_run_config("champion", fast=fast))
-    _say_decision(champion)
 
-    print("road weather: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
-    demo.run("training_table (road weather)", ["training_table"], run_config=road_weather_demo_run_config("table", fast=fast))
-    for model_type in MODEL_TYPES:
-        demo.run("trained_models (road weather)", ["trained_models"], partition_key=model_type,
-                 run_config=road_weather_demo_run_config("train", model_type=model_type, fast=fast))
-    champion = demo.run("champion_model (road weather)", ["champion_model"],
-                        run_config=road_weather_demo_run_config("champion", fast=fast))
-    _say_decision(champion)
+    print(f"model spec {PORTLAND_SPEC}: daily precipitation at Portland (GSOD)")
+    run_spec(demo, PORTLAND_SPEC, fast)
+
+    print(f"model spec {HOURLY_SPEC}: hourly air temperature at USCRN Nunn from grid-join features (48 hours)")
+    run_spec(demo, HOURLY_SPEC, fast)
+
+    for spec_id in ROAD_WEATHER_SPECS:
+        print(f"model spec {spec_id}: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
+        run_spec(demo, spec_id, fast)
+    print("hourly_predictions: each hourly champion on the forecast cycles its spec covers")
+    demo.run(f"hourly_predictions [{PREDICTED_CYCLES[0]}...{PREDICTED_CYCLES[1]}]", ["hourly_predictions"],
+             tags=range_tags(*PREDICTED_CYCLES))
 
     print("datadecide")
     demo.run("datadecide tables", [k.to_user_string() for k in demo.group_keys("datadecide")])

@@ -20,6 +20,7 @@ from typing import Literal, Mapping
 from urllib.parse import urlparse
 
 PROFILES = ("local", "s3")
+EXECUTORS = ("multiprocess", "celery")
 
 
 class SettingsError(ValueError):
@@ -40,10 +41,12 @@ class Settings:
     mlflow_tracking_uri: str | None = None
     # Where people open the MLflow UI (Dagster metadata links runs there).
     mlflow_ui_url: str = "http://127.0.0.1:5000"
-    # The retraining run config (a YAML file); automatic retraining cannot start without it.
-    retrain_config: Path | None = None
-    # At most one automatic retraining per this many minutes.
+    # At most one automatic retraining of a model spec per this many minutes (a spec may set its own).
     retrain_min_interval_minutes: float = 360.0
+    # Who runs a run's steps: Dagster's multiprocess executor on this host (default), or Celery
+    # workers on the broker named by SNOIQ_CELERY_BROKER (read by Dagster at run start, so a
+    # broker password never sits in run config or here).
+    executor: Literal["multiprocess", "celery"] = "multiprocess"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -60,12 +63,17 @@ class Settings:
         access = env.get("AWS_ACCESS_KEY_ID") or None
         secret = env.get("AWS_SECRET_ACCESS_KEY") or None
         region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
-        retrain_config = (env.get("SNOIQ_RETRAIN_CONFIG") or "").strip() or None
         tracking_uri = env.get("MLFLOW_TRACKING_URI") or None
         # A tracking server people can reach is also its UI; the compose stack's internal name
         # (http://mlflow:5000) is published on the host as 127.0.0.1:5000, as is `mlflow ui`.
         reachable = tracking_uri if tracking_uri and tracking_uri.startswith("http") and "//mlflow:" not in tracking_uri else None
         mlflow_ui_url = (env.get("SNOIQ_MLFLOW_UI_URL") or "").strip() or reachable or "http://127.0.0.1:5000"
+        executor = (env.get("SNOIQ_EXECUTOR") or "multiprocess").strip().lower()
+        if executor not in EXECUTORS:
+            raise SettingsError(f"SNOIQ_EXECUTOR={executor!r} is not a known executor; use one of {', '.join(EXECUTORS)}")
+        if executor == "celery" and not (env.get("SNOIQ_CELERY_BROKER") or "").strip():
+            raise SettingsError("SNOIQ_CELERY_BROKER is not set; SNOIQ_EXECUTOR=celery needs the broker URL "
+                                "(e.g. redis://127.0.0.1:6379/0)")
         interval_text = (env.get("SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES") or "360").strip()
         try:
             interval = float(interval_text)
@@ -100,8 +108,8 @@ class Settings:
             duckdb_path=duckdb_path,
             mlflow_tracking_uri=tracking_uri,
             mlflow_ui_url=mlflow_ui_url,
-            retrain_config=Path(retrain_config).expanduser() if retrain_config else None,
             retrain_min_interval_minutes=interval,
+            executor=executor,  # type: ignore[arg-type]
         )
 
     @property

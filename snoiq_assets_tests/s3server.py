@@ -164,8 +164,17 @@ class SeaweedS3:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=15)
 
+    def freeze(self) -> None:
+        """A hung server: SIGSTOP the whole server; connections stay open, nothing answers."""
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc:
+            self.thaw()
             stop_process_group(self.proc, term_wait_s=15, kill_wait_s=5)
 
 

@@ -31,3 +31,27 @@ def test_hrrr_variables_and_their_derived_columns():
 def test_unknown_names_are_not_guessed():
     assert describe("t_hr_avg") is None and describe("grid_foo__mean") is None
     assert describe_raw("t_hr_avg") == "field `t_hr_avg` of the station file as landed (source units, not converted)"
+
+
+def test_every_datadecide_schema_column_is_described_in_its_tables_terms():
+    from snoiq_assets.lib.columns import describe_for, unit_for
+    from snoiq_assets.lib.datadecide import decision, features, hf, matching, names
+
+    tables = {
+        "decision_accuracy_by_size": list(decision.DECISION_SCHEMA),
+        "hf_eval_results": hf.EVAL_SCHEMA.names,
+        "matched_runs": list(matching.MATCHED_SCHEMA),
+        "datadecide_checkpoints": list(matching.CHECKPOINT_SCHEMA),
+        "early_window_features": ["project", "run_id", "run_name", "metric", "k", "x_axis", "final_x", "final_value",
+                                  *features.FEATURE_COLUMNS, "recipe", "size"],
+        "wandb_runs": list(names.PARSED_FIELDS),
+    }
+    undescribed = {t: [c for c in cols if not describe_for(t, c)] for t, cols in tables.items()}
+    assert {t: c for t, c in undescribed.items() if c} == {}
+    # A DataDecide `metric` is a logged metric's name, not the SnoIQ champion's rmse/mae choice.
+    assert describe_for("wandb_history", "metric") == "metric name as logged"
+    assert describe_for("champion_model", "metric") == "the metric compared (rmse or mae)"
+    assert describe_for("wandb_runs", "summary.eval/downstream/boolq_acc").startswith(
+        "the run's final (summary) value of `eval/downstream/boolq_acc`")
+    assert describe_for("observations_clean", "summary.x") is None
+    assert unit_for("early_window_features", "pl_c") is None and unit_for("observations_clean", "air_temp_c") == "degC"

@@ -25,8 +25,12 @@ DUCKDB_CLI = Path(sys.executable).parent / "duckdb"   # PyPI duckdb-cli, what `p
 NOISE = re.compile(r"(Beta|Preview|Supersession|Deprecation)Warning")
 
 # Two demos for the module (the second finds everything up to date): the first takes ~5 min on a
-# quiet 2-core machine, several times that on a busy one.
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
+# quiet 2-core machine, several times that on a busy one (over 25 min at load 18).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(4200)]
+# The demo's model specs (data/model_specs/), sorted.
+SPECS = ["nunn_air_temp_hourly", "portland_precip_daily", "rwis_air_temp", "rwis_pavement_temp"]
+# The model types each spec trains in the fast demo (the road-weather specs: LightGBM only).
+TYPES = {spec: ("lightgbm",) if spec.startswith("rwis") else ("lightgbm", "random_forest", "xgboost") for spec in SPECS}
 
 
 @dataclass
@@ -42,7 +46,7 @@ class DemoRun:
 
 def run_demo(env: dict, log_name: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "snoiq_assets.demo"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=1500)
+                          capture_output=True, text=True, timeout=3000)
     (REPO / "test-output").mkdir(exist_ok=True)
     (REPO / "test-output" / log_name).write_text(proc.stdout + "\n--- stderr ---\n" + proc.stderr)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -65,37 +69,55 @@ def test_demo_materialises_everything(demo):
     assert f"outputs in local folder {home.resolve()}" in out
     assert f"{home.resolve()}/lake/" in out and f"{home.resolve()}/models/" in out
     # It says how to reproduce each champion from its snapshot.
-    for ref in ("champion:72698024229/precip_mm", "champion:indot_rwis/air_temp_c"):
+    for ref in ("champion:72698024229/precip_mm", "champion:indot_rwis/air_temp_c", "champion:indot_rwis/surface_temp_c"):
         assert f"make reproduce RUN={ref}" in out
     # No Dagster beta/preview/supersession notices (they were 12 lines per demo).
     assert [line for line in demo.proc.stderr.splitlines() if NOISE.search(line)] == []
 
     lake = home / "lake"
-    for hour in ("2020-12-14T00", "2023-01-01T00", "2023-01-01T01", "2023-01-01T02"):
-        assert (lake / "hrrr_fields" / f"{hour}.parquet").is_file()
-        assert (lake / "grid_join_features" / f"{hour}.parquet").is_file()
-    joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01.parquet")
+    # one file per (cycle, lead): the real 2020 subset is f12, the synthetic hours f00
+    for hour, lead in (("2020-12-14T00", 12), ("2023-01-01T00", 0), ("2023-01-01T01", 0), ("2023-01-01T02", 0)):
+        assert (lake / "hrrr_fields" / hour / f"f{lead:02d}.parquet").is_file()
+        assert (lake / "grid_join_features" / hour / f"f{lead:02d}.parquet").is_file()
+    joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01" / "f00.parquet")
     nunn = joined.filter(pl.col("station_id") == "94074")
     assert nunn.height == 1 and nunn["obs_timestamp_utc"].is_not_null().all()  # CO Nunn observed at 01 UTC
     for station in ("94074", "72698024229", "USW00024233", "CLE"):
         assert pl.read_parquet(lake / "observations_clean" / f"{station}.parquet").height > 0
+    # Each spec's champion predicts its held-out period under its own model folder.
     daily = list((home / "models" / "72698024229").rglob("predictions.parquet"))
-    assert len(daily) == 1 and "/predictions/2023-01-01_to_2023-12-31/" in str(daily[0])
-    assert pl.read_parquet(daily[0]).height == 365
+    assert len(daily) == 1 and "/predictions/2022-06-01_to_" in str(daily[0])
+    assert pl.read_parquet(daily[0]).height > 900
+    for target in ("air_temp_c", "surface_temp_c"):
+        champ = json.loads((home / "models" / "indot_rwis" / f"champion-{target}.json").read_text())
+        (march,) = (home / champ["model_prefix"]).rglob("predictions.parquet")
+        assert "/predictions/2019-03-01_to_2019-04-01/" in str(march) and pl.read_parquet(march).height > 20000
     # The hourly model on synthetic grid-join features beats no baseline: it is not promoted.
     assert not (home / "models" / "94074" / "champion-air_temp_c.json").exists()
-    # The road-weather spec on real data earns its champion: it beats raw HRRR, persistence and
-    # climatology at every lead 1-18 on March 2019.
-    champ = json.loads((home / "models" / "indot_rwis" / "champion-air_temp_c.json").read_text())
-    meta = json.loads((home / champ["model_prefix"] / "metadata.json").read_text())
-    assert meta["metrics"]["baseline_failures"] == [] and meta["metrics"]["leads"] == list(range(1, 19))
-    assert meta["stations"] == ["fort_wayne", "gas_city", "jeffersonville", "scottsburg"]
-    assert meta["training_window"]["test_cycles_from"] == "2019-03-01"
+    # The road-weather specs on real data (air and pavement temperature) each earn their own
+    # champion: it beats raw HRRR, persistence and climatology at every lead 1-18 on March 2019.
+    for spec_id, target in (("rwis_air_temp", "air_temp_c"), ("rwis_pavement_temp", "surface_temp_c")):
+        champ = json.loads((home / "models" / "indot_rwis" / f"champion-{target}.json").read_text())
+        meta = json.loads((home / champ["model_prefix"] / "metadata.json").read_text())
+        assert champ["spec"] == meta["spec_key"] == spec_id and meta["target"] == target
+        assert meta["metrics"]["baseline_failures"] == [] and meta["metrics"]["leads"] == list(range(1, 19))
+        assert meta["stations"] == ["fort_wayne", "gas_city", "jeffersonville", "scottsburg"]
+        assert meta["training_window"]["test_cycles_from"] == "2019-03-01"
+    # hourly_predictions: both road-weather champions on three March cycles, every station and lead.
+    hourly = pl.read_parquet(lake / "hourly_predictions" / "2019-03-15T01.parquet")
+    assert sorted(hourly["spec"].unique()) == ["rwis_air_temp", "rwis_pavement_temp"]
+    assert hourly["cycle_time"].dt.strftime("%Y-%m-%dT%H").unique().to_list() == ["2019-03-15T01"]
+    assert hourly.group_by("spec").agg(pl.col("lead_hours").n_unique())["lead_hours"].to_list() == [18, 18]
+    assert hourly["location"].n_unique() == 4 and hourly["model_version"].null_count() == 0
+    assert hourly.height == 2 * 4 * 18 and hourly["prediction"].is_between(-30, 40).all()   # degC
+    # Each spec's outputs side by side: its own table, models and champion decision in the lake.
+    for table in ("training_table", "trained_models", "champion_model"):
+        assert sorted(p.stem for p in (lake / table).glob("*.parquet")) == SPECS, table
 
     with duckdb.connect(str(home / "snoiq.duckdb"), read_only=True) as con:
         tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
         assert {"experiments", "wandb_runs", "wandb_history", "matched_runs"} <= tables
-        statuses = con.execute("select location, model_type, status from experiments order by all").fetchall()
+        statuses = con.execute("select spec_key, model_type, status from experiments order by all").fetchall()
         # the DataDecide group on the bundled real files: no empty table
         counts = {t: con.execute(f'select count(*) from "{t}"').fetchone()[0] for t in (
             "wandb_history", "wandb_runs", "hf_eval_results", "matched_runs", "finetune_pretrain", "datadecide_checkpoints",
@@ -103,46 +125,83 @@ def test_demo_materialises_everything(demo):
         assert all(counts.values()), counts
         assert counts["hf_eval_results"] == 420 and counts["datadecide_checkpoints"] == 353 and counts["decision_accuracy_by_size"] == 13
         assert con.execute("select count(primary_score) from finetune_pretrain").fetchone()[0] == 436
-    assert [(loc, t) for loc, t, s in statuses if s == "success"] == [
-        (loc, t) for loc in ("72698024229", "94074", "indot_rwis") for t in ("lightgbm", "random_forest", "xgboost")]
+    assert [(spec, t) for spec, t, s in statuses if s == "success"] == [
+        (spec, t) for spec in SPECS for t in TYPES[spec]]
 
     # Every asset of the code location has a materialisation in the demo's instance (what
-    # `make dev` shows afterwards), but hourly_predictions: no champion covers the stations of the
-    # demo's grid_join_features hours (the synthetic-grid Nunn model is not promoted; the
-    # road-weather champion's forecasts are point forecasts, not grid partitions). Every run says
-    # which demo step it was.
+    # `make dev` shows afterwards). Every run says which demo step it was.
     check = subprocess.run([sys.executable, "-c", EVERY_ASSET], cwd=REPO, env=demo.env, capture_output=True,
                            text=True, timeout=300)
-    assert check.returncode == 0 and "never materialised: ['hourly_predictions']" in check.stdout, \
+    assert check.returncode == 0 and "never materialised: []" in check.stdout, \
         check.stdout[-2000:] + check.stderr[-2000:]
     with demo.instance() as instance:
         runs = instance.get_runs()
         assert runs and all(r.tags.get("snoiq/demo_step") for r in runs)
-        assert "trained_models [xgboost]" in {r.tags["snoiq/demo_step"] for r in runs}
+        # Run through the code location's asset job: the UI's run list shows such a run by the
+        # assets it materialised (jobs named `__ASSET_JOB...` are hidden there), not as
+        # `__ephemeral_asset_job__`.
+        assert {r.job_name for r in runs} == {"__ASSET_JOB"}
+        assert all(r.asset_selection for r in runs)
+        assert {f"trained_models [{spec}]" for spec in SPECS} <= {r.tags["snoiq/demo_step"] for r in runs}
+        assert sorted(instance.get_dynamic_partitions("model_specs")) == SPECS
 
 
-def test_every_snoiq_table_describes_its_columns(demo):
-    """The column schema the UI shows: every column of every SnoIQ table says what it holds
-    (with the unit its name carries), as recorded by the demo's materialisations."""
+def test_every_table_describes_its_columns(demo):
+    """The column schema the UI shows: every column of every table an asset writes (SnoIQ and
+    DataDecide) says what it holds (with the unit its name carries), as recorded by the demo's
+    materialisations; every asset that wrote a lake file has a column schema."""
     from snoiq_assets.definitions import defs
-    from snoiq_assets.lib.columns import unit_of
+    from snoiq_assets.lib.columns import unit_for
 
     graph = defs.resolve_asset_graph()
     undescribed, checked = {}, 0
     with demo.instance() as instance:
         for node in graph.asset_nodes:
-            if node.group_name == "datadecide":
-                continue
             records = instance.fetch_materializations(node.key, limit=1).records
-            schema = records[0].asset_materialization.metadata.get("dagster/column_schema") if records else None
+            metadata = records[0].asset_materialization.metadata if records else {}
+            schema = metadata.get("dagster/column_schema")
             if schema is None:
+                assert "/lake/" not in str(getattr(metadata.get("uri"), "value", "")), node.key
                 continue
             for col in schema.value.columns:
                 checked += 1
-                unit = unit_of(col.name)
+                unit = unit_for(node.key.to_user_string(), col.name)
                 if not col.description or (unit and unit not in col.description):
                     undescribed.setdefault(node.key.to_user_string(), []).append(col.name)
-    assert undescribed == {} and checked > 100
+    assert undescribed == {} and checked > 300, (undescribed, checked)
+
+
+def test_every_float_in_metadata_is_rounded(demo):
+    """Metrics, statistics and shares in the UI read 1.039 or 0.01235, not 17 digits: every float
+    of every materialisation and check result of the demo is as defs/metadata.py rounds it."""
+    from snoiq_assets.defs.metadata import round_float
+
+    def floats(value):
+        if isinstance(value, float):
+            yield value
+        elif isinstance(value, dict):
+            for v in value.values():
+                yield from floats(v)
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                yield from floats(v)
+
+    unrounded, seen = [], 0
+    with demo.instance() as instance:
+        kinds = {dg.DagsterEventType.ASSET_MATERIALIZATION, dg.DagsterEventType.ASSET_CHECK_EVALUATION}
+        for run in instance.get_runs():
+            for entry in instance.all_logs(run.run_id, of_type=kinds):
+                data = entry.dagster_event.event_specific_data
+                metadata = data.materialization.metadata if hasattr(data, "materialization") else data.metadata
+                for key, value in metadata.items():
+                    raw = (value.value if isinstance(value, dg.FloatMetadataValue) else value.data
+                           if isinstance(value, dg.JsonMetadataValue) else
+                           [dict(r.data) for r in value.records] if isinstance(value, dg.TableMetadataValue) else None)
+                    for x in floats(raw):
+                        seen += 1
+                        if x == x and x != round_float(x):
+                            unrounded.append((key, x))
+    assert unrounded == [] and seen > 50, (unrounded[:20], seen)
 
 
 def test_lake_glob_keeps_every_column(demo):
@@ -150,14 +209,14 @@ def test_lake_glob_keeps_every_column(demo):
     variables (the hourly model's 46 hours have 3 of 10) read as nulls for the others."""
     lake = demo.home / "lake"
     with duckdb.connect() as con:
-        every = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/hrrr_fields/*.parquet', "
+        every = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/hrrr_fields/*/*.parquet', "
                                            "union_by_name = true)").fetchall()}
         assert every >= {"tmp_2m_k", "snod_m", "weasd_kg_m2", "csnow"}
         nulls = con.execute(f"select count(*) filter (where snod_m is null), count(*) from read_parquet("
-                            f"'{lake}/hrrr_fields/*.parquet', union_by_name = true, filename = true) "
+                            f"'{lake}/hrrr_fields/*/*.parquet', union_by_name = true, filename = true) "
                             "where filename like '%/2023-01-02T%'").fetchone()
         assert nulls[0] == nulls[1] > 0   # those hours lack snow depth
-        joined = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/grid_join_features/*.parquet', "
+        joined = {r[0] for r in con.execute(f"describe select * from read_parquet('{lake}/grid_join_features/*/*.parquet', "
                                             "union_by_name = true)").fetchall()}
         assert {"tmp_2m_k__mean", "snod_m__mean", "station_id", "valid_time"} <= joined
 
@@ -177,7 +236,7 @@ def test_duckdb_cli_reads_the_demo_database(demo):
     db = demo.home / "snoiq.duckdb"
     version = subprocess.run([str(DUCKDB_CLI), "--version"], capture_output=True, text=True, timeout=60)
     assert version.stdout.startswith("v1.5."), version.stdout + version.stderr
-    sql = "select location, model_type, round(rmse, 6) from experiments where status = 'success' order by all"
+    sql = "select spec_key, model_type, round(rmse, 6) from experiments where status = 'success' order by all"
     proc = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(db), sql],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -186,7 +245,7 @@ def test_duckdb_cli_reads_the_demo_database(demo):
         n_runs = con.execute("select count(*) from wandb_runs").fetchone()[0]
     assert [tuple(line.split(",")) for line in proc.stdout.splitlines()] == [
         (loc, mt, str(rmse)) for loc, mt, rmse in expected]
-    assert len(expected) == 9   # three types for each of three locations
+    assert len(expected) == sum(map(len, TYPES.values())) == 8
     runs = subprocess.run([str(DUCKDB_CLI), "-readonly", "-csv", "-noheader", str(db), "select count(*) from wandb_runs"],
                           capture_output=True, text=True, timeout=120)
     assert runs.returncode == 0 and int(runs.stdout.strip()) == n_runs > 0, runs.stderr
@@ -234,7 +293,7 @@ def test_sensors_switched_on_after_the_demo_start_nothing(demo):
     from snoiq_assets.settings import Settings
 
     resources = build_resources(Settings.from_env({"SNOIQ_HOME": str(demo.home)}))
-    processing = ["station_file_landing_sensor", "outcome_landing_sensor", "hrrr_landing_sensor",
+    processing = ["station_file_landing_sensor", "outcome_landing_sensor", "hrrr_landing_sensor", "model_spec_sensor",
                   "retraining_sensor", "feature_predictions_sensor", "sweep_sensor"]
     with demo.instance() as instance:
         cursors = {}

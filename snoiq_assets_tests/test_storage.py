@@ -52,6 +52,28 @@ def test_failed_atomic_write_publishes_nothing(store):
     assert [o.key for o in store.list("lake/")] == ["lake/a/p.parquet"]  # no temp file visible
 
 
+def test_write_atomically_publishes_only_a_complete_parquet(store):
+    """The lake's write path: a local temp file renamed, or on S3 one upload from memory."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from snoiq_assets.lib.lake import write_parquet
+
+    table = pa.table({"v": pa.array([1.5, None, 3.25], pa.float32()), "s": ["a", "b", "a"]})
+    size = store.write_atomically("lake/a/p.parquet", lambda sink: write_parquet(table, sink, "zstd"))
+    assert store.stat("lake/a/p.parquet").size == size
+    with store.local_path("lake/a/p.parquet") as path:
+        assert pq.read_table(path).equals(table)
+
+    def half_then_fail(sink):
+        write_parquet(table, sink, "zstd")
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        store.write_atomically("lake/a/q.parquet", half_then_fail)
+    assert [o.key for o in store.list("lake/")] == ["lake/a/p.parquet"]  # nothing else visible
+
+
 def test_quarantine_moves_file_and_writes_reason(store):
     store.put("raw/observations/BAD.csv", b"garbage")
     dest = store.quarantine("raw/observations/BAD.csv", "unknown format", line=1)

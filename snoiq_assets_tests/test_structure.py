@@ -14,9 +14,11 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "snoiq_assets"
 LAKE_LAYOUT = "snoiq_assets.lib.lake"
 # The only modules that may know where asset outputs live.
-# The analysis app (lib/analysis) reads the lake read-only from outside the graph, through
-# lib/lake.py's key functions like the IO manager.
-LAYOUT_USERS = {"snoiq_assets/lib/lake.py", "snoiq_assets/defs/io_manager.py", "snoiq_assets/lib/analysis/catalog.py"}
+# The analysis app (lib/analysis) and the xarray view of stored HRRR partitions
+# (lib/hrrr/dataset.py) read the lake read-only from outside the graph, through lib/lake.py's
+# key functions like the IO manager.
+LAYOUT_USERS = {"snoiq_assets/lib/lake.py", "snoiq_assets/defs/io_manager.py", "snoiq_assets/lib/analysis/catalog.py",
+                "snoiq_assets/lib/hrrr/dataset.py"}
 # Ways around the raw-zone resource: building a store directly.
 STORE_BUILDERS = {"store_from_settings", "LocalStore", "S3Store"}
 

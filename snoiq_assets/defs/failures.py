@@ -5,9 +5,10 @@ the first failure's details (file, quarantined_to, message number ...) are also 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import dagster as dg
+import polars as pl
 
 from snoiq_assets.lib.failures import PartialFailures
 
@@ -35,3 +36,15 @@ class StoreGoodThenFail:
 
     frames: dict[str, Any]
     failure: dg.Failure
+
+
+@dataclass(frozen=True)
+class Audited:
+    """What an asset returns when its output must pass ``audit`` (the same rule as its blocking
+    check) before anyone can read it: write-audit-publish. The IO manager writes each partition
+    of ``frames`` (a frame, or ``{partition_key: frame}``) to staging, runs ``audit`` on the
+    staged data, and publishes it into the lake only if the audit returns None; otherwise the
+    step fails with the audit's reason and the partition is neither in the lake nor recorded."""
+
+    frames: Any
+    audit: Callable[[pl.DataFrame], str | None]

@@ -12,7 +12,9 @@ e.g. units, is kept in the file). Inputs arrive as a Polars ``LazyFrame`` scanni
 requested partition (one, a range, or all), as ``dict[str, LazyFrame]`` per partition when
 the input is annotated as a dict, or as a ``StoredParquet`` (lib/lake.py) when the asset needs
 a subset of the stored partitions or their Parquet footers (units, grid id, build info) without
-reading the data. Writes are atomic (see ``ObjectStore.atomic_local_file``).
+reading the data. Writes are atomic (see ``ObjectStore.write_atomically``). An output returned
+as ``Audited`` (defs/failures.py) is written to staging, audited, and published only if it
+passes (write-audit-publish, lib/lake.py): a refused partition is never readable from the lake.
 """
 
 from __future__ import annotations
@@ -25,14 +27,19 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from snoiq_assets.defs.failures import StoreGoodThenFail
+from snoiq_assets.defs.failures import Audited, StoreGoodThenFail
+from snoiq_assets.defs.metadata import changed_by_rounding
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib import columns
 from snoiq_assets.lib.lake import (
     LakeError,
+    LeadFrames,
     as_frame,
+    lead_object_key,
     partition_object_key,
-    stored_partition_keys,
+    stored_partition_files,
+    staged_object_key,
+    write_leads,
     write_partition,
 )
 from snoiq_assets.lib.parquet import StoredParquet
@@ -42,14 +49,14 @@ class IOManagerError(LakeError):
     pass
 
 
-def _schema_columns(frame, as_landed: str | None = None) -> list[dg.TableColumn]:
+def _schema_columns(frame, asset: str, as_landed: str | None = None) -> list[dg.TableColumn]:
     """The column schema the UI shows, each column described with its unit (lib/columns.py)."""
     if isinstance(frame, pl.DataFrame):
         fields = [(name, str(dtype)) for name, dtype in frame.schema.items()]
     else:
         fields = [(f.name, str(f.type)) for f in frame.schema]
     def text(name: str) -> str | None:
-        known = columns.describe(name)
+        known = columns.describe_for(asset, name)
         return known if known or not as_landed else columns.describe_raw(name, as_landed)
     return [dg.TableColumn(name, dtype, description=text(name)) for name, dtype in fields]
 
@@ -86,24 +93,41 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         # or an S3 outage mid-write) their materialisation events are emitted before the step
         # fails: events logged through the context would be dropped when handle_output raises,
         # and lake and catalogue must agree after any failure.
+        # The asset's own metadata, floats rounded for display (defs/metadata.py): entries the
+        # IO manager adds replace the output's entries of the same name.
+        if rounded := changed_by_rounding(context.output_metadata or {}):
+            context.add_output_metadata(rounded)
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return
         if isinstance(obj, StoreGoodThenFail):
-            yield from self._write_all(context, {pk: as_frame(f) for pk, f in obj.frames.items()},
+            yield from self._write_all(context, {pk: _as_stored(f) for pk, f in obj.frames.items()},
                                        "stored although other partitions of the same run failed")
             raise obj.failure
+        audit = None
+        if isinstance(obj, Audited):
+            obj, audit = obj.frames, obj.audit
         frames = self._frames_by_partition(context, obj)
-        tables = {pk: as_frame(frame) for pk, frame in frames.items()}  # check all before writing any
-        written = yield from self._write_all(context, tables, None)
+        # check all before writing any; a LeadFrames value is one file per lead of that cycle
+        tables = {pk: _as_stored(frame) for pk, frame in frames.items()}
+        written = yield from self._write_all(context, tables, None, audit)
         first = next(iter(tables.values()))
+        if isinstance(first, LeadFrames):
+            first = next(iter(next((t for t in tables.values() if t), first).values()))
         shared: dict[str, Any] = {
             "partitions_written": len(tables),
             "dagster/column_schema": dg.TableSchema(columns=_schema_columns(
-                first, (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
+                first, context.asset_key.to_user_string(), (context.definition_metadata or {}).get(columns.COLUMNS_AS_LANDED))),
         }
+        lead_counts = [len(t) for t in tables.values() if isinstance(t, LeadFrames)]
+        if lead_counts:
+            shared["lead_files_written"] = sum(lead_counts)
         if len(tables) == 1:
-            rows, size, uri = next(iter(written.values()))
+            (pk, (rows, size, uri)), = written.items()
+            if isinstance(tables[pk], LeadFrames):   # one cycle: each lead's file on its own row
+                store = self.store.get_store()
+                shared.update({f"lead f{fh:02d}": dg.MetadataValue.path(
+                    store.uri(lead_object_key(context.asset_key.path, pk, fh))) for fh in sorted(tables[pk])})
             context.add_output_metadata({"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows,
                                          "size_bytes": size, **shared})
             return
@@ -115,13 +139,18 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 {"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size},
                 asset_key=context.asset_key, partition_key=pk)
 
-    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None):
+    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None, audit=None):
         """Write every partition; with ``note``, emit a materialisation per partition written.
         If some cannot be written, emit one for each that was, then raise naming the others."""
         store = self.store.get_store()
 
         def write_one(pk) -> tuple[int, int, str]:
-            return write_partition(store, context.asset_key.path, pk, tables[pk], self.compression)
+            table = tables[pk]
+            if isinstance(table, LeadFrames):   # one file per lead; the cycle's folder as its uri
+                files = write_leads(store, context.asset_key.path, pk, table, self.compression)
+                return (sum(f[0] for f in files), sum(f[1] for f in files),
+                        files[0][2].rsplit("/", 1)[0] if files else "")
+            return write_partition(store, context.asset_key.path, pk, table, self.compression, audit)
 
         written: dict = {}
         failed: dict = {}
@@ -157,32 +186,42 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
 
         if context.has_asset_partitions:
-            existing = stored_partition_keys(store, asset_key.path)
+            whole, by_lead = stored_partition_files(store, asset_key.path)
+            existing = set(whole) | set(by_lead)
             partition_keys = _requested_partition_keys(context, existing, allow_missing)
             missing = [pk for pk in partition_keys if pk not in existing]
             if missing and not allow_missing:
+                refused = [pk for pk in missing[:3] if store.exists(staged_object_key(asset_key.path, pk))]
                 raise IOManagerError(
                     f"{asset_key.to_user_string()} has no stored data for {len(missing)} of "
                     f"{len(partition_keys)} partitions (e.g. {missing[:3]}); materialise them first"
+                    + (f" ({', '.join(refused)}: refused by its audit and never published; see the failed "
+                       f"run and the staged data at {store.uri(staged_object_key(asset_key.path, refused[0]))})"
+                       if refused else "")
                 )
-            keys = {pk: partition_object_key(asset_key.path, pk) for pk in partition_keys if pk in existing}
+            keys = {pk: whole[pk] for pk in partition_keys if pk in whole}
+            lead_keys = {pk: by_lead[pk] for pk in partition_keys if pk in by_lead}
         else:
             key = partition_object_key(asset_key.path, None)
             if not store.exists(key):
                 raise IOManagerError(f"{asset_key.to_user_string()} has not been materialised ({store.uri(key)})")
             keys = {None: key}
+            lead_keys = {}
 
-        stored = StoredParquet(asset_key.to_user_string(), store, keys)
+        stored = StoredParquet(asset_key.to_user_string(), store, keys, lead_keys)
         if typing_type is StoredParquet:
             return stored
         if typing_type is dict or typing.get_origin(typing_type) is dict:
             eager = _dict_value_is_eager(typing_type)
-            return {pk: (stored.read(pk) if eager else stored.scan([pk])) for pk in stored.keys}
+            pks = list(keys) + [pk for pk in lead_keys if pk not in keys]
+            return {pk: (stored.read(pk) if eager else stored.scan([pk])) for pk in pks}
         wants_eager = typing_type is pl.DataFrame
-        if not keys:
+        if not stored:
             return pl.DataFrame() if wants_eager else pl.LazyFrame()
-        opts = store.storage_options
-        lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=opts)
+        if lead_keys:   # every lead of every requested cycle
+            lf = stored.scan()
+        else:
+            lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=store.storage_options)
         return lf.collect() if wants_eager else lf
 
 
@@ -208,6 +247,13 @@ def _materialisation_events(context: dg.OutputContext, written: dict, note: str)
             asset_key=context.asset_key, partition=pk,
             metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
                       "note": note}))
+
+
+def _as_stored(frame: Any):
+    """The frame as written: a LeadFrames value keeps its leads, each checked on its own."""
+    if isinstance(frame, LeadFrames):
+        return LeadFrames({fh: as_frame(f) for fh, f in frame.items()})
+    return as_frame(frame)
 
 
 def _dict_value_is_eager(typing_type: Any) -> bool:

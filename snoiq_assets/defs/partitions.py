@@ -4,7 +4,6 @@ orphans every stored partition."""
 import dagster as dg
 
 from snoiq_assets.lib.hours import HOURLY_KEY_FORMAT, HOURLY_START
-from snoiq_assets.lib.models.train import MODEL_TYPES
 
 # Hourly UTC run cycles from the start of NOAA's HRRR archive (keys and start: lib/hours.py).
 hourly_partitions = dg.HourlyPartitionsDefinition(
@@ -31,4 +30,8 @@ def range_tags(first: str, last: str) -> dict[str, str]:
 
 
 
-model_type_partitions = dg.StaticPartitionsDefinition(list(MODEL_TYPES))
+# One partition per model spec (raw/model_specs/<spec_id>.yaml, registered by model_spec_sensor):
+# training_table, trained_models, champion_model and predictions are keyed by it, so specs
+# live side by side. Every model type of a spec trains in its spec's run (one run per spec:
+# table, models, champion, predictions), so model type is a column, not a partition dimension.
+model_spec_partitions = dg.DynamicPartitionsDefinition(name="model_specs")

@@ -87,7 +87,9 @@ NAMED = {
     "prediction": "the model's prediction of the target, in the target's unit",
     "model_type": "xgboost, lightgbm or random_forest", "model_version": "registered MLflow model version",
     "mlflow_run_id": "the MLflow run that trained the model", "model_prefix": "the model's folder in the model store",
-    "run_id": "this training run's id (the experiments table's key)", "run_timestamp": "when the model was "
+    "run_id": "the training run's id (the experiments table's key)", "spec": "the model spec the row belongs "
+    "to (raw/model_specs/SPEC_ID.yaml)", "lead_hours": "forecast lead: hours from the cycle to the valid time",
+    "run_timestamp": "when the model was "
     "trained, UTC (its folder name)", "resolution_days": "days per row the model was trained on (0: hourly)",
     "test_start": "first period of the held-out test set", "test_end": "last period of the held-out test set",
     "rmse": "root mean squared error on the test set, target unit", "mae": "mean absolute error on the test set, "
@@ -108,11 +110,88 @@ NAMED = {
     "relative improvement required to promote (no unit)", "decided_at": "time of the decision, UTC",
     "promoted": "whether the candidate became the champion", "registered_model": "the MLflow registered model",
     "registered_version": "the champion's registered version after the decision",
-    "spec_key": "the model the decision is for (location/target/resolution)",
+    "spec_key": "the model spec the decision is for (its id)",
     "candidate_run_id": "the candidate's training run (the experiments table's run_id)",
     "snapshot_sha256": "SHA-256 of the exact rows the model was trained and tested on (snapshots/<sha256>.parquet)",
     "training_window": "the candidate's train and test periods and row counts",
 }
+
+# DataDecide tables (lib/datadecide): model sizes are parameter counts, scores are the benchmark's
+# own unit (accuracy 0-1, bits per byte, cross-entropy in nats).
+DATADECIDE = {
+    "project": "W&B project of the run", "run_name": "W&B run name", "run_id": "W&B run id",
+    "run_kind": "what the run name says the run is: ladder, finetune, checkpoint or unknown",
+    "record_source": "where the run's row came from (W&B run record, or history only)",
+    "recipe": "pretraining data recipe, display name (e.g. Dolma1.7 (no Flan))",
+    "recipe_key": "pretraining data recipe, identifier joining display names and run names (e.g. no_flan)",
+    "size": "model size as named (e.g. 150M)", "size_params": "model size, parameters",
+    "params": "model size as the source names it (e.g. 150M)", "log_size_params": "log10 of the model size in parameters",
+    "chinchilla_mult": "training tokens as a multiple of the Chinchilla-optimal count (no unit)",
+    "seed": "training seed (null: the source names none)", "seed_label": "the seed as the source writes it",
+    "replicate": "run number within a recipe and size when the source numbers runs without naming seeds",
+    "step": "training step", "tokens": "training tokens seen at the step", "compute": "training compute at the step, FLOPs",
+    "data": "pretraining data recipe as the source names it", "task": "evaluation task",
+    "primary_score": "the task's primary score at the checkpoint (the task's unit, e.g. accuracy 0-1)",
+    "primary_metric": "which metric primary_score is", "metrics": "every numeric metric of the evaluation, name -> value",
+    "metrics_text": "non-numeric metric values, name -> text", "outputs": "per-question outputs of the evaluation",
+    "source_file": "the landed file the row was read from", "source_line": "line of that file (1-based)",
+    "metric": "metric name as logged", "value": "the metric's value at the step (the metric's own unit)",
+    "value_text": "the value when it is not a number, as logged",
+    "checkpoint": "checkpoint name", "checkpoint_owner": "organisation hosting the checkpoint",
+    "model_name": "model (checkpoint repository) name", "group": "W&B run group", "url": "W&B run page",
+    "runs_in_checkpoint": "W&B runs listed for the checkpoint",
+    "checkpoints_location": "where the model's checkpoints are stored", "revision": "checkpoint revision (branch)",
+    "matched_checkpoint": "the matched-runs checkpoint the model name joins to (null: none)",
+    "matched_run_ids": "W&B run ids of the matched checkpoint", "wandb_projects": "W&B projects of those runs",
+    "runs_in_wandb_runs": "how many of those runs wandb_runs holds",
+    "score_runs": "runs averaged into primary_score (score_level recipe_size_mean)",
+    "score_level": "seed: the checkpoint's own score; recipe_size_mean: the recipe and size's mean over score_runs",
+    "run_ids": "W&B run ids of the checkpoint", "wandb_project": "W&B project of the checkpoint's runs",
+    "k": "early window: the first k points of each curve", "x_axis": "what the curve's x is (step or tokens)",
+    "final_x": "x of the curve's last point (steps or tokens, as x_axis)", "final_value": "the metric's final value",
+    "early_last": "last value inside the early window", "early_mean": "mean value inside the early window",
+    "early_slope": "slope of the value against log x inside the early window, per log10 unit",
+    "pl_a": "power-law fit a + b * x^-c over the early window: a (metric unit)", "pl_b": "power-law fit: b (metric unit)",
+    "pl_c": "power-law fit: exponent c (no unit)", "early_points": "points inside the early window",
+    "model": "forecast model name", "prediction": "forecast of the final value (metric unit)",
+    "decision_accuracy": "share of recipe pairs ranked as at the largest size (0-1)",
+    "pairs": "recipe pairs compared", "samples": "curves the model was scored on", "groups": "recipes (CV groups)",
+    "folds": "cross-validation folds", "target_size": "the largest size, whose ranking is the reference",
+    "recipes": "recipes evaluated at both sizes", "agree": "pairs ranked as at the largest size (a tie at this size counts half)",
+    "ties_at_size": "pairs tied at this size", "ties_at_target": "pairs tied at the largest size (left out)",
+    "min_runs": "fewest runs in a recipe's mean", "max_runs": "most runs in a recipe's mean",
+    "forecast_model": "the early-window model compared beside it",
+    "forecast_pairs": "pairs where the forecast has both recipes",
+    "forecast_decision_accuracy": "the forecast's decision accuracy on those pairs (0-1)",
+    "forecast_note": "what the forecast accuracy is computed on", "rmse": "root mean squared error of the forecast (metric unit)",
+    "mae": "mean absolute error of the forecast (metric unit)",
+    "history_rows": "rows of the run's history", "history_last_step": "last training step in the run's history",
+    "history_max_tokens": "most training tokens in the run's history",
+}
+# Tables whose names mean something else than the SnoIQ meaning of the same name.
+ASSET_COLUMNS = {asset: DATADECIDE for asset in (
+    "wandb_history", "wandb_runs", "hf_eval_results", "matched_runs", "datadecide_checkpoints",
+    "early_window_features", "final_metric_model", "final_metric_predictions", "decision_accuracy_by_size",
+    "finetune_pretrain")}
+
+
+def unit_for(asset: str | None, name: str) -> str | None:
+    """The unit a column's name carries (``unit_of``), unless the asset's own vocabulary defines
+    the name (DataDecide's ``pl_c`` is an exponent, not degC)."""
+    return None if name in ASSET_COLUMNS.get(asset or "", {}) else unit_of(name)
+
+
+def describe_for(asset: str | None, name: str) -> str | None:
+    """What column ``name`` of ``asset``'s table holds: the asset's own vocabulary first (the
+    DataDecide tables), then the SnoIQ naming convention (``describe``)."""
+    own = ASSET_COLUMNS.get(asset or "", {})
+    if name in own:
+        return own[name]
+    if own and name.startswith("summary."):
+        return f"the run's final (summary) value of `{name[len('summary.'):]}` as logged (the metric's own unit)"
+    if own and "/" in name:
+        return f"W&B metric `{name}` at the step, as logged (the metric's own unit)"
+    return describe(name)
 
 
 def unit_of(name: str) -> str | None:

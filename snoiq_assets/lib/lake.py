@@ -1,7 +1,14 @@
 """The lake layout, in one place: where every asset output lives in the object store.
 
 ``lake/<asset path>/<partition key>.parquet`` for a partitioned asset,
+``lake/<asset path>/<partition key>/f<FF>.parquet`` for one forecast hour (lead) of a run-cycle
+partition (``hrrr_fields``, ``grid_join_features``: each (cycle, lead) its own file),
 ``lake/<asset path>.parquet`` otherwise, on the local folder and on S3 alike.
+
+Write-audit-publish: an output with an audit (``write_partition(..., audit=...)``) is written
+to ``staging/<asset path>/<partition key>.parquet`` first, audited on what was written, and
+moved into the lake only when the audit passes; a refused partition stays in staging for
+inspection (replaced by the partition's next run) and is never under ``lake/``.
 
 Only the IO manager (defs/io_manager.py) uses this module: assets get their inputs from it
 (frames, or a ``StoredParquet`` handle from lib/parquet.py when they need a partition subset or file footers), never
@@ -10,7 +17,8 @@ by building a lake key themselves. No Dagster here: an asset key is given as its
 
 from __future__ import annotations
 
-from typing import Any, Sequence, Union
+import re
+from typing import Any, Callable, Sequence, Union
 
 import polars as pl
 import pyarrow as pa
@@ -20,14 +28,24 @@ from snoiq_assets.lib.keys import check_key
 from snoiq_assets.lib.parquet import ParquetError, StoredParquet, parquet_key_value_metadata
 from snoiq_assets.lib.storage import ObjectStore
 
-__all__ = ["LAKE_PREFIX", "LakeError", "StoredParquet", "asset_prefix", "partition_object_key", "stored_partition_keys",
-           "as_frame", "write_parquet", "write_partition", "stored_metadata"]
+__all__ = ["LAKE_PREFIX", "STAGING_PREFIX", "LakeError", "LeadFrames", "PublishRefused", "StoredParquet",
+           "asset_prefix", "partition_object_key", "lead_object_key", "staged_object_key", "stored_partition_keys",
+           "stored_partition_files", "as_frame", "write_parquet", "write_partition", "write_leads", "stored_metadata",
+           "lead_file_moves"]
 
 LAKE_PREFIX = "lake"
+STAGING_PREFIX = "staging"
+
+Audit = Callable[[pl.DataFrame], Union[str, None]]
+"""Judges a staged partition (read back from staging): a reason to refuse it, or None to publish."""
 
 
 class LakeError(ParquetError):
     """A lake object is missing or is not what the layout says it is."""
+
+
+class PublishRefused(LakeError):
+    """A staged partition failed its audit: it was not published."""
 
 
 AssetPath = Union[str, Sequence[str]]
@@ -50,15 +68,54 @@ def partition_object_key(asset_path: AssetPath, partition_key: str | None) -> st
     return check_key(f"{asset_prefix(asset_path)}/{partition_key}.parquet")
 
 
-def stored_partition_keys(store: ObjectStore, asset_path: AssetPath) -> set[str]:
-    """The partition keys of ``asset_path`` that have a stored file (one listing)."""
+def staged_object_key(asset_path: AssetPath, partition_key: str | None) -> str:
+    """Where a partition waits for its audit: outside ``lake/``, so no reader ever lists it."""
+    published = partition_object_key(asset_path, partition_key)
+    return check_key(STAGING_PREFIX + published[len(LAKE_PREFIX):])
+
+
+class LeadFrames(dict):
+    """One run-cycle partition's output as ``{forecast_hour: frame}``: each lead is stored in its
+    own file (``lead_object_key``), so two leads of one cycle never overwrite each other."""
+
+
+_LEAD_FILE = re.compile(r"f(\d{2,3})\.parquet")
+
+
+def lead_object_key(asset_path: AssetPath, partition_key: str, forecast_hour: int) -> str:
+    return check_key(f"{asset_prefix(asset_path)}/{partition_key}/f{forecast_hour:02d}.parquet")
+
+
+def stored_partition_files(store: ObjectStore, asset_path: AssetPath) -> tuple[dict[str, str], dict[str, dict[int, str]]]:
+    """One listing: ``({partition: whole-partition file}, {partition: {lead: lead file}})``. A
+    partition may have both while a one-off migration (``lead_file_moves``) is pending."""
     prefix = asset_prefix(asset_path) + "/"
-    out = set()
+    whole: dict[str, str] = {}
+    leads: dict[str, dict[int, str]] = {}
     for info in store.list(prefix):
         name = info.key[len(prefix):]
         if name.endswith(".parquet") and "/" not in name:
-            out.add(name[: -len(".parquet")])
-    return out
+            whole[name[: -len(".parquet")]] = info.key
+            continue
+        pk, _, leaf = name.partition("/")
+        m = _LEAD_FILE.fullmatch(leaf)
+        if m:
+            leads.setdefault(pk, {})[int(m.group(1))] = info.key
+    return whole, leads
+
+
+def stored_partition_keys(store: ObjectStore, asset_path: AssetPath) -> set[str]:
+    """The partition keys of ``asset_path`` that have a stored file or lead file (one listing)."""
+    whole, leads = stored_partition_files(store, asset_path)
+    return set(whole) | set(leads)
+
+
+def lead_file_moves(store: ObjectStore, asset_path: AssetPath, forecast_hour_of) -> list[tuple[str, str]]:
+    """The one-off migration of whole-partition files written before leads had their own files:
+    ``(old key, new key)`` for each ``lake/<asset>/<pk>.parquet``, its lead read by
+    ``forecast_hour_of(store, key)``. The caller moves them (see ``snoiq_assets.migrate``)."""
+    whole, _ = stored_partition_files(store, asset_path)
+    return [(key, lead_object_key(asset_path, pk, forecast_hour_of(store, key))) for pk, key in sorted(whole.items())]
 
 
 def as_frame(obj: Any) -> pl.DataFrame | pa.Table:
@@ -72,32 +129,57 @@ def as_frame(obj: Any) -> pl.DataFrame | pa.Table:
     )
 
 
-def write_parquet(frame: pl.DataFrame | pa.Table, path, compression: str) -> None:
+def write_parquet(frame: pl.DataFrame | pa.Table, sink, compression: str) -> None:
+    """``frame`` as Parquet into ``sink``: a local path or a binary stream."""
     if isinstance(frame, pl.DataFrame):
         # Polars' own writer is multi-threaded; converting to Arrow first costs ~1.5x.
-        frame.write_parquet(path, compression=compression)
+        frame.write_parquet(sink, compression=compression)
         return
     # Wide float grids (hrrr_fields: ~2M cells x 10 variables): dictionary encoding never pays
     # off for continuous values, and byte-stream-split lets zstd compress floats; together
     # about twice as fast and half the size on HRRR fields.
     floats = [f.name for f in frame.schema if pa.types.is_floating(f.type)]
     others = [f.name for f in frame.schema if not pa.types.is_floating(f.type)]
-    pq.write_table(frame, path, compression=compression, use_dictionary=others or False,
+    pq.write_table(frame, sink, compression=compression, use_dictionary=others or False,
                    use_byte_stream_split=floats or False)
 
 
 def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: str | None, frame: Any,
-                    compression: str = "zstd") -> tuple[int, int, str]:
-    """Write one partition's frame atomically where the layout keeps it; (rows, bytes, uri)."""
+                    compression: str = "zstd", audit: Audit | None = None) -> tuple[int, int, str]:
+    """Write one partition's frame atomically where the layout keeps it; (rows, bytes, uri).
+
+    With ``audit``: written to staging, audited on the staged file, published (moved into the
+    lake) only if the audit passes, else ``PublishRefused`` naming the reason and the staged file.
+    """
     table = as_frame(frame)
     key = partition_object_key(asset_path, partition_key)
-    with store.atomic_local_file(key) as path:
-        write_parquet(table, path, compression)
-        size = path.stat().st_size
-    # No stat of the stored object afterwards: once the block exits the partition is published,
+    if audit is not None:
+        staged = staged_object_key(asset_path, partition_key)
+        size = store.write_atomically(staged, lambda sink: write_parquet(table, sink, compression))
+        problem = audit(pl.read_parquet(store.get(staged)))
+        if problem:
+            what = "/".join(_segments(asset_path)) + (f" partition {partition_key}" if partition_key else "")
+            raise PublishRefused(f"{what} not published: {problem}; the refused data is kept at {store.uri(staged)}")
+        store.move(staged, key)
+        rows = table.num_rows if isinstance(table, pa.Table) else table.height
+        return rows, size, store.uri(key)
+    size = store.write_atomically(key, lambda sink: write_parquet(table, sink, compression))
+    # No stat of the stored object afterwards: once write_atomically returns it is published,
     # and a store failing right then (an outage) must not make a written partition look unwritten.
     rows = table.num_rows if isinstance(table, pa.Table) else table.height
     return rows, size, store.uri(key)
+
+
+def write_leads(store: ObjectStore, asset_path: AssetPath, partition_key: str, frames: LeadFrames,
+                compression: str = "zstd") -> list[tuple[int, int, str]]:
+    """Write each lead of one cycle partition to its own file; [(rows, bytes, uri)] in lead order."""
+    out = []
+    for fh in sorted(frames):
+        table = as_frame(frames[fh])
+        key = lead_object_key(asset_path, partition_key, fh)
+        size = store.write_atomically(key, lambda sink, table=table: write_parquet(table, sink, compression))
+        out.append((table.num_rows if isinstance(table, pa.Table) else table.height, size, store.uri(key)))
+    return out
 
 
 def stored_metadata(store: ObjectStore, asset_path: AssetPath, partition_key: str | None = None) -> dict[str, str]:

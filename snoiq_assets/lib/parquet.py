@@ -4,7 +4,7 @@ given object keys."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 import polars as pl
@@ -43,38 +43,79 @@ class StoredParquet:
 
     Only the partitions that exist are listed (the input decides whether missing ones are an
     error); ``partition_keys`` is sorted.
+
+    A run-cycle partition may be stored as one file per forecast hour (``lead_keys``); a
+    whole-partition file written before leads had their own files counts as the one lead its
+    footer names (``forecast_hour``), so stored data stays readable before its migration.
     """
 
     name: str
     store: ObjectStore
     keys: dict[str | None, str]
+    lead_keys: dict[str, dict[int, str]] = field(default_factory=dict)
 
     @property
     def partition_keys(self) -> list[str]:
-        return sorted(pk for pk in self.keys if pk is not None)
+        return sorted({pk for pk in self.keys if pk is not None} | set(self.lead_keys))
 
     def __bool__(self) -> bool:
-        return bool(self.keys)
+        return bool(self.keys) or bool(self.lead_keys)
+
+    def _missing(self, partition_key: str | None) -> ParquetError:
+        shown = "the unpartitioned file" if partition_key is None else f"partition {partition_key}"
+        return ParquetError(f"{self.name} has no stored {shown}; materialise it first")
 
     def _key(self, partition_key: str | None) -> str:
-        if partition_key not in self.keys:
-            shown = "the unpartitioned file" if partition_key is None else f"partition {partition_key}"
-            raise ParquetError(f"{self.name} has no stored {shown}; materialise it first")
-        return self.keys[partition_key]
+        if partition_key in self.keys:
+            return self.keys[partition_key]
+        if partition_key in self.lead_keys:   # a cycle stored by lead: its first lead's file
+            leads = self.lead_keys[partition_key]
+            return leads[min(leads)]
+        raise self._missing(partition_key)
+
+    def _files(self, partition_key: str | None) -> list[str]:
+        if partition_key in self.lead_keys:
+            return list(self.leads(partition_key).values())
+        return [self._key(partition_key)]
+
+    def leads(self, partition_key: str) -> dict[int, str]:
+        """``{forecast hour: file}`` of one cycle partition, in lead order."""
+        out = dict(self.lead_keys.get(partition_key, {}))
+        if partition_key in self.keys:
+            out.setdefault(int(parquet_key_value_metadata(self.store, self.keys[partition_key])
+                               .get("forecast_hour", 0)), self.keys[partition_key])
+        if not out:
+            raise self._missing(partition_key)
+        return dict(sorted(out.items()))
 
     def scan(self, partition_keys: Iterable[str | None] | None = None) -> pl.LazyFrame:
-        """One LazyFrame over the given partitions (default: all stored), concatenated by
-        column name (partitions may differ in their columns)."""
-        wanted = list(self.keys) if partition_keys is None else list(partition_keys)
-        if not wanted:
+        """One LazyFrame over the given partitions (default: all stored; every lead of a cycle
+        stored by lead), concatenated by column name (partitions may differ in their columns)."""
+        wanted = self.partition_keys + ([None] if None in self.keys else []) if partition_keys is None \
+            else list(partition_keys)
+        files = [f for pk in wanted for f in self._files(pk)]
+        if not files:
             return pl.LazyFrame()
         opts = self.store.storage_options
-        return pl.concat([pl.scan_parquet(self.store.uri(self._key(pk)), storage_options=opts) for pk in wanted],
+        return pl.concat([pl.scan_parquet(self.store.uri(f), storage_options=opts) for f in files],
                          how="diagonal_relaxed")
+
+    def scan_lead(self, partition_key: str, forecast_hour: int) -> pl.LazyFrame:
+        key = self.leads(partition_key).get(forecast_hour)
+        if key is None:
+            raise ParquetError(f"{self.name} has no stored lead f{forecast_hour:02d} of partition {partition_key}")
+        return pl.scan_parquet(self.store.uri(key), storage_options=self.store.storage_options)
+
+    def lead_metadata(self, partition_key: str, forecast_hour: int) -> dict[str, str]:
+        key = self.leads(partition_key).get(forecast_hour)
+        if key is None:
+            raise ParquetError(f"{self.name} has no stored lead f{forecast_hour:02d} of partition {partition_key}")
+        return parquet_key_value_metadata(self.store, key)
 
     def read(self, partition_key: str | None = None) -> pl.DataFrame:
         return self.scan([partition_key]).collect()
 
     def metadata(self, partition_key: str | None = None) -> dict[str, str]:
-        """The Parquet key-value metadata of one stored partition (or of the unpartitioned file)."""
+        """The Parquet key-value metadata of one stored partition (or of the unpartitioned file;
+        of a cycle stored by lead: its first lead's)."""
         return parquet_key_value_metadata(self.store, self._key(partition_key))

@@ -22,7 +22,7 @@ import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Any, Callable, Iterator
 
 from snoiq_assets.lib.keys import UnsafeNameError, check_key, join_key, safe_stand_in
 from snoiq_assets.settings import Settings, SettingsError
@@ -37,6 +37,11 @@ class StorageError(RuntimeError):
 
 class ObjectNotFound(StorageError, KeyError):
     pass
+
+
+class StorageTimeout(StorageError):
+    """The server did not answer in time (hung, overloaded). Whether a write was applied is then
+    unknown: a hung server that recovers may still complete it, so re-run what it was for."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +167,22 @@ class ObjectStore(ABC):
             path = Path(tmp) / Path(key).name
             yield path
             self.put_file(key, path)
+
+    def write_atomically(self, key: str, write: Callable[[Any], None]) -> int:
+        """``write(sink)`` writes the object's bytes into ``sink`` (a local path, or on S3 a binary
+        stream); on success they become ``key`` atomically and their size is returned. If
+        ``write`` raises, nothing is published. For writers that accept either (Parquet)."""
+        with self.atomic_local_file(key) as path:
+            write(path)
+            return Path(path).stat().st_size
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    import urllib3.exceptions as ue
+
+    reason = exc.reason if isinstance(exc, ue.MaxRetryError) else exc
+    # urllib3 derives a refused connection (a dead server: nothing was sent) from its timeouts.
+    return isinstance(reason, (ue.TimeoutError, TimeoutError)) and not isinstance(reason, ue.NewConnectionError)
 
 
 def current_umask() -> int:
@@ -359,6 +380,7 @@ class S3Store(ObjectStore):
 
         self.settings = settings
         self.bucket = settings.bucket
+        self.timeout_s, self.retries = timeout_s, retries
         # Short timeouts and few retries: an unreachable endpoint should fail in seconds with
         # a clear message, not hang in urllib3's default back-off.
         http = urllib3.PoolManager(
@@ -383,6 +405,11 @@ class S3Store(ObjectStore):
             if exc.code in ("NoSuchKey", "NoSuchObject"):
                 return ObjectNotFound(f"no object {key!r} in bucket {self.bucket!r}")
             return StorageError(f"{op} {key!r} in bucket {self.bucket!r} failed: {exc.code}: {exc.message}")
+        if _is_timeout(exc):
+            return StorageTimeout(
+                f"{op} {key!r} at {self.settings.s3_endpoint} timed out: the server did not answer within "
+                f"{self.timeout_s:g} s ({self.retries + 1} attempt(s)); a write may still be applied if the server "
+                f"recovers, so re-run it")
         return StorageError(f"{op} {key!r} at {self.settings.s3_endpoint} failed: {type(exc).__name__}: {exc}")
 
     def _info(self, obj) -> ObjectInfo:
@@ -440,6 +467,22 @@ class S3Store(ObjectStore):
         except Exception as exc:  # noqa: BLE001
             raise self._err("put", key, exc) from None
         return self._written(key, result, len(data))
+
+    def write_atomically(self, key: str, write: Callable[[Any], None]) -> int:
+        # An S3 PUT is atomic by itself (multipart too: the object appears on completion), so
+        # the bytes are written into memory and uploaded from there: no temporary file written
+        # and read back (benchmarks/bench_io_manager.py, the S3 write ratio).
+        import io
+
+        check_key(key)
+        sink = io.BytesIO()
+        write(sink)
+        data = sink.getbuffer()
+        try:
+            self.put(key, data)
+            return len(data)
+        finally:
+            data.release()
 
     def put_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
         check_key(key)

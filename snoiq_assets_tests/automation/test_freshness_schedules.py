@@ -78,7 +78,7 @@ def test_hourly_freshness_check_fails_when_stale_then_passes(defs, local_resourc
     partition = expected_partition(now)
     store = local_resources["store"].get_store()
     seed_demo(store, synth_partitions=(partition,))
-    selection = {"forecast_hour": 0}
+    selection = {"leads": [0]}
     for assets, pk in ((["hrrr_raw"], partition), (["hrrr_grid"], None), (["hrrr_fields"], partition)):
         ok = dg.materialize(location_assets(defs), selection=assets, partition_key=pk, resources=local_resources,
                             instance=instance, run_config={"ops": {a: {"config": selection} for a in assets if a != "hrrr_grid"}})
@@ -87,15 +87,33 @@ def test_hourly_freshness_check_fails_when_stale_then_passes(defs, local_resourc
     assert check_result(run, "hrrr_fields").passed is True
 
 
-def test_hourly_fetch_schedule_tick_requests_the_published_cycle(defs, instance):
+def test_hourly_fetch_schedule_tick_requests_the_published_cycle(defs, instance, local_resources, tmp_path):
     schedule = defs.resolve_schedule_def("hrrr_hourly_fetch")
     assert schedule.cron_schedule == "55 * * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     when = dt.datetime(2023, 1, 1, 3, 55, tzinfo=UTC)
+    store = local_resources["store"].get_store()
+    # of the three cycles before, 01Z has f00-f17 landed (f18 not yet); 00Z and 23Z nothing
+    from snoiq_assets.lib.hrrr.rawkeys import landing_key
+    from snoiq_assets.lib.hrrr.synth import write_hrrr_hour
+    from snoiq_assets.lib.hrrr.decode import idx_text, scan_grib
+
+    run = dt.datetime(2023, 1, 1, 1, tzinfo=UTC)
+    for fh in range(18):
+        path = write_hrrr_hour(tmp_path / f"f{fh:02d}.grib2", run, fh, packing="grid_ccsds")
+        store.put_file(landing_key(run, fh), path)
+        store.put(landing_key(run, fh) + ".idx", idx_text(scan_grib(path)).encode())
     with dg.build_schedule_context(instance=instance, scheduled_execution_time=when,
-                                   repository_def=defs.get_repository_def()) as ctx:
+                                   repository_def=defs.get_repository_def(),
+                                   resources={"store": local_resources["store"]}) as ctx:
         data = schedule.evaluate_tick(ctx)
-    assert [r.partition_key for r in data.run_requests] == ["2023-01-01T02"]
+    reqs = {r.partition_key: r for r in data.run_requests}
+    assert list(reqs) == ["2023-01-01T02", "2022-12-31T23", "2023-01-01T00", "2023-01-01T01"]
+    # the newest cycle: every scheduled lead
+    assert reqs["2023-01-01T02"].run_config["ops"]["hrrr_raw"]["config"] == {"leads": None}
+    assert reqs["2023-01-01T00"].run_config["ops"]["hrrr_raw"]["config"] == {"leads": list(range(49))}
+    assert reqs["2023-01-01T01"].run_config["ops"]["hrrr_fields"]["config"] == {"leads": [18]}
+    assert reqs["2023-01-01T01"].tags["snoiq/retry_leads"] == "f18"
 
 
 def test_daily_sweep_tick_registers_and_requests_every_station(defs, local_resources, instance, sample_dir):

@@ -1,20 +1,28 @@
-"""The retraining sensor: new data starts one retraining, debounced, never two at once; its
-run config comes from SNOIQ_RETRAIN_CONFIG and nothing starts without one."""
+"""The retraining sensor by model spec: new data retrains exactly the specs whose locations it
+touches, each at most once per its own minimum interval and never while it retrains; data no
+spec covers is said so in the tick's skip reason. Evaluated as the daemon does (real instance,
+real clean observations, contexts entered)."""
 
+import datetime as dt
 import json
 import uuid
 
 import dagster as dg
 import pytest
-import yaml
 
-from snoiq_assets.defs.models.demo import demo_run_config
-from snoiq_assets.defs.models.schedules import RANGE_TAGS, retrain_job, retrain_run_config
+from snoiq_assets.defs.models.schedules import model_schedules, retrain_job
 from snoiq_assets.defs.models.sensors import retraining_sensor
 from snoiq_assets.settings import Settings, SettingsError
 from snoiq_assets_tests.helpers import location_assets
+from snoiq_assets_tests.models.conftest import land_spec
 
 NUNN = "uscrn/CRNH0203-2023-CO_Nunn_7_NNE.head48.txt"
+PORTLAND = "portland_precip_daily"
+# Two specs on Nunn's station: one retrained at most hourly, one as often as data comes.
+NUNN_HOURLY_LIMIT = {"target": "air_temp_c", "locations": ["94074"], "resolution": "daily",
+                     "min_retrain_interval_minutes": 60}
+NUNN_ANYTIME = {"target": "precip_mm", "location": "nunn_anytime", "locations": ["94074"], "resolution": "daily",
+                "min_retrain_interval_minutes": 0}
 
 
 @pytest.fixture(scope="module")
@@ -24,17 +32,15 @@ def defs():
     return defs
 
 
-@pytest.fixture
-def retrain_config(tmp_path):
-    path = tmp_path / "retrain.yaml"
-    path.write_text(yaml.safe_dump(demo_run_config("all")))
-    return path
+def tick(instance, cursor, resources, settings=Settings()):
+    with dg.partition_loading_context(dynamic_partitions_store=instance):
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources={"store": resources["store"]}) as ctx:
+            result = retraining_sensor(settings)(ctx)
+            return result, (result.cursor if isinstance(result, dg.SensorResult) else ctx.cursor)
 
 
-def tick(instance, cursor, defs, settings):
-    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as ctx:
-        result = retraining_sensor(settings)(ctx)
-        return result, (result.cursor if isinstance(result, dg.SensorResult) else ctx.cursor)
+def skip_message(result) -> str:
+    return result.skip_message if isinstance(result, dg.SkipReason) else result.skip_reason.skip_message
 
 
 def clean_station(defs, resources, instance, store, sample_dir, station="94074"):
@@ -45,45 +51,61 @@ def clean_station(defs, resources, instance, store, sample_dir, station="94074")
 
 
 @pytest.mark.parametrize("backend", ["local"], indirect=True)
-def test_new_data_debounce_and_in_progress(defs, resources, instance, store, sample_dir, retrain_config):
-    hourly = Settings(retrain_config=retrain_config, retrain_min_interval_minutes=60)
-    result, cursor = tick(instance, None, defs, hourly)
-    assert isinstance(result, dg.SkipReason) and "no new observations" in result.skip_message
+def test_retrains_exactly_the_specs_the_data_touches(defs, resources, instance, store, sample_dir):
+    land_spec(instance, store, PORTLAND)
+    result, cursor = tick(instance, None, resources)
+    assert skip_message(result) == "no new observations, outcomes or features"
 
+    # Nunn's station is cleaned, but the only spec is Portland's: the tick says no spec covers it.
     clean_station(defs, resources, instance, store, sample_dir)
-    result, cursor = tick(instance, cursor, defs, hourly)
-    (request,) = result.run_requests
-    assert request.tags["snoiq/kind"] == "training"
-    assert {k: request.tags[k] for k in RANGE_TAGS} == RANGE_TAGS  # all model types in one run
-    assert request.run_config == demo_run_config("all")
+    result, cursor = tick(instance, cursor, resources)
+    assert not result.run_requests
+    assert skip_message(result) == f"new data (observations: 94074), but no model spec covers it (registered: {PORTLAND})"
 
-    # More data right away: debounced by the interval.
+    # Two specs on Nunn's station: new Nunn data retrains both, and not Portland's.
+    land_spec(instance, store, "nunn_limited", text="{}", **NUNN_HOURLY_LIMIT)
+    land_spec(instance, store, "nunn_anytime", text="{}", **NUNN_ANYTIME)
     clean_station(defs, resources, instance, store, sample_dir)
-    result, cursor2 = tick(instance, cursor, defs, hourly)
-    assert isinstance(result, dg.SkipReason) and "next retraining allowed in" in result.skip_message
+    result, cursor = tick(instance, cursor, resources)
+    assert sorted(r.partition_key for r in result.run_requests) == ["nunn_anytime", "nunn_limited"]
+    for r in result.run_requests:
+        assert r.tags["snoiq/kind"] == "training" and r.tags["snoiq/spec"] == r.partition_key
+        assert r.tags["snoiq/why"] == "observations 94074"
 
-    # Interval passed, but a retraining is running: wait for it.
-    anytime = Settings(retrain_config=retrain_config, retrain_min_interval_minutes=0)
+    # More Nunn data right away: the spec limited to once an hour waits (and stays pending), the other retrains.
+    clean_station(defs, resources, instance, store, sample_dir)
+    result, cursor = tick(instance, cursor, resources)
+    assert [r.partition_key for r in result.run_requests] == ["nunn_anytime"]
+    assert json.loads(cursor)["pending"] == {"nunn_limited": ["observations 94074"]}
+
+    # nunn_anytime is retraining: new data waits for it; nunn_limited still waits for its interval.
     running = instance.create_run_for_job(job_def=defs.resolve_job_def(retrain_job.name), run_id=str(uuid.uuid4()),
-                                          run_config=request.run_config, status=dg.DagsterRunStatus.STARTED)
-    result, _ = tick(instance, cursor2, defs, anytime)
-    assert isinstance(result, dg.SkipReason) and "a retraining is running" in result.skip_message
+                                          tags={"dagster/partition": "nunn_anytime"}, status=dg.DagsterRunStatus.STARTED)
+    clean_station(defs, resources, instance, store, sample_dir)
+    result, cursor_running = tick(instance, cursor, resources)
+    message = skip_message(result)
+    assert "nunn_anytime: a retraining is running" in message and "nunn_limited: next retraining allowed in" in message
 
     instance.report_run_failed(running)
-    result, cursor3 = tick(instance, cursor2, defs, anytime)
-    assert len(result.run_requests) == 1
-    assert json.loads(cursor3)["seen"]["observations_clean"] > json.loads(cursor)["seen"]["observations_clean"]
+    result, _ = tick(instance, cursor_running, resources)
+    assert [r.partition_key for r in result.run_requests] == ["nunn_anytime"]
 
 
-def test_no_retraining_without_its_configuration(tmp_path):
-    """Production never falls back to the demo configuration: the error names what to set."""
-    with pytest.raises(SettingsError, match="SNOIQ_RETRAIN_CONFIG is not set"):
-        retrain_run_config(Settings())
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("training_table: {config: {}}\n")
-    with pytest.raises(SettingsError, match=f"SNOIQ_RETRAIN_CONFIG={bad} must hold a run config with an 'ops' mapping"):
-        retrain_run_config(Settings(retrain_config=bad))
-    assert Settings.from_env({"SNOIQ_RETRAIN_CONFIG": str(bad), "SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES": "15"}) \
-        .retrain_min_interval_minutes == 15
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_weekly_retraining_requests_every_registered_spec(instance, store):
+    schedule = model_schedules(Settings())[0]
+    when = dt.datetime(2026, 11, 30, 3, tzinfo=dt.timezone.utc)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as ctx:
+        assert schedule(ctx).skip_message == "no model spec is registered (land one in raw/model_specs/)"
+    land_spec(instance, store, PORTLAND)
+    land_spec(instance, store, "nunn_anytime", text="{}", **NUNN_ANYTIME)
+    with dg.build_schedule_context(instance=instance, scheduled_execution_time=when) as ctx:
+        requests = schedule(ctx)
+    assert [(r.partition_key, r.run_key) for r in requests] == [
+        ("nunn_anytime", "weekly-2026-11-30-nunn_anytime"), (PORTLAND, f"weekly-2026-11-30-{PORTLAND}")]
+
+
+def test_the_interval_setting_is_read_and_checked():
+    assert Settings.from_env({"SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES": "15"}).retrain_min_interval_minutes == 15
     with pytest.raises(SettingsError, match="SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES='soon'"):
         Settings.from_env({"SNOIQ_RETRAIN_MIN_INTERVAL_MINUTES": "soon"})

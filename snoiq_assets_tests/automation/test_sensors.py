@@ -131,9 +131,17 @@ def test_hrrr_sensor_requests_the_cycle_with_its_forecast_hour(store, resources,
     store.put_file("raw/hrrr/20201214/hrrr.t00z.wrfsfcf12.grib2", grib)
     store.put("raw/hrrr/20201214/hrrr.t00z.wrfsfcf12.grib2.idx", b"1:0:d=2020121400:APCP:surface:0-12 hour acc fcst:\n")
     store.put("raw/hrrr/20201214/not-a-hrrr-file.grib2", b"GRIB")
+    # a lead outside the schedule (01Z runs f00-f18): quarantined with its reason, no run
+    outside = "raw/hrrr/20201214/hrrr.t01z.wrfsfcf19.grib2"
+    store.put_file(outside, grib)
+    store.put(outside + ".idx", b"1:0:d=2020121401:APCP:surface:0-19 hour acc fcst:\n")
     result, cursor = tick(hrrr_landing_sensor, instance, resources, defs, None)
     reqs = requests_of(result)
     assert [r.partition_key for r in reqs] == ["2020-12-14T00"]  # the .idx and the odd name start nothing
-    assert reqs[0].run_config["ops"]["hrrr_raw"]["config"] == {"forecast_hour": 12}
+    assert reqs[0].run_config["ops"]["hrrr_raw"]["config"] == {"leads": [12]}
+    reason = store.get_json(f"quarantine/{outside}.reason.json")
+    assert reason["reason"] == (f"{outside}: lead f19 is outside the configured leads of cycle 2020-12-14T01 "
+                                "(f00-f18)") and reason["asset"] == "hrrr_raw"
+    assert not store.exists(outside) and store.exists(f"quarantine/{outside}.idx")
     again, _ = tick(hrrr_landing_sensor, instance, resources, defs, cursor)
     assert isinstance(again, dg.SkipReason)

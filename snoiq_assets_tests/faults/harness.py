@@ -24,9 +24,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Optional
 
 from snoiq_assets.defs.store import ObjectStoreResource
-from snoiq_assets.lib.storage import ObjectStore
+from snoiq_assets.lib.storage import ObjectStore, S3Store
 
 REPO = Path(__file__).resolve().parents[2]
 _ARMED: dict[str, list] = {}
@@ -101,18 +102,26 @@ def faulty(store: ObjectStore) -> ObjectStore:
 
 
 class FaultyStoreResource(ObjectStoreResource):
+    # S3 only: one attempt with this timeout instead of the store's default (20 s, 3 attempts),
+    # so that a test of a hung server takes seconds.
+    client_timeout_s: Optional[float] = None
+
     def get_store(self) -> ObjectStore:
         if self._store is None:
-            self._store = faulty(super().get_store())
+            store = super().get_store()
+            if self.client_timeout_s and isinstance(store, S3Store):
+                store = S3Store(store.settings, timeout_s=self.client_timeout_s, retries=0)
+            self._store = faulty(store)
         return self._store
 
 
-def faulty_resources(resources: dict) -> dict:
+def faulty_resources(resources: dict, client_timeout_s: float | None = None) -> dict:
     """``resources`` with the store (and the IO manager's store) made faulty."""
     from snoiq_assets.defs.io_manager import PartitionedParquetIOManager
 
     plain = resources["store"]
-    store = FaultyStoreResource(**{k: getattr(plain, k) for k in ObjectStoreResource.model_fields})
+    store = FaultyStoreResource(**{k: getattr(plain, k) for k in ObjectStoreResource.model_fields},
+                                client_timeout_s=client_timeout_s)
     return {**resources, "store": store, "io_manager": PartitionedParquetIOManager(store=store)}
 
 

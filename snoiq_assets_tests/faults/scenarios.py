@@ -1,5 +1,6 @@
-"""What the fault tests run: a three-hour single-run backfill of hrrr_fields (one variable,
-so each decode is light), the same in the test process and in a killed worker."""
+"""What the fault tests run, the same in the test process and in a killed worker: a three-hour
+single-run backfill of hrrr_fields (one variable, so each decode is light), and the training of
+one small LightGBM model on the real GSOD Portland table (``train_lightgbm``)."""
 
 import datetime as dt
 
@@ -17,8 +18,20 @@ def fields_range():
     return [hrrr_grid, hrrr_fields], {
         "selection": [hrrr_fields],
         "tags": {"dagster/asset_partition_range_start": PKS[0], "dagster/asset_partition_range_end": PKS[-1]},
-        "run_config": {"ops": {"hrrr_fields": {"config": {"forecast_hour": 0, "variables": VARIABLES}}}},
+        "run_config": {"ops": {"hrrr_fields": {"config": {"leads": [0], "variables": VARIABLES}}}},
     }
 
 
-SCENARIOS = {"fields_range": fields_range}
+def train_lightgbm():
+    from snoiq_assets.defs.features.assets import training_table
+    from snoiq_assets.defs.models.demo import demo_run_config
+    from snoiq_assets.defs.models.training import trained_models
+    from snoiq_assets_tests.models.conftest import FAST, STATION_ASSETS, TABLE_UPSTREAM
+
+    cfg = demo_run_config("train", fast=True)
+    cfg["ops"]["trained_models"]["config"].update(hyperparameters=dict(FAST), cv_folds=2)
+    return [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models], {
+        "selection": [trained_models], "partition_key": "lightgbm", "run_config": cfg}
+
+
+SCENARIOS = {"fields_range": fields_range, "train_lightgbm": train_lightgbm}

@@ -18,7 +18,7 @@ from snoiq_assets.defs.hrrr.assets import hrrr_grid
 from snoiq_assets.defs.hrrr.demo import seed_synthetic_hours
 from snoiq_assets.defs.resources import build_resources
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.lib.storage import S3Store
 from snoiq_assets.settings import Settings
 from snoiq_assets_tests.faults import harness
@@ -62,7 +62,7 @@ def _assert_consistent(store, instance, raw: dict[str, bytes], expect_written: l
     """Lake = catalogue = expected; values exact; raw and quarantine hold every input once."""
     assert _lake(store) == sorted(instance.get_materialized_partitions(FIELDS)) == expect_written
     for pk in expect_written:
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             got = pq.read_table(p).column("tmp_2m_k").to_numpy()
         with store.local_path(landing_key(run_of(pk), 0)) as p:
             assert np.array_equal(got, ec_values(p, 1).astype(np.float32)), pk
@@ -102,6 +102,42 @@ def test_s3_outage_mid_write(outage, instance):
     assert 1 <= len(written) < 3
     assert sorted(instance.get_materialized_partitions(FIELDS)) == written   # lake and catalogue agree
     _assert_consistent(store, instance, raw, written)
+
+    _rerun(resources, instance)
+    _assert_consistent(store, instance, raw, PKS)
+
+
+@pytest.mark.slow
+def test_s3_server_frozen_mid_write(outage, instance):
+    """The S3 server hangs (SIGSTOP) after the first partition of a range is in the lake: the
+    writes still pending time out (a 3 s client timeout here; 20 s x 3 attempts by default) with
+    a clear error naming the endpoint and saying the outcome is unknown, the confirmed partitions
+    are recorded, nothing half-written is visible. After SIGCONT the server may complete a
+    write whose client gave up (its request was already in the socket buffers): that partition
+    is in the lake, complete, but not recorded (S3 cannot say; the error says to re-run). The
+    re-run completes the range and lake and catalogue agree."""
+    server, store, resources = outage
+    raw = _prepare(store, resources, instance)
+    harness.arm("published:lake/hrrr_fields/", server.freeze)
+    assets, kwargs = fields_range()
+    try:
+        res = dg.materialize(assets, resources=harness.faulty_resources(resources, client_timeout_s=3),
+                             instance=instance, raise_on_error=False, **kwargs)
+    finally:
+        server.thaw()
+    assert not res.success
+    text = failure_messages(res)
+    assert "partitions could not be written" in text and "are recorded as materialised" in text
+    assert f"at {server.endpoint} timed out: the server did not answer within 3 s (1 attempt(s)); a write may " \
+           "still be applied if the server recovers, so re-run it" in text
+    recorded = sorted(instance.get_materialized_partitions(FIELDS))
+    assert 1 <= len(recorded) < 3 and set(recorded) <= set(_lake(store))
+    for pk in _lake(store):      # whatever is visible is complete and exact, recorded or not
+        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+            got = pq.read_table(p).column("tmp_2m_k").to_numpy()
+        with store.local_path(landing_key(run_of(pk), 0)) as p:
+            assert np.array_equal(got, ec_values(p, 1).astype(np.float32)), pk
+    assert all(store.get(landing_key(run_of(pk), 0)) == data for pk, data in raw.items())
 
     _rerun(resources, instance)
     _assert_consistent(store, instance, raw, PKS)
@@ -152,7 +188,7 @@ def test_step_worker_killed(store, resources, instance, settings_env, point, bad
         hidden = [p.name for p in (store.root / "lake/hrrr_fields").iterdir() if p.name.endswith(".tmp")]
         assert hidden and all(h.startswith(".") for h in hidden)
         for pk in visible:
-            with store.local_path(partition_object_key(FIELDS, pk)) as p:
+            with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
                 assert pq.read_table(p).num_rows == 1059 * 1799
     else:
         assert visible == []
@@ -196,3 +232,52 @@ def test_sensor_killed_between_tick_and_run_launch(store, settings_env, tmp_path
         assert sorted(r.tags["dagster/partition"] for r in runs) == ["GRB", "ORD"]
         assert all(r.status == dg.DagsterRunStatus.QUEUED for r in runs)
         assert sorted(instance.get_dynamic_partitions("station_files")) == ["GRB", "ORD"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["local"], indirect=True)
+def test_step_worker_killed_during_model_save(store, resources, instance, settings_env):
+    """SIGKILL of the trained_models step worker while it saves a model, after the model file
+    and metadata.json, before manifest.json (written last: the worst point, ~2.5 min on a loaded
+    machine, so the only one run). The folder it leaves has no manifest, so nothing can load it
+    (a clear refusal); nothing is recorded. The re-run stores exactly one complete model whose
+    manifest verifies and which loads."""
+    from snoiq_assets.defs.models.demo import demo_run_config
+    from snoiq_assets.lib.models import ModelError
+    from snoiq_assets.lib.models.store import load_bundle, read_manifest
+    from snoiq_assets_tests.faults.scenarios import train_lightgbm
+    from snoiq_assets_tests.models.conftest import materialize_observations
+
+    materialize_observations(instance, resources)
+    assets, kwargs = train_lightgbm()
+    assert dg.materialize(assets, selection=["training_table"], instance=instance, resources=resources,
+                          run_config=demo_run_config("table")).success
+    env = {"DAGSTER_HOME": str(instance.root_directory)}
+    killed = harness.run_killed("train_lightgbm", "write:models/", 3, env)   # model file, metadata, manifest
+    assert killed.returncode == -9, killed.stdout + killed.stderr[-2000:]
+    models = dg.AssetKey("trained_models")
+    assert instance.get_materialized_partitions(models) == set()
+
+    def folders() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for info in store.list("models/"):
+            prefix, name = info.key.rsplit("/", 1)
+            out.setdefault(prefix, []).append(name)
+        return {p: sorted(n) for p, n in out.items()}
+
+    (orphan, names), = folders().items()
+    assert names == ["metadata.json", "model.txt"]     # what the kill left: no manifest
+    with pytest.raises(ModelError, match="manifest"):
+        load_bundle(store, orphan)
+
+    res = dg.materialize(assets, instance=instance, resources=resources, **kwargs)
+    assert res.success and instance.get_materialized_partitions(models) == {"lightgbm"}
+    complete = {p: n for p, n in folders().items() if "manifest.json" in n}
+    (prefix, names), = complete.items()            # exactly one model a reader can use
+    assert names == ["manifest.json", "metadata.json", "model.txt"] and prefix != orphan
+    manifest = read_manifest(store, prefix)
+    assert set(manifest["files"]) == {"metadata.json", "model.txt"}
+    model, meta = load_bundle(store, prefix)       # the manifest and the child load check pass
+    assert meta["model_type"] == "lightgbm" and list(model.feature_names) == meta["features"]
+    (stored,) = res.asset_materializations_for_node("trained_models")
+    assert stored.partition == "lightgbm"

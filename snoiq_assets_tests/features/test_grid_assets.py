@@ -12,7 +12,7 @@ from snoiq_assets.defs.features.assets import grid_join_features, station_grid_i
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid
 from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-from snoiq_assets.lib.lake import partition_object_key, stored_metadata
+from snoiq_assets.lib.lake import lead_object_key, partition_object_key, stored_metadata
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
@@ -34,7 +34,10 @@ def _mat(selection, resources, instance, **kwargs):
 
 
 def _read(store, name: str, pk=None) -> pl.DataFrame:
-    return pl.read_parquet(store.get(partition_object_key(dg.AssetKey(name), pk)))
+    # hrrr_fields and grid_join_features keep one file per lead; these tests decode f00
+    lead_keyed = name in ("hrrr_fields", "grid_join_features")
+    key = lead_object_key(name, pk, 0) if lead_keyed else partition_object_key(dg.AssetKey(name), pk)
+    return pl.read_parquet(store.get(key))
 
 
 def _prepare(store, resources, instance, hrrr_partitions=(PK,)):
@@ -90,7 +93,7 @@ def test_index_and_hourly_features_end_to_end(store, resources, instance):
     assert feats.height == included.height
     fields = _read(store, "hrrr_fields", PK)
     variables = [c for c, t in fields.schema.items() if t == pl.Float32]
-    assert len(variables) == 10
+    assert len(variables) == 12   # the ten decoded, and APCP's and ASNOW's hourly amounts
     expected_cols = (["station_id", "valid_time", "run_time", "forecast_hour", "grid_y", "grid_x", "distance_m"]
                      + [f"{v}__{s}" for v in variables for s in STATS]
                      + ["obs_timestamp_utc"] + [f"obs_{v}" for v in OBS_VARIABLES])
@@ -101,7 +104,10 @@ def test_index_and_hourly_features_end_to_end(store, resources, instance):
     row = feats.filter(pl.col("station_id") == "94074").row(0, named=True)
     cells = np.array(nunn["window_cells"])
     for v in variables:
-        col = fields[v].to_numpy()
+        col = fields[v].to_numpy()   # nulls read as NaN
+        if np.isnan(col[nunn["grid_y"] * nx + nunn["grid_x"]]):   # the hourly amounts at f00: no hour has passed
+            assert row[f"{v}__centre"] is None, v
+            continue
         assert row[f"{v}__centre"] == col[nunn["grid_y"] * nx + nunn["grid_x"]]
         assert row[f"{v}__mean"] == pytest.approx(float(np.mean(col[cells].astype(np.float64))), rel=1e-5, abs=1e-6)
     # the observation of that UTC hour joins; stations without one get nulls
@@ -151,8 +157,8 @@ def test_partition_on_another_grid_fails_and_writes_nothing(prepared, instance):
                          raise_on_error=False)
     assert not res.success
     text = _failure_text(res)
-    assert f"hrrr_fields partition {PK} is on grid" in text and "station_grid_index was built on grid" in text
-    assert not store.exists(partition_object_key(JOIN, PK))
+    assert f"hrrr_fields partition {PK} f00 is on grid" in text and "station_grid_index was built on grid" in text
+    assert not store.exists(lead_object_key(JOIN, PK, 0))
 
 
 def test_duplicate_observation_rows_fail_and_write_nothing(prepared, instance):
@@ -167,7 +173,7 @@ def test_duplicate_observation_rows_fail_and_write_nothing(prepared, instance):
     text = _failure_text(res)
     assert "duplicate rows for 1 station(s) near 2023-01-01T01Z" in text
     assert "94074 2023-01-01T01:00:00+00:00 (x2)" in text
-    assert not store.exists(partition_object_key(JOIN, PK))
+    assert not store.exists(lead_object_key(JOIN, PK, 0))
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
+from snoiq_assets.lib.lake import lead_object_key, partition_object_key
 from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
-from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
@@ -25,7 +25,7 @@ FIELDS = dg.AssetKey("hrrr_fields")
 JOIN = dg.AssetKey("grid_join_features")
 ASSETS = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean,
           station_grid_index, grid_join_features]
-SEL = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+SEL = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
 RUN_CONFIG = {"ops": {"hrrr_raw": {"config": dict(SEL)}, "hrrr_fields": {"config": dict(SEL)}}}
 
 
@@ -42,7 +42,9 @@ def _mat(selection, resources, instance, **kwargs):
 
 
 def _read(store, key: dg.AssetKey, pk=None) -> pl.DataFrame:
-    return pl.read_parquet(store.get(partition_object_key(key, pk)))
+    # hrrr_fields and grid_join_features keep one file per lead; these runs decode f00
+    path = lead_object_key(key, pk, 0) if key in (FIELDS, JOIN) else partition_object_key(key, pk)
+    return pl.read_parquet(store.get(path))
 
 
 def _prepare(store, resources, instance) -> None:
@@ -85,7 +87,7 @@ def test_three_hour_single_run_of_raw_fields_and_join(store, resources, instance
         assert feats["valid_time"].unique().to_list() == [_hour(pk)]
         assert feats["run_time"].unique().to_list() == [_hour(pk)]
         # each hour's features come from that hour's own fields file
-        fields_table = pq.read_table(io.BytesIO(store.get(partition_object_key(FIELDS, pk))))
+        fields_table = pq.read_table(io.BytesIO(store.get(lead_object_key(FIELDS, pk, 0))))
         assert fields_table.schema.metadata[b"valid_time"].decode() == _hour(pk).isoformat()
         fields = pl.from_arrow(fields_table)
         nunn_idx = included.filter(pl.col("station_id") == NUNN).row(0, named=True)
@@ -110,7 +112,7 @@ def test_bad_partition_in_a_join_range_fails_naming_it_and_writes_nothing(store,
     assert _mat([hrrr_raw, hrrr_fields], resources, instance,
                 tags=_range_tags(PKS[0], PKS[-1]), run_config=RUN_CONFIG).success
     # T01's fields now claim another grid
-    key = partition_object_key(FIELDS, PKS[1])
+    key = lead_object_key(FIELDS, PKS[1], 0)
     table = pq.read_table(io.BytesIO(store.get(key)))
     md = dict(table.schema.metadata)
     md[b"grid_id"] = b"f" * 64
@@ -121,7 +123,7 @@ def test_bad_partition_in_a_join_range_fails_naming_it_and_writes_nothing(store,
     fail = [e for e in res.all_events if e.is_step_failure][0].step_failure_data
     text = fail.error.message
     assert "grid_join_features: 1 of 3 partitions failed (2023-01-01T01); nothing is written" in text
-    assert f"hrrr_fields partition {PKS[1]} is on grid ffffffffffffffff" in text
+    assert f"hrrr_fields partition {PKS[1]} f00 is on grid ffffffffffffffff" in text
     assert fail.user_failure_data.metadata["good_partitions"].value == [PKS[0], PKS[2]]
-    assert not any(store.exists(partition_object_key(JOIN, pk)) for pk in PKS)
+    assert not any(store.exists(lead_object_key(JOIN, pk, 0)) for pk in PKS)
     assert instance.get_materialized_partitions(JOIN) == set()

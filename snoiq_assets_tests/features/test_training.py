@@ -10,12 +10,12 @@ import pytest
 from snoiq_assets.defs.features.assets import training_table
 from snoiq_assets.defs.partitions import outcome_location_partitions
 from snoiq_assets.lib.hours import keys_between
-from snoiq_assets.lib.lake import partition_object_key, stored_metadata, stored_partition_keys
+from snoiq_assets.lib.lake import stored_metadata, stored_partition_keys
 from snoiq_assets.lib.features.training import (
     TrainingTableError, TrainingTableSpec, build_training_table, daily_grid_features, info_from_schema_metadata,
 )
 from snoiq_assets_tests.helpers import failure_messages
-from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS, gsod_clean
+from snoiq_assets_tests.models.conftest import STATION, STATION_ASSETS, gsod_clean, land_spec
 from snoiq_assets_tests.models.conftest import gsod_observations, mlflow_res, model_resources  # noqa: F401 (fixtures)
 
 UTC = pl.Datetime("us", "UTC")
@@ -121,27 +121,32 @@ def test_asset_station_only_then_with_grid(settings_env, instance, model_resourc
     from snoiq_assets.lib.storage import store_from_settings
 
     assets = [*STATION_ASSETS, grid_join_features, OUTCOMES, training_table]
-    cfg = {"ops": {"training_table": {"config": {"target": "precip_mm", "resolution_days": 7, "locations": [STATION]}}}}
-    res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)
+    store = store_from_settings(settings_env)
+    spec = {"target": "precip_mm", "resolution": "daily", "resolution_days": 7, "locations": [STATION]}
+    land_spec(instance, store, "weekly", text="{}", **spec)
+    res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources,
+                         partition_key="weekly")
     md = res.asset_materializations_for_node("training_table")[0].metadata
-    assert md["feature_set"].value == "station" and md["grid_hours_used"].value == 0
-    info = info_from_schema_metadata(stored_metadata(model_resources["store"].get_store(), dg.AssetKey("training_table"), None))
+    assert md["feature_set"].value == "station" and md["grid_hours_used"].value == 0 and md["spec"].value == "weekly"
+    info = info_from_schema_metadata(stored_metadata(store, dg.AssetKey("training_table"), "weekly"))
     assert info["resolution_days"] == 7 and info["target"] == "precip_mm"
 
     for pk in ("2021-01-04T00", "2021-01-04T12", "2021-02-01T06"):
         assert dg.materialize(assets, selection=["grid_join_features"], instance=instance, resources=model_resources,
                               partition_key=pk).success
-    store = store_from_settings(settings_env)
     stored = stored_partition_keys(store, "grid_join_features")
     assert keys_between(stored, dt.date(2021, 1, 1), dt.date(2021, 1, 31)) == ["2021-01-04T00", "2021-01-04T12"]
-    assert store.exists(partition_object_key(dg.AssetKey("grid_join_features"), "2021-02-01T06"))
-    cfg["ops"]["training_table"]["config"].update(start_date="2020-06-01", end_date="2021-01-31")
-    res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources, run_config=cfg)
+    assert "2021-02-01T06" in stored
+    land_spec(instance, store, "weekly", text="{}", **spec, table={"start_date": "2020-06-01", "end_date": "2021-01-31"})
+    res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources,
+                         partition_key="weekly")
     md = res.asset_materializations_for_node("training_table")[0].metadata
     assert md["feature_set"].value == "station+grid" and md["grid_hours_used"].value == 2
     assert md["period_start_max"].value <= "2021-01-31"
 
-    cfg["ops"]["training_table"]["config"].update(resolution_days=0)
+    # The spec file rewritten with a bad value after it was registered: the run names the file and the problem.
+    store.put("raw/model_specs/weekly.yaml", b"target: precip_mm\nresolution: daily\nresolution_days: 0\nlocations: [x]\n")
     res = dg.materialize(assets, selection=["training_table"], instance=instance, resources=model_resources,
-                         run_config=cfg, raise_on_error=False)
-    assert not res.success and "resolution_days must be a positive whole number" in failure_messages(res)
+                         partition_key="weekly", raise_on_error=False)
+    assert not res.success
+    assert "raw/model_specs/weekly.yaml: resolution_days: Input should be greater than or equal to 1" in failure_messages(res)

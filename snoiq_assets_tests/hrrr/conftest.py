@@ -59,7 +59,7 @@ __all__ = ["CATALOGUE"]
 
 @pytest.fixture(params=ENGINES)
 def engine(request) -> str:
-    """Every decode test runs on both engines: xarray + cfgrib (default) and direct ecCodes."""
+    """Every decode test runs on both engines: direct ecCodes in threads (default) and xarray + cfgrib."""
     return request.param
 
 

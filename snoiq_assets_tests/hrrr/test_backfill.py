@@ -13,9 +13,9 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo
-from snoiq_assets.lib.lake import partition_object_key
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
@@ -25,7 +25,8 @@ from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
 UTC = dt.timezone.utc
 REPO = Path(__file__).resolve().parents[2]
 PKS = ["2023-01-01T00", "2023-01-01T01", "2023-01-01T02"]
-SEL = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+SEL = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
+STORED_COLUMNS = [*DEFAULT_VARIABLES, "asnow_1h_m", "apcp_1h_kg_m2"]   # the decoded, then the hourly amounts
 FIELDS = dg.AssetKey("hrrr_fields")
 
 
@@ -83,10 +84,10 @@ def test_single_run_backfill_three_hours(store, resources, instance):
     assert instance.get_materialized_partitions(FIELDS) == set(PKS)
 
     for pk in PKS:
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             t = pq.read_table(p)
         md = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
-        assert md["run_time"] == _run(pk).isoformat() and t.schema.names == list(DEFAULT_VARIABLES)
+        assert md["run_time"] == _run(pk).isoformat() and t.schema.names == STORED_COLUMNS
         with store.local_path(landing_key(_run(pk), 0)) as p:
             for n, col in enumerate(DEFAULT_VARIABLES, 1):
                 assert np.array_equal(t.column(col).to_numpy(), ec_values(p, n).astype(np.float32)), (pk, col)
@@ -134,16 +135,17 @@ def test_bad_partition_in_range(store, resources, instance):
                          tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
-    assert "Failure: hrrr_fields: 1 of 3 partitions failed (2023-01-01T01); the good partitions are written and recorded" in text
+    assert ("Failure: hrrr_fields: 1 of 3 leads failed (2023-01-01T01 f00); the good leads are written and their "
+            "cycles recorded") in text
     assert "the file is for another run cycle; expected run 2023-01-01T01Z (the partition), found run 2023-01-01T00Z" in text
-    assert meta["good_partitions"].value == [PKS[0], PKS[2]] and meta["message_number"].value == 1
+    assert meta["good_leads"].value == [f"{PKS[0]} f00", f"{PKS[2]} f00"] and meta["message_number"].value == 1
     reason = store.get_json("quarantine/" + bad_key + ".reason.json")
     assert reason["partition"] == PKS[1] and reason["asset"] == "hrrr_fields"
     assert not store.exists(bad_key)
     # lake and catalogue agree: exactly the good partitions are stored and recorded
-    assert [store.exists(partition_object_key(FIELDS, pk)) for pk in PKS] == [True, False, True]
+    assert [store.exists(lead_object_key(FIELDS, pk, 0)) for pk in PKS] == [True, False, True]
     assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
-    with store.local_path(partition_object_key(FIELDS, PKS[2])) as p:
+    with store.local_path(lead_object_key(FIELDS, PKS[2], 0)) as p:
         written = pq.read_table(p)
     with store.local_path(landing_key(_run(PKS[2]), 0)) as p:
         assert np.array_equal(written.column("tmp_2m_k").to_numpy(), ec_values(p, 1).astype(np.float32))
@@ -160,14 +162,14 @@ def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance
                          raise_on_error=False, tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
-    assert (f"hrrr_fields 2023-01-01T01: {bad_key}: ecCodes crashed while decoding the file (decoder process "
+    assert (f"hrrr_fields 2023-01-01T01 f00: {bad_key}: ecCodes crashed while decoding the file (decoder process "
             "killed by SIGABRT): ecCodes assertion failed") in text
-    assert f"(moved to quarantine/{bad_key})" in text and meta["good_partitions"].value == [PKS[0], PKS[2]]
+    assert f"(moved to quarantine/{bad_key})" in text and meta["good_leads"].value == [f"{PKS[0]} f00", f"{PKS[2]} f00"]
     reason = store.get_json("quarantine/" + bad_key + ".reason.json")
     assert "grib_bits_any_endian" in reason["reason"] and reason["partition"] == PKS[1]
     assert not store.exists(bad_key) and store.exists("quarantine/" + bad_key + ".idx")
     assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
-    assert [store.exists(partition_object_key(FIELDS, pk)) for pk in PKS] == [True, False, True]
+    assert [store.exists(lead_object_key(FIELDS, pk, 0)) for pk in PKS] == [True, False, True]
 
 
 def _cli(args, env, timeout=600):
@@ -199,9 +201,9 @@ def test_cli_partition_range(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     store = LocalStore(home)
     for pk in PKS:
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             t = pq.read_table(p)
-        assert t.num_rows == 1059 * 1799 and t.schema.names == list(DEFAULT_VARIABLES)
+        assert t.num_rows == 1059 * 1799 and t.schema.names == STORED_COLUMNS
     with dg.DagsterInstance.from_config(str(dhome)) as inst:
         assert inst.get_materialized_partitions(FIELDS) == set(PKS)
         assert inst.get_materialized_partitions(dg.AssetKey("hrrr_raw")) == set(PKS)

@@ -10,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from minio import Minio
 
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.defs.hrrr import build_defs
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, seed_demo
@@ -77,11 +78,11 @@ def test_fetch_with_minio_client_and_all_sources_failing(tmp_path, seaweed, noaa
 
 
 def _cfg(forecast_hour=0, variables=DEFAULT_VARIABLES, sources=None):
-    raw = {"forecast_hour": forecast_hour, "variables": list(variables)}
+    raw = {"leads": [forecast_hour], "variables": list(variables)}
     if sources is not None:
         raw["sources"] = sources
     return {"ops": {"hrrr_raw": {"config": raw},
-                    "hrrr_fields": {"config": {"forecast_hour": forecast_hour, "variables": list(variables)}}}}
+                    "hrrr_fields": {"config": {"leads": [forecast_hour], "variables": list(variables)}}}}
 
 
 def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_bucket, monkeypatch):
@@ -107,22 +108,22 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": _cfg()["ops"]["hrrr_fields"]}})
     assert res.success
-    with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
+    with store.local_path(lead_object_key("hrrr_fields", PK, 0)) as p:
         table = pq.read_table(p)
     with store.local_path(key) as p:
         for n, col in enumerate(DEFAULT_VARIABLES, 1):
             assert np.array_equal(table.column(col).to_numpy(), ec_values(p, n).astype(np.float32)), col
-    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "cfgrib"
-    assert table.schema.metadata[b"decode_engine"] == b"cfgrib"
-    # the direct-ecCodes engine, chosen by config, writes the same values
-    cfg = {**_cfg()["ops"]["hrrr_fields"]["config"], "engine": "eccodes"}
+    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "eccodes"
+    assert table.schema.metadata[b"decode_engine"] == b"eccodes"
+    # the xarray + cfgrib engine, chosen by config, writes the same values
+    cfg = {**_cfg()["ops"]["hrrr_fields"]["config"], "engine": "cfgrib"}
     res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": {"config": cfg}}})
     assert res.success
-    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "eccodes"
-    with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
+    assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "cfgrib"
+    with store.local_path(lead_object_key("hrrr_fields", PK, 0)) as p:
         again = pq.read_table(p)
-    assert again.schema.metadata[b"decode_engine"] == b"eccodes"
+    assert again.schema.metadata[b"decode_engine"] == b"cfgrib"
     assert again.select(DEFAULT_VARIABLES).equals(table.select(DEFAULT_VARIABLES))
 
 
@@ -146,7 +147,8 @@ def test_demo_materialises(store, resources, instance):
         fmeta = r.asset_materializations_for_node("hrrr_fields")[0].metadata
         assert fmeta["grid_id"].value == grid_meta["grid_id"].value
         assert "apcp_kg_m2/max" in fmeta and fmeta["apcp_kg_m2/null_count"].value == 0
-        with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), pk)) as p:
+        lead = DEMO_RUN_CONFIG[pk]["ops"]["hrrr_fields"]["config"]["leads"][0]
+        with store.local_path(lead_object_key("hrrr_fields", pk, lead)) as p:
             t = pq.read_table(p)
         assert t.num_rows == gtab.num_rows and all(str(f.type) == "float" for f in t.schema)
         tmd = {k.decode(): v.decode() for k, v in t.schema.metadata.items()}
@@ -192,7 +194,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
     assert not r.success and "message 5" in _failure_text(r) and "truncated" in _failure_text(r)
     r = _raw_run(resources, instance, idx_pk, sel)
     assert not r.success and "message 1: .idx entry 1 names the wrong variable" in _failure_text(r)
-    r = _raw_run(resources, instance, absent_pk, {**sel, "forecast_hour": 12})
+    r = _raw_run(resources, instance, absent_pk, {**sel, "leads": [12]})
     assert not r.success and "requested variable tmp_2m_k is absent" in _failure_text(r)
     for pk in (trunc_pk, idx_pk):
         key = landing_key(run(pk), 0)
@@ -206,7 +208,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
     assert _raw_run(resources, instance, good_pk, sel).success
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance,
                           run_config={"ops": {"hrrr_grid": {"config": {"source_key": landing_key(run(good_pk), 0)}}}}).success
-    r = _fields_run(resources, instance, grid_pk, {"forecast_hour": 0, "variables": ["tmp_2m_k"]})
+    r = _fields_run(resources, instance, grid_pk, {"leads": [0], "variables": ["tmp_2m_k"]})
     assert not r.success and "message 1: the message is on a different grid" in _failure_text(r)
     assert store.exists("quarantine/" + landing_key(run(grid_pk), 0))
     reason = store.get_json("quarantine/" + landing_key(run(grid_pk), 0) + ".reason.json")

@@ -103,9 +103,11 @@ def test_ten_variables_match_eccodes(hrrr_hour, hrrr_grid_def, engine):
     assert all(str(f.type) == "float" for f in table.schema) and table.num_rows == 1059 * 1799
 
 
-def test_default_engine_is_cfgrib(hrrr_real):
+def test_default_engine_is_threaded_eccodes_with_cfgribs_values(hrrr_real):
     table, _ = decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12)
-    assert table.schema.metadata[b"decode_engine"] == b"cfgrib"
+    assert table.schema.metadata[b"decode_engine"] == b"eccodes"
+    via_xarray, _ = decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, engine="cfgrib")
+    assert table.equals(via_xarray)
     with pytest.raises(ValueError, match="unknown HRRR decode engine 'pygrib'; known: cfgrib, eccodes"):
         decode_fields(hrrr_real, resolve(["apcp_kg_m2"]), 12, engine="pygrib")
 

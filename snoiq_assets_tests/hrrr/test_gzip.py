@@ -18,7 +18,7 @@ from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.decode import ENGINES, decode_fields, gunzip_grib, scan_grib
 from snoiq_assets.lib.hrrr.rawkeys import landing_key, partition_for_landed_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, Variable, resolve
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key
 
 UTC = dt.timezone.utc
 MRMS = "MRMS_MultiSensor_QPE_01H_Pass2_00.00_20201015-000000.grib2.gz"
@@ -79,7 +79,7 @@ def test_landed_grib2_gz_is_decompressed_by_hrrr_raw(store, resources, instance,
     store.put(key + ".gz", packed)
     bad_key = landing_key(run(bad_pk), 0)
     store.put(bad_key + ".gz", packed[: len(packed) // 3])
-    sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+    sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
 
     res = dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=good_pk,
                          run_config={"ops": {"hrrr_raw": {"config": sel}}})
@@ -91,7 +91,7 @@ def test_landed_grib2_gz_is_decompressed_by_hrrr_raw(store, resources, instance,
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
     assert dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=good_pk,
                           run_config={"ops": {"hrrr_fields": {"config": sel}}}).success
-    with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), good_pk)) as p:
+    with store.local_path(lead_object_key(dg.AssetKey("hrrr_fields"), good_pk, 0)) as p:
         table = pq.read_table(p)
     want, _ = decode_fields(hrrr_hour, resolve(DEFAULT_VARIABLES), 0, engine="eccodes")
     assert table.select(list(DEFAULT_VARIABLES)).equals(want.select(list(DEFAULT_VARIABLES)))

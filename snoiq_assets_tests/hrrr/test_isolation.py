@@ -3,14 +3,16 @@ physical plausibility catches the corruptions that decode "successfully"."""
 
 import pyproj  # noqa: F401  isort: skip
 
+import os
+
 import numpy as np
 import pytest
 
 from snoiq_assets.lib.hrrr import HrrrDataError
-from snoiq_assets.lib.hrrr.decode import decode_fields
+from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, decode_fields, decode_threads, scan_framing
 from snoiq_assets.lib.hrrr.isolation import DecoderProcess
 from snoiq_assets.lib.hrrr.plausibility import check_plausible, problems
-from snoiq_assets.lib.hrrr.variables import resolve
+from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
 from snoiq_assets_tests.hrrr.corrupt import corpus, crashing, flipped
 
 APCP = resolve(["apcp_kg_m2"])
@@ -35,6 +37,27 @@ def test_ecCodes_abort_becomes_an_error_and_the_worker_recovers(tmp_path, sample
     ref, ref_stats = decode_fields(real, APCP, 12, engine=engine)
     assert table.equals(ref) and table.schema.metadata == ref.schema.metadata and stats == ref_stats
     assert stats["apcp_kg_m2"]["max"] == pytest.approx(135.36, abs=1e-3)
+
+
+def test_a_crash_among_parallel_decodes_fails_the_file_and_the_worker_recovers(tmp_path, hrrr_hour):
+    """The default engine decodes the ten messages in parallel threads: one message that makes
+    ecCodes abort (the seventh) still ends as the file's error, and the next file decodes
+    with the values of the xarray + cfgrib engine."""
+    data = hrrr_hour.read_bytes()
+    seventh = scan_framing(data, "hour")[6][0]
+    bad = tmp_path / "bad.grib2"
+    bad.write_bytes(crashing(data, seventh))
+    variables = resolve(DEFAULT_VARIABLES)
+    assert decode_threads(len(variables)) == min(len(variables), len(os.sched_getaffinity(0)))   # Linux CI
+    with DecoderProcess() as decoder:
+        with pytest.raises(HrrrDataError, match=r"^raw/bad\.grib2: ecCodes crashed while decoding the file "
+                           r"\(decoder process killed by SIGABRT\): ecCodes assertion failed"):
+            decoder.decode_fields(bad, variables, 0, name="raw/bad.grib2")
+        table, stats = decoder.decode_fields(hrrr_hour, variables, 0)
+        assert decoder.starts == 2
+    assert table.schema.metadata[b"decode_engine"] == DEFAULT_ENGINE.encode() == b"eccodes"
+    ref, ref_stats = decode_fields(hrrr_hour, variables, 0, engine="cfgrib")
+    assert table.select(DEFAULT_VARIABLES).equals(ref.select(DEFAULT_VARIABLES)) and stats == ref_stats
 
 
 def test_data_errors_cross_the_process_boundary_unchanged(tmp_path, sample_dir):

@@ -21,7 +21,7 @@ from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.inventory import parse_idx
 from snoiq_assets.lib.hrrr.synth import real_messages
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve, search_pattern
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key
 
 UTC = dt.timezone.utc
 RUN = dt.datetime(2023, 1, 1, 0, tzinfo=UTC)
@@ -187,7 +187,7 @@ def test_bitmap_of_an_earlier_field_applies(tmp_path, hrrr_hour, engine):
 def test_landed_multi_field_file_through_the_assets(store, resources, instance, uv_packed, hrrr_hour):
     key = landing_key(RUN, 0)
     store.put_file(key, uv_packed)
-    sel = {"forecast_hour": 0, "variables": list(DEFAULT_VARIABLES)}
+    sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
     assert dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=PK,
                           run_config={"ops": {"hrrr_raw": {"config": sel}}}).success
     written = store.get(key + ".idx").decode().splitlines()
@@ -200,7 +200,7 @@ def test_landed_multi_field_file_through_the_assets(store, resources, instance, 
     for engine in ENGINES:
         assert dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                               run_config={"ops": {"hrrr_fields": {"config": {**sel, "engine": engine}}}}).success
-        with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), PK)) as p:
+        with store.local_path(lead_object_key(dg.AssetKey("hrrr_fields"), PK, 0)) as p:
             table = pq.read_table(p)
         for col in WIND:
             assert table.column(col).equals(single.column(col)), (engine, col)

@@ -18,7 +18,7 @@ from snoiq_assets.lib.hrrr.rawkeys import landing_key, partition_for_landed_key
 from snoiq_assets.lib.hrrr.synth import write_hrrr_hour
 from snoiq_assets.lib.hrrr.variables import resolve
 from snoiq_assets.lib.keys import UnsafeNameError
-from snoiq_assets.lib.lake import partition_object_key
+from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.settings import Settings
 
 UTC = dt.timezone.utc
@@ -37,7 +37,7 @@ def test_a_2016_run_lands_and_decodes(tmp_path, store, resources, instance):
     run = dt.datetime(2016, 2, 1, 6, tzinfo=UTC)
     path = write_hrrr_hour(tmp_path / "old.grib2", run, 0, columns=COLUMNS)
     store.put_file(landing_key(run, 0), path)
-    sel = {"forecast_hour": 0, "variables": COLUMNS}
+    sel = {"leads": [0], "variables": COLUMNS}
     assert dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=pk,
                           run_config={"ops": {"hrrr_raw": {"config": sel}}}).success
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
@@ -46,7 +46,7 @@ def test_a_2016_run_lands_and_decodes(tmp_path, store, resources, instance):
     assert res.success
     meta = res.asset_materializations_for_node("hrrr_fields")[0].metadata
     assert meta["run_time"].value == "2016-02-01T06:00:00+00:00"
-    with store.local_path(partition_object_key(dg.AssetKey("hrrr_fields"), pk)) as p:
+    with store.local_path(lead_object_key(dg.AssetKey("hrrr_fields"), pk, 0)) as p:
         table = pq.read_table(p)
     want, _ = decode_fields(path, resolve(COLUMNS), 0, engine="eccodes")
     assert table.select(COLUMNS).equals(want.select(COLUMNS))

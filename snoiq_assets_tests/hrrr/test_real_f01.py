@@ -6,11 +6,13 @@ import eccodes
 import numpy as np
 import pytest
 
-from snoiq_assets.lib.hrrr.accum import decode_lead, with_buckets
+from snoiq_assets.lib.hrrr.accum import decode_lead, finish_lead, with_buckets
 from snoiq_assets.lib.hrrr.decode import ENGINES, decode_fields, scan_grib
+from snoiq_assets.lib.hrrr.isolation import DecoderProcess
 from snoiq_assets.lib.hrrr.inventory import IdxError, group_ranges, parse_idx, select
 from snoiq_assets.lib.hrrr.leads import completeness, messages_present
 from snoiq_assets.lib.hrrr.multifetch import check_idx_lead
+from snoiq_assets.lib.hrrr.plausibility import check_plausible
 from snoiq_assets.lib.hrrr.variables import CATALOGUE, resolve, search_pattern
 
 RUN = dt.datetime(2026, 2, 28, 0, tzinfo=dt.timezone.utc)
@@ -55,16 +57,26 @@ def test_real_f01_decodes_bit_exactly(real_dir, part, engine):
 
 
 def test_real_f01_accumulations_and_hourly(real_dir):
-    """At f01 the 0-1 h accumulation is the hour itself: hourly equals it, bit for bit."""
-    for part in ("apcp", "asnow"):
-        column = REAL[part][0]
-        path = real_dir / f"radarcheck_hrrr_20260228_00z_f01_{part}.grib2"
-        table, stats = decode_lead(path, [CATALOGUE[column]], 1, engine="eccodes")
-        hourly = table.column(1).to_numpy()
-        assert table.column_names == [column, {"apcp": "apcp_1h_kg_m2", "asnow": "asnow_1h_m"}[part]]
-        assert np.array_equal(hourly, _ecc(path))
-        assert table.schema.field(column).metadata[b"accumulation_window"] == b"0-1 hour"
-        assert table.schema.field(1).metadata[b"accumulation_window"] == b"0-1 hour"
+    """At f01 the 0-1 h accumulation is the hour itself: hourly equals it, bit for bit, decoded
+    here and as hrrr_fields decodes a lead (ecCodes in the decoder child, plausibility, hourly
+    amounts in the caller)."""
+    with DecoderProcess() as decoder:
+        for part in ("apcp", "asnow"):
+            column = REAL[part][0]
+            variables = [CATALOGUE[column]]
+            path = real_dir / f"radarcheck_hrrr_20260228_00z_f01_{part}.grib2"
+            table, stats = decode_lead(path, variables, 1, run_time=RUN, engine="eccodes")
+            decoded, checked = decoder.decode_lead_fields(path, variables, 1, run_time=RUN, engine="eccodes")
+            check_plausible(checked, decoded.num_rows, 1, path.name)
+            isolated, isolated_stats = finish_lead(decoded, checked, variables, 1)
+            assert isolated.equals(table) and isolated.schema.metadata == table.schema.metadata
+            assert isolated_stats == stats
+            hourly = table.column(1).to_numpy()
+            assert table.column_names == [column, {"apcp": "apcp_1h_kg_m2", "asnow": "asnow_1h_m"}[part]]
+            assert np.array_equal(hourly.view(np.uint32), _ecc(path).view(np.uint32))
+            assert np.array_equal(isolated.column(column).to_numpy().view(np.uint32), _ecc(path).view(np.uint32))
+            assert table.schema.field(column).metadata[b"accumulation_window"] == b"0-1 hour"
+            assert table.schema.field(1).metadata[b"accumulation_window"] == b"0-1 hour"
 
 
 def test_real_full_idx_parses_and_plans(real_dir, full_idx):

@@ -81,3 +81,28 @@ def gsod_observations(instance, model_resources):
     """The real observations_clean asset materialised for the Portland GSOD partition."""
     return materialize_observations(instance, model_resources)
 
+
+
+PORTLAND_SPEC = "portland_precip_daily"
+
+
+def land_spec(instance: dg.DagsterInstance, store, spec_id: str, text: str | bytes | None = None, **over) -> str:
+    """Land a model spec (the demo's file of that id, or ``text``; ``over``: top-level keys
+    replaced) and register it as the spec sensor would; the spec's id."""
+    import yaml
+
+    from snoiq_assets.defs.models.demo import spec_text
+    from snoiq_assets.defs.models.specs import register_spec_files
+    from snoiq_assets.lib.models.specs import spec_key
+
+    doc = yaml.safe_load(text if text is not None else spec_text(spec_id))
+    doc.update(over)
+    store.put(spec_key(spec_id), yaml.safe_dump(doc).encode())
+    _new, refused = register_spec_files(instance, store)
+    assert not refused, refused
+    return spec_id
+
+
+def train_run_config(**over) -> dict:
+    """trained_models' run config for a quick test run: small trees, two folds."""
+    return {"ops": {"trained_models": {"config": {"hyperparameters": dict(FAST), "cv_folds": 2, **over}}}}

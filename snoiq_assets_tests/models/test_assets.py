@@ -1,7 +1,8 @@
-"""End to end through Dagster on the real GSOD Portland file: the real observations_clean
-(stations parser) -> training_table -> trained_models (xgboost, lightgbm, random forest) ->
-champion_model -> predictions, on both backends, with a real MLflow (SQLite tracking,
-artifacts on the backend) and the DuckDB experiments table."""
+"""End to end through Dagster on the real GSOD Portland file and the demo's daily precipitation
+spec: the real observations_clean (stations parser) -> training_table -> trained_models
+(xgboost, lightgbm, random forest) -> champion_model -> predictions, all in the spec's partition,
+on both backends, with a real MLflow (SQLite tracking, artifacts on the backend) and the DuckDB
+experiments table."""
 
 import datetime as dt
 
@@ -18,36 +19,31 @@ from snoiq_assets.defs.features.assets import training_table
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.models.predictions import predictions
 from snoiq_assets.defs.models.training import trained_models
-from snoiq_assets.defs.models.demo import demo_run_config
-from snoiq_assets.defs.partitions import MODEL_TYPES
+from snoiq_assets.lib.models.train import MODEL_TYPES
 from snoiq_assets.lib.models.evaluate import feature_matrix
 from snoiq_assets.lib.models.store import champion_key, load_bundle, predictions_key
 from snoiq_assets.lib.models.mlflow_conventions import experiment_name
 from snoiq_assets.lib.storage import store_from_settings
 from snoiq_assets_tests.helpers import failure_messages
-from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS, TABLE_UPSTREAM
+from snoiq_assets_tests.models.conftest import (
+    FAST, PORTLAND_SPEC as SPEC, STATION, STATION_ASSETS, TABLE_UPSTREAM, land_spec, train_run_config as train_config,
+)
 
 ASSETS = [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models, champion_model, predictions]
-ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
 CHAIN = ["training_table", "trained_models", "champion_model", "predictions"]
-DAILY_PRECIP = experiment_name("precip_mm", "daily")
+DAILY_PRECIP = experiment_name(SPEC)
+PREDICT_2023 = {"config": {"start_date": "2023-01-01", "end_date": "2023-12-31"}}
 
 
-def run(instance, resources, select, run_config, partition_key=None, raise_on_error=True, tags=None):
-    return dg.materialize(ASSETS, selection=select, instance=instance, resources=resources, run_config=run_config,
+def run(instance, resources, select, run_config=None, partition_key=SPEC, raise_on_error=True, tags=None):
+    return dg.materialize(ASSETS, selection=select, instance=instance, resources=resources, run_config=run_config or {},
                           partition_key=partition_key, raise_on_error=raise_on_error, tags=tags)
 
 
-def fast(cfg, **over):
-    c = cfg["ops"]["trained_models"]["config"]
-    c["hyperparameters"] = dict(FAST)
-    c["cv_folds"] = 2
-    c.update(over)
-    return cfg
-
-
-def train_config(**over):
-    return fast(demo_run_config("train", fast=True), **over)
+@pytest.fixture
+def spec(instance, store, gsod_observations):
+    """The demo's Portland daily precipitation spec, landed and registered."""
+    return land_spec(instance, store, SPEC)
 
 
 def experiments(settings, sql):
@@ -55,19 +51,22 @@ def experiments(settings, sql):
         return con.execute(sql).fetchall()
 
 
-def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, model_resources, gsod_observations, mlflow_res):
-    """The retraining job's shape: table, all three model types, champion and predictions in ONE run."""
+def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, model_resources, spec, mlflow_res):
+    """The retraining job's shape: the spec's table, all three model types, champion and predictions in ONE run."""
     store = store_from_settings(settings_env)
-    res = run(instance, model_resources, CHAIN, fast(demo_run_config("all", fast=True)), tags=ALL_TYPES)
+    cfg = train_config()
+    cfg["ops"]["predictions"] = PREDICT_2023
+    res = run(instance, model_resources, CHAIN, cfg)
     assert res.success
-    mats = res.asset_materializations_for_node("trained_models")
-    assert sorted(m.partition for m in mats) == sorted(MODEL_TYPES)
-    for m in mats:
-        # The real Portland daily precipitation: every model beats persistence and climatology.
-        assert m.metadata["skill_persistence"].value > 0 and m.metadata["skill_climatology"].value > 0, (m.partition, m.metadata)
-    # One file per partition, written by the IO manager from the {model_type: frame} output.
+    (mat,) = res.asset_materializations_for_node("trained_models")
+    assert mat.partition == SPEC
     for mt in MODEL_TYPES:
-        assert store.exists(f"lake/trained_models/{mt}.parquet")
+        # The real Portland daily precipitation: every model beats persistence and climatology.
+        assert mat.metadata[f"{mt}/skill_persistence"].value > 0 and mat.metadata[f"{mt}/skill_climatology"].value > 0, mt
+    # One file for the spec's partition, a row per model type.
+    trained = pl.read_parquet(store.get(f"lake/trained_models/{SPEC}.parquet"))
+    assert sorted(trained["model_type"]) == sorted(MODEL_TYPES) and trained["spec"].unique().to_list() == [SPEC]
+    assert store.exists(f"lake/training_table/{SPEC}.parquet")
 
     # Model store convention, metadata and native formats.
     metas = [i.key for i in store.list(f"models/{STATION}/") if i.key.endswith("metadata.json")]
@@ -81,14 +80,13 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
     runs = client.search_runs([experiment.experiment_id])
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert [e.name for e in client.search_experiments() if e.name.startswith("snoiq/")] == [DAILY_PRECIP]
-    by_type = {m.partition: m.metadata for m in mats}
     for r in runs:
         # The run spans the fit: opened before it, ended after the model was stored.
         meta = store.get_json(r.data.tags["model_prefix"] + "/metadata.json")
         stored_ms = dt.datetime.fromisoformat(meta["created_at"]).timestamp() * 1000
         assert r.info.start_time <= stored_ms <= r.info.end_time
         # Dagster links the run's page in the MLflow UI.
-        assert by_type[r.data.tags["model_type"]]["mlflow_run"].value == (
+        assert mat.metadata[f"{r.data.tags['model_type']}/mlflow_run"].value == (
             f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{r.info.run_id}")
     assert sorted(r.data.tags["model_type"] for r in runs) == sorted(MODEL_TYPES)
     for r in runs:
@@ -103,13 +101,15 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
     assert [r[0] for r in rows] == ["lightgbm", "random_forest", "xgboost"] and all(r[1] == "success" for r in rows)
     assert all(r[2] > 0 and r[3] and "training_table" in r[4] and r[5] == res.run_id for r in rows)
     assert len({r[6] for r in rows}) == 3
+    assert experiments(settings_env, "SELECT DISTINCT spec_key FROM experiments") == [(SPEC,)]
 
     # The champion in the same run saw all three new models and promoted the best.
     md = res.asset_materializations_for_node("champion_model")[0].metadata
     assert md["promoted"].value is True
-    best = min(mats, key=lambda m: m.metadata["rmse"].value)
+    best = trained.sort("rmse")["model_type"][0]
     assert md["candidate"].value == store.get_json(champion_key(STATION, "precip_mm"))["model_prefix"]
-    assert f"model_type={best.partition}" in md["candidate"].value
+    assert f"model_type={best}" in md["candidate"].value and md["spec"].value == SPEC
+    assert mat.metadata["best_model_type"].value == best
     mv = client.get_model_version_by_alias(md["registered_model"].value, "champion")
     assert str(mv.version) == md["registered_version"].value
 
@@ -120,7 +120,7 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
     pyfunc = mlflow.pyfunc.load_model(f"models:/{md['registered_model'].value}@champion")
     assert pyfunc.metadata.get_input_schema().input_names() == stored_meta["features"]
     assert pyfunc.metadata.saved_input_example_info is not None
-    with store.local_path("lake/training_table.parquet") as path:
+    with store.local_path(f"lake/training_table/{SPEC}.parquet") as path:
         rows = pl.read_parquet(path).filter(pl.col("location") == STATION).head(50)
     X = feature_matrix(rows, stored_meta["features"])
     assert np.allclose(pyfunc.predict(pd.DataFrame(X, columns=stored_meta["features"])), stored_model.predict(X))
@@ -138,30 +138,32 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
     assert table.schema.metadata[b"snoiq.model_version"].decode() == champ["registered_version"]
     _model, meta = load_bundle(store, champ["model_prefix"])
     assert meta["metrics"]["rmse"] == pytest.approx(champ["rmse"])
+    pmd = res.asset_materializations_for_node("predictions")[0].metadata
+    assert pmd["spec"].value == SPEC and pmd["run_id"].value == champ["run_id"] and pmd["dagster/row_count"].value == 365
 
     # Champion again: kept, with a reason; the history has both decisions.
-    res = run(instance, model_resources, ["champion_model"], demo_run_config("champion"))
+    res = run(instance, model_resources, ["champion_model"])
     md2 = res.asset_materializations_for_node("champion_model")[0].metadata
     assert md2["promoted"].value is False and "already the champion" in md2["reason"].value
     assert len(list(store.list(f"models/{STATION}/champion-history/"))) == 2
 
 
-def test_single_partition_runs_still_work(settings_env, instance, model_resources, gsod_observations):
-    assert run(instance, model_resources, ["training_table"], demo_run_config("table")).success
-    res = run(instance, model_resources, ["trained_models"], train_config(n_jobs=1), partition_key="lightgbm")
+def test_a_run_may_train_some_of_the_specs_types(settings_env, instance, model_resources, spec):
+    assert run(instance, model_resources, ["training_table"]).success
+    res = run(instance, model_resources, ["trained_models"], train_config(n_jobs=1, model_types=["lightgbm"]))
     (m,) = res.asset_materializations_for_node("trained_models")
-    assert m.partition == "lightgbm" and m.metadata["n_jobs"].value == 1
-    assert m.metadata["skill_persistence"].value > 0 and m.metadata["skill_climatology"].value > 0
+    assert m.partition == SPEC and m.metadata["lightgbm/n_jobs"].value == 1 and "xgboost/rmse" not in m.metadata
+    assert m.metadata["lightgbm/skill_persistence"].value > 0 and m.metadata["lightgbm/skill_climatology"].value > 0
     assert experiments(settings_env, "SELECT model_type, status FROM experiments") == [("lightgbm", "success")]
 
 
 def test_one_failing_type_is_recorded_and_the_others_still_train(settings_env, instance, model_resources,
-                                                                 gsod_observations, mlflow_res):
+                                                                 spec, mlflow_res):
     store = store_from_settings(settings_env)
-    assert run(instance, model_resources, ["training_table"], demo_run_config("table")).success
+    assert run(instance, model_resources, ["training_table"]).success
     # A boosting hyperparameter given to every type: the random forest refuses it.
     res = run(instance, model_resources, ["trained_models"], train_config(hyperparameters={**FAST, "colsample_bytree": 0.7}),
-              tags=ALL_TYPES, raise_on_error=False)
+              raise_on_error=False)
     assert not res.success
     msg = failure_messages(res)
     assert "random_forest" in msg and "colsample_bytree" in msg and "trained, recorded and stored: lightgbm, xgboost" in msg
@@ -172,15 +174,14 @@ def test_one_failing_type_is_recorded_and_the_others_still_train(settings_env, i
     metas = sorted(i.key.split("/")[3] for i in store.list(f"models/{STATION}/") if i.key.endswith("metadata.json"))
     assert metas == ["model_type=lightgbm", "model_type=xgboost"]
     assert not [i for i in store.list(f"models/{STATION}/") if "random_forest" in i.key]
-    # The step failed, but the two types that trained are stored and shown as materialised;
-    # the failed one stays missing, so a retry or a backfill of missing partitions picks it up.
-    assert store.exists("lake/trained_models/xgboost.parquet") and store.exists("lake/trained_models/lightgbm.parquet")
-    assert not store.exists("lake/trained_models/random_forest.parquet")
-    assert instance.get_materialized_partitions(dg.AssetKey("trained_models")) == {"lightgbm", "xgboost"}
-    stored = pl.read_parquet(store.get("lake/trained_models/xgboost.parquet"))
-    assert stored["model_prefix"][0] in [m for m in metas_prefixes(store)] and stored["rmse"][0] > 0
+    # The step failed, but the two types that trained are stored (the spec's partition holds
+    # their rows and is shown as materialised); the run's failure says which type to retry.
+    assert instance.get_materialized_partitions(dg.AssetKey("trained_models")) == {SPEC}
+    stored = pl.read_parquet(store.get(f"lake/trained_models/{SPEC}.parquet"))
+    assert sorted(stored["model_type"]) == ["lightgbm", "xgboost"]
+    assert set(stored["model_prefix"]) <= set(metas_prefixes(store)) and (stored["rmse"] > 0).all()
     # champion_model reads what is stored and picks between the two good models.
-    res = run(instance, model_resources, ["champion_model"], demo_run_config("champion"))
+    res = run(instance, model_resources, ["champion_model"])
     assert res.success
     assert res.asset_materializations_for_node("champion_model")[0].metadata["candidate"].value in metas_prefixes(store)
 
@@ -189,21 +190,22 @@ def metas_prefixes(store) -> list[str]:
     return [i.key.rsplit("/", 1)[0] for i in store.list(f"models/{STATION}/") if i.key.endswith("metadata.json")]
 
 
-def test_failed_training_is_recorded_and_leaves_nothing(settings_env, instance, model_resources, gsod_observations, mlflow_res):
+def test_failed_training_is_recorded_and_leaves_nothing(settings_env, instance, model_resources, gsod_observations,
+                                                       mlflow_res):
     store = store_from_settings(settings_env)
-    assert run(instance, model_resources, ["training_table"], demo_run_config("table")).success
-    # Split after the last observation: no test period.
-    res = run(instance, model_resources, ["trained_models"], train_config(split_date="2030-01-01"),
-              partition_key="xgboost", raise_on_error=False)
+    # A spec splitting after the last observation: no test period.
+    land_spec(instance, store, SPEC, split={"split_date": "2030-01-01"})
+    assert run(instance, model_resources, ["training_table"]).success
+    res = run(instance, model_resources, ["trained_models"], train_config(model_types=["xgboost"]), raise_on_error=False)
     assert not res.success
     assert "0 test rows (need at least 10)" in failure_messages(res)
     assert list(store.list("models/")) == []
     with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
         status, error = con.execute("SELECT status, error FROM experiments").fetchone()
     assert status == "failed" and "InsufficientDataError" in error
-    # Asking for features the table does not have: clear error, also recorded.
-    res = run(instance, model_resources, ["trained_models"], train_config(features=["no_such_column"]),
-              partition_key="lightgbm", raise_on_error=False)
+    # A spec asking for features the table does not have: clear error, also recorded.
+    land_spec(instance, store, SPEC, features=["no_such_column"])
+    res = run(instance, model_resources, ["trained_models"], train_config(model_types=["lightgbm"]), raise_on_error=False)
     assert not res.success and "no_such_column" in failure_messages(res)
     with duckdb.connect(str(settings_env.duckdb_path), read_only=True) as con:
         assert con.execute("SELECT count(*) FROM experiments WHERE status = 'failed'").fetchone()[0] == 2

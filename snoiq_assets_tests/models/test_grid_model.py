@@ -2,8 +2,8 @@
 
 48 HRRR hours on the real HRRR grid (2023-01-01T01..2023-01-03T00, written with ecCodes from
 the real APCP message) covering the real USCRN CO Nunn 7 NNE hourly file -> hrrr_raw ->
-hrrr_fields -> grid_join_features (one single-run range) -> the hourly training table ->
-trained_models (all three types in one run) -> champion_model.
+hrrr_fields -> grid_join_features (one single-run range) -> an hourly model spec's training
+table -> trained_models (all three types in one run) -> champion_model.
 
 The grid values are synthetic (smooth fields with a diurnal phase), so no skill is claimed:
 what is checked is that every feature is the number it claims to be and that the models train
@@ -30,7 +30,7 @@ from snoiq_assets.lib.lake import partition_object_key, stored_metadata
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.models.predictions import hourly_predictions, predictions
 from snoiq_assets.defs.models.training import trained_models
-from snoiq_assets.defs.partitions import MODEL_TYPES, outcome_location_partitions
+from snoiq_assets.defs.partitions import outcome_location_partitions
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, station_metadata
 from snoiq_assets.defs.stations.demo import seed_demo as seed_stations
@@ -38,26 +38,27 @@ from snoiq_assets.lib.features.training import info_from_schema_metadata
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.hrrr.synth import demo_values
 from snoiq_assets.lib.models.store import champion_key, read_metadata
+from snoiq_assets.lib.models.train import MODEL_TYPES
 from snoiq_assets.settings import Settings
 from snoiq_assets_tests.helpers import failure_messages
+from snoiq_assets_tests.models.conftest import land_spec
 
 UTC = dt.timezone.utc
 NUNN = "94074"  # USCRN CO Nunn 7 NNE: hourly rows 2023-01-01T01 .. 2023-01-03T00 UTC
 FIRST, LAST = "2023-01-01T01", "2023-01-03T00"
 HOURS = [(dt.datetime(2023, 1, 1, 1) + dt.timedelta(hours=h)).strftime("%Y-%m-%dT%H") for h in range(48)]
 VARIABLES = ["tmp_2m_k", "dpt_2m_k", "apcp_kg_m2"]
-SEL = {"forecast_hour": 0, "variables": VARIABLES}
+SEL = {"leads": [0], "variables": VARIABLES}
 ASSETS = [hrrr_raw, hrrr_grid, hrrr_fields, station_metadata, observations_raw, observations_clean, station_grid_index,
           grid_join_features, training_table, trained_models, champion_model, predictions, hourly_predictions,
           dg.AssetSpec("outcome_of_interest", partitions_def=outcome_location_partitions)]  # declared, none stored
-ALL_TYPES = {"dagster/asset_partition_range_start": MODEL_TYPES[0], "dagster/asset_partition_range_end": MODEL_TYPES[-1]}
 HOUR_RANGE = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_partition_range_end": LAST}
-TABLE = {"ops": {"training_table": {"config": {"target": "air_temp_c", "hourly": True, "locations": [NUNN]}}}}
+SPEC_ID = "nunn_grid"
 # 48 labelled hours: the last quarter (12 h) is held out; two rolling-origin folds in the 36
 # training hours. The minimums are lowered knowingly: two days of hours is what is bundled.
-TRAIN = {"target": "air_temp_c", "hourly": True, "location": NUNN, "test_fraction": 0.25, "cv_folds": 2,
-         "min_train_rows": 12, "min_test_rows": 8, "hyperparameters": {"n_estimators": 40, "max_depth": 3}}
-CHAMPION = {"location": NUNN, "target": "air_temp_c"}
+SPEC = {"target": "air_temp_c", "locations": [NUNN], "resolution": "hourly", "leads": [0],
+        "split": {"test_fraction": 0.25, "cv_folds": 2, "min_train_rows": 12, "min_test_rows": 8},
+        "hyperparameters": {mt: {"n_estimators": 40, "max_depth": 3} for mt in MODEL_TYPES}}
 
 
 def mat(resources, instance, selection, run_config=None, **kwargs):
@@ -92,9 +93,10 @@ def test_hourly_grid_model_trains_promotes_and_predicts_each_feature_partition(
     assert mat(resources, instance, ["hrrr_raw", "hrrr_fields", "grid_join_features"], sel, tags=HOUR_RANGE).success
 
     # --- the hourly training table -----------------------------------------------------------
-    assert mat(resources, instance, ["training_table"], TABLE).success
-    table = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("training_table"), None)))
-    info = info_from_schema_metadata(stored_metadata(resources["store"].get_store(), dg.AssetKey("training_table"), None))
+    land_spec(instance, store, SPEC_ID, text="{}", **SPEC)
+    assert mat(resources, instance, ["training_table"], partition_key=SPEC_ID).success
+    table = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("training_table"), SPEC_ID)))
+    info = info_from_schema_metadata(stored_metadata(resources["store"].get_store(), dg.AssetKey("training_table"), SPEC_ID))
     assert info["resolution"] == "hourly" and info["grid_partitions"]["count"] == 48
     assert table.height == 48 and table["location"].unique().to_list() == [NUNN]
     assert table["period_start"].dt.strftime("%Y-%m-%dT%H").to_list() == HOURS
@@ -119,28 +121,23 @@ def test_hourly_grid_model_trains_promotes_and_predicts_each_feature_partition(
     waiting = tick(instance, cursor0, resources["store"])
     assert "48 new grid_join_features partition(s), but no hourly champion" in waiting.skip_reason.skip_message
 
-    # --- a daily model config on the hourly table is refused with the fix -------------------
-    res = mat(resources, instance, ["trained_models"], {"ops": {"trained_models": {"config": {**TRAIN, "hourly": False}}}},
-              partition_key="xgboost", raise_on_error=False)
-    assert not res.success and "set hourly: true" in failure_messages(res)
-
     # --- all three model types in one run, then the champion ---------------------------------
-    res = mat(resources, instance, ["trained_models"], {"ops": {"trained_models": {"config": TRAIN}}}, tags=ALL_TYPES)
+    res = mat(resources, instance, ["trained_models"], partition_key=SPEC_ID)
     assert res.success
-    trained = {m.partition: m for m in res.asset_materializations_for_node("trained_models")}
-    assert sorted(trained) == sorted(MODEL_TYPES)
-    for mt, m in trained.items():
-        assert m.metadata["train_window"].value == "2023-01-01T01:00..2023-01-02T12:00", mt
-        assert m.metadata["test_window"].value == "2023-01-02T13:00..2023-01-03T00:00", mt
-        assert np.isfinite(m.metadata["rmse"].value) and np.isfinite(m.metadata["cv_rmse_mean"].value)
-        prefix = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("trained_models"), mt)))["model_prefix"][0]
+    (m,) = res.asset_materializations_for_node("trained_models")
+    stored = pl.read_parquet(store.get(partition_object_key(dg.AssetKey("trained_models"), SPEC_ID)))
+    assert sorted(stored["model_type"]) == sorted(MODEL_TYPES)
+    for mt, prefix in zip(stored["model_type"], stored["model_prefix"]):
+        assert m.metadata[f"{mt}/train_window"].value == "2023-01-01T01:00..2023-01-02T12:00", mt
+        assert m.metadata[f"{mt}/test_window"].value == "2023-01-02T13:00..2023-01-03T00:00", mt
+        assert np.isfinite(m.metadata[f"{mt}/rmse"].value) and np.isfinite(m.metadata[f"{mt}/cv_rmse_mean"].value)
         meta = read_metadata(store, prefix)
         assert meta["resolution"] == "hourly" and meta["training_window"]["test_rows"] == 12
         assert set(grid_feats) <= set(meta["features"]) and "target__lag24h" in meta["features"]
-        run = mlflow_res.client().get_run(m.metadata["mlflow_run_id"].value)
+        run = mlflow_res.client().get_run(m.metadata[f"{mt}/mlflow_run_id"].value)
         assert run.data.params["hourly"] == "True" and run.info.status == "FINISHED"
 
-    res = mat(resources, instance, ["champion_model"], {"ops": {"champion_model": {"config": CHAMPION}}})
+    res = mat(resources, instance, ["champion_model"], partition_key=SPEC_ID)
     assert res.success
     decision = res.asset_materializations_for_node("champion_model")[0].metadata
     assert decision["promoted"].value is False

@@ -18,30 +18,27 @@ import pytest
 from snoiq_assets.defs.features.assets import training_table
 from snoiq_assets.defs.models.champion import champion_model
 from snoiq_assets.defs.models.training import trained_models
-from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.models.reproduce import reproduce_job
-from snoiq_assets.defs.partitions import MODEL_TYPES, range_tags
+from snoiq_assets.lib.models.train import MODEL_TYPES
 from snoiq_assets.lib.models.reproduce import RunNotFound, reproduce, resolve_run
 from snoiq_assets.lib.models.snapshots import SnapshotCorrupt, snapshot_key
 from snoiq_assets.lib.storage import store_from_settings
-from snoiq_assets_tests.models.conftest import FAST, GSOD, STATION, STATION_ASSETS, TABLE_UPSTREAM
+from snoiq_assets_tests.models.conftest import (
+    GSOD, PORTLAND_SPEC as SPEC, STATION, STATION_ASSETS, TABLE_UPSTREAM, land_spec, train_run_config,
+)
 
 ASSETS = [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models, champion_model]
 
 
 def _materialize(instance, resources, select, run_config=None, **kw):
     res = dg.materialize(ASSETS, selection=select, instance=instance, resources=resources,
-                         run_config=run_config or {}, **kw)
+                         run_config=run_config or {}, **{"partition_key": SPEC, **kw})
     assert res.success
     return res
 
 
 def _train_config():
-    cfg = demo_run_config("train", fast=True)
-    c = cfg["ops"]["trained_models"]["config"]
-    c.update(hyperparameters=dict(FAST), cv_folds=2, tag="baseline-2016",
-             description="all GSOD years; first look at daily precipitation")
-    return cfg
+    return train_run_config(tag="baseline-2016", description="all GSOD years; first look at daily precipitation")
 
 
 def _experiments(settings, sql):
@@ -58,11 +55,11 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def test_reproduce_from_snapshot_after_upstream_changes(settings_env, instance, model_resources, gsod_observations,
                                                         mlflow_res):
     store = store_from_settings(settings_env)
-    _materialize(instance, model_resources, ["training_table"], demo_run_config("table"))
-    _materialize(instance, model_resources, ["trained_models"], _train_config(),
-                 tags=range_tags(MODEL_TYPES[0], MODEL_TYPES[-1]))
-    _materialize(instance, model_resources, ["champion_model"], demo_run_config("champion"))
-    table_before = pl.read_parquet(store.get("lake/training_table.parquet"))
+    land_spec(instance, store, SPEC)
+    _materialize(instance, model_resources, ["training_table"])
+    _materialize(instance, model_resources, ["trained_models"], _train_config())
+    _materialize(instance, model_resources, ["champion_model"])
+    table_before = pl.read_parquet(store.get(f"lake/training_table/{SPEC}.parquet"))
 
     runs = _experiments(settings_env, "SELECT run_id, model_type, mlflow_run_id, snapshot_sha256, snapshot_rows, tag, "
                                       "description, model_prefix, spec_key FROM experiments ORDER BY model_type")
@@ -75,7 +72,7 @@ def test_reproduce_from_snapshot_after_upstream_changes(settings_env, instance, 
     assert snap.height == runs[0][4] == table_before.filter(pl.col("location") == STATION).height
     assert snap.columns[:3] == ["location", "period_start", "target"]
     assert all(r[5] == "baseline-2016" and r[6].startswith("all GSOD years") for r in runs)
-    assert {r[8] for r in runs} == {f"{STATION}/precip_mm/1d"}
+    assert {r[8] for r in runs} == {SPEC}
     # The hash is also in metadata.json, the manifest and the MLflow run's dataset input.
     client = mlflow_res.client()
     for run_id, _mt, mlflow_run_id, _sha, _rows, _tag, _desc, prefix, _spec in runs:
@@ -95,8 +92,8 @@ def test_reproduce_from_snapshot_after_upstream_changes(settings_env, instance, 
               "".join([lines[0], *(ln for ln in lines[1:] if ln.split('","')[5] >= "2019-01-01")]).encode())
     _materialize(instance, model_resources, ["observations_raw", "observations_clean", "observations_rejects"],
                  partition_key=STATION)
-    _materialize(instance, model_resources, ["training_table"], demo_run_config("table"))
-    table_after = pl.read_parquet(store.get("lake/training_table.parquet"))
+    _materialize(instance, model_resources, ["training_table"])
+    table_after = pl.read_parquet(store.get(f"lake/training_table/{SPEC}.parquet"))
     assert table_after["period_start"].min() > table_before["period_start"].min()
     assert table_after.height < table_before.height
 
@@ -129,7 +126,7 @@ def test_reproduce_from_snapshot_after_upstream_changes(settings_env, instance, 
     # The champion's history: when, by how much, on which rows, with the run's tag.
     hist = _experiments(settings_env, "SELECT spec_key, run_id, snapshot_sha256, train_rows, tag, improvement "
                                       "FROM champion_history")
-    assert hist == [(f"{STATION}/precip_mm/1d", champion["run_id"], sha, hist[0][3], "baseline-2016", None)]
+    assert hist == [(SPEC, champion["run_id"], sha, hist[0][3], "baseline-2016", None)]
     assert hist[0][3] > 0
 
     # Bad references: each refused by name, by the library and the CLI.

@@ -9,7 +9,7 @@ import pytest
 
 from snoiq_assets.defs.stations.schedules import daily_cleaning_sweep
 from snoiq_assets.defs.stations.assets import register_outcome_files, register_station_files
-from snoiq_assets.defs.stations.checks import ALL_CHECKS
+from snoiq_assets.defs.stations.checks import OBSERVATIONS_CHECKS
 from snoiq_assets.defs.stations.assets import observations_clean, observations_raw, outcome_of_interest
 from snoiq_assets.lib.keys import safe_stand_in
 from snoiq_assets.lib.storage import LocalStore, StorageError
@@ -38,7 +38,7 @@ def test_bad_names_are_quarantined_and_the_good_files_register(store, resources,
     assert sorted(i.key for i in store.list("raw/observations/")) == ["raw/observations/CLE.CSV",
                                                                         "raw/observations/ORD.csv"]
     # the upper-case suffix is found by its run
-    res = dg.materialize([observations_raw, observations_clean, *ALL_CHECKS[:3]], resources=resources,
+    res = dg.materialize([observations_raw, observations_clean, *OBSERVATIONS_CHECKS], resources=resources,
                          instance=instance, partition_key="CLE")
     assert res.success
     assert res.asset_materializations_for_node("observations_raw")[0].metadata["source_key"].value == \

@@ -328,3 +328,38 @@ def test_predictions_description_shows_its_path(server, page):
     path = page.locator("code").filter(has_text="predictions/<start>_to_<end>/predictions.parquet")
     expect(path.first).to_be_visible()
     server.screenshot(page, "10_predictions_description")
+
+
+def test_two_leads_of_one_cycle_coexist(server, page):
+    """Issue 13: f00 and f01 of one cycle decoded by the CLI with a lead subset (run config) are
+    two stored units; the UI's partition view lists both lead files of the cycle."""
+    from playwright.sync_api import expect
+
+    from snoiq_assets.lib.hrrr.decode import idx_text, scan_grib
+    from snoiq_assets.lib.hrrr.synth import write_hrrr_hour
+    from snoiq_assets.lib.lake import lead_object_key
+
+    homes = server.homes
+    pk = HRRR_RANGE[0]
+    run = dt.datetime.strptime(pk, "%Y-%m-%dT%H").replace(tzinfo=dt.timezone.utc)
+    f01 = write_hrrr_hour(homes.snoiq_home / "f01.grib2", run, 1, packing="grid_ccsds")
+    homes.store.put_file(landing_key(run, 1), f01)
+    homes.store.put(landing_key(run, 1) + ".idx", idx_text(scan_grib(f01)).encode())
+    dagster = Path(sys.executable).parent / "dagster"
+    config = ('{"ops": {"hrrr_raw": {"config": {"leads": [0, 1]}}, '
+              '"hrrr_fields": {"config": {"leads": [0, 1], "engine": "eccodes"}}}}')
+    for select, extra in (("hrrr_grid", []), ("hrrr_raw,hrrr_fields", ["--partition", pk, "--config-json", config])):
+        done = subprocess.run([str(dagster), "asset", "materialize", "-m", "snoiq_assets.definitions", "--select", select, *extra],
+                              cwd=REPO, env=homes.env(), capture_output=True, text=True, timeout=RUN_LIMIT_MS / 1000)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for fh in (0, 1):
+        assert homes.store.exists(lead_object_key("hrrr_fields", pk, fh)), fh
+    with homes.instance() as instance:
+        mat = instance.get_latest_materialization_event(dg.AssetKey("hrrr_fields")).asset_materialization
+        assert mat.partition == pk and mat.metadata["lead_count"].value == 2
+
+    page.goto(f"{server.url}/assets/hrrr_fields?view=partitions&partition={pk}")
+    for fh in (0, 1):
+        expect(page.get_by_text(f"lead f{fh:02d}", exact=True).first).to_be_visible()
+        expect(page.get_by_text(re.compile(rf"hrrr_fields/{pk}/f{fh:02d}\.parquet$")).first).to_be_visible()
+    server.screenshot(page, "11_two_leads_of_one_cycle")

@@ -12,10 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
+import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.datadecide import duck
 from snoiq_assets.lib.datadecide.decision import MISSING_RULE, TIE_RULE, DecisionError, decision_accuracy_by_size as build_decision
@@ -266,8 +268,9 @@ def final_metric_model(context: dg.AssetExecutionContext, config: ModelConfig, d
     duck.write_side_table(store.get_store(), "final_metric_predictions", preds)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"final_metric_model": scores, "final_metric_predictions": preds})
-    context.add_output_metadata({"scores": dg.MetadataValue.md(scores.to_pandas().to_markdown(index=False))
-                                 if _has_tabulate() else str(scores.to_dicts())})
+    shown = [rounded(row) for row in scores.to_dicts()]   # floats as all metadata shows them
+    context.add_output_metadata({"scores": dg.MetadataValue.md(pd.DataFrame(shown).to_markdown(index=False))
+                                 if _has_tabulate() else str(shown)})
     return scores
 
 

@@ -40,7 +40,7 @@ import dagster as dg
 import polars as pl
 
 from snoiq_assets.defs.failures import partial_failure
-from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions
+from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions, model_spec_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.dates import optional_date
 from snoiq_assets.lib.failures import PartialFailures
@@ -68,6 +68,8 @@ from snoiq_assets.lib.features.training import (
 )
 from snoiq_assets.lib.hours import by_month, keys_between
 from snoiq_assets.lib.keys import safe_identifier
+from snoiq_assets.lib.lake import LeadFrames
+from snoiq_assets.lib.models.specs import check_table, read_spec
 from snoiq_assets.lib.parquet import StoredParquet
 
 GROUP = "features"
@@ -125,6 +127,11 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
     })
 
 
+class GridJoinConfig(dg.Config):
+    leads: Optional[list[int]] = None
+    """Forecast hours to join for each cycle; None: every lead hrrr_fields stored for it."""
+
+
 @dg.asset(
     group_name=GROUP,
     partitions_def=hourly_partitions,
@@ -139,50 +146,73 @@ def station_grid_index(context: dg.AssetExecutionContext, config: StationGridInd
                 "gradients of every decoded HRRR field, joined to the station's observation nearest "
                 "the valid time (within 30 minutes).",
 )
-def grid_join_features(context: dg.AssetExecutionContext, hrrr_fields: StoredParquet,
+def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig, hrrr_fields: StoredParquet,
                        station_grid_index: pl.DataFrame, observations_clean: pl.LazyFrame) -> dg.Output:
-    """Every partition of the run (one, or a range in a single-run backfill), as
-    ``{partition_key: frame}``. Observations are read once for the whole run. Every partition
-    is checked before the step fails, naming each failed partition; nothing is written then."""
+    """Every partition (run cycle) of the run (one, or a range in a single-run backfill), each
+    lead of it its own frame (``LeadFrames``: one file per (cycle, lead)); rows carry
+    ``run_time`` (the cycle), ``forecast_hour`` (the lead) and ``valid_time``. Observations are
+    read once for the whole run. Every (cycle, lead) is checked before the step fails, naming
+    each failed one; nothing is written then."""
     pks = list(context.partition_keys)
-    metas: dict[str, dict[str, str]] = {}
+    units: dict[str, dict[int, dict[str, str]]] = {}
     failures = PartialFailures("grid_join_features", pks)
     for pk in pks:
         try:
-            meta = hrrr_fields.metadata(pk)
-            check_fields_grid(meta, station_grid_index, pk)
-            fields_times(meta)
-            metas[pk] = meta
+            stored = hrrr_fields.leads(pk)
+            wanted = [fh for fh in (config.leads if config.leads is not None else stored) if fh in stored]
+            if not wanted:
+                raise GridFeatureError(f"hrrr_fields partition {pk} has none of the leads {config.leads} "
+                                       f"(stored: {sorted(stored)})")
+            metas = {}
+            for fh in wanted:
+                meta = hrrr_fields.lead_metadata(pk, fh)
+                check_fields_grid(meta, station_grid_index, f"{pk} f{fh:02d}")
+                fields_times(meta)
+                metas[fh] = meta
+            units[pk] = metas
         except GridFeatureError as exc:
             failures.add(pk, str(exc))
     inc_ids = station_grid_index.filter(pl.col("included"))["station_id"].to_list()
-    run_obs = run_observations(observations_clean, [fields_times(m)[0] for m in metas.values()], inc_ids)
+    run_obs = run_observations(observations_clean, [fields_times(m)[0] for ms in units.values() for m in ms.values()],
+                               inc_ids)
 
-    out: dict[str, pl.DataFrame] = {}
-    for pk, meta in metas.items():
+    out: dict[str, LeadFrames] = {}
+    for pk, metas in units.items():
         try:
-            out[pk] = build_grid_join(hrrr_fields.scan([pk]), meta, station_grid_index, None, pk, run_obs=run_obs)
+            out[pk] = LeadFrames({fh: build_grid_join(hrrr_fields.scan_lead(pk, fh), meta, station_grid_index, None,
+                                                      f"{pk} f{fh:02d}", run_obs=run_obs)
+                                  for fh, meta in metas.items()})
         except GridFeatureError as exc:
             failures.add(pk, str(exc))
     if failures:
         raise partial_failure(failures, "nothing is written for this run")
 
-    first = metas[pks[0]]
+    with_obs = {pk: {fh: int(f["obs_timestamp_utc"].is_not_null().sum()) for fh, f in frames.items()}
+                for pk, frames in out.items()}
+    first_pk = pks[0]
+    first_fh = min(units[first_pk])
     md: dict = {
-        "grid_id": first.get("grid_id", ""),
-        "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields.scan([pks[0]]).collect_schema()))),
+        "grid_id": units[first_pk][first_fh].get("grid_id", ""),
+        "variables": dg.MetadataValue.json(field_variables(dict(hrrr_fields.scan_lead(first_pk, first_fh)
+                                                                .collect_schema()))),
         "partition_count": len(pks),
+        "lead_count": sum(len(m) for m in units.values()),
     }
-    # Each partition's own counts (a range run shows every hour its own).
+    # Each cycle's own counts and leads (a range run shows every cycle its own).
     for pk in pks:
+        fh0 = min(units[pk])
         context.add_asset_metadata({
-            "valid_time": metas[pk].get("valid_time", ""), "stations": out[pk].height,
-            "stations_with_observation": int(out[pk]["obs_timestamp_utc"].is_not_null().sum()),
+            "valid_time": units[pk][fh0].get("valid_time", ""), "stations": out[pk][fh0].height,
+            "stations_with_observation": sum(with_obs[pk].values()),
+            "leads": dg.MetadataValue.json({f"f{fh:02d}": {"valid_time": m.get("valid_time", ""),
+                                                           "stations_with_observation": with_obs[pk][fh]}
+                                            for fh, m in units[pk].items()}),
         }, partition_key=pk)
     return dg.Output({pk: out[pk] for pk in pks}, metadata=md)
 
 
 class TrainingTableConfig(dg.Config):
+    """A training table's options; a spec's file supplies them (``ModelSpec.table_config``)."""
     target: str = "precip_mm"
     resolution_days: int = 1
     locations: Optional[list[str]] = None
@@ -225,25 +255,38 @@ def _date(text: Optional[str], what: str) -> Optional[dt.date]:
 
 @dg.asset(
     group_name=GROUP,
+    partitions_def=model_spec_partitions,
     ins={
-        "observations_clean": dg.AssetIn(metadata={"allow_missing_partitions": True}),
+        "observations_clean": every_stored_partition(),
         # Only the stored hours in the configured date range are scanned, a month at a time.
         "grid_join_features": every_stored_partition(),
         "outcome_of_interest": every_stored_partition(),
     },
-    description="Features and target per location and period (resolution_days), with rolling means and lags; "
-                "or (hourly: true) per station, forecast cycle and lead from grid_join_features or landed point "
-                "forecasts, lags relative to the cycle.",
+    description="One table per model spec (`raw/model_specs/<spec_id>.yaml`): features and target per location "
+                "and period (daily specs, resolution_days), with rolling means and lags; or (hourly specs) per station, "
+                "forecast cycle and lead from grid_join_features or landed point forecasts, lags relative to the "
+                "cycle. A spec whose leads are not in the data, or whose split leaves a lead too few rows, is refused "
+                "with the number needed.",
     kinds={"polars", "parquet"},
 )
 def training_table(
     context: dg.AssetExecutionContext,
-    config: TrainingTableConfig,
     store: ObjectStoreResource,
     observations_clean: pl.LazyFrame,
     grid_join_features: StoredParquet,
     outcome_of_interest: StoredParquet,
 ) -> dg.Output:
+    model_spec = read_spec(store.get_store(), context.partition_key)
+    output = _build_table(context, TrainingTableConfig(**model_spec.table_config()), store, observations_clean,
+                          grid_join_features, outcome_of_interest)
+    counts = check_table(model_spec, pl.from_arrow(output.value))
+    return dg.Output(output.value, data_version=output.data_version,
+                     metadata={**output.metadata, "spec": model_spec.spec_id, "labelled_rows": counts["rows"]})
+
+
+def _build_table(context: dg.AssetExecutionContext, config: TrainingTableConfig, store: ObjectStoreResource,
+                 observations_clean: pl.LazyFrame, grid_join_features: StoredParquet,
+                 outcome_of_interest: StoredParquet) -> dg.Output:
     spec = config.spec()
     grid_keys = keys_between(grid_join_features.partition_keys, spec.start, spec.end)
     if config.hourly and config.forecast_source == "point_forecasts":

@@ -20,19 +20,22 @@ from typing import Literal, Optional
 import dagster as dg
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+from snoiq_assets.defs.metadata import round_float
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr import HrrrDataError
+from snoiq_assets.lib.hrrr.cycle import cycle_completeness, decode_cycle, land_cycle
 from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, scan_grib
-from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, FetchError, default_sources, source_from_config
+from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, default_sources, source_from_config
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
 from snoiq_assets.lib.hrrr.isolation import DecoderProcess
-from snoiq_assets.lib.hrrr.landing import land_partition
-from snoiq_assets.lib.hrrr.plausibility import bounds_for, check_plausible, problems
-from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, gzip_key, idx_key, newest_landed_grib, partition_landing_key
+from snoiq_assets.lib.hrrr.leads import HRRR_SCHEDULE, LeadError
+from snoiq_assets.lib.hrrr.plausibility import bounds_for, problems
+from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
+from snoiq_assets.lib.lake import LeadFrames
 from snoiq_assets.lib.parquet import StoredParquet
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -49,16 +52,28 @@ class HrrrSourceConfig(dg.Config):
     base_url: Optional[str] = None         # for kind="http"
     access_key_env: Optional[str] = None   # unset: anonymous
     secret_key_env: Optional[str] = None
+    timeout_s: float = 20.0                # per request; retries with backoff: lib/hrrr/multifetch.py
 
 
 class HrrrSelectionConfig(dg.Config):
-    forecast_hour: int = 0
+    leads: Optional[list[int]] = [0]
+    """Forecast hours to process for each cycle of the run. ``null``: every lead of the HRRR
+    schedule for that cycle (f00-f18, f00-f48 at 00/06/12/18Z, ``lib/hrrr/leads.HRRR_SCHEDULE``),
+    what ``hrrr_hourly_fetch`` asks for. The default, f00 only, keeps a UI or CLI materialisation
+    from fetching 19-49 files unasked; set a subset to backfill just those leads. A lead outside
+    the schedule fails the run naming it."""
     variables: list[str] = list(DEFAULT_VARIABLES)
+
+    def leads_for(self, partition_key: str) -> list[int]:
+        try:
+            return HRRR_SCHEDULE.select(hour_of(partition_key), self.leads)
+        except LeadError as exc:
+            raise dg.Failure(f"{partition_key}: {exc}") from None
 
 
 class HrrrFieldsConfig(HrrrSelectionConfig):
-    # "cfgrib": xarray + cfgrib (the specified stack, default); "eccodes": direct ecCodes decode.
-    # Same checks, same values; see hrrr_fields' docstring for the measured cost of each.
+    # "eccodes" (default): direct ecCodes decode, messages in parallel threads; "cfgrib": xarray +
+    # cfgrib. Same checks, same values; see hrrr_fields' docstring for the measured cost of each.
     engine: Literal["cfgrib", "eccodes"] = DEFAULT_ENGINE
 
 
@@ -123,30 +138,85 @@ def hrrr_raw(context: dg.AssetExecutionContext, config: HrrrRawConfig, store: Ob
                            if config.sources is not None else default_sources())
         return sources
 
-    landed: dict[str, dict] = {}
+    per_cycle: dict[str, dict] = {}
     failures = PartialFailures("hrrr_raw", partition_keys)
     for pk in partition_keys:
-        key = partition_landing_key(pk, config.forecast_hour)
-        try:
-            landed[pk] = land_partition(object_store, pk, config.forecast_hour, variables, sources_fn)
-        except HrrrDataError as exc:
-            bad = key if object_store.exists(key) else gzip_key(key)   # a .grib2.gz that would not decompress
-            _record_bad_file(failures, pk, bad, exc, _quarantine(context, object_store, bad, exc, "hrrr_raw", pk))
-        except FetchError as exc:
-            context.log.error(f"hrrr_raw {pk}: {exc}")
-            failures.add(pk, str(exc), file=key, quarantined_to="", problem=str(exc))
+        leads = config.leads_for(pk)
+        landing = land_cycle(object_store, hour_of(pk), leads, variables, sources_fn)
+        for line in landing.retries:
+            context.log.warning(f"hrrr_raw {pk}: {line}")
+        quarantined = {}
+        for fh in landing.failed:
+            outcome = landing.leads[fh]
+            if outcome.bad_file is not None:
+                quarantined[f"f{fh:02d}"] = _quarantine(context, object_store, outcome.key, outcome.bad_file, "hrrr_raw", pk)
+            else:
+                context.log.error(f"hrrr_raw {pk} f{fh:02d}: {outcome.error}")
+        per_cycle[pk] = {
+            "landed_leads": landing.landed,
+            "missing_leads": [fh for fh in landing.failed if landing.leads[fh].bad_file is None],
+            "quarantined": quarantined,
+            "errors": {f"f{fh:02d}": landing.leads[fh].error for fh in landing.failed},
+            "leads": {f"f{fh:02d}": landing.leads[fh].meta for fh in landing.landed},
+            "keys": [landing.leads[fh].key for fh in landing.landed],
+        }
+        if not landing.landed:
+            first = landing.leads[landing.failed[0]]
+            why = first.error if len(landing.failed) == 1 else f"no lead of cycle {pk} landed: " + "; ".join(
+                f"f{fh:02d}: {landing.leads[fh].error}" for fh in landing.failed)
+            bad = first.bad_file
+            failures.add(pk, why, file=first.key, quarantined_to=quarantined.get(f"f{first.forecast_hour:02d}", ""),
+                         **({"message_number": bad.message_number or 0, "expected": bad.expected or "",
+                             "problem": bad.problem} if bad is not None else {"problem": why}))
     if failures:
-        raise partial_failure(failures, "the good partitions' files stay landed but no materialisation is recorded; "
+        raise partial_failure(failures, "the landed leads stay in raw/hrrr/ but no materialisation is recorded; "
                                         "re-run them (they are taken as landed)")
-
-    common = {"forecast_hour": config.forecast_hour, "variables": dg.MetadataValue.json(list(config.variables)),
-              "partition_count": len(partition_keys)}
-    # Each partition's own file, source, size and digest (a range run shows every hour its own).
-    for pk, m in landed.items():
-        meta = {k: (dg.MetadataValue.json(v) if isinstance(v, list) else v) for k, v in m.items()}
-        meta["uri"] = dg.MetadataValue.path(m["uri"])
+    # Each cycle's own leads, files, sources, sizes and digests (a range run shows every cycle its own).
+    for pk, c in per_cycle.items():
+        landed = c["leads"]
+        meta = {"leads_landed": dg.MetadataValue.json(c["landed_leads"]),
+                "leads_missing": dg.MetadataValue.json(c["missing_leads"]),
+                "quarantined": dg.MetadataValue.json(c["quarantined"]),
+                "errors": dg.MetadataValue.json(c["errors"]),
+                "leads": dg.MetadataValue.json(landed),
+                "sources": dg.MetadataValue.json(sorted({m["source"] for m in landed.values()})),
+                "size_bytes": sum(m["size_bytes"] for m in landed.values()),
+                "range_requests": sum(m.get("range_requests", 0) for m in landed.values()),
+                "uri": dg.MetadataValue.path(object_store.uri(c["keys"][0]) if len(c["keys"]) == 1
+                                             else object_store.uri(c["keys"][0].rsplit("/", 1)[0]))}
+        if len(landed) == 1:   # one file: its landing record on its own rows (source, ranges, size, digest)
+            (record,) = landed.values()
+            meta.update({k: (dg.MetadataValue.json(v) if isinstance(v, list) else v) for k, v in record.items()})
+            meta["key"] = c["keys"][0]
         context.add_asset_metadata(meta, partition_key=pk)
-    return dg.MaterializeResult(metadata=common)
+    return dg.MaterializeResult(metadata={
+        "variables": dg.MetadataValue.json(list(config.variables)),
+        "partition_count": len(partition_keys),
+    })
+
+
+@dg.asset_check(asset="hrrr_raw", partitions_def=hourly_partitions,
+                description="Every expected message (the variables hrrr_raw last landed) of every scheduled "
+                            "lead of the cycle has landed (f00-f18, f00-f48 at 00/06/12/18Z); names the missing "
+                            "leads and messages. "
+                            "hrrr_hourly_fetch asks for the missing leads again on its next ticks.")
+def hrrr_leads_complete(context: dg.AssetCheckExecutionContext, store: ObjectStoreResource) -> dg.AssetCheckResult:
+    raw = store.get_store()
+    # the messages expected are those of the variables hrrr_raw last landed (default: all ten)
+    last = context.instance.get_latest_materialization_event(dg.AssetKey("hrrr_raw"))
+    landed_vars = last.asset_materialization.metadata.get("variables") if last and last.asset_materialization else None
+    variables = resolve(landed_vars.value if landed_vars is not None else list(DEFAULT_VARIABLES))
+    reports = [cycle_completeness(raw, hour_of(pk), HRRR_SCHEDULE.leads_for(hour_of(pk)), variables)
+               for pk in context.partition_keys]
+    incomplete = [r for r in reports if not r.complete]
+    return dg.AssetCheckResult(
+        passed=not incomplete,
+        severity=dg.AssetCheckSeverity.WARN,
+        description="; ".join(r.describe() for r in (incomplete or reports)),
+        metadata={"cycles": dg.MetadataValue.json([r.as_dict() for r in reports]),
+                  "missing_leads": dg.MetadataValue.json({f"{r.run_time:%Y-%m-%dT%H}": r.missing_leads
+                                                          for r in incomplete})},
+    )
 
 
 @dg.asset(
@@ -186,45 +256,46 @@ def hrrr_grid(context: dg.AssetExecutionContext, config: HrrrGridConfig, store: 
     kinds={"parquet"},
     check_specs=[dg.AssetCheckSpec(
         "values_plausible", asset="hrrr_fields", blocking=True,
-        description="Every decoded variable within its physical bounds (lib/hrrr/plausibility.py), "
-        "null share within the limit; implausible partitions are quarantined before anything is written.")],
+        description="Every decoded variable of every lead within its physical bounds (lib/hrrr/plausibility.py), "
+        "null share within the limit; implausible leads are quarantined before anything is written.")],
     description="Selected HRRR variables decoded to float32 columns, one row per grid cell in "
-    "hrrr_grid order; units, grid_id, run/valid time and forecast hour in the schema metadata.",
+    "hrrr_grid order, one file per lead of the cycle (`lake/hrrr_fields/<cycle>/fFF.parquet`); accumulations "
+    "as given plus their hourly amounts; units, grid_id, run/valid time and forecast hour in the schema metadata.",
 )
 def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, store: ObjectStoreResource,
                 hrrr_grid: StoredParquet):
-    """Decode every partition of the run (one, or a range in a single-run backfill).
+    """Decode every lead of every cycle partition of the run (one, or a range in a single-run backfill).
 
-    Returns ``{partition_key: pyarrow.Table}``; the IO manager writes one Parquet file per
-    partition. Metadata: each partition's materialisation has its own run/valid time, source
-    file and per-variable min/mean/max/null_count (also in a range run); grid id, units and
-    ``partition_count`` are the run's.
+    Returns ``{partition_key: LeadFrames}``; the IO manager writes one Parquet file per lead
+    (``lake/hrrr_fields/<cycle>/fFF.parquet``). Metadata: each cycle's materialisation has its
+    own leads (valid time and source file of each), quarantined leads and per-variable
+    min/mean/max/null_count of each lead (also in a range run); grid id, units and counts are the run's.
 
-    Decoding runs in a child process (``lib/hrrr/isolation.py``), one per step, reused for every
-    partition: a corrupt message that makes ecCodes abort or segfault fails only its partition,
-    with the usual error naming the file and ecCodes' message. Measured (bench_hrrr.py, loaded
-    machine): 1.03x the in-process ecCodes engine (+41 ms per partition), 1.08x for cfgrib,
-    plus the child's start once per step. Each decoded partition must be physically plausible
-    (``lib/hrrr/plausibility.py``) before anything is written.
+    Each lead decodes on its own in a child process (``lib/hrrr/isolation.py``), one per step,
+    reused for every lead: a corrupt message that makes ecCodes abort or segfault fails only its
+    lead, with the usual error naming the file and ecCodes' message. Each decoded lead must be
+    physically plausible (``lib/hrrr/plausibility.py``) before anything is written; then its
+    accumulations get their hourly amounts (``lib/hrrr/accum.py``).
 
-    A bad partition (corrupt GRIB, ecCodes crash, implausible values, wrong grid, missing
-    variable...) is quarantined with its reason and the others are still decoded (so every bad
-    file of the range is found in one run); then the good partitions are written and recorded
-    as materialised, one by one, and the step fails naming every failed partition. Re-run the
-    failed partitions once their files are replaced.
-    Memory: every decoded partition is held until the IO manager writes (about 7.6 MB per
-    variable per partition on the CONUS grid), so keep single-run ranges to a few days.
+    A bad lead (corrupt GRIB, ecCodes crash, implausible values, an accumulation window that does
+    not match its lead, a ``.idx`` listing a message the file lacks, wrong grid, missing
+    variable...) is quarantined with its reason and every other lead and cycle is still decoded;
+    then the good leads are written and their cycles recorded as materialised, and the step fails
+    naming every failed lead. A lead that has not landed yet is no failure (the archive publishes
+    a cycle's leads over about an hour; ``hrrr_leads_complete`` names it), unless no lead of the
+    cycle has. Memory: every decoded lead is held until the IO manager writes (about 7.6 MB per
+    variable per lead on the CONUS grid): one run of 24 leads x 10 variables peaks at about
+    2.1 GB (benchmarks/bench_memory.py, 24 partitions of one lead), so size single-run ranges
+    (cycles x leads) to the worker's memory.
 
-    Decode engine (``config.engine``): ``"cfgrib"`` is the default, i.e. xarray + cfgrib, one
-    ``open_dataset`` per level/step group with ``filter_by_keys``, failing naming any requested
-    variable cfgrib does not return exactly once. ``"eccodes"`` decodes the same messages
-    directly with ecCodes. Both run the same checks and give the same values (those of a direct
-    ecCodes decode, missing points as nulls). Measured by benchmarks/bench_hrrr.py (10 variables,
-    CONUS grid, median of 9 alternating rounds on a loaded 2-core machine, two runs, bare ecCodes
-    decode 0.26-0.40 s): cfgrib 2.46-2.94x the bare decode, eccodes 1.29-1.30x (1.03-1.25x in
-    earlier runs); peak RSS 422 MiB for either. cfgrib misses the 1.3x target: its OnDiskArray copies each field element
-    by element into a NaN-filled array and it reads name/shortName/units per variable. Choose
-    ``"eccodes"`` where decode time matters more than the specified stack.
+    Decode engine (``config.engine``): ``"eccodes"`` is the default: the messages decoded
+    directly by ecCodes in parallel threads, one per core (cffi releases the GIL while ecCodes
+    unpacks), inside the same crash-isolating child. ``"cfgrib"`` decodes them through xarray +
+    cfgrib, one ``open_dataset`` per level/step group with ``filter_by_keys``, failing naming any
+    requested variable cfgrib does not return exactly once; its reads are serialised under one
+    lock. Both run the same checks and give the same values (those of a direct ecCodes decode,
+    missing points as nulls). For an ``xarray.Dataset`` of a landed file or a stored partition
+    see ``lib/hrrr/dataset.py``. Measured cost of each: benchmarks/bench_hrrr.py and the README.
     """
     object_store = store.get_store()
     variables = resolve(config.variables)
@@ -233,59 +304,102 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     if not grid_id:
         raise dg.Failure("hrrr_fields: hrrr_grid has no grid_id in its Parquet metadata; rematerialise it")
 
-    tables: dict = {}
-    stats_by_pk: dict[str, tuple[int, dict]] = {}
-    failures = PartialFailures("hrrr_fields", partition_keys)
+    outputs: dict[str, LeadFrames] = {}
+    checked: dict[str, tuple[int, dict]] = {}   # "<cycle> fFF": (rows, stats found plausible)
+    per_cycle: dict[str, dict] = {}
+    wanted_by_pk = {pk: config.leads_for(pk) for pk in partition_keys}
+    failures = PartialFailures("hrrr_fields", [f"{pk} f{fh:02d}" for pk in partition_keys for fh in wanted_by_pk[pk]],
+                               what="leads")
     with DecoderProcess() as decoder:
         for pk in partition_keys:
-            key = partition_landing_key(pk, config.forecast_hour)
-            if not object_store.exists(key):
-                failures.add(pk, f"{key} has not landed; materialise hrrr_raw first", file=key, quarantined_to="")
-                continue
-            idx = object_store.get(idx_key(key)).decode() if object_store.exists(idx_key(key)) else None
-            try:
-                with object_store.local_path(key) as path:
-                    table, stats = decoder.decode_fields(path, variables, config.forecast_hour,
-                                                         expected_grid_id=grid_id, idx=idx, name=key,
-                                                         run_time=hour_of(pk), engine=config.engine)
-                check_plausible(stats, table.num_rows, config.forecast_hour, key)
-            except HrrrDataError as exc:
-                _record_bad_file(failures, pk, key, exc, _quarantine(context, object_store, key, exc, "hrrr_fields", pk))
-                continue
-            tables[pk] = table
-            stats_by_pk[pk] = (table.num_rows, stats)
+            run_time = hour_of(pk)
+            wanted = wanted_by_pk[pk]
+            landed = [fh for fh in wanted if object_store.exists(partition_landing_key(pk, fh))]
+            # the hour before the run's first lead, decoded again from its GRIB for the first
+            # lead's hourly accumulations (it may have been decoded by an earlier run)
+            decoded = decode_cycle(object_store, run_time, landed, variables, decoder, expected_grid_id=grid_id,
+                                   engine=config.engine,
+                                   previous_lead=lambda fh: _previous_lead(object_store, decoder, run_time, fh,
+                                                                          variables, grid_id))
+            quarantined = {}
+            for fh, exc in decoded.errors.items():
+                key = partition_landing_key(pk, fh)
+                if isinstance(exc, HrrrDataError):
+                    dest = _quarantine(context, object_store, key, exc, "hrrr_fields", pk)
+                    quarantined[f"f{fh:02d}"] = dest
+                    _record_bad_file(failures, f"{pk} f{fh:02d}", key, exc, dest)
+                else:   # vanished between listing and decoding
+                    failures.add(f"{pk} f{fh:02d}", exc, file=key, quarantined_to="")
+            per_cycle[pk] = {"leads": sorted(decoded.tables), "not_landed": [fh for fh in wanted if fh not in landed],
+                             "quarantined": quarantined}
+            if not landed:
+                failures.add(pk, f"no lead of {wanted} has landed; materialise hrrr_raw first",
+                             file=partition_landing_key(pk, wanted[0]), quarantined_to="")
+            if decoded.tables:
+                outputs[pk] = LeadFrames(decoded.tables)
+            for fh in decoded.tables:
+                checked[f"{pk} f{fh:02d}"] = (decoded.tables[fh].num_rows, decoded.checked[fh])
+            # Each cycle's own leads, times, sources and statistics (a range run shows every cycle its own).
+            if decoded.tables:
+                context.add_asset_metadata(_cycle_metadata(pk, decoded, quarantined, per_cycle[pk]), partition_key=pk)
     if failures:
-        # The good partitions are real data: the IO manager stores them and records each as
+        # The good leads are real data: the IO manager stores them and records their cycles as
         # materialised, then fails the step, so lake and catalogue agree and only the failed
-        # hours are retried.
-        yield dg.Output(StoreGoodThenFail(tables, partial_failure(failures, "the good partitions are written "
-                                                                             "and recorded")))
+        # leads are retried.
+        yield dg.Output(StoreGoodThenFail(outputs, partial_failure(
+            failures, "the good leads are written and their cycles recorded")))
         return
 
-    mds = {pk: {k.decode(): v.decode() for k, v in t.schema.metadata.items()} for pk, t in tables.items()}
-    first = mds[partition_keys[0]]
-    meta: dict = {
-        "grid_id": first["grid_id"], "forecast_hour": config.forecast_hour,
+    first_table = next(iter(outputs[partition_keys[0]].values()))
+    first = {k.decode(): v.decode() for k, v in first_table.schema.metadata.items()}
+    yield dg.Output({pk: outputs[pk] for pk in partition_keys}, metadata={
+        "grid_id": first["grid_id"],
         "units": dg.MetadataValue.json(json.loads(first["units"])),
         "partition_count": len(partition_keys),
+        "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
         "decode_engine": config.engine,
-    }
-    # Each partition's own times, source and statistics (a range run shows every hour its own).
-    for pk, md in mds.items():
-        per: dict = {"run_time": md["run_time"], "valid_time": md["valid_time"],
-                     "source_key": partition_landing_key(pk, config.forecast_hour)}
-        for col, s in stats_by_pk[pk][1].items():
-            for stat in ("min", "mean", "max"):
-                per[f"{col}/{stat}"] = (dg.MetadataValue.float(round(float(s[stat]), 3)) if s[stat] is not None
-                                        else dg.MetadataValue.null())
-            per[f"{col}/null_count"] = s["null_count"]
-        context.add_asset_metadata(per, partition_key=pk)
-    yield dg.Output({pk: tables[pk] for pk in partition_keys}, metadata=meta)
-    # Re-evaluated on exactly what was written (an implausible partition never gets here).
-    found = {pk: problems(st, rows, config.forecast_hour) for pk, (rows, st) in stats_by_pk.items()}
-    found = {pk: p for pk, p in found.items() if p}
+    })
+    # Re-evaluated on exactly what was found plausible (an implausible lead never gets here).
+    found = {unit: p for unit, (rows, st) in checked.items() if (p := problems(st, rows, int(unit[-2:])))}
     yield dg.AssetCheckResult(
         check_name="values_plausible", passed=not found,
-        description=f"{len(tables) - len(found)} of {len(tables)} partition(s) within the physical bounds",
-        metadata={"bounds": dg.MetadataValue.json(bounds_for([v.column for v in variables], config.forecast_hour)),
+        description=f"{len(checked) - len(found)} of {len(checked)} lead(s) within the physical bounds",
+        metadata={"bounds": dg.MetadataValue.json({f"f{fh:02d}": bounds_for([v.column for v in variables], fh)
+                                                   for fh in sorted({int(u[-2:]) for u in checked})}),
                   "implausible": dg.MetadataValue.json(found)})
+
+
+def _cycle_metadata(pk: str, decoded, quarantined: dict, cycle: dict) -> dict:
+    """One cycle's materialisation metadata: each lead's valid time, source and statistics."""
+    leads = {}
+    for fh, table in decoded.tables.items():
+        per: dict = {"valid_time": table.schema.metadata[b"valid_time"].decode(),
+                     "source_key": partition_landing_key(pk, fh)}
+        for col, s in decoded.stats[fh].items():
+            per[col] = {stat: (round_float(float(s[stat])) if s[stat] is not None else None)
+                        for stat in ("min", "mean", "max")} | {"null_count": s["null_count"]}
+        leads[f"f{fh:02d}"] = per
+    fh0 = min(decoded.tables)
+    meta = {"run_time": hour_of(pk).isoformat(), "valid_time": leads[f"f{fh0:02d}"]["valid_time"],
+            "source_key": partition_landing_key(pk, fh0), "leads": dg.MetadataValue.json(leads),
+            "lead_count": len(leads), "not_landed": dg.MetadataValue.json(cycle["not_landed"]),
+            "quarantined": dg.MetadataValue.json(quarantined)}
+    if len(leads) == 1:   # one lead: its statistics on their own rows, as the UI plots them over partitions
+        for col, s in decoded.stats[fh0].items():
+            for stat in ("min", "mean", "max"):
+                meta[f"{col}/{stat}"] = (dg.MetadataValue.float(round_float(float(s[stat]))) if s[stat] is not None
+                                         else dg.MetadataValue.null())
+            meta[f"{col}/null_count"] = s["null_count"]
+    return meta
+
+
+def _previous_lead(raw: ObjectStore, decoder: DecoderProcess, run_time, forecast_hour: int, variables, grid_id: str):
+    """Lead ``forecast_hour``'s accumulations decoded from its landed GRIB, or None if it has not
+    landed or fails (the next lead's hourly amounts are then null until a run covers both)."""
+    from snoiq_assets.lib.hrrr.accum import accumulated
+
+    accs = accumulated(variables)
+    if not accs:
+        return None
+    previous = decode_cycle(raw, run_time, [forecast_hour], accs, decoder, expected_grid_id=grid_id, engine="eccodes")
+    return previous.tables.get(forecast_hour)

@@ -8,7 +8,7 @@
   they cover the whole bundled USCRN Nunn file, 48 hours, for the hourly grid-join model; three
   variables, CCSDS-packed so that 46 files take seconds to write.
 Each file gets its own wgrib2-style .idx. ``DEMO_RUN_CONFIG[partition]`` is the run config that
-materialises that partition (the real subset needs forecast_hour 12 and only APCP).
+materialises that partition (the real subset needs lead 12 and only APCP).
 """
 
 import datetime as dt
@@ -27,12 +27,12 @@ REAL_PARTITION = "2020-12-14T00"
 SYNTH_PARTITIONS = ("2023-01-01T00", "2023-01-01T01", "2023-01-01T02")
 HOURLY_MODEL_PARTITIONS = tuple(hour_key(dt.datetime(2023, 1, 1, 3) + dt.timedelta(hours=h)) for h in range(46))
 HOURLY_MODEL_VARIABLES = ("tmp_2m_k", "dpt_2m_k", "apcp_kg_m2")
-HOURLY_MODEL_RUN_CONFIG = {"ops": {name: {"config": {"forecast_hour": 0, "variables": list(HOURLY_MODEL_VARIABLES)}}
+HOURLY_MODEL_RUN_CONFIG = {"ops": {name: {"config": {"leads": [0], "variables": list(HOURLY_MODEL_VARIABLES)}}
                                    for name in ("hrrr_raw", "hrrr_fields")}}
 
 
 def _selection(forecast_hour: int, variables) -> dict:
-    return {"forecast_hour": forecast_hour, "variables": list(variables)}
+    return {"leads": [forecast_hour], "variables": list(variables)}
 
 
 DEMO_RUN_CONFIG: dict[str, dict] = {

@@ -1,5 +1,5 @@
-"""``hrrr_landing_sensor``: a new GRIB under ``raw/hrrr/`` decodes that hour (hrrr_fields) and
-joins it to the stations (grid_join_features)."""
+"""``hrrr_landing_sensor``: a new GRIB under ``raw/hrrr/`` decodes that lead of its cycle
+(hrrr_fields) and joins it to the stations (grid_join_features)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import dagster as dg
 from snoiq_assets.defs.automation.landing import landing_tick, no_new_files_reason, settings_sensor
 from snoiq_assets.defs.hrrr.schedules import HOURLY_CHAIN
 from snoiq_assets.defs.store import ObjectStoreResource
-from snoiq_assets.lib.hrrr.rawkeys import LANDED_SUFFIXES, RAW_PREFIX, partition_for_landed_key
+from snoiq_assets.lib.hours import hour_of
+from snoiq_assets.lib.hrrr.leads import HRRR_SCHEDULE, LeadError
+from snoiq_assets.lib.hrrr.rawkeys import LANDED_SUFFIXES, RAW_PREFIX, idx_key, partition_for_landed_key
 from snoiq_assets.lib.landing import run_key_for
 from snoiq_assets.settings import Settings
 
@@ -29,8 +31,17 @@ def _hrrr_landing_tick(context: dg.SensorEvaluationContext, store: ObjectStoreRe
         context.update_cursor(scan.cursor.to_json())
         return dg.SkipReason(no_new_files_reason(scan.listed, unsafe))
     requests = []
+    raw = store.get_store()
     for info, (partition, forecast_hour) in found:
-        selection = {"forecast_hour": forecast_hour}
+        try:
+            HRRR_SCHEDULE.check(hour_of(partition), forecast_hour, what=info.key)
+        except LeadError as exc:   # no run would accept it: quarantined with the reason, the others go on
+            dest = raw.quarantine(info.key, str(exc), asset="hrrr_raw", partition=partition)
+            if raw.exists(idx_key(info.key)):
+                raw.quarantine(idx_key(info.key), f"companion of quarantined {info.key}: {exc}")
+            context.log.error(f"hrrr_landing_sensor: {exc} -> moved to {dest}")
+            continue
+        selection = {"leads": [forecast_hour]}
         requests.append(dg.RunRequest(
             run_key=run_key_for(info), partition_key=partition,
             run_config={"ops": {"hrrr_raw": {"config": selection}, "hrrr_fields": {"config": selection}}},

@@ -1,10 +1,11 @@
-"""The models domain: trained_models, champion_model, predictions, hourly_predictions, with the
-retraining, sweep and feature-prediction automation, as one `defs`.
+"""The models domain: trained_models, champion_model, predictions (each one partition per model
+spec, as training_table is), hourly_predictions, with the spec, retraining, sweep and
+feature-prediction automation, as one `defs`.
 
 Needs the resources store, duckdb and mlflow (``mlflow_resource(settings)`` from
-defs/models/resources.py, wired in defs/resources.py build_resources). ``trained_models`` has
-a single-run backfill policy: a run over a range of model types (the retraining job runs all
-three) trains each type in turn, with its own MLflow run and experiments row.
+defs/models/resources.py, wired in defs/resources.py build_resources). A ``trained_models``
+partition trains each of its spec's model types in turn, with its own MLflow run (in the spec's
+experiment) and experiments row.
 """
 
 import dagster as dg

@@ -68,6 +68,11 @@ class MlflowResource(dg.ConfigurableResource):
 
         return run_url(self.ui_url, experiment_id, run_id)
 
+    def experiment_url(self, experiment_id: str) -> str:
+        from snoiq_assets.lib.models.mlflow_conventions import experiment_url
+
+        return experiment_url(self.ui_url, experiment_id)
+
     def experiment_id(self, name: Optional[str] = None) -> str:
         from mlflow.exceptions import MlflowException
 

@@ -1,6 +1,7 @@
-"""``trained_models`` (one partition per model type): train, score against the baselines, log to
-MLflow, save to the model store and record a row in the experiments table. The logic is in
-lib/models (evaluate, train, runs, store, experiments); this module wires it.
+"""``trained_models`` (one partition per model spec; every model type of the spec in its run):
+train, score against the baselines, log to the spec's MLflow experiment, save to the model store
+and record a row in the experiments table. The logic is in lib/models (specs, evaluate, train,
+runs, store, experiments); this module wires it.
 """
 
 import datetime as dt
@@ -16,8 +17,9 @@ import polars as pl
 from dagster_duckdb import DuckDBResource
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.models.resources import MlflowResource
-from snoiq_assets.defs.partitions import model_type_partitions
+from snoiq_assets.defs.partitions import model_spec_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
 from snoiq_assets.lib.features.training import info_from_schema_metadata
@@ -26,9 +28,10 @@ from snoiq_assets.lib.models import leads, mlflow_conventions, plots
 from snoiq_assets.lib.models.evaluate import train_and_evaluate
 from snoiq_assets.lib.models.runs import resolve_location, run_spec, typed_params
 from snoiq_assets.lib.models.snapshots import mlflow_dataset, write_snapshot
+from snoiq_assets.lib.models.specs import ModelSpec, read_spec
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS
 from snoiq_assets.lib.models.store import delete_bundle, new_run_timestamp, save_bundle
-from snoiq_assets.lib.models.train import MODEL_FILES, resolve_threads, save_native
+from snoiq_assets.lib.models.train import MODEL_FILES, check_model_type, resolve_threads, save_native
 from snoiq_assets.lib.parquet import StoredParquet
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -37,6 +40,8 @@ TRAINING_TABLE = dg.AssetKey("training_table")
 
 
 class TrainModelConfig(dg.Config):
+    """One model type's training options: the spec's (``ModelSpec.train_config``) with a run's
+    ``TrainRunConfig`` over them. The experiments row's ``params`` record it whole."""
     target: str = "precip_mm"
     location: Optional[str] = None  # the name models are stored under; default: the only station
     locations: Optional[list[str]] = None  # stations to train on; default: [location]
@@ -74,6 +79,27 @@ class TrainModelConfig(dg.Config):
         return 0 if self.hourly else self.resolution_days
 
 
+class TrainRunConfig(dg.Config):
+    """What one run of a spec may choose; everything else is the spec file's."""
+    model_types: Optional[list[str]] = None  # default: the spec's
+    hyperparameters: dict[str, Any] = {}  # over the spec's, for every model type of the run
+    cv_folds: Optional[int] = None
+    seed: int = 0
+    n_jobs: int = -1
+    sweep_id: Optional[str] = None
+    tag: Optional[str] = None
+    description: Optional[str] = None
+
+
+def model_config(spec: ModelSpec, run: TrainRunConfig, model_type: str) -> TrainModelConfig:
+    cfg = spec.train_config(model_type)
+    cfg["hyperparameters"] = {**cfg["hyperparameters"], **run.hyperparameters}
+    if run.cv_folds is not None:
+        cfg["cv_folds"] = run.cv_folds
+    return TrainModelConfig(**cfg, seed=run.seed, n_jobs=run.n_jobs, sweep_id=run.sweep_id, tag=run.tag,
+                            description=run.description)
+
+
 def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Optional[str]:
     event = context.instance.get_latest_materialization_event(key)
     if event is None or event.asset_materialization is None:
@@ -82,7 +108,7 @@ def _data_version(context: dg.AssetExecutionContext, key: dg.AssetKey) -> Option
 
 
 TRAINED_SCHEMA = {
-    "run_id": pl.Utf8, "model_type": pl.Utf8, "location": pl.Utf8, "target": pl.Utf8, "resolution_days": pl.Int64,
+    "spec": pl.Utf8, "run_id": pl.Utf8, "model_type": pl.Utf8, "location": pl.Utf8, "target": pl.Utf8, "resolution_days": pl.Int64,
     "run_timestamp": pl.Utf8, "model_prefix": pl.Utf8, "mlflow_run_id": pl.Utf8, "test_start": pl.Utf8,
     "test_end": pl.Utf8, "rmse": pl.Float64, "mae": pl.Float64, "r2": pl.Float64, "bias": pl.Float64,
     "skill_persistence": pl.Float64, "skill_climatology": pl.Float64, "metrics_json": pl.Utf8,
@@ -94,7 +120,8 @@ class _Run:
     """Everything one model type's training in this Dagster run shares."""
 
     context: dg.AssetExecutionContext
-    config: "TrainModelConfig"
+    spec: ModelSpec
+    run_config: TrainRunConfig
     object_store: ObjectStore
     mlflow: MlflowResource
     training_table: pl.DataFrame
@@ -108,24 +135,26 @@ class _Run:
 
 @dg.asset(
     group_name=GROUP,
-    partitions_def=model_type_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
+    partitions_def=model_spec_partitions,
     ins={"training_table": dg.AssetIn(key=TRAINING_TABLE)},
-    description="One model per type, trained before the split date, scored after it against persistence and "
-                "climatology. One run can train several types (a partition range): each gets its own MLflow run "
-                "and experiments row, and one type failing does not stop the others.",
+    description="Per model spec, one model per type (the spec's model_types), trained before the split date and "
+                "scored after it against persistence, climatology and (forecast specs) the raw NWP forecast per lead. "
+                "Each type gets its own run in the spec's MLflow experiment and its own experiments row; one type "
+                "failing does not stop the others. One row per model type.",
     kinds={"xgboost", "lightgbm", "scikitlearn", "mlflow"},
 )
 def trained_models(
     context: dg.AssetExecutionContext,
-    config: TrainModelConfig,
+    config: TrainRunConfig,
     store: ObjectStoreResource,
     mlflow: MlflowResource,
     duckdb: DuckDBResource,
     training_table: StoredParquet,
-) -> Any:  # {model_type: row}, or StoreGoodThenFail when some types failed
-    model_types = list(context.partition_keys)
+) -> Any:  # one row per model type, or StoreGoodThenFail when some types failed
     object_store = store.get_store()
+    spec_id = context.partition_key
+    spec = read_spec(object_store, spec_id)
+    model_types = [check_model_type(mt) for mt in (config.model_types or spec.model_types)]
     git = X.git_commit()
     run_ids: list[str] = []
     frames: dict[str, pl.DataFrame] = {}
@@ -133,8 +162,8 @@ def trained_models(
     shared: Optional[_Run] = None
     shared_error: Optional[BaseException] = None
     try:
-        info = info_from_schema_metadata(training_table.metadata())
-        location, stations = resolve_location(config.location, config.locations, info)
+        info = info_from_schema_metadata(training_table.metadata(spec.spec_id))
+        location, stations = resolve_location(spec.store_location, spec.locations, info)
         data_versions = {
             "training_table": _data_version(context, TRAINING_TABLE),
             "table_target": info.get("target"), "table_resolution_days": info.get("resolution_days"),
@@ -142,7 +171,7 @@ def trained_models(
             "period_start_max": info.get("period_start_max"), "grid_partitions": info.get("grid_partitions"),
             "stations": stations,
         }
-        shared = _Run(context, config, object_store, mlflow, training_table.read(), info, location, stations, data_versions, git, {})
+        shared = _Run(context, spec, config, object_store, mlflow, training_table.read(spec.spec_id), info, location, stations, data_versions, git, {})
     except Exception as exc:  # noqa: BLE001 - recorded per model type below, then raised
         shared_error = exc
     try:
@@ -155,13 +184,13 @@ def trained_models(
                     X.record(object_store, X.make_row(
                         run_id=run_id, started_at=dt.datetime.now(dt.timezone.utc), status="failed",
                         error=f"{type(shared_error).__name__}: {shared_error}"[:2000], model_type=model_type,
-                        location=None, target=config.target, resolution_days=config.stored_resolution_days(),
+                        location=None, target=spec.target, resolution_days=0 if spec.hourly else spec.resolution_days,
                         params={**config.model_dump(), "model_type": model_type}, git=git,
                         sweep_id=config.sweep_id, dagster_run_id=context.run_id, tag=config.tag,
-                        description=config.description,
+                        description=config.description, spec_id=spec_id,
                     ))
                     raise shared_error
-                frames[model_type] = _train_one(shared, model_type, run_id)
+                frames[model_type] = _train_one(shared, model_type, run_id, model_config(spec, config, model_type))
             except Exception as exc:  # noqa: BLE001 - recorded; the other types still train
                 failures.add(model_type, f"{type(exc).__name__}: {exc}"[:2000])
                 context.log.error(f"trained_models[{model_type}] failed: {failures.failed[model_type]['error']}")
@@ -182,14 +211,26 @@ def trained_models(
         if not failures.good:
             raise partial_failure(failures, "nothing is stored")
         failure = partial_failure(failures, f"trained, recorded and stored: {', '.join(sorted(failures.good))}")
-        return StoreGoodThenFail({mt: frames[mt] for mt in failures.good}, failure)
-    return frames
+        return StoreGoodThenFail({spec_id: pl.concat([frames[mt] for mt in model_types if mt in failures.good])}, failure)
+    _summary_metadata(context, frames, mlflow.experiment_url(mlflow.experiment_id(mlflow_conventions.experiment_name(spec_id))))
+    return pl.concat([frames[mt] for mt in model_types])
 
 
-def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
+def _summary_metadata(context: dg.AssetExecutionContext, frames: dict[str, pl.DataFrame], experiment: str) -> None:
+    """The spec's models side by side on its partition's page (each type's details are prefixed by it)."""
+    rows = pl.concat(list(frames.values())).sort("rmse")
+    table = "| model type | RMSE | MAE | bias | skill vs persistence | skill vs climatology |\n|---|---|---|---|---|---|\n"
+    table += "\n".join(f"| {r['model_type']} | {r['rmse']:.4f} | {r['mae']:.4f} | {r['bias']:.4f} | "
+                       f"{r['skill_persistence']:.4f} | {r['skill_climatology']:.4f} |" for r in rows.iter_rows(named=True))
+    context.add_asset_metadata({"models": dg.MetadataValue.md(table), "best_model_type": rows["model_type"][0],
+                                "mlflow_experiment": dg.MetadataValue.url(experiment),
+                                "dagster/row_count": rows.height})
+
+
+def _train_one(r: _Run, model_type: str, run_id: str, config: TrainModelConfig) -> pl.DataFrame:
     """Train, log and store one model type and record its experiments row (success or failed).
     On failure nothing is left in the model store and the MLflow run is marked FAILED."""
-    config, object_store = r.config, r.object_store
+    object_store, spec_id = r.object_store, r.spec.spec_id
     started = dt.datetime.now(dt.timezone.utc)
     run_ts = new_run_timestamp(started)
     params = {**config.model_dump(), "model_type": model_type}
@@ -198,11 +239,11 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
         X.check_tag(config.tag, config.description)
         # The MLflow run is opened before the fit, so its duration is the training's.
         client = r.mlflow.client()
-        experiment_id = r.mlflow.experiment_id(mlflow_conventions.experiment_name(
-            config.target, mlflow_conventions.resolution_name(config.hourly, config.resolution_days)))
+        experiment_id = r.mlflow.experiment_id(mlflow_conventions.experiment_name(spec_id))
         run = client.create_run(experiment_id, start_time=int(started.timestamp() * 1000),
                                 run_name=f"{r.location}-{model_type}-{run_ts}", tags={
             "model_type": model_type, "location": r.location, "target": config.target, "git_commit": r.git,
+            "spec": spec_id,
             "dagster_run_id": r.context.run_id, "snoiq_run_id": run_id,
             **({"sweep_id": config.sweep_id} if config.sweep_id else {}), **({"tag": config.tag} if config.tag else {}),
             **({"mlflow.note.content": config.description} if config.description else {}),
@@ -236,7 +277,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             "resolution_days": config.stored_resolution_days(), "training_window": result.window, "metrics": metrics,
             "data_versions": r.data_versions, "mlflow_run_id": mlflow_run_id, "params": typed_params(config.hyperparameters),
             "feature_set": config.feature_set, "git_commit": r.git, "run_id": run_id, "snapshot": snapshot.describe(),
-            "spec_key": X.model_spec_key(r.location, config.target, config.stored_resolution_days()),
+            "spec_key": spec_id,
             "created_at": dt.datetime.now(dt.timezone.utc).isoformat(), "residual_of": config.residual_of,
         }
         with tempfile.TemporaryDirectory(prefix="snoiq-mlflow-") as tmp:
@@ -261,7 +302,7 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             target=config.target, resolution_days=config.stored_resolution_days(), params=params, metrics=metrics,
             data_versions=r.data_versions, git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id,
             mlflow_run_id=mlflow_run_id, model_uri=object_store.uri(prefix), tag=config.tag,
-            description=config.description, snapshot=snapshot.describe(), model_prefix=prefix,
+            description=config.description, snapshot=snapshot.describe(), model_prefix=prefix, spec_id=spec_id,
         ))
         client.set_tag(mlflow_run_id, "model_prefix", prefix)
         client.set_terminated(mlflow_run_id, "FINISHED")
@@ -280,19 +321,17 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             location=r.location, target=config.target, resolution_days=config.stored_resolution_days(), params=params,
             git=r.git, sweep_id=config.sweep_id, dagster_run_id=r.context.run_id, mlflow_run_id=mlflow_run_id,
             data_versions=r.data_versions, tag=config.tag, description=config.description,
-            snapshot=snapshot.describe() if snapshot else None,
+            snapshot=snapshot.describe() if snapshot else None, spec_id=spec_id,
         ))
         raise
     if result.by_lead is not None:
-        # Without spec files yet, a spec is named by where its models are stored and what they predict.
-        r.skill[model_type] = leads.skill_table_rows(result.by_lead, f"{r.location}.{config.target}")
-    r.context.add_asset_metadata({
+        r.skill[model_type] = leads.skill_table_rows(result.by_lead, spec_id)
+    details = {
         "model_uri": dg.MetadataValue.path(object_store.uri(prefix)), "mlflow_run_id": mlflow_run_id,
         "mlflow_run": dg.MetadataValue.url(r.mlflow.run_url(experiment_id, mlflow_run_id)),
-        # Four decimals are more than the data's precision.
-        **{m: round(float(metrics[m]), 4) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
-                                                   "skill_climatology", "persistence_rmse", "climatology_rmse")},
-        "cv_rmse_mean": round(float(metrics["cv_rmse_mean"]), 4) if metrics["cv_rmse_mean"] is not None else float("nan"),
+        **{m: float(metrics[m]) for m in ("rmse", "mae", "r2", "bias", "skill_persistence",
+                                          "skill_climatology", "persistence_rmse", "climatology_rmse")},
+        "cv_rmse_mean": float(metrics["cv_rmse_mean"]) if metrics["cv_rmse_mean"] is not None else float("nan"),
         "train_window": f"{result.window['train_start']}..{result.window['train_end']}",
         "test_window": f"{result.window['test_start']}..{result.window['test_end']}",
         "n_jobs": resolve_threads(config.n_jobs),
@@ -302,9 +341,10 @@ def _train_one(r: _Run, model_type: str, run_id: str) -> pl.DataFrame:
             "beats_baselines_every_lead": bool(metrics["beats_baselines_every_lead"]),
             "baseline_failures": dg.MetadataValue.json(metrics["baseline_failures"])}
            if result.by_lead is not None else {}),
-    }, partition_key=model_type)
+    }
+    r.context.add_asset_metadata(rounded({f"{model_type}/{k}": v for k, v in details.items()}))
     return pl.DataFrame([{
-        "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
+        "spec": spec_id, "run_id": run_id, "model_type": model_type, "location": r.location, "target": config.target,
         "resolution_days": config.stored_resolution_days(), "run_timestamp": run_ts, "model_prefix": prefix,
         "mlflow_run_id": mlflow_run_id, "test_start": result.window["test_start"], "test_end": result.window["test_end"],
         **{m: metrics[m] for m in ("rmse", "mae", "r2", "bias", "skill_persistence", "skill_climatology")},

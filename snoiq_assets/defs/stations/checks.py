@@ -1,6 +1,9 @@
 """Asset checks on the clean tables, per partition.
 
-- reject share per column under ``max_reject_share`` (run config, default 0.05): blocking;
+- reject share per column under ``max_reject_share`` (the asset's config, default 0.05):
+  blocking, and evaluated by the asset itself on the staged table before it is published
+  (write-audit-publish: ``reject_share_spec`` / ``reject_share_result`` here, the ``Audited``
+  output in defs/failures.py); a table over the limit is never in the lake;
 - no duplicate (station_id, timestamp_utc) keys;
 - every timestamp inside the file's claimed period (USCRN: its year; other formats: the
   plausible window 1850 .. now + 1 day).
@@ -12,26 +15,33 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
+from snoiq_assets.defs.metadata import rounded
 from snoiq_assets.defs.partitions import outcome_location_partitions, station_file_partitions
 from snoiq_assets.lib.stations import parsers
 from snoiq_assets.lib.stations.formats import Format
-from snoiq_assets.lib.stations.validate import EARLIEST, reject_share
+from snoiq_assets.lib.stations.validate import EARLIEST, MAX_REJECT_SHARE, worst_reject_share
 
 
-class RejectShareConfig(dg.Config):
-    max_reject_share: float = 0.05
+class CleanTableConfig(dg.Config):
+    max_reject_share: float = MAX_REJECT_SHARE
 
 
-def _share_result(clean: pl.DataFrame, rejects: pl.DataFrame, limit: float) -> dg.AssetCheckResult:
-    dropped = rejects.filter(pl.col("action") == "dropped")["line_no"].n_unique()
-    shares = reject_share(clean.height + dropped, rejects)
-    worst = max(shares.items(), key=lambda kv: kv[1], default=("", 0.0))
+def reject_share_spec(prefix: str, clean_asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(f"{prefix}_reject_share", asset=clean_asset, blocking=True,
+                             description="Share of rows rejected per column stays under max_reject_share; a table "
+                                         "over it is refused before it is published (never in the lake).")
+
+
+def reject_share_result(prefix: str, clean_asset: str, clean_rows: int, rejects: pl.DataFrame,
+                        limit: float) -> dg.AssetCheckResult:
+    column, share, shares = worst_reject_share(clean_rows, rejects)
     return dg.AssetCheckResult(
-        passed=worst[1] <= limit,
+        asset_key=clean_asset, check_name=f"{prefix}_reject_share",
+        passed=share <= limit,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=f"worst column {worst[0] or '-'}: {worst[1]:.2%} rejected (limit {limit:.2%})",
-        metadata={"reject_share": dg.MetadataValue.json({k: round(v, 6) for k, v in shares.items()}),
-                  "max_reject_share": limit},
+        description=f"worst column {column or '-'}: {share:.2%} rejected (limit {limit:.2%})"
+                    + ("" if share <= limit else "; the table was not published"),
+        metadata=rounded({"reject_share": dg.MetadataValue.json(shares), "max_reject_share": limit}),
     )
 
 
@@ -40,28 +50,21 @@ def _dup_result(clean: pl.DataFrame, key: str) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(passed=dups == 0, metadata={"duplicate_rows": dups})
 
 
-def _clean_table_checks(prefix: str, clean_asset: str, rejects_asset: str, partitions_def: dg.PartitionsDefinition,
-                        key_column: str, share_description: str, dup_description: str):
-    """``<prefix>_reject_share`` (blocking) and ``<prefix>_no_duplicate_keys`` on a clean table
-    validated into ``clean_asset`` + ``rejects_asset``, keyed by (``key_column``, timestamp_utc)."""
-
-    @dg.asset_check(name=f"{prefix}_reject_share", asset=clean_asset, blocking=True, partitions_def=partitions_def,
-                    additional_ins={"rejects": dg.AssetIn(rejects_asset)}, description=share_description)
-    def reject_share(config: RejectShareConfig, clean: pl.DataFrame, rejects: pl.DataFrame) -> dg.AssetCheckResult:
-        return _share_result(clean, rejects, config.max_reject_share)
+def _no_duplicate_keys_check(prefix: str, clean_asset: str, partitions_def: dg.PartitionsDefinition,
+                             key_column: str, description: str):
+    """``<prefix>_no_duplicate_keys`` on a clean table keyed by (``key_column``, timestamp_utc)."""
 
     @dg.asset_check(name=f"{prefix}_no_duplicate_keys", asset=clean_asset, partitions_def=partitions_def,
-                    description=dup_description)
+                    description=description)
     def no_duplicate_keys(clean: pl.DataFrame) -> dg.AssetCheckResult:
         return _dup_result(clean, key_column)
 
-    return reject_share, no_duplicate_keys
+    return no_duplicate_keys
 
 
-observations_reject_share, observations_no_duplicate_keys = _clean_table_checks(
-    "observations", "observations_clean", "observations_rejects", station_file_partitions, "station_id",
-    share_description="Share of rows rejected per column stays under max_reject_share.",
-    dup_description="No two rows share (station_id, timestamp_utc).")
+observations_no_duplicate_keys = _no_duplicate_keys_check(
+    "observations", "observations_clean", station_file_partitions, "station_id",
+    "No two rows share (station_id, timestamp_utc).")
 
 
 @dg.asset_check(asset="observations_clean", partitions_def=station_file_partitions,
@@ -80,13 +83,10 @@ def observations_within_claimed_period(observations_clean: pl.DataFrame,
     )
 
 
-outcome_reject_share, outcome_no_duplicate_keys = _clean_table_checks(
-    "outcome", "outcome_of_interest", "outcome_rejects", outcome_location_partitions, "location",
-    share_description="Share of outcome rows rejected stays under max_reject_share.",
-    dup_description="No two outcome rows share (location, timestamp_utc).")
+outcome_no_duplicate_keys = _no_duplicate_keys_check(
+    "outcome", "outcome_of_interest", outcome_location_partitions, "location",
+    "No two outcome rows share (location, timestamp_utc).")
 
-
-ALL_CHECKS = [
-    observations_reject_share, observations_no_duplicate_keys, observations_within_claimed_period,
-    outcome_reject_share, outcome_no_duplicate_keys,
-]
+OBSERVATIONS_CHECKS = [observations_no_duplicate_keys, observations_within_claimed_period]
+OUTCOME_CHECKS = [outcome_no_duplicate_keys]
+ALL_CHECKS = [*OBSERVATIONS_CHECKS, *OUTCOME_CHECKS]

@@ -169,16 +169,24 @@ def add_hourly(table: pa.Table, variables: list[Variable], forecast_hour: int,
     return result.replace_schema_metadata(md), hourly
 
 
-def decode_lead(path: str | Path, variables: list[Variable], forecast_hour: int, *,
-                previous: pa.Table | None = None, name: str | None = None, **decode_kwargs) -> tuple[pa.Table, dict]:
-    """Decode one lead's file (``decode.decode_fields`` checks) with its 1-hour buckets where present,
-    check every accumulation window against the lead, and add the hourly columns."""
+def decode_lead_fields(path: str | Path, variables: list[Variable], forecast_hour: int, *,
+                       name: str | None = None, **decode_kwargs) -> tuple[pa.Table, dict]:
+    """Decode one lead's file as it is (``decode.decode_fields`` checks) with its 1-hour buckets
+    where present, after checking every accumulation window against the lead. The ecCodes part
+    of a lead: ``hrrr_fields`` runs it in the decoder child (``isolation.DecoderProcess``)."""
     name = name or str(path)
     messages = scan_grib(path, name)
     check_accumulation_windows(messages, variables, forecast_hour, name)
     wanted = list(variables) + (buckets_present(messages, variables) if forecast_hour >= 2 else [])
-    table, stats = decode_fields(path, wanted, forecast_hour, name=name, messages=messages, **decode_kwargs)
+    return decode_fields(path, wanted, forecast_hour, name=name, messages=messages, **decode_kwargs)
+
+
+def finish_lead(table: pa.Table, stats: dict, variables: list[Variable], forecast_hour: int,
+                previous: pa.Table | None = None) -> tuple[pa.Table, dict]:
+    """A decoded lead (``decode_lead_fields``) with its hourly columns (``add_hourly``) and their
+    statistics added to ``stats`` (a new dict)."""
     table, hourly = add_hourly(table, variables, forecast_hour, previous)
+    stats = {c: s for c, s in stats.items() if c in table.column_names}   # a bucket is now its checked column
     for col, h in hourly.items():
         v = h.values
         if v is None or np.isnan(v).all():
@@ -187,3 +195,10 @@ def decode_lead(path: str | Path, variables: list[Variable], forecast_hour: int,
             stats[col] = {"min": float(np.nanmin(v)), "mean": float(np.nanmean(v, dtype=np.float64)),
                           "max": float(np.nanmax(v)), "null_count": int(np.isnan(v).sum())}
     return table, stats
+
+
+def decode_lead(path: str | Path, variables: list[Variable], forecast_hour: int, *,
+                previous: pa.Table | None = None, name: str | None = None, **decode_kwargs) -> tuple[pa.Table, dict]:
+    """``decode_lead_fields`` then ``finish_lead``, in this process."""
+    table, stats = decode_lead_fields(path, variables, forecast_hour, name=name, **decode_kwargs)
+    return finish_lead(table, stats, variables, forecast_hour, previous)

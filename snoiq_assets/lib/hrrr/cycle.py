@@ -18,12 +18,14 @@ from typing import Callable, Sequence
 import pyarrow as pa
 
 from snoiq_assets.lib.hrrr import HrrrDataError
-from snoiq_assets.lib.hrrr.accum import check_accumulation_windows, decode_lead, with_buckets
-from snoiq_assets.lib.hrrr.decode import find_messages, idx_text, parse_and_check_idx, scan_grib
-from snoiq_assets.lib.hrrr.rawkeys import landing_key
+from snoiq_assets.lib.hrrr.accum import check_accumulation_windows, finish_lead, with_buckets
+from snoiq_assets.lib.checksums import sha256_file
+from snoiq_assets.lib.hrrr.decode import find_messages, gunzip_grib, idx_text, parse_and_check_idx, scan_grib
+from snoiq_assets.lib.hrrr.rawkeys import gzip_key, landing_key
 from snoiq_assets.lib.hrrr.leads import Completeness, completeness, messages_present
 from snoiq_assets.lib.hrrr.inventory import parse_idx
 from snoiq_assets.lib.hrrr.multifetch import RetryPolicy, fetch_leads
+from snoiq_assets.lib.hrrr.plausibility import check_plausible
 from snoiq_assets.lib.hrrr.variables import Variable, search_pattern
 from snoiq_assets.lib.storage import ObjectStore
 
@@ -72,6 +74,15 @@ def land_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], 
     to_fetch = []
     for fh in leads:
         key = landing_key(run_time, fh)
+        gunzipped = {}
+        try:
+            if not store.exists(key) and store.exists(gzip_key(key)):   # landed gzip-compressed: decompress beside it
+                with store.local_path(gzip_key(key)) as src, store.atomic_local_file(key) as dest:
+                    gunzipped = {"decompressed_from": gzip_key(key), "compressed_bytes": src.stat().st_size,
+                                 "decompressed_bytes": gunzip_grib(src, dest, gzip_key(key))}
+        except HrrrDataError as exc:
+            out.leads[fh] = LeadOutcome(fh, gzip_key(key), error=str(exc), bad_file=exc)
+            continue
         if not store.exists(key):
             to_fetch.append(fh)
             continue
@@ -79,11 +90,12 @@ def land_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], 
             idx = store.get(key + ".idx").decode() if store.exists(key + ".idx") else None
             with store.local_path(key) as path:
                 messages = check_landed(path, key, idx, variables, fh, run_time)
-                size = path.stat().st_size
+                size, digest = path.stat().st_size, sha256_file(path)
             if idx is None:
                 store.put(key + ".idx", idx_text(messages).encode())
-            out.leads[fh] = LeadOutcome(fh, key, meta={"source": "landed", "size_bytes": size,
-                                                       "idx_written": idx is None})
+            out.leads[fh] = LeadOutcome(fh, key, meta={"source": "landed", "byte_ranges": [], "size_bytes": size,
+                                                       "sha256": digest, "idx_written": idx is None,
+                                                       **gunzipped})
         except HrrrDataError as exc:
             out.leads[fh] = LeadOutcome(fh, key, error=str(exc), bad_file=exc)
     if not to_fetch:
@@ -106,7 +118,8 @@ def land_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], 
                 "range_requests": len(res.ranges), "size_bytes": res.size, "sha256": res.sha256,
                 "fallback_errors": res.errors})
         for fh, failure in fetched.failed.items():
-            out.leads[fh] = LeadOutcome(fh, landing_key(run_time, fh), error=f"{failure.key}: {failure.error}")
+            out.leads[fh] = LeadOutcome(fh, landing_key(run_time, fh),
+                                        error=f"no source could provide {failure.key}: {failure.error}")
     return out
 
 
@@ -125,14 +138,23 @@ def cycle_completeness(store: ObjectStore, run_time: dt.datetime, leads: Sequenc
 @dataclass
 class CycleDecode:
     tables: dict[int, pa.Table] = field(default_factory=dict)
-    stats: dict[int, dict] = field(default_factory=dict)
+    stats: dict[int, dict] = field(default_factory=dict)     # of each table as stored
+    checked: dict[int, dict] = field(default_factory=dict)   # of the fields as decoded: what was found plausible
     errors: dict[int, HrrrDataError | str] = field(default_factory=dict)
 
 
-def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], variables: Sequence[Variable], *,
-                 previous_lead: Callable[[int], pa.Table | None] = lambda fh: None, **decode_kwargs) -> CycleDecode:
-    """Decode every lead's landed GRIB, in lead order. ``previous_lead(fh)`` gives the stored table
-    of lead ``fh`` when it is not decoded in this call (for the first lead's hourly amounts)."""
+def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], variables: Sequence[Variable],
+                 decoder, *, previous_lead: Callable[[int], pa.Table | None] = lambda fh: None,
+                 **decode_kwargs) -> CycleDecode:
+    """Decode every lead's landed GRIB, in lead order, each on its own: a lead that fails is in
+    ``errors`` (a bad file: its ``HrrrDataError``, to be quarantined) and the others go on.
+
+    ``decoder`` is an ``isolation.DecoderProcess``: the ecCodes part of each lead
+    (``accum.decode_lead_fields``) runs in its child, so a file that crashes ecCodes fails only
+    its lead. The decoded values must then be physically plausible (``plausibility``; checked on
+    the fields as decoded, before the hourly amounts are derived from them). ``previous_lead(fh)``
+    gives the decoded table of lead ``fh`` when it is not decoded in this call (for the first
+    lead's hourly amounts); a lead whose previous lead failed here gets null hourly amounts."""
     out = CycleDecode()
     for fh in sorted(leads):
         key = landing_key(run_time, fh)
@@ -140,15 +162,20 @@ def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int]
             out.errors[fh] = f"{key} has not landed; materialise hrrr_raw for this lead first"
             continue
         idx = store.get(key + ".idx").decode() if store.exists(key + ".idx") else None
-        previous = out.tables.get(fh - 1) if fh - 1 in out.tables else (previous_lead(fh - 1) if fh > 1 else None)
+        if fh - 1 in out.tables or fh - 1 in out.errors or fh <= 1:
+            previous = out.tables.get(fh - 1)
+        else:
+            previous = previous_lead(fh - 1)
         try:
             with store.local_path(key) as path:
-                table, stats = decode_lead(path, list(variables), fh, previous=previous, name=key, idx=idx,
-                                           run_time=run_time, **decode_kwargs)
+                table, stats = decoder.decode_lead_fields(path, list(variables), fh, name=key, idx=idx,
+                                                          run_time=run_time, **decode_kwargs)
+            check_plausible(stats, table.num_rows, fh, key)
         except HrrrDataError as exc:
             out.errors[fh] = exc
             continue
-        out.tables[fh], out.stats[fh] = table, stats
+        out.checked[fh] = stats
+        out.tables[fh], out.stats[fh] = finish_lead(table, stats, list(variables), fh, previous)
     return out
 
 

@@ -16,11 +16,14 @@ The file is read once: one pass frames every message, opens it with ecCodes and 
 keys; the handles of the requested messages are kept for decoding. Two decode engines share
 these checks and that pass:
 
-- ``"cfgrib"`` (default, the specified stack): xarray + cfgrib, one ``open_dataset`` per
-  level/step group with ``filter_by_keys`` (``open_dataset`` alone would drop variables whose
-  level or step coordinates conflict), fed the kept handles as a cfgrib fieldset; every
-  requested variable must come back exactly once or the decode fails naming it.
-- ``"eccodes"``: the kept handles decoded directly by ecCodes.
+- ``"eccodes"`` (default): the kept handles decoded directly by ecCodes, one message per
+  thread on every usable core (cffi releases the GIL during ecCodes' unpacking).
+- ``"cfgrib"`` (the xarray stack): xarray + cfgrib, one ``open_dataset`` per level/step group
+  with ``filter_by_keys`` (``open_dataset`` alone would drop variables whose level or step
+  coordinates conflict), fed the kept handles as a cfgrib fieldset; every requested variable
+  must come back exactly once or the decode fails naming it. cfgrib's backend reads under one
+  global lock, so it cannot use threads. For an ``xarray.Dataset`` of a landed file or a stored
+  partition, use ``lib/hrrr/dataset.py``.
 
 Both give a direct ecCodes decode's values as float32, missing (bitmap) points as nulls.
 cfgrib costs more: its OnDiskArray copies each field element by element (``.flat[:] =``) into
@@ -32,6 +35,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mmap
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -417,7 +422,7 @@ def find_messages(messages: list[MessageInfo], variables: list[Variable], foreca
 
 
 ENGINES = ("cfgrib", "eccodes")
-DEFAULT_ENGINE = "cfgrib"
+DEFAULT_ENGINE = "eccodes"
 
 # Extra ecCodes keys cfgrib copies into each data variable's attributes (as GRIB_<key>), so every
 # variable cfgrib returns can be matched back to the catalogue entry it must be.
@@ -434,18 +439,49 @@ def _cfgrib_keys(attrs: dict) -> dict:
 
 @dataclass
 class _Field:
-    values: np.ndarray   # float32, NaN where missing
-    n_null: int
+    """One decoded variable: its Arrow column (NaN -> null) and statistics, built from the
+    float32 values (NaN where missing) by whichever thread decoded them."""
+
+    column: pa.Array
+    size: int
+    stats: dict
     grib_units: str
+
+    @classmethod
+    def of(cls, values: np.ndarray, n_null: int, grib_units: str) -> "_Field":
+        if n_null == values.size:
+            stats = {"min": None, "mean": None, "max": None, "null_count": n_null}
+        elif n_null:
+            stats = {"min": float(np.nanmin(values)), "mean": float(np.nanmean(values, dtype=np.float64)),
+                     "max": float(np.nanmax(values)), "null_count": n_null}
+        else:
+            stats = {"min": float(values.min()), "mean": float(values.mean(dtype=np.float64)),
+                     "max": float(values.max()), "null_count": 0}
+        column = pa.array(values, mask=np.isnan(values)) if n_null else pa.array(values)
+        return cls(column, values.size, stats, grib_units)
+
+
+def decode_threads(n_messages: int) -> int:
+    """Threads for the "eccodes" engine: one per usable core, at most one per message."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(n_messages, cores))
 
 
 def _decode_eccodes(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo], variables: list[Variable],
                     name: str) -> dict[str, _Field]:
-    """Engine "eccodes": each message's values straight from its ecCodes handle."""
+    """Engine "eccodes": each message's values straight from its ecCodes handle, the messages in
+    parallel threads.
+
+    Why threads pay: ecCodes' Python binding calls C through cffi, which releases the GIL for the
+    call, so the unpacking (nearly all the decode time) of different handles runs on different
+    cores; this ecCodes is built with ``ECCODES_THREADS`` (its global context is locked), and each
+    thread works on its own handle only. The float32 cast and NaN count are numpy, which releases
+    the GIL too. A native crash in any thread still takes down the whole decoder process, which
+    ``isolation.DecoderProcess`` turns into a quarantined file.
+    """
     import eccodes
 
-    out = {}
-    for var in variables:
+    def one(var: Variable) -> _Field:
         msg = chosen[var.column]
         h = handles[msg.ref]
         try:
@@ -454,8 +490,15 @@ def _decode_eccodes(handles: dict[tuple[int, int], int], chosen: dict[str, Messa
         except Exception as exc:  # noqa: BLE001
             raise HrrrDataError(name, f"ecCodes cannot decode the values of {var.column}: {exc}",
                                 message=msg.number, expected=var.describe()) from None
-        out[var.column] = _Field(values, n_null, grib_units)
-    return out
+        return _Field.of(values, n_null, grib_units)
+
+    threads = decode_threads(len(variables))
+    if threads == 1:
+        return {var.column: one(var) for var in variables}
+    with ThreadPoolExecutor(threads, thread_name_prefix="grib-decode") as pool:
+        # Results in request order; the first failure (in that order) is the one raised.
+        futures = [pool.submit(one, var) for var in variables]
+        return {var.column: fut.result() for var, fut in zip(variables, futures)}
 
 
 def _cfgrib_groups(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo],
@@ -543,7 +586,7 @@ def _decode_cfgrib(handles: dict[tuple[int, int], int], chosen: dict[str, Messag
                                         message=msg.number, expected=var.describe()) from None
                 if values.dtype != np.float32:
                     values = values.astype(np.float32)
-                out[var.column] = _Field(values, int(np.count_nonzero(np.isnan(values))),
+                out[var.column] = _Field.of(values, int(np.count_nonzero(np.isnan(values))),
                                          str(da.attrs.get("GRIB_units", "")))
             extra = sorted(dv for dv, a in returned.items()
                            if not any(v.matches(_cfgrib_keys(a)) for v in members))
@@ -563,8 +606,8 @@ def decode_fields(path: str | Path, variables: list[Variable], forecast_hour: in
                   run_time: dt.datetime | None = None, engine: str = DEFAULT_ENGINE) -> tuple[pa.Table, dict]:
     """Decode ``variables`` from one GRIB2 file into a float32 Arrow table (one row per cell).
 
-    ``engine``: "cfgrib" (default: xarray + cfgrib, the specified stack) or "eccodes" (direct
-    ecCodes handle decode). Both run the same checks (framing, .idx, grid, each variable present
+    ``engine``: "eccodes" (default: direct ecCodes handle decode, messages in parallel threads)
+    or "cfgrib" (xarray + cfgrib). Both run the same checks (framing, .idx, grid, each variable present
     once for the forecast hour and run) on one scan of the file (unless ``messages`` from an
     earlier ``scan_grib`` are given) and decode from the ecCodes handles opened during it; both
     give the values of a direct ecCodes decode, missing points as nulls.
@@ -607,23 +650,13 @@ def _assemble(fields: dict[str, _Field], chosen: dict[str, MessageInfo], variabl
     for var in variables:
         msg = chosen[var.column]
         f = fields[var.column]
-        values, n_null = f.values, f.n_null
         if n_points is None:
-            n_points = values.size
-        elif values.size != n_points:
-            raise HrrrDataError(name, f"{var.column} has {values.size} points", message=msg.number,
+            n_points = f.size
+        elif f.size != n_points:
+            raise HrrrDataError(name, f"{var.column} has {f.size} points", message=msg.number,
                                 expected=f"{n_points} points")
-        if n_null == values.size:
-            stats[var.column] = {"min": None, "mean": None, "max": None, "null_count": n_null}
-            columns[var.column] = pa.array(values, mask=np.isnan(values))
-        elif n_null:
-            stats[var.column] = {"min": float(np.nanmin(values)), "mean": float(np.nanmean(values, dtype=np.float64)),
-                                 "max": float(np.nanmax(values)), "null_count": n_null}
-            columns[var.column] = pa.array(values, mask=np.isnan(values))
-        else:
-            stats[var.column] = {"min": float(values.min()), "mean": float(values.mean(dtype=np.float64)),
-                                 "max": float(values.max()), "null_count": 0}
-            columns[var.column] = pa.array(values)
+        stats[var.column] = f.stats
+        columns[var.column] = f.column
         units[var.column] = var.units
         sources[var.column] = {"message": msg.number, "field": msg.field, "offset": msg.offset, "grib_units": f.grib_units,
                                "idx": msg.idx_line()}

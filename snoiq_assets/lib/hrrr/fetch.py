@@ -54,23 +54,6 @@ class S3Source(_KeySource):
         self.name, self.bucket, self.client = name, bucket, client
 
     @classmethod
-    def signed_boto3(cls, name: str, bucket: str, endpoint_url: str | None, access_key_env: str,
-                     secret_key_env: str | None) -> "S3Source":
-        """A bucket that needs credentials, given by environment-variable *names* (never values)."""
-        import os
-
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client(
-            "s3", endpoint_url=endpoint_url, region_name="us-east-1",
-            aws_access_key_id=os.environ.get(access_key_env, ""),
-            aws_secret_access_key=os.environ.get(secret_key_env or "", ""),
-            config=Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2}),
-        )
-        return cls(name, bucket, client)
-
-    @classmethod
     def anonymous_boto3(cls, name: str = "aws", bucket: str = NOAA_BUCKET, endpoint_url: str | None = None,
                         region: str = "us-east-1", timeout_s: float = 20.0) -> "S3Source":
         import boto3
@@ -241,14 +224,10 @@ def _fetch_from(source, key: str, pattern: str, dest: Path, errors: list[str]) -
 
 def source_from_config(name: str, kind: str = "s3", bucket: str = NOAA_BUCKET, endpoint_url: str | None = None,
                        base_url: str | None = None, access_key_env: str | None = None,
-                       secret_key_env: str | None = None):
-    """One archive source from its configuration (``hrrr_raw``'s ``sources``)."""
-    if kind == "http":
-        if not base_url:
-            raise SourceConfigError(f"HRRR source {name!r}: kind 'http' needs base_url")
-        return HttpSource(name, base_url)
-    if kind != "s3":
-        raise SourceConfigError(f"HRRR source {name!r}: unknown kind {kind!r} (s3 or http)")
-    if access_key_env:
-        return S3Source.signed_boto3(name, bucket, endpoint_url, access_key_env, secret_key_env)
-    return S3Source.anonymous_boto3(name, bucket, endpoint_url=endpoint_url)
+                       secret_key_env: str | None = None, timeout_s: float = 20.0):
+    """One archive source from its configuration (``hrrr_raw``'s ``sources``): a ``SourceSpec``."""
+    try:
+        return build_source(SourceSpec(name, kind, bucket, endpoint_url, base_url, timeout_s, access_key_env,
+                                       secret_key_env))
+    except ValueError as exc:
+        raise SourceConfigError(str(exc)) from None

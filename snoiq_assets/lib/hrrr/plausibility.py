@@ -40,6 +40,9 @@ BOUNDS: dict[str, Bounds] = {
     "weasd_kg_m2": Bounds(0.0, 50_000.0),
     "asnow_m": Bounds(-ACCUM_TOLERANCE, 1.5, per_window_hour=True),
     "apcp_kg_m2": Bounds(-ACCUM_TOLERANCE, 400.0, per_window_hour=True),
+    # the 1-hour buckets (and the hourly amounts derived per lead, lib/hrrr/accum.py)
+    "asnow_1h_m": Bounds(-ACCUM_TOLERANCE, 1.5),
+    "apcp_1h_kg_m2": Bounds(-ACCUM_TOLERANCE, 400.0),
     "prate_kg_m2_s": Bounds(0.0, 0.15),
     "csnow": Bounds(0.0, 1.0),
     "ugrd_10m_m_s": Bounds(-120.0, 120.0),

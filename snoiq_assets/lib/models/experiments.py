@@ -22,7 +22,7 @@ DuckDB CLI can query it with no S3 credentials.
 What the team's git tags carried is in the row: ``description`` (free text) and ``tag`` (short),
 set in the run config or the sweep file; ``snapshot_sha256`` names the exact rows the run
 trained and tested on (``snapshots/<sha256>.parquet``); ``spec_key`` says which model the run
-is a candidate for (``model_spec_key``). The ``champion_history`` view lists every promotion
+is a candidate for (its model spec's id). The ``champion_history`` view lists every promotion
 per spec: when, over which champion, by how much, and on which rows.
 """
 
@@ -78,14 +78,6 @@ MAX_TAG = 64
 MAX_DESCRIPTION = 2000
 
 
-def model_spec_key(location: str | None, target: str | None, resolution_days: int | None) -> str | None:
-    """What identifies a model (the champion it competes for): location, target and resolution.
-    The one place that says so: model specs replace it with the spec id."""
-    if not location or not target or resolution_days is None:
-        return None
-    return f"{location}/{target}/{'hourly' if resolution_days == 0 else f'{resolution_days}d'}"
-
-
 def check_tag(tag: str | None, description: str | None) -> tuple[str | None, str | None]:
     """A tag is a short identifier (``[A-Za-z0-9_.-]``, at most 64); a description free text up to 2000."""
     if tag is not None:
@@ -127,7 +119,8 @@ def make_row(*, run_id: str, started_at: dt.datetime, status: str, model_type: s
              data_versions: dict | None = None, error: str | None = None, git: str | None = None,
              sweep_id: str | None = None, dagster_run_id: str | None = None, mlflow_run_id: str | None = None,
              model_uri: str | None = None, finished_at: dt.datetime | None = None, description: str | None = None,
-             tag: str | None = None, snapshot: dict | None = None, model_prefix: str | None = None) -> dict:
+             tag: str | None = None, snapshot: dict | None = None, model_prefix: str | None = None,
+             spec_id: str | None = None) -> dict:
     if status not in ("success", "failed"):
         raise ValueError(f"status must be success or failed; got {status!r}")
     metrics = metrics or {}
@@ -140,7 +133,7 @@ def make_row(*, run_id: str, started_at: dt.datetime, status: str, model_type: s
         "params": json.dumps(params, sort_keys=True, default=str),
         "metrics": json.dumps(metrics, sort_keys=True, default=str),
         "data_versions": json.dumps(data_versions or {}, sort_keys=True, default=str),
-        "spec_key": model_spec_key(location, target, resolution_days),
+        "spec_key": spec_id,
         "description": description, "tag": tag,
         "snapshot_sha256": (snapshot or {}).get("sha256"), "snapshot_rows": (snapshot or {}).get("rows"),
         "model_prefix": model_prefix,

@@ -1,8 +1,8 @@
 """How models appear in MLflow: experiment names, run links, the champion as an MLflow model.
 
-- One experiment per model spec, so an experiment's charts compare like with like (daily
-  precipitation runs never beside hourly temperature runs). Until model specs exist, a spec is
-  the target and the resolution; ``experiment_name`` is the one place that decides.
+- One experiment per model spec (``snoiq/<spec_id>``), so an experiment's charts compare like
+  with like (daily precipitation runs never beside hourly temperature runs, nor two stations'
+  specs); ``experiment_name`` is the one place that decides.
 - Experiments are tagged as model training (``mlflow.experimentKind``): MLflow 3 otherwise
   opens an experiment on its GenAI view.
 - The champion is logged as a pyfunc model (``pyfunc_model.py``, models from code, no pickle)
@@ -34,15 +34,14 @@ CHAMPION_MODEL_NAME = "champion_model"
 PIP_REQUIREMENTS = ["mlflow", "numpy", "pandas", "xgboost-cpu", "lightgbm", "scikit-learn", "skops"]
 
 
-def resolution_name(hourly: bool, resolution_days: int) -> str:
-    if hourly:
-        return "hourly"
-    return "daily" if resolution_days == 1 else f"{resolution_days}-day"
+def experiment_name(spec_id: str) -> str:
+    """The MLflow experiment of a model spec: ``snoiq/<spec_id>``."""
+    return f"snoiq/{safe_identifier(spec_id, 'spec id')}"
 
 
-def experiment_name(target: str, resolution: str) -> str:
-    """The MLflow experiment of a model spec: ``snoiq/<target>/<resolution>``."""
-    return f"snoiq/{safe_identifier(target, 'target')}/{safe_identifier(resolution, 'resolution')}"
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    """The experiment's page in the MLflow UI (a spec's runs side by side)."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}"
 
 
 def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:

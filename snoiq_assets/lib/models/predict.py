@@ -14,28 +14,41 @@ from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.models.evaluate import feature_matrix
 
 PREDICTIONS_SCHEMA = {
-    "location": pl.Utf8, "period_start": pl.Datetime("us", "UTC"), "observed": pl.Float64, "prediction": pl.Float64,
-    "target": pl.Utf8, "model_type": pl.Utf8, "model_version": pl.Utf8, "mlflow_run_id": pl.Utf8, "model_prefix": pl.Utf8,
+    "location": pl.Utf8, "cycle_time": pl.Datetime("us", "UTC"), "lead_hours": pl.Int32,
+    "period_start": pl.Datetime("us", "UTC"), "observed": pl.Float64, "prediction": pl.Float64,
+    "target": pl.Utf8, "spec": pl.Utf8, "model_type": pl.Utf8, "model_version": pl.Utf8, "run_id": pl.Utf8,
+    "mlflow_run_id": pl.Utf8, "model_prefix": pl.Utf8,
 }
 MAX_LEAD = dt.timedelta(hours=48)  # HRRR's longest forecast: a cycle's valid time is within this of it
 
 
 def scored_table(rows: pl.DataFrame, model, meta: dict, champ: dict) -> pa.Table:
-    """The champion's predictions for ``rows`` (location, period_start, features, target), with
-    the model version and run ids on every row and in the Parquet schema metadata."""
+    """The champion's predictions for ``rows`` (location, period_start, features, target; a
+    forecast table's rows also cycle_time and forecast_hour), with the spec, model version and
+    run ids on every row and in the Parquet schema metadata."""
     version = str(champ.get("registered_version"))
+    spec = str(champ.get("spec") or meta.get("spec_key"))
     predicted = model.predict(feature_matrix(rows, meta["features"]))
     if meta.get("residual_of"):  # the model learned the NWP's error: add the forecast back
         predicted = predicted + rows[meta["residual_of"]].to_numpy().astype(float)
-    out = rows.select("location", "period_start", pl.col("target").alias("observed")).with_columns(
-        pl.Series("prediction", predicted, dtype=pl.Float64),
-        pl.lit(meta["target"]).alias("target"), pl.lit(meta["model_type"]).alias("model_type"),
-        pl.lit(version).alias("model_version"), pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"),
-        pl.lit(champ["model_prefix"]).alias("model_prefix"),
+    forecast = "cycle_time" in rows.columns
+    out = rows.select(
+        "location",
+        pl.col("cycle_time").cast(PREDICTIONS_SCHEMA["cycle_time"]) if forecast
+        else pl.lit(None, PREDICTIONS_SCHEMA["cycle_time"]).alias("cycle_time"),
+        (pl.col("forecast_hour") if forecast else pl.lit(None)).cast(pl.Int32).alias("lead_hours"),
+        pl.col("period_start").cast(pl.Datetime("us", "UTC")) if forecast else "period_start",
+        pl.col("target").alias("observed"),
+    ).with_columns(
+        pl.Series("prediction", predicted, dtype=pl.Float64), pl.lit(meta["target"]).alias("target"),
+        pl.lit(spec).alias("spec"), pl.lit(meta["model_type"]).alias("model_type"),
+        pl.lit(version).alias("model_version"), pl.lit(str(meta.get("run_id"))).alias("run_id"),
+        pl.lit(meta["mlflow_run_id"]).alias("mlflow_run_id"), pl.lit(champ["model_prefix"]).alias("model_prefix"),
     )
     table = out.to_arrow()
     return table.replace_schema_metadata({
-        b"snoiq.model_version": version.encode(), b"snoiq.mlflow_run_id": str(meta["mlflow_run_id"]).encode(),
+        b"snoiq.spec": spec.encode(), b"snoiq.model_version": version.encode(),
+        b"snoiq.run_id": str(meta.get("run_id")).encode(), b"snoiq.mlflow_run_id": str(meta["mlflow_run_id"]).encode(),
         b"snoiq.model_prefix": champ["model_prefix"].encode(), b"snoiq.target_transform": meta["target_transform"].encode(),
     })
 

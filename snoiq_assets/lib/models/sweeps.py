@@ -1,15 +1,15 @@
-"""Sweep files: a grid of trained_models configurations, written as YAML by a user.
+"""Sweep files: a grid of trained_models runs of one model spec, written as YAML by a user.
 
 ``raw/sweeps/<sweep_id>.yaml`` (the sweep id is the file name)::
 
+    spec: portland_precip           # the model spec the runs train (raw/model_specs/<spec>.yaml)
     tag: depth-vs-rate              # optional: short tag on every run's experiments row
     description: does depth matter more than the learning rate?   # optional free text
     model_types: [xgboost]          # default [xgboost]; one run per type and grid point
     parallel: 2                     # runs side by side; each fit gets cpus // parallel threads
-    base:                           # trained_models config shared by every run
-      target: precip_mm
-      location: "72698024229"
-      split_date: "2022-06-01"
+    base:                           # trained_models run config shared by every run
+      cv_folds: 2
+      hyperparameters: {n_estimators: 100}
     grid:                           # hyperparameter -> values; every combination is one run
       max_depth: [3, 5]
       learning_rate: [0.03, 0.1]
@@ -35,7 +35,7 @@ from snoiq_assets.lib.models.train import MODEL_TYPES, available_cpus
 SWEEPS_PREFIX = "raw/sweeps/"
 SWEEP_SUFFIXES = (".yaml", ".yml")
 MAX_RUNS = 200  # a typo in a grid should not queue ten thousand runs
-KEYS = {"model_types", "parallel", "base", "grid", "tag", "description"}
+KEYS = {"spec", "model_types", "parallel", "base", "grid", "tag", "description"}
 
 
 class SweepError(ModelError):
@@ -53,6 +53,7 @@ def sweep_id_for_key(key: str) -> str:
 @dataclass(frozen=True)
 class SweepSpec:
     sweep_id: str
+    spec_id: str
     model_types: tuple[str, ...]
     parallel: int
     base: dict[str, Any] = field(default_factory=dict)
@@ -77,6 +78,10 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
     unknown = sorted(set(doc) - KEYS)
     if unknown:
         raise SweepError(f"{where}: unknown key(s) {unknown}; a sweep has {sorted(KEYS)}")
+    try:
+        spec_id = safe_identifier(doc.get("spec"), "spec")
+    except UnsafeNameError as exc:
+        raise SweepError(f"{where}: a sweep names the model spec it trains (spec: <spec_id>); {exc}") from None
     model_types = doc.get("model_types", ["xgboost"])
     if isinstance(model_types, str):
         model_types = [model_types]
@@ -105,19 +110,6 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
         bad = sorted(set(base) - config_fields)
         if bad:
             raise SweepError(f"{where}: base has key(s) {bad} that trained_models config does not know")
-    # Names that become object keys (the model store, predictions) are checked here, so a bad
-    # one refuses the file at the sensor instead of queueing runs that each fail later.
-    names = [("base.location", base.get("location"))] if base.get("location") is not None else []
-    locations = base.get("locations")
-    if locations is not None:
-        if not isinstance(locations, list) or not locations:
-            raise SweepError(f"{where}: base.locations must be a non-empty list of station ids; got {locations!r}")
-        names += [(f"base.locations[{i}]", loc) for i, loc in enumerate(locations)]
-    for what, name in names:
-        try:
-            safe_identifier(name, what)
-        except UnsafeNameError as exc:
-            raise SweepError(f"{where}: {exc}") from None
     grid = doc.get("grid")
     if not isinstance(grid, dict) or not grid:
         raise SweepError(f"{where}: grid must be a non-empty mapping of hyperparameter -> list of values")
@@ -126,9 +118,9 @@ def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set
             raise SweepError(f"{where}: grid.{name} must be a non-empty list of values; got {values!r}")
         if any(isinstance(v, (dict, list)) for v in values):
             raise SweepError(f"{where}: grid.{name} values must be numbers, strings or booleans")
-        if name in ("location", "locations", "sweep_id"):
-            raise SweepError(f"{where}: grid.{name}: the grid varies hyperparameters; set {name} in base")
-    spec = SweepSpec(sweep_id, tuple(dict.fromkeys(model_types)), parallel, dict(base), {k: list(v) for k, v in grid.items()})
+        if name in ("spec", "model_types", "sweep_id"):
+            raise SweepError(f"{where}: grid.{name}: the grid varies hyperparameters; set {name} at the top")
+    spec = SweepSpec(sweep_id, spec_id, tuple(dict.fromkeys(model_types)), parallel, dict(base), {k: list(v) for k, v in grid.items()})
     if spec.runs > MAX_RUNS:
         raise SweepError(f"{where}: {spec.runs} runs is more than the {MAX_RUNS} a sweep may start; split it")
     return spec

@@ -228,5 +228,29 @@ def reject_share(n_input_rows: int, rejects: pl.DataFrame) -> dict[str, float]:
     return {row["column"]: row["n"] / n_input_rows for row in per.iter_rows(named=True)}
 
 
+MAX_REJECT_SHARE = 0.05
+"""Default limit of the share of a table's input rows rejected in any one column: above it the
+clean table is refused (never published) and its blocking check fails."""
+
+
+def worst_reject_share(clean_rows: int, rejects: pl.DataFrame) -> tuple[str, float, dict[str, float]]:
+    """(worst column, its share, share per column) of the rows that came in: the clean rows
+    plus the distinct lines dropped."""
+    dropped = rejects.filter(pl.col("action") == "dropped")["line_no"].n_unique()
+    shares = reject_share(clean_rows + dropped, rejects)
+    worst = max(shares.items(), key=lambda kv: kv[1], default=("", 0.0))
+    return worst[0], worst[1], shares
+
+
+def reject_share_problem(clean_rows: int, rejects: pl.DataFrame, limit: float) -> str | None:
+    """Why a clean table must not be published (a column's reject share over ``limit``), or None."""
+    column, share, _ = worst_reject_share(clean_rows, rejects)
+    if share <= limit:
+        return None
+    return f"{share:.2%} of the rows rejected in column {column} (limit {limit:.2%}; rules: " + ", ".join(
+        f"{rule} {n}" for rule, n in rejects.filter(pl.col("column") == column).group_by("rule").len()
+        .sort("len", descending=True).rows()) + ")"
+
+
 def finite_or_none(x) -> float | None:
     return None if x is None or (isinstance(x, float) and not math.isfinite(x)) else x
