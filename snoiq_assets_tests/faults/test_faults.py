@@ -54,8 +54,9 @@ def _prepare(store, resources, instance, bad: str | None = None) -> dict[str, by
 
 
 def _lake(store) -> list[str]:
-    """Partitions visible in the lake (what any reader lists)."""
-    return sorted(i.key.rsplit("/", 1)[1].removesuffix(".parquet") for i in store.list("lake/hrrr_fields/"))
+    """Partitions (cycles) visible in the lake (what any reader lists): each lead file is
+    ``lake/hrrr_fields/<cycle>/fFF.parquet``."""
+    return sorted({i.key.split("/")[2].removesuffix(".parquet") for i in store.list("lake/hrrr_fields/")})
 
 
 def _assert_consistent(store, instance, raw: dict[str, bytes], expect_written: list[str], bad: str | None = None):
@@ -133,7 +134,7 @@ def test_s3_server_frozen_mid_write(outage, instance):
     recorded = sorted(instance.get_materialized_partitions(FIELDS))
     assert 1 <= len(recorded) < 3 and set(recorded) <= set(_lake(store))
     for pk in _lake(store):      # whatever is visible is complete and exact, recorded or not
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             got = pq.read_table(p).column("tmp_2m_k").to_numpy()
         with store.local_path(landing_key(run_of(pk), 0)) as p:
             assert np.array_equal(got, ec_values(p, 1).astype(np.float32)), pk
@@ -185,7 +186,7 @@ def test_step_worker_killed(store, resources, instance, settings_env, point, bad
         # partitions are written by parallel threads: those renamed into place are complete, the
         # ones being written at the kill exist only as hidden temp files no reader lists
         assert len(visible) < 3
-        hidden = [p.name for p in (store.root / "lake/hrrr_fields").iterdir() if p.name.endswith(".tmp")]
+        hidden = [p.name for p in (store.root / "lake/hrrr_fields").rglob("*.tmp")]
         assert hidden and all(h.startswith(".") for h in hidden)
         for pk in visible:
             with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
