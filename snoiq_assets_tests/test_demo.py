@@ -86,8 +86,8 @@ def test_demo_materialises_everything(demo):
         assert pl.read_parquet(lake / "observations_clean" / f"{station}.parquet").height > 0
     # Each spec's champion predicts its held-out period under its own model folder.
     daily = list((home / "models" / "72698024229").rglob("predictions.parquet"))
-    assert len(daily) == 1 and "/predictions/2022-06-01_to_" in str(daily[0])
-    assert pl.read_parquet(daily[0]).height > 900
+    assert len(daily) == 1 and "/predictions/2022-06-01_to_2024-01-01/" in str(daily[0])
+    assert pl.read_parquet(daily[0]).height == 580   # every day of the test period
     for target in ("air_temp_c", "surface_temp_c"):
         champ = json.loads((home / "models" / "indot_rwis" / f"champion-{target}.json").read_text())
         (march,) = (home / champ["model_prefix"]).rglob("predictions.parquet")
