@@ -86,12 +86,16 @@ def test_demo_materialises_everything(demo):
         assert pl.read_parquet(lake / "observations_clean" / f"{station}.parquet").height > 0
     # Each spec's champion predicts its held-out period under its own model folder.
     daily = list((home / "models" / "72698024229").rglob("predictions.parquet"))
-    assert len(daily) == 1 and "/predictions/2022-06-01_to_" in str(daily[0])
-    assert pl.read_parquet(daily[0]).height > 900
+    assert len(daily) == 1 and "/predictions/2022-06-01_to_2024-01-01/" in str(daily[0])
+    assert pl.read_parquet(daily[0]).height == 580   # every day of the test period
     for target in ("air_temp_c", "surface_temp_c"):
         champ = json.loads((home / "models" / "indot_rwis" / f"champion-{target}.json").read_text())
-        (march,) = (home / champ["model_prefix"]).rglob("predictions.parquet")
-        assert "/predictions/2019-03-01_to_2019-04-01/" in str(march) and pl.read_parquet(march).height > 20000
+        # its test period (March) and, from hourly_predictions, the three March cycles' hours
+        files = sorted(str(p.relative_to(home / champ["model_prefix"]))
+                       for p in (home / champ["model_prefix"]).rglob("predictions.parquet"))
+        assert files == ["predictions/2019-03-01_to_2019-04-01/predictions.parquet",
+                         *(f"predictions/2019-03-15T{h:02d}_to_2019-03-15T{h:02d}/predictions.parquet" for h in (0, 1, 2))], files
+        assert pl.read_parquet(home / champ["model_prefix"] / files[0]).height > 20000
     # The hourly model on synthetic grid-join features beats no baseline: it is not promoted.
     assert not (home / "models" / "94074" / "champion-air_temp_c.json").exists()
     # The road-weather specs on real data (air and pavement temperature) each earn their own
@@ -310,3 +314,51 @@ def test_sensors_switched_on_after_the_demo_start_nothing(demo):
         data = _evaluate(defs.get_sensor_def("station_file_landing_sensor"), instance, resources, defs,
                          cursor=cursors["station_file_landing_sensor"])
         assert [r.partition_key for r in data.run_requests] == ["CLE"]
+
+
+def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
+    (record,) = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return record.asset_materialization.metadata
+
+
+@pytest.mark.browser
+def test_ui_shows_each_specs_table_models_and_champion(demo, tmp_path):
+    """Issue 20, in the UI a user opens after `make demo` (`make dev` on its folder): each of the
+    four specs is a partition of training_table, trained_models and champion_model, and its
+    partition pages show its own table, its models side by side with a link to its own MLflow
+    experiment, and its own registered champion."""
+    from playwright.sync_api import expect
+
+    from snoiq_assets_tests.ui.dg_dev import ServerFailed, chromium, dg_dev, ui_tab
+
+    with demo.instance() as instance:
+        expected = {spec: {"rows": _latest_metadata(instance, "training_table", spec)["dagster/row_count"].value,
+                           "experiment": _latest_metadata(instance, "trained_models", spec)["mlflow_experiment"].value,
+                           "best": _latest_metadata(instance, "trained_models", spec)["best_model_type"].value,
+                           "registered": _latest_metadata(instance, "champion_model", spec)["registered_model"].value}
+                    for spec in SPECS}
+    # four specs, four MLflow experiments, four registered models: none shares another's
+    assert len({e["experiment"] for e in expected.values()}) == len({e["registered"] for e in expected.values()}) == 4
+    shots = REPO / "test-output" / "ui" / "specs"
+    shots.mkdir(parents=True, exist_ok=True)
+    try:
+        with dg_dev(REPO, {**demo.env, "PYTHONUNBUFFERED": "1"}, tmp_path / "dg_dev.log") as url, \
+                chromium() as browser, ui_tab(browser, url) as page:
+            page.goto(f"{url}/assets/trained_models?view=partitions")
+            for spec in SPECS:
+                expect(page.get_by_text(spec, exact=True).first).to_be_visible()
+            for spec, want in expected.items():
+                page.goto(f"{url}/assets/training_table?view=partitions&partition={spec}")
+                rows = want["rows"]   # the row count, as the UI formats it
+                expect(page.get_by_text(re.compile(rf"^({rows:,}|{rows})$")).first).to_be_visible()
+                page.goto(f"{url}/assets/trained_models?view=partitions&partition={spec}")
+                expect(page.get_by_text("best_model_type", exact=True).first).to_be_visible()
+                expect(page.locator(f'a[href="{want["experiment"]}"]').first).to_be_visible()
+                expect(page.get_by_text(want["best"], exact=True).first).to_be_visible()
+                page.screenshot(path=str(shots / f"trained_models_{spec}.png"))
+                page.goto(f"{url}/assets/champion_model?view=partitions&partition={spec}")
+                expect(page.get_by_text(want["registered"], exact=True).first).to_be_visible()
+                expect(page.locator(f'a[href="{want["experiment"]}"]').first).to_be_visible()
+    except ServerFailed as err:
+        pytest.fail(str(err))

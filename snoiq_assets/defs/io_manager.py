@@ -19,6 +19,8 @@ passes (write-audit-publish, lib/lake.py): a refused partition is never readable
 
 from __future__ import annotations
 
+import collections
+import itertools
 import os
 import typing
 from concurrent.futures import ThreadPoolExecutor
@@ -37,6 +39,7 @@ from snoiq_assets.lib.lake import (
     as_frame,
     lead_object_key,
     partition_object_key,
+    encode_partition,
     stored_partition_files,
     staged_object_key,
     write_leads,
@@ -154,18 +157,38 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
         written: dict = {}
         failed: dict = {}
-        if len(tables) == 1:
-            written[next(iter(tables))] = write_one(next(iter(tables)))
+        if len(tables) == 1 or audit is not None:
+            for pk in tables:
+                try:
+                    written[pk] = write_one(pk)
+                except Exception as exc:  # noqa: BLE001 - reported below, with the others
+                    if len(tables) == 1:
+                        raise
+                    failed[pk] = exc
         else:
-            # A single-run backfill writes many partitions: the Parquet encoders and uploads
-            # release the GIL, so a few threads overlap them.
-            with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-                futures = {pk: pool.submit(write_one, pk) for pk in tables}
-                for pk, fut in futures.items():
+            # A single-run backfill writes many partitions: the Parquet encoders release the GIL,
+            # so a few threads encode them, while the files go into the store one at a time, in
+            # partition order. Parallel uploads would leave a store failure (an outage) with
+            # several in flight, and one whose upload completed but whose answer was lost is in
+            # the lake yet not recorded; in order, what is recorded is exactly what was published.
+            # At most `ahead` encoded partitions wait in memory.
+            ahead = min(4, os.cpu_count() or 1)
+            with ThreadPoolExecutor(max_workers=ahead) as pool:
+                pending: collections.deque = collections.deque()
+                keys = iter(tables)
+                for pk in itertools.islice(keys, ahead):
+                    pending.append((pk, pool.submit(encode_partition, context.asset_key.path, pk, tables[pk],
+                                                    self.compression)))
+                while pending:
+                    pk, fut = pending.popleft()
                     try:
-                        written[pk] = fut.result()
+                        written[pk] = fut.result().publish(store)
                     except Exception as exc:  # noqa: BLE001 - reported below, with the others
                         failed[pk] = exc
+                    del fut
+                    for nxt in itertools.islice(keys, 1):
+                        pending.append((nxt, pool.submit(encode_partition, context.asset_key.path, nxt, tables[nxt],
+                                                         self.compression)))
         if failed or note:
             yield from _materialisation_events(
                 context, written, note or "written before other partitions of the same output failed to write")

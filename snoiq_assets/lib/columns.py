@@ -25,6 +25,9 @@ QUANTITIES = {
     "(1 = snowing, 0 = not; no unit)", "prate": "HRRR precipitation rate", "snod": "HRRR snow depth",
     "ugrd_10m": "HRRR 10 m wind, eastward component", "vgrd_10m": "HRRR 10 m wind, northward component",
     "weasd": "HRRR snow water equivalent",
+    # their hourly amounts, per lead (lib/hrrr/accum.py): null at f00, where no hour has passed
+    "apcp_1h": "HRRR precipitation in the hour ending at the valid time", "asnow_1h": "HRRR snowfall in the "
+    "hour ending at the valid time",
     # further HRRR surface variables of the point forecasts (lib/features/point_forecasts.py)
     "cfrzr": "HRRR categorical freezing rain (1 = yes, 0 = no; no unit)", "cicep": "HRRR categorical ice "
     "pellets (1 = yes, 0 = no; no unit)", "crain": "HRRR categorical rain (1 = yes, 0 = no; no unit)",

@@ -17,7 +17,9 @@ by building a lake key themselves. No Dagster here: an asset key is given as its
 
 from __future__ import annotations
 
+import io
 import re
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence, Union
 
 import polars as pl
@@ -25,13 +27,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from snoiq_assets.lib.keys import check_key
-from snoiq_assets.lib.parquet import ParquetError, StoredParquet, parquet_key_value_metadata
+from snoiq_assets.lib.parquet import LeadFrames, ParquetError, StoredParquet, parquet_key_value_metadata
 from snoiq_assets.lib.storage import ObjectStore
 
 __all__ = ["LAKE_PREFIX", "STAGING_PREFIX", "LakeError", "LeadFrames", "PublishRefused", "StoredParquet",
            "asset_prefix", "partition_object_key", "lead_object_key", "staged_object_key", "stored_partition_keys",
-           "stored_partition_files", "as_frame", "write_parquet", "write_partition", "write_leads", "stored_metadata",
-           "lead_file_moves"]
+           "stored_partition_files", "as_frame", "write_parquet", "write_partition", "write_leads", "encode_partition",
+           "EncodedPartition", "stored_metadata", "lead_file_moves"]
 
 LAKE_PREFIX = "lake"
 STAGING_PREFIX = "staging"
@@ -72,11 +74,6 @@ def staged_object_key(asset_path: AssetPath, partition_key: str | None) -> str:
     """Where a partition waits for its audit: outside ``lake/``, so no reader ever lists it."""
     published = partition_object_key(asset_path, partition_key)
     return check_key(STAGING_PREFIX + published[len(LAKE_PREFIX):])
-
-
-class LeadFrames(dict):
-    """One run-cycle partition's output as ``{forecast_hour: frame}``: each lead is stored in its
-    own file (``lead_object_key``), so two leads of one cycle never overwrite each other."""
 
 
 _LEAD_FILE = re.compile(r"f(\d{2,3})\.parquet")
@@ -180,6 +177,38 @@ def write_leads(store: ObjectStore, asset_path: AssetPath, partition_key: str, f
         size = store.write_atomically(key, lambda sink, table=table: write_parquet(table, sink, compression))
         out.append((table.num_rows if isinstance(table, pa.Table) else table.height, size, store.uri(key)))
     return out
+
+
+@dataclass(frozen=True)
+class EncodedPartition:
+    """One partition's files encoded as Parquet in memory, not yet in the store: the encoding
+    (the CPU part) can run on threads while ``publish`` puts them in one at a time."""
+    files: tuple[tuple[str, bytes, int], ...]   # (object key, Parquet bytes, rows)
+    uri_key: str                                # the file, or for lead files their cycle's folder
+
+    def publish(self, store: ObjectStore) -> tuple[int, int, str]:
+        """Put each file (atomically, as ``ObjectStore.put`` does); (rows, bytes, uri)."""
+        for key, data, _rows in self.files:
+            store.put(key, data)
+        return sum(f[2] for f in self.files), sum(len(f[1]) for f in self.files), store.uri(self.uri_key)
+
+
+def encode_partition(asset_path: AssetPath, partition_key: str, frame: Any, compression: str = "zstd") -> EncodedPartition:
+    """A partition's Parquet bytes where the layout keeps them: one file, or one per lead for a
+    ``LeadFrames`` value."""
+    if isinstance(frame, LeadFrames):
+        items = [(lead_object_key(asset_path, partition_key, fh), frame[fh]) for fh in sorted(frame)]
+        uri_key = check_key(f"{asset_prefix(asset_path)}/{partition_key}")
+    else:
+        uri_key = partition_object_key(asset_path, partition_key)
+        items = [(uri_key, frame)]
+    files = []
+    for key, f in items:
+        table = as_frame(f)
+        sink = io.BytesIO()
+        write_parquet(table, sink, compression)
+        files.append((key, sink.getvalue(), table.num_rows if isinstance(table, pa.Table) else table.height))
+    return EncodedPartition(tuple(files), uri_key)
 
 
 def stored_metadata(store: ObjectStore, asset_path: AssetPath, partition_key: str | None = None) -> dict[str, str]:

@@ -35,6 +35,12 @@ def parquet_key_value_metadata(store: ObjectStore, key: str) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in md.items()}
 
 
+class LeadFrames(dict):
+    """One run-cycle partition's output as ``{forecast_hour: frame}``, what an asset hands the IO
+    manager: each lead is stored as its own unit (lib/lake.py says where), so two leads of one
+    cycle never overwrite each other."""
+
+
 @dataclass(frozen=True)
 class StoredParquet:
     """An asset's stored files as the IO manager hands them to a downstream asset that needs

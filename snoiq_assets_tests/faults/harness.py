@@ -129,4 +129,12 @@ def run_killed(scenario: str, point: str, nth: int, env: dict, timeout: float = 
     """Run ``scenario`` of faults/worker.py in a fresh process that SIGKILLs itself at ``point``."""
     return subprocess.run(
         [sys.executable, "-m", "snoiq_assets_tests.faults.worker", scenario, json.dumps({"point": point, "nth": nth})],
-        cwd=REPO, env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+        cwd=REPO, env={**_inherited_env(), **env}, capture_output=True, text=True, timeout=timeout)
+
+
+def _inherited_env() -> dict[str, str]:
+    """This process's environment without MLflow's: MLflow's fluent API exports the tracking URI
+    of the last run this test worker logged (``mlflow.set_tracking_uri`` sets
+    ``MLFLOW_TRACKING_URI``), which would point the child at another test's database (and its
+    experiments' artifact locations, e.g. a bucket without credentials here)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

@@ -23,15 +23,14 @@ def fields_range():
 
 
 def train_lightgbm():
+    """LightGBM alone for the demo's Portland spec (landed and registered by the test first)."""
     from snoiq_assets.defs.features.assets import training_table
-    from snoiq_assets.defs.models.demo import demo_run_config
     from snoiq_assets.defs.models.training import trained_models
-    from snoiq_assets_tests.models.conftest import FAST, STATION_ASSETS, TABLE_UPSTREAM
+    from snoiq_assets_tests.models.conftest import PORTLAND_SPEC, STATION_ASSETS, TABLE_UPSTREAM, train_run_config
 
-    cfg = demo_run_config("train", fast=True)
-    cfg["ops"]["trained_models"]["config"].update(hyperparameters=dict(FAST), cv_folds=2)
     return [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models], {
-        "selection": [trained_models], "partition_key": "lightgbm", "run_config": cfg}
+        "selection": [trained_models], "partition_key": PORTLAND_SPEC,
+        "run_config": train_run_config(model_types=["lightgbm"])}
 
 
 SCENARIOS = {"fields_range": fields_range, "train_lightgbm": train_lightgbm}

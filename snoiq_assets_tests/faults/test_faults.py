@@ -54,8 +54,9 @@ def _prepare(store, resources, instance, bad: str | None = None) -> dict[str, by
 
 
 def _lake(store) -> list[str]:
-    """Partitions visible in the lake (what any reader lists)."""
-    return sorted(i.key.rsplit("/", 1)[1].removesuffix(".parquet") for i in store.list("lake/hrrr_fields/"))
+    """Partitions (cycles) visible in the lake (what any reader lists): each lead file is
+    ``lake/hrrr_fields/<cycle>/fFF.parquet``."""
+    return sorted({i.key.split("/")[2].removesuffix(".parquet") for i in store.list("lake/hrrr_fields/")})
 
 
 def _assert_consistent(store, instance, raw: dict[str, bytes], expect_written: list[str], bad: str | None = None):
@@ -133,7 +134,7 @@ def test_s3_server_frozen_mid_write(outage, instance):
     recorded = sorted(instance.get_materialized_partitions(FIELDS))
     assert 1 <= len(recorded) < 3 and set(recorded) <= set(_lake(store))
     for pk in _lake(store):      # whatever is visible is complete and exact, recorded or not
-        with store.local_path(partition_object_key(FIELDS, pk)) as p:
+        with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
             got = pq.read_table(p).column("tmp_2m_k").to_numpy()
         with store.local_path(landing_key(run_of(pk), 0)) as p:
             assert np.array_equal(got, ec_values(p, 1).astype(np.float32)), pk
@@ -170,8 +171,8 @@ def test_s3_outage_mid_quarantine(outage, instance):
 @pytest.mark.parametrize("point, bad", [("write:lake/hrrr_fields/", None), ("quarantine-move", PKS[1])],
                          ids=["mid-write", "mid-quarantine"])
 def test_step_worker_killed(store, resources, instance, settings_env, point, bad):
-    """SIGKILL of the step worker: mid-write the renamed-into-place partitions are complete, the
-    one being written is invisible (a hidden temp file), no materialisation is recorded;
+    """SIGKILL of the step worker: mid-write the partitions put in place before it are complete,
+    the one being written is invisible, no materialisation is recorded;
     mid-quarantine the bad file is still in raw/ beside its reason. The re-run completes both."""
     raw = _prepare(store, resources, instance, bad=bad)
     env = {"DAGSTER_HOME": str(instance.root_directory)}
@@ -182,11 +183,12 @@ def test_step_worker_killed(store, resources, instance, settings_env, point, bad
     assert run.status == dg.DagsterRunStatus.STARTED   # no record of success; run monitoring would fail it
     visible = _lake(store)
     if bad is None:
-        # partitions are written by parallel threads: those renamed into place are complete, the
-        # ones being written at the kill exist only as hidden temp files no reader lists
-        assert len(visible) < 3
-        hidden = [p.name for p in (store.root / "lake/hrrr_fields").iterdir() if p.name.endswith(".tmp")]
-        assert hidden and all(h.startswith(".") for h in hidden)
+        # partitions are encoded by parallel threads but go into the lake one at a time, in
+        # order: killed as the second is about to be written, exactly the first is visible and
+        # complete; anything a kill can leave mid-write is a hidden temp file no reader lists
+        assert visible == [PKS[0]]
+        hidden = [p.name for p in (store.root / "lake/hrrr_fields").rglob("*.tmp")]
+        assert all(h.startswith(".") for h in hidden)
         for pk in visible:
             with store.local_path(lead_object_key(FIELDS, pk, 0)) as p:
                 assert pq.read_table(p).num_rows == 1059 * 1799
@@ -242,16 +244,16 @@ def test_step_worker_killed_during_model_save(store, resources, instance, settin
     machine, so the only one run). The folder it leaves has no manifest, so nothing can load it
     (a clear refusal); nothing is recorded. The re-run stores exactly one complete model whose
     manifest verifies and which loads."""
-    from snoiq_assets.defs.models.demo import demo_run_config
     from snoiq_assets.lib.models import ModelError
     from snoiq_assets.lib.models.store import load_bundle, read_manifest
     from snoiq_assets_tests.faults.scenarios import train_lightgbm
-    from snoiq_assets_tests.models.conftest import materialize_observations
+    from snoiq_assets_tests.models.conftest import PORTLAND_SPEC, land_spec, materialize_observations
 
     materialize_observations(instance, resources)
+    land_spec(instance, store, PORTLAND_SPEC)
     assets, kwargs = train_lightgbm()
     assert dg.materialize(assets, selection=["training_table"], instance=instance, resources=resources,
-                          run_config=demo_run_config("table")).success
+                          partition_key=PORTLAND_SPEC).success
     env = {"DAGSTER_HOME": str(instance.root_directory)}
     killed = harness.run_killed("train_lightgbm", "write:models/", 3, env)   # model file, metadata, manifest
     assert killed.returncode == -9, killed.stdout + killed.stderr[-2000:]
@@ -271,7 +273,7 @@ def test_step_worker_killed_during_model_save(store, resources, instance, settin
         load_bundle(store, orphan)
 
     res = dg.materialize(assets, instance=instance, resources=resources, **kwargs)
-    assert res.success and instance.get_materialized_partitions(models) == {"lightgbm"}
+    assert res.success and instance.get_materialized_partitions(models) == {PORTLAND_SPEC}
     complete = {p: n for p, n in folders().items() if "manifest.json" in n}
     (prefix, names), = complete.items()            # exactly one model a reader can use
     assert names == ["manifest.json", "metadata.json", "model.txt"] and prefix != orphan
@@ -280,4 +282,4 @@ def test_step_worker_killed_during_model_save(store, resources, instance, settin
     model, meta = load_bundle(store, prefix)       # the manifest and the child load check pass
     assert meta["model_type"] == "lightgbm" and list(model.feature_names) == meta["features"]
     (stored,) = res.asset_materializations_for_node("trained_models")
-    assert stored.partition == "lightgbm"
+    assert stored.partition == PORTLAND_SPEC

@@ -16,6 +16,7 @@ from snoiq_assets.defs.resources import build_resources
 from snoiq_assets.settings import Settings
 from snoiq_assets_tests.faults import harness
 from snoiq_assets_tests.faults.scenarios import SCENARIOS
+from snoiq_assets_tests.helpers import failure_messages
 
 
 def main() -> int:
@@ -26,6 +27,8 @@ def main() -> int:
     with dg.DagsterInstance.get() as instance:
         result = dg.materialize(assets, resources=resources, instance=instance, raise_on_error=False, **kwargs)
     print("fault point not reached; run success:", result.success)
+    if not result.success:   # what failed, first (the caller shows stdout in full)
+        print(failure_messages(result)[:6000])
     return 3
 
 

@@ -95,7 +95,9 @@ def test_two_celery_workers_run_a_backfill_chunk(tmp_path, instance, monkeypatch
         pk = run.strftime("%Y-%m-%dT%H")
         with store.local_path(lead_object_key("hrrr_fields", pk, 0)) as p:
             stored = pq.read_table(p)
-        assert stored.column_names == VARIABLES
+        # the accumulation as given plus its hourly amount: null at f00, where no hour has passed
+        assert stored.column_names == [*VARIABLES, "apcp_1h_kg_m2"]
+        assert stored.column("apcp_1h_kg_m2").null_count == stored.num_rows
         for column in VARIABLES:   # against a bare ecCodes read of the landed message
             want = ec_values(home / landing_key(run, 0), DEFAULT_VARIABLES.index(column) + 1).astype(np.float32)
             assert np.array_equal(stored.column(column).to_numpy(), want), (pk, column)

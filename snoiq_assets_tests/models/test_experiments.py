@@ -112,7 +112,8 @@ def test_rows_written_before_new_columns_still_read(settings):
     import pyarrow.parquet as pq
 
     store = store_from_settings(settings)
-    new = _row("new", tag="t1", description="with columns", snapshot={"sha256": "a" * 64, "rows": 5})
+    new = _row("new", tag="t1", description="with columns", snapshot={"sha256": "a" * 64, "rows": 5},
+               spec_id="s1_precip_daily")
     X.record(store, new)
     old = {k: v for k, v in _row("old").items() if k not in ("spec_key", "description", "tag", "snapshot_sha256",
                                                                 "snapshot_rows", "model_prefix")}
@@ -123,5 +124,5 @@ def test_rows_written_before_new_columns_still_read(settings):
     with duckdb.connect(str(settings.duckdb_path), read_only=True) as con:
         rows = con.execute("SELECT run_id, spec_key, tag, description, snapshot_sha256, snapshot_rows FROM experiments "
                            "ORDER BY run_id").fetchall()
-    assert rows == [("new", "S1/precip_mm/1d", "t1", "with columns", "a" * 64, 5), ("old", None, None, None, None, None)]
+    assert rows == [("new", "s1_precip_daily", "t1", "with columns", "a" * 64, 5), ("old", None, None, None, None, None)]
     assert X.read_row(store, "old")["rmse"] == 1.0 and X.read_row(store, "missing") is None

@@ -31,6 +31,7 @@ def _run(store, run_id, location, hours, snap, mlflow_run_id=None, status="succe
         run_id=run_id, started_at=T0 + dt.timedelta(hours=hours), status=status, model_type="xgboost",
         location=location, target="precip_mm", resolution_days=1, params={"target": "precip_mm"},
         metrics={"rmse": 1.0}, git="abc", mlflow_run_id=mlflow_run_id, snapshot=snap.describe(),
+        spec_id=f"{location.lower()}_precip_daily",
         model_prefix=f"models/{location}/{run_id}/model_type=xgboost", error=None if status == "success" else "boom"))
 
 
@@ -51,7 +52,7 @@ def test_prune_keeps_champions_registered_and_recent_runs(settings_env, store):
     assert plan.prune[b.sha256] == ["r2"] and plan.prune[orphan.sha256] == []
     assert any("champion" in why for why in plan.kept[a.sha256])
     assert any("registered MLflow run m4" in why for why in plan.kept[d.sha256])
-    assert plan.kept[c.sha256] == ["last 1 of S1/precip_mm/1d"] and plan.kept[f.sha256] == ["last 1 of S2/precip_mm/1d"]
+    assert plan.kept[c.sha256] == ["last 1 of s1_precip_daily"] and plan.kept[f.sha256] == ["last 1 of s2_precip_daily"]
     assert plan.bytes_freed == b.bytes + orphan.bytes
 
     # The command: a dry run lists and deletes nothing; --apply prunes and says how much.

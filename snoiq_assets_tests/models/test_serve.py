@@ -26,12 +26,12 @@ import pytest
 
 from snoiq_assets.defs.features.assets import training_table
 from snoiq_assets.defs.models.champion import champion_model
-from snoiq_assets.defs.models.demo import demo_run_config
 from snoiq_assets.defs.models.training import trained_models
 from snoiq_assets.lib.models.evaluate import feature_matrix
 from snoiq_assets.lib.models.store import champion_key, load_bundle
-from snoiq_assets.lib.storage import store_from_settings
-from snoiq_assets_tests.models.conftest import FAST, STATION, STATION_ASSETS, TABLE_UPSTREAM
+from snoiq_assets_tests.models.conftest import (
+    PORTLAND_SPEC as SPEC, STATION, STATION_ASSETS, TABLE_UPSTREAM, land_spec, train_run_config,
+)
 
 ASSETS = [*STATION_ASSETS, *TABLE_UPSTREAM, training_table, trained_models, champion_model]
 MLFLOW = Path(sys.executable).parent / "mlflow"
@@ -63,23 +63,20 @@ def wait_ready(proc: subprocess.Popen, url: str, log: Path) -> None:
 
 
 def test_mlflow_models_serve_answers_like_the_model_store(settings_env, instance, model_resources, mlflow_res,
-                                                          gsod_observations, tmp_path):
-    cfg = demo_run_config("all", fast=True)
-    cfg["ops"]["trained_models"]["config"].update(hyperparameters=dict(FAST), cv_folds=2)
-    for select, key in ((["training_table"], None), (["trained_models"], "xgboost"), (["champion_model"], None)):
-        res = dg.materialize(ASSETS, selection=select, instance=instance, resources=model_resources,
-                             run_config={"ops": {k: v for k, v in cfg["ops"].items() if k in select}},
-                             partition_key=key)
-        assert res.success
+                                                          gsod_observations, store, tmp_path):
+    land_spec(instance, store, SPEC)     # the demo's Portland daily precipitation spec
+    res = dg.materialize(ASSETS, selection=["training_table", "trained_models", "champion_model"],
+                         instance=instance, resources=model_resources, partition_key=SPEC,
+                         run_config=train_run_config(model_types=["xgboost"]))
+    assert res.success
     md = res.asset_materializations_for_node("champion_model")[0].metadata
     assert md["promoted"].value is True
     registered = md["registered_model"].value
 
-    store = store_from_settings(settings_env)
     champ = store.get_json(champion_key(STATION, "precip_mm"))
     stored_model, meta = load_bundle(store, champ["model_prefix"])
     features = meta["features"]
-    with store.local_path("lake/training_table.parquet") as path:
+    with store.local_path(f"lake/training_table/{SPEC}.parquet") as path:
         rows = pl.read_parquet(path).filter(pl.col("location") == STATION).tail(40)
     X = feature_matrix(rows, features)
     expected = stored_model.predict(X)

@@ -20,13 +20,11 @@ from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
 from snoiq_assets.defs.stations.assets import register_station_files
 from snoiq_assets.defs.stations.demo import seed_demo
 from snoiq_assets.lib.storage import LocalStore
+from snoiq_assets_tests.ui.dg_dev import chromium
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT_COPY = REPO / "test-output" / "ui"
 STATION = "94074"  # USCRN hourly02 CO Nunn 7 NNE (first 48 hours of 2023), bundled
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
 @dataclass
@@ -85,9 +83,5 @@ def keep_copy(path: Path, subdir: str) -> Path:
 @pytest.fixture(scope="module")
 def browser():
     """Headless Chromium (the system's) for the Playwright tests of a module."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()

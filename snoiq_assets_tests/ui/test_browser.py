@@ -9,15 +9,10 @@ module's tmp dir and are copied to ``test-output/ui/browser/`` in the repo (giti
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -28,48 +23,15 @@ from dagster._core.execution.backfill import BulkActionStatus
 from snoiq_assets.defs.hrrr.demo import SYNTH_PARTITIONS
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make_homes
+from snoiq_assets_tests.ui.dg_dev import ServerFailed, dg_dev, log_tail, ui_tab
 
 pytestmark = pytest.mark.browser
 
-SERVER_START_LIMIT_S = 240   # wait limits, not assertions on speed
-RUN_LIMIT_MS = 300_000
-UI_LIMIT_MS = 60_000
+RUN_LIMIT_MS = 300_000   # wait limits, not assertions on speed
 BACKFILL_LIMIT_S = 600
 HRRR_RANGE = SYNTH_PARTITIONS   # 2023-01-01T00..T02, landed before the server starts
 BACKFILL_DONE = {BulkActionStatus.COMPLETED, BulkActionStatus.COMPLETED_SUCCESS,
                  BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILED, BulkActionStatus.CANCELED}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _default_signals() -> None:
-    # Started from a non-interactive shell, `dg dev` (like `dagster dev`) inherits SIGINT ignored and maps
-    # SIGTERM onto it; give it back the default handlers so SIGTERM stops it.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
-def _log_tail(path: Path, n: int = 60) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (webserver, daemon, code servers), then SIGKILL."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)   # stragglers left in the group
-    except ProcessLookupError:
-        pass
-    proc.wait(timeout=10)
 
 
 class Server:
@@ -89,51 +51,18 @@ def server(tmp_path_factory):
     homes = make_homes(base, hrrr_partitions=HRRR_RANGE)
     shots = base / "screenshots"
     shots.mkdir()
-    port = _free_port()
     log = base / "dagster_dev.log"
-    dg_cli = Path(sys.executable).parent / "dg"   # `make dev` runs `dg dev`, as the README says
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(dg_cli), "dev", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO, env=homes.env(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            preexec_fn=_default_signals, start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + SERVER_START_LIMIT_S
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"dg dev exited with {proc.returncode}:\n{_log_tail(log)}")
-            try:
-                with urllib.request.urlopen(url + "/server_info", timeout=5) as resp:
-                    if resp.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"dg dev did not answer /server_info in {SERVER_START_LIMIT_S} s:\n{_log_tail(log)}")
-            time.sleep(1)
-        yield Server(homes, url, log, shots)
-    finally:
-        _stop(proc)
+        with dg_dev(REPO, homes.env(), log) as url:   # `make dev` runs `dg dev`, as the README says
+            yield Server(homes, url, log, shots)
+    except ServerFailed as err:
+        pytest.fail(str(err))
 
 
 @pytest.fixture(scope="module")
 def page(server, browser):
-    """One tab for the module; the first visit dismisses the community modal (Skip)."""
-    from playwright.sync_api import expect
-
-    expect.set_options(timeout=UI_LIMIT_MS)   # the UI is slow to render on two busy cores
-    context = browser.new_context(viewport={"width": 1600, "height": 1000})
-    context.set_default_timeout(UI_LIMIT_MS)
-    pg = context.new_page()
-    pg.goto(server.url + "/asset-groups")
-    modal = pg.get_by_role("dialog").filter(has_text="Join the Dagster community")
-    expect(modal).to_be_visible()
-    modal.get_by_role("button", name="Skip").click()
-    expect(modal).to_have_count(0)
-    yield pg
-    context.close()
+    with ui_tab(browser, server.url) as pg:
+        yield pg
 
 
 def expected_groups() -> set[str]:
@@ -194,7 +123,7 @@ def test_materialise_one_partition_from_the_ui(server, page):
     final = status.inner_text().strip()
     expect(page.get_by_text(f"partition: {STATION}", exact=True)).to_be_visible()
     server.screenshot(page, "04_run_finished")
-    assert final == "Success", f"run {run_id} ended {final}:\n{_log_tail(server.log)}"
+    assert final == "Success", f"run {run_id} ended {final}:\n{log_tail(server.log)}"
 
     # The instance agrees, and the output is in the lake.
     with homes.instance() as instance:
@@ -236,7 +165,7 @@ def _wait_for_backfill(server: Server) -> str:
                 if bf.status in BACKFILL_DONE and all(r.is_finished for r in runs):
                     return bf.backfill_id
         if time.monotonic() > deadline:
-            pytest.fail(f"the backfill did not end in {BACKFILL_LIMIT_S} s ({seen}):\n{_log_tail(server.log)}")
+            pytest.fail(f"the backfill did not end in {BACKFILL_LIMIT_S} s ({seen}):\n{log_tail(server.log)}")
         time.sleep(2)
 
 
@@ -285,11 +214,11 @@ def test_backfill_hourly_range_from_the_ui(server, page):
                        r.tags.get("dagster/asset_partition_range_end")) for r in runs]
         assert backfill.status == BulkActionStatus.COMPLETED_SUCCESS, (
             f"backfill {backfill_id} ended {backfill.status.value} (error: {backfill.error}); runs {run_report}:\n"
-            f"{_log_tail(server.log)}")
+            f"{log_tail(server.log)}")
         assert backfill.is_asset_backfill and backfill.asset_selection == [hrrr_raw]
         assert len(runs) == 1, f"single-run backfill policy, but the backfill launched {run_report}"
         run = runs[0]
-        assert run.status == dg.DagsterRunStatus.SUCCESS, f"{run_report}:\n{_log_tail(server.log)}"
+        assert run.status == dg.DagsterRunStatus.SUCCESS, f"{run_report}:\n{log_tail(server.log)}"
         assert run.asset_selection == {hrrr_raw}
         assert run.tags["dagster/asset_partition_range_start"] == first
         assert run.tags["dagster/asset_partition_range_end"] == last

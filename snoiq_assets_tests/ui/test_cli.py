@@ -164,7 +164,7 @@ def test_readme_ci_commands_verbatim_on_a_fresh_home(tmp_path):
     clean = pl.read_parquet(home / "lake" / "observations_clean" / f"{STATION}.parquet")
     assert clean.height == len(uscrn_rows()) and clean["air_temp_c"][0] == 4.5
     for pk in SYNTH_PARTITIONS:
-        fields = pl.read_parquet(home / "lake" / "hrrr_fields" / f"{pk}.parquet")
+        fields = pl.read_parquet(home / "lake" / "hrrr_fields" / pk / "f00.parquet")   # the default lead
         assert fields.height == 1059 * 1799   # every cell of the CONUS grid
     homes = Homes(home / "dagster_home", home)
     with homes.instance() as instance:

@@ -68,9 +68,8 @@ from snoiq_assets.lib.features.training import (
 )
 from snoiq_assets.lib.hours import by_month, keys_between
 from snoiq_assets.lib.keys import safe_identifier
-from snoiq_assets.lib.lake import LeadFrames
+from snoiq_assets.lib.parquet import LeadFrames, StoredParquet
 from snoiq_assets.lib.models.specs import check_table, read_spec
-from snoiq_assets.lib.parquet import StoredParquet
 
 GROUP = "features"
 INDEX_KEY = dg.AssetKey("station_grid_index")

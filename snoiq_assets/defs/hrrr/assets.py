@@ -35,8 +35,7 @@ from snoiq_assets.lib.hrrr.leads import HRRR_SCHEDULE, LeadError
 from snoiq_assets.lib.hrrr.plausibility import bounds_for, problems
 from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
-from snoiq_assets.lib.lake import LeadFrames
-from snoiq_assets.lib.parquet import StoredParquet
+from snoiq_assets.lib.parquet import LeadFrames, StoredParquet
 from snoiq_assets.lib.storage import ObjectStore
 
 GROUP = "hrrr"

@@ -50,7 +50,7 @@ def _resolution(days) -> str:
     ins={"training_table": dg.AssetIn()},
     description="Per model spec, its champion's predictions for a date range (config; default the champion's test "
                 "period), with spec, model version and run id in every row, under the model's folder: "
-                "`predictions/START_to_END/predictions.parquet`.",
+                "`predictions/<start>_to_<end>/predictions.parquet`.",
     kinds={"parquet"},
 )
 def predictions(
@@ -114,7 +114,7 @@ def _bound(text: Optional[str], what: str, hourly: bool):
                 "(features built exactly as its training table builds them: from `grid_join_features`, or from the "
                 "landed point forecasts for a point-forecast spec), one row per station and lead with `cycle_time` "
                 "and `lead_hours`, spec, model version and run id; written under the model's folder as "
-                "`predictions/HOUR_to_HOUR/predictions.parquet` and here, one file per hour.",
+                "`predictions/<hour>_to_<hour>/predictions.parquet` and here, one file per hour.",
     kinds={"parquet"},
 )
 def hourly_predictions(

@@ -230,6 +230,11 @@ def build_hourly_table(grid: pl.LazyFrame, observations: pl.LazyFrame | None, ta
         raise TrainingTableError(
             f"grid_join_features has no rows{where}{which} between {start or 'the start'} and {end or 'the end'}"
         )
+    # A grid feature null in every row carries nothing to learn from (the hourly amounts of a
+    # table of f00 rows only: no forecast hour has passed). It is left out, named in the info;
+    # a feature missing in only some rows is handled by ``missing`` as before.
+    empty = [f for f in features if f.startswith("grid_") and table[f].null_count() == table.height]
+    table, features = table.drop(empty), [f for f in features if f not in empty]
     table, missing_info = handle_missing_features(table, features, missing)
     if table.height == 0:
         raise TrainingTableError(f"every row lacks some grid feature ({missing_info['by_feature']}); "
@@ -252,6 +257,7 @@ def build_hourly_table(grid: pl.LazyFrame, observations: pl.LazyFrame | None, ta
         "feature_columns": features,
         "nwp_baseline": NWP_BASELINES[target][0] if table["raw_forecast"].is_not_null().any() else None,
         "missing_features": missing_info,
+        "features_null_in_every_row": empty,
         "feature_set": "grid",
         "locations": sorted(table["location"].unique().to_list()),
         "period_start_min": table["period_start"].min().isoformat(),
