@@ -32,7 +32,6 @@ from typing import Any, Literal, Optional
 
 import polars as pl
 import pydantic
-import yaml
 
 from snoiq_assets.lib.features.hourly import HOURLY_TARGETS
 from snoiq_assets.lib.features.neighbourhood import STATS
@@ -42,6 +41,7 @@ from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.evaluate import FEATURE_SETS
 from snoiq_assets.lib.models.splits import MIN_TEST_ROWS, MIN_TRAIN_ROWS
 from snoiq_assets.lib.models.train import MODEL_TYPES
+from snoiq_assets.lib.yamldoc import load_mapping
 
 SPECS_PREFIX = "raw/model_specs/"
 SPEC_SUFFIXES = (".yaml", ".yml")
@@ -177,14 +177,7 @@ def parse_spec(text: str | bytes, spec_id: str, where: str) -> ModelSpec:
         safe_identifier(spec_id, "spec id")
     except UnsafeNameError as exc:
         raise SpecError(f"{where}: {exc}") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SpecError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(doc, dict):
-        raise SpecError(f"{where}: a model spec is a mapping (target, locations, resolution, ...); got {type(doc).__name__}")
+    doc = load_mapping(text, where, "a model spec is a mapping (target, locations, resolution, ...)", SpecError)
     if "spec_id" in doc and doc["spec_id"] != spec_id:
         raise SpecError(f"{where}: spec_id {doc['spec_id']!r} differs from the file name's {spec_id!r}")
     try:

@@ -25,12 +25,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 
 from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.experiments import check_tag
 from snoiq_assets.lib.models.train import MODEL_TYPES, available_cpus
+from snoiq_assets.lib.yamldoc import load_mapping
 
 SWEEPS_PREFIX = "raw/sweeps/"
 SWEEP_SUFFIXES = (".yaml", ".yml")
@@ -67,14 +67,7 @@ class SweepSpec:
 def parse_sweep(text: str | bytes, sweep_id: str, where: str, config_fields: set[str] | None = None) -> SweepSpec:
     """Parse and check a sweep document. ``config_fields``: the keys ``base`` may use (the
     trained_models config's fields); ``where`` names the file in every error."""
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise SweepError(f"{where}: not valid YAML{at}: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(doc, dict):
-        raise SweepError(f"{where}: a sweep is a mapping with keys {sorted(KEYS)}; got {type(doc).__name__}")
+    doc = load_mapping(text, where, f"a sweep is a mapping with keys {sorted(KEYS)}", SweepError)
     unknown = sorted(set(doc) - KEYS)
     if unknown:
         raise SweepError(f"{where}: unknown key(s) {unknown}; a sweep has {sorted(KEYS)}")
