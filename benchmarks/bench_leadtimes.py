@@ -137,6 +137,7 @@ def main() -> None:
                                   "grid_join_features": {"config": {"leads": leads}}}}
             totals: dict[str, float] = defaultdict(float)
             per_cycle = []
+            shmem_before_gc: list[int] = []
             t_all = time.perf_counter()
             for run in cycles:
                 t0 = time.perf_counter()
@@ -145,7 +146,10 @@ def main() -> None:
                 wall = time.perf_counter() - t0
                 steps = {k: v for k, v in step_times(instance, res.run_id).items() if k in TIMED_ASSETS}
                 compute = sum(s["compute"] for s in steps.values())
-                lead_count = res.asset_materializations_for_node("hrrr_fields")[0].metadata["lead_count"].value
+                fields_meta = res.asset_materializations_for_node("hrrr_fields")[0].metadata
+                lead_count = fields_meta["lead_count"].value
+                totals["parquet_encode_s"] += fields_meta["parquet_encode_s"].value
+                totals["parquet_encode_wait_s"] += fields_meta["parquet_encode_wait_s"].value
                 assert lead_count == len(leads), lead_count
                 per_cycle.append({"cycle": hour_key(run), "wall_s": round(wall, 3),
                                   "inside_asset_code_s": round(compute, 3),
@@ -154,16 +158,31 @@ def main() -> None:
                 for k, s in steps.items():
                     for m, v in s.items():
                         totals[f"{k}/{m}"] += v
-                # The finished run's result and step machinery keep its outputs (this cycle's
-                # decoded tables, ~1.5 GB mapped from the decoder child) in reference cycles that
-                # only a full collection frees: without this, 16 cycles filled 24 GB (OOM kill).
+                # The finished run's result and step machinery keep its outputs in reference
+                # cycles that only a full collection frees. When hrrr_fields handed the IO manager
+                # its decoded tables (~1.5 GB per cycle mapped from the decoder child), 16 cycles
+                # filled 24 GB (OOM kill); it now hands over spilled files, and the shared memory
+                # printed before the collection shows what a long-lived process would keep.
                 shmem_before = _rss_shmem_mb()
+                shmem_before_gc.append(shmem_before)
                 del res
                 unreachable = gc.collect()
                 print(f"  cycle {hour_key(run)}: {wall:.1f} s, inside asset code {compute:.1f} s "
                       f"({1 - compute / wall:.1%} outside); shmem {shmem_before} MB -> {_rss_shmem_mb()} MB after gc "
                       f"({unreachable} unreachable)", flush=True)
             elapsed = time.perf_counter() - t_all
+        # The limit: a bare single-thread ecCodes decode of every message of one cycle's landed
+        # leads (the same files, in this process), median of 3; end to end per cycle-lead vs it.
+        from benchmarks.bench_hrrr import bare
+
+        files = [home / landing_key(cycles[0], fh) for fh in leads]
+        bare_s = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for f in files:
+                bare(f)
+            bare_s.append(time.perf_counter() - t0)
+        bare_cycle = sorted(bare_s)[1]
         inside = sum(totals[f"{a}/compute"] for a in TIMED_ASSETS)
         io_out = sum(totals[f"{a}/io_out"] for a in TIMED_ASSETS)
         disk = {p: sum(f.stat().st_size for f in (home / p).rglob("*") if f.is_file())
@@ -181,7 +200,23 @@ def main() -> None:
             "files_per_cycle": {p: sum(1 for f in (home / p).rglob("*") if f.is_file()) / args.cycles
                                 for p in ("raw/hrrr", "lake/hrrr_fields", "lake/grid_join_features")},
             "per_cycle": per_cycle,
+            # hrrr_fields encodes each lead on a thread while the next decodes: the encoding's
+            # total, and what the decode loop waited for it (its cost on the run's critical path)
+            "hrrr_fields_parquet_encode_s": totals["parquet_encode_s"],
+            "hrrr_fields_parquet_encode_wait_s": totals["parquet_encode_wait_s"],
+            "parquet_writing_share": (io_out + totals["parquet_encode_wait_s"]) / elapsed,
+            "bare_decode_s_per_cycle_lead": bare_cycle / len(leads),
+            "end_to_end_s_per_cycle_lead": elapsed / (args.cycles * args.leads),
+            "end_to_end_ratio_vs_bare_decode": elapsed / args.cycles / bare_cycle,
+            "end_to_end_ratio_target": 2.0,
+            "shared_memory_mb_before_gc_max": max(shmem_before_gc),
+            "load_average_1m_at_end": os.getloadavg()[0],
         })
+        print(f"end to end {elapsed / (args.cycles * args.leads):.3f} s per cycle-lead = "
+              f"{results['end_to_end_ratio_vs_bare_decode']:.2f}x the bare single-thread decode "
+              f"({bare_cycle / len(leads):.3f} s); outside asset code {results['outside_share']:.1%}, "
+              f"IO manager writes {results['io_manager_write_share']:.1%}, Parquet writing on the critical path "
+              f"{results['parquet_writing_share']:.1%}")
     finally:
         server.stop()
         if not args.keep:

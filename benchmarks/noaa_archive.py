@@ -60,3 +60,22 @@ def build_archive(client, bucket: str, folder: Path, cycles: list[dt.datetime], 
     return {"objects": 2 * len(sizes), "grib_bytes_total": sum(sizes),
             "grib_bytes_per_lead": sum(sizes) / len(sizes),
             "messages_per_lead": {fh: templates[fh][1].count("\n") for fh in leads}}
+
+
+def land_locally(home: Path, folder: Path, cycles: list[dt.datetime], leads: list[int]) -> dict:
+    """Every (cycle, lead) landed in a local SNOIQ_HOME where hrrr_raw would put it (GRIB + .idx
+    under ``raw/hrrr/``), for benchmarks that start after the fetch; returns sizes."""
+    from snoiq_assets.lib.hrrr.rawkeys import landing_key
+
+    folder.mkdir(parents=True, exist_ok=True)
+    templates = {fh: lead_template(folder, cycles[0], fh) for fh in leads}
+    sizes = []
+    for run in cycles:
+        for fh in leads:
+            data, idx = templates[fh] if run == cycles[0] else redate(*templates[fh], cycles[0], run)
+            dest = home / landing_key(run, fh)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+            dest.with_name(dest.name + ".idx").write_text(idx)
+            sizes.append(len(data))
+    return {"files": len(sizes), "grib_bytes_total": sum(sizes)}

@@ -8,7 +8,10 @@ per partition; and dagster-polars 0.27 breaks on Polars 2.x. Here an asset mater
 range returns ``{partition_key: frame}`` and each partition lands in its own file.
 
 Outputs may be a Polars DataFrame or LazyFrame, or a pyarrow Table (whose schema metadata,
-e.g. units, is kept in the file). Inputs arrive as a Polars ``LazyFrame`` scanning every
+e.g. units, is kept in the file), or an ``EncodedParquet`` (lib/parquet.py): a table the asset
+already encoded into a local spill folder as it went (hrrr_fields, whose day of leads would not
+fit in memory), stored by moving the file in (a rename on the local folder, an upload on S3);
+whatever a failed write leaves of them is removed. Inputs arrive as a Polars ``LazyFrame`` scanning every
 requested partition (one, a range, or all), as ``dict[str, LazyFrame]`` per partition when
 the input is annotated as a dict, or as a ``StoredParquet`` (lib/lake.py) when the asset needs
 a subset of the stored partitions or their Parquet footers (units, grid id, build info) without
@@ -34,6 +37,7 @@ from snoiq_assets.defs.metadata import changed_by_rounding
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib import columns
 from snoiq_assets.lib.lake import (
+    EncodedParquet,
     LakeError,
     LeadFrames,
     as_frame,
@@ -103,6 +107,12 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         if obj is None:
             # The asset wrote its own files (e.g. a GRIB landing) or has nothing to store.
             return
+        try:
+            yield from self._handle(context, obj)
+        finally:
+            _discard_encoded(obj)
+
+    def _handle(self, context: dg.OutputContext, obj: Any):
         if isinstance(obj, StoreGoodThenFail):
             yield from self._write_all(context, {pk: _as_stored(f) for pk, f in obj.frames.items()},
                                        "stored although other partitions of the same run failed")
@@ -270,6 +280,17 @@ def _materialisation_events(context: dg.OutputContext, written: dict, note: str)
             asset_key=context.asset_key, partition=pk,
             metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
                       "note": note}))
+
+
+def _discard_encoded(obj: Any) -> None:
+    """Remove what is left of files an asset encoded for this output (``EncodedParquet``):
+    stored ones were moved already; those of a failed write would otherwise stay behind."""
+    frames = obj.frames if isinstance(obj, (StoreGoodThenFail, Audited)) else obj
+    values = frames.values() if isinstance(frames, dict) else [frames]
+    for value in values:
+        for item in (value.values() if isinstance(value, LeadFrames) else [value]):
+            if isinstance(item, EncodedParquet):
+                item.discard()
 
 
 def _as_stored(frame: Any):

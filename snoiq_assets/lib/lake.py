@@ -24,15 +24,21 @@ from typing import Any, Callable, Sequence, Union
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from snoiq_assets.lib.keys import check_key
-from snoiq_assets.lib.parquet import LeadFrames, ParquetError, StoredParquet, parquet_key_value_metadata
+from snoiq_assets.lib.parquet import (
+    EncodedParquet,
+    LeadFrames,
+    ParquetError,
+    StoredParquet,
+    parquet_key_value_metadata,
+    write_parquet,
+)
 from snoiq_assets.lib.storage import ObjectStore
 
 __all__ = ["LAKE_PREFIX", "STAGING_PREFIX", "LakeError", "LeadFrames", "PublishRefused", "StoredParquet",
            "asset_prefix", "partition_object_key", "lead_object_key", "staged_object_key", "stored_partition_keys",
-           "stored_partition_files", "as_frame", "write_parquet", "write_partition", "write_leads", "encode_partition",
+           "stored_partition_files", "as_frame", "EncodedParquet", "write_parquet", "write_partition", "write_leads", "encode_partition",
            "EncodedPartition", "stored_metadata", "lead_file_moves"]
 
 LAKE_PREFIX = "lake"
@@ -115,30 +121,16 @@ def lead_file_moves(store: ObjectStore, asset_path: AssetPath, forecast_hour_of)
     return [(key, lead_object_key(asset_path, pk, forecast_hour_of(store, key))) for pk, key in sorted(whole.items())]
 
 
-def as_frame(obj: Any) -> pl.DataFrame | pa.Table:
-    """A Polars DataFrame or a pyarrow Table (kept as is: its schema metadata survives)."""
-    if isinstance(obj, (pa.Table, pl.DataFrame)):
+def as_frame(obj: Any) -> pl.DataFrame | pa.Table | EncodedParquet:
+    """A Polars DataFrame or a pyarrow Table (kept as is: its schema metadata survives), or a
+    table an asset already encoded (``EncodedParquet``: stored as its file is)."""
+    if isinstance(obj, (pa.Table, pl.DataFrame, EncodedParquet)):
         return obj
     if isinstance(obj, pl.LazyFrame):
         return obj.collect()
     raise LakeError(
         f"cannot store a {type(obj).__name__} as Parquet; return a polars DataFrame/LazyFrame or a pyarrow Table"
     )
-
-
-def write_parquet(frame: pl.DataFrame | pa.Table, sink, compression: str) -> None:
-    """``frame`` as Parquet into ``sink``: a local path or a binary stream."""
-    if isinstance(frame, pl.DataFrame):
-        # Polars' own writer is multi-threaded; converting to Arrow first costs ~1.5x.
-        frame.write_parquet(sink, compression=compression)
-        return
-    # Wide float grids (hrrr_fields: ~2M cells x 10 variables): dictionary encoding never pays
-    # off for continuous values, and byte-stream-split lets zstd compress floats; together
-    # about twice as fast and half the size on HRRR fields.
-    floats = [f.name for f in frame.schema if pa.types.is_floating(f.type)]
-    others = [f.name for f in frame.schema if not pa.types.is_floating(f.type)]
-    pq.write_table(frame, sink, compression=compression, use_dictionary=others or False,
-                   use_byte_stream_split=floats or False)
 
 
 def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: str | None, frame: Any,
@@ -150,21 +142,27 @@ def write_partition(store: ObjectStore, asset_path: AssetPath, partition_key: st
     """
     table = as_frame(frame)
     key = partition_object_key(asset_path, partition_key)
+    rows = table.height if isinstance(table, pl.DataFrame) else table.num_rows
     if audit is not None:
         staged = staged_object_key(asset_path, partition_key)
-        size = store.write_atomically(staged, lambda sink: write_parquet(table, sink, compression))
+        size = _store_table(store, staged, table, compression)
         problem = audit(pl.read_parquet(store.get(staged)))
         if problem:
             what = "/".join(_segments(asset_path)) + (f" partition {partition_key}" if partition_key else "")
             raise PublishRefused(f"{what} not published: {problem}; the refused data is kept at {store.uri(staged)}")
         store.move(staged, key)
-        rows = table.num_rows if isinstance(table, pa.Table) else table.height
         return rows, size, store.uri(key)
-    size = store.write_atomically(key, lambda sink: write_parquet(table, sink, compression))
-    # No stat of the stored object afterwards: once write_atomically returns it is published,
-    # and a store failing right then (an outage) must not make a written partition look unwritten.
-    rows = table.num_rows if isinstance(table, pa.Table) else table.height
+    size = _store_table(store, key, table, compression)
+    # No stat of the stored object afterwards: once it is stored it is published, and a store
+    # failing right then (an outage) must not make a written partition look unwritten.
     return rows, size, store.uri(key)
+
+
+def _store_table(store: ObjectStore, key: str, table: pl.DataFrame | pa.Table | EncodedParquet, compression: str) -> int:
+    """Store one table as Parquet at ``key`` atomically (an encoded one as its file); its size."""
+    if isinstance(table, EncodedParquet):
+        return store.adopt_file(key, table.path).size
+    return store.write_atomically(key, lambda sink: write_parquet(table, sink, compression))
 
 
 def write_leads(store: ObjectStore, asset_path: AssetPath, partition_key: str, frames: LeadFrames,
@@ -174,8 +172,8 @@ def write_leads(store: ObjectStore, asset_path: AssetPath, partition_key: str, f
     for fh in sorted(frames):
         table = as_frame(frames[fh])
         key = lead_object_key(asset_path, partition_key, fh)
-        size = store.write_atomically(key, lambda sink, table=table: write_parquet(table, sink, compression))
-        out.append((table.num_rows if isinstance(table, pa.Table) else table.height, size, store.uri(key)))
+        size = _store_table(store, key, table, compression)
+        out.append((table.height if isinstance(table, pl.DataFrame) else table.num_rows, size, store.uri(key)))
     return out
 
 
@@ -183,14 +181,15 @@ def write_leads(store: ObjectStore, asset_path: AssetPath, partition_key: str, f
 class EncodedPartition:
     """One partition's files encoded as Parquet in memory, not yet in the store: the encoding
     (the CPU part) can run on threads while ``publish`` puts them in one at a time."""
-    files: tuple[tuple[str, bytes, int], ...]   # (object key, Parquet bytes, rows)
+    files: tuple[tuple[str, bytes | EncodedParquet, int], ...]   # (object key, Parquet bytes or file, rows)
     uri_key: str                                # the file, or for lead files their cycle's folder
 
     def publish(self, store: ObjectStore) -> tuple[int, int, str]:
         """Put each file (atomically, as ``ObjectStore.put`` does); (rows, bytes, uri)."""
+        size = 0
         for key, data, _rows in self.files:
-            store.put(key, data)
-        return sum(f[2] for f in self.files), sum(len(f[1]) for f in self.files), store.uri(self.uri_key)
+            size += store.adopt_file(key, data.path).size if isinstance(data, EncodedParquet) else store.put(key, data).size
+        return sum(f[2] for f in self.files), size, store.uri(self.uri_key)
 
 
 def encode_partition(asset_path: AssetPath, partition_key: str, frame: Any, compression: str = "zstd") -> EncodedPartition:
@@ -205,6 +204,9 @@ def encode_partition(asset_path: AssetPath, partition_key: str, frame: Any, comp
     files = []
     for key, f in items:
         table = as_frame(f)
+        if isinstance(table, EncodedParquet):   # encoded already: stored as it is
+            files.append((key, table, table.num_rows))
+            continue
         sink = io.BytesIO()
         write_parquet(table, sink, compression)
         files.append((key, sink.getvalue(), table.num_rows if isinstance(table, pa.Table) else table.height))

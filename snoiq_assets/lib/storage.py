@@ -168,6 +168,21 @@ class ObjectStore(ABC):
             yield path
             self.put_file(key, path)
 
+    def adopt_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
+        """Store a finished local file (one written in ``spill_folder()``) as ``key`` atomically,
+        and remove the local file."""
+        info = self.put_file(key, path)
+        os.unlink(path)
+        return info
+
+    @contextlib.contextmanager
+    def spill_folder(self) -> Iterator[Path]:
+        """A private local folder for files about to be stored (``adopt_file``), removed with
+        whatever is left in it when the block ends."""
+        # (ignore_cleanup_errors: the IO manager may have removed it already, see EncodedParquet.discard)
+        with tempfile.TemporaryDirectory(prefix="snoiq-spill-", ignore_cleanup_errors=True) as tmp:
+            yield Path(tmp)
+
     def write_atomically(self, key: str, write: Callable[[Any], None]) -> int:
         """``write(sink)`` writes the object's bytes into ``sink`` (a local path, or on S3 a binary
         stream); on success they become ``key`` atomically and their size is returned. If
@@ -328,6 +343,26 @@ class LocalStore(ObjectStore):
         with self._atomic(key) as fh, open(path, "rb") as src:
             shutil.copyfileobj(src, fh, length=8 << 20)
         return self._info(key, self._path(key))
+
+    SPILL_DIR = ".spill"   # a dot folder: never listed as objects
+
+    @contextlib.contextmanager
+    def spill_folder(self) -> Iterator[Path]:
+        # Inside the store's own folder, on its file system: adopting a file is then a rename.
+        base = self.root / self.SPILL_DIR
+        base.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="run-", dir=base, ignore_cleanup_errors=True) as tmp:
+            yield Path(tmp)
+
+    def adopt_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
+        dest = self._path(key)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if os.stat(path).st_dev != os.stat(dest.parent).st_dev:
+            return super().adopt_file(key, path)
+        with open(path, "rb") as fh:
+            os.fsync(fh.fileno())   # as durable as put(): the bytes are on disk before the rename
+        _publish(str(path), dest)
+        return self._info(key, dest)
 
     def download(self, key: str, path: str | os.PathLike) -> Path:
         src = self._path(key)

@@ -4,8 +4,9 @@ kill a spawned process at named points and check what the next tick does).
 ``FaultyStoreResource`` is the real ``ObjectStoreResource`` whose store (LocalStore or S3Store,
 unchanged) calls ``fire(point, key)`` at named points of its writes:
 
-- ``write:<prefix>``      before an object under ``<prefix>`` is written (put, put_file, or the
-                          rename/upload that publishes an ``atomic_local_file``);
+- ``write:<prefix>``      before an object under ``<prefix>`` is written (put, put_file, the
+                          rename/upload that publishes an ``atomic_local_file``, or the rename
+                          that adopts a spilled file);
 - ``published:<prefix>``  right after such an object became visible;
 - ``quarantine-move``     after a quarantine's reason file is written, before the file moves.
 
@@ -78,6 +79,14 @@ def faulty(store: ObjectStore) -> ObjectStore:
         def put_file(self, key, path):
             _fire_for_key("write", key)
             info = super().put_file(key, path)
+            _fire_for_key("published", key)
+            return info
+
+        def adopt_file(self, key, path):
+            if base.adopt_file is ObjectStore.adopt_file:   # S3: an upload through put_file
+                return super().adopt_file(key, path)
+            _fire_for_key("write", key)                     # LocalStore: the spilled file, not yet renamed
+            info = super().adopt_file(key, path)
             _fire_for_key("published", key)
             return info
 

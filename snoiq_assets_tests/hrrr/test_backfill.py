@@ -52,6 +52,14 @@ def _failure(result):
     return data.error.message, data.user_failure_data.metadata
 
 
+def _assert_no_spill_left(store) -> None:
+    """hrrr_fields encodes each lead into a spill folder (on the local lake's file system) as it
+    decodes; after the run, succeeded or failed, the files are in the lake and the folder is gone."""
+    if isinstance(store, LocalStore):
+        spill = store.root / LocalStore.SPILL_DIR
+        assert not spill.exists() or list(spill.iterdir()) == []
+
+
 def _materialise_grid(store, resources, instance, pk="2023-01-01T00"):
     cfg = {"ops": {"hrrr_grid": {"config": {"source_key": landing_key(_run(pk), 0)}}}}
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance, run_config=cfg).success
@@ -103,6 +111,7 @@ def test_single_run_backfill_three_hours(store, resources, instance):
         record = instance.fetch_materializations(dg.AssetRecordsFilter(asset_key=FIELDS, asset_partitions=[pk]),
                                                  limit=1).records[0]
         assert record.asset_materialization.metadata["dagster/row_count"].value == 1059 * 1799
+    _assert_no_spill_left(store)
 
 
 def test_bad_partition_in_range(store, resources, instance):
@@ -149,6 +158,7 @@ def test_bad_partition_in_range(store, resources, instance):
         written = pq.read_table(p)
     with store.local_path(landing_key(_run(PKS[2]), 0)) as p:
         assert np.array_equal(written.column("tmp_2m_k").to_numpy(), ec_values(p, 1).astype(np.float32))
+    _assert_no_spill_left(store)
 
 
 def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance):
@@ -170,6 +180,7 @@ def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance
     assert not store.exists(bad_key) and store.exists("quarantine/" + bad_key + ".idx")
     assert instance.get_materialized_partitions(FIELDS) == {PKS[0], PKS[2]}
     assert [store.exists(lead_object_key(FIELDS, pk, 0)) for pk in PKS] == [True, False, True]
+    _assert_no_spill_left(store)
 
 
 def _cli(args, env, timeout=600):

@@ -72,6 +72,23 @@ def test_land_cycle_then_decode(store, seaweed, cycle_files, tmp_path):
     assert np.allclose(f2.column("asnow_1h_m").to_numpy(), np.clip(diff, 0, None), atol=1e-6)
     assert again.tables[2].column("asnow_1h_m").equals(f2.column("asnow_1h_m"))
 
+    # The same cycle with each lead handed to a spill as it is finished (what hrrr_fields does so
+    # a day of leads is not held in memory): the stored files hold exactly the in-memory tables,
+    # hourly amounts from the previous lead included.
+    import pyarrow.parquet as pq
+
+    from snoiq_assets.lib.parquet import EncodedParquet, ParquetSpill
+
+    (tmp_path / "spill").mkdir()
+    with DecoderProcess() as decoder, ParquetSpill(tmp_path / "spill") as spill:
+        spilled = decode_cycle(store, RUN, [1, 2, 3], VARS, decoder, engine="eccodes", keep=spill.add)
+    assert sorted(spilled.tables) == [1, 2] and all(isinstance(t, EncodedParquet) for t in spilled.tables.values())
+    assert spilled.stats == decoded.stats and "has not landed" in spilled.errors[3]
+    for fh in (1, 2):
+        back = pq.read_table(spilled.tables[fh].path)
+        assert back.equals(decoded.tables[fh]) and back.schema.metadata == decoded.tables[fh].schema.metadata
+        assert spilled.tables[fh].num_rows == decoded.tables[fh].num_rows
+
 
 def test_leads_to_retry(store, cycle_files):
     from snoiq_assets.lib.hrrr.cycle import leads_to_retry

@@ -35,7 +35,7 @@ from snoiq_assets.lib.hrrr.leads import HRRR_SCHEDULE, LeadError
 from snoiq_assets.lib.hrrr.plausibility import bounds_for, problems
 from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve
-from snoiq_assets.lib.parquet import LeadFrames, StoredParquet
+from snoiq_assets.lib.parquet import LeadFrames, ParquetSpill, StoredParquet
 from snoiq_assets.lib.storage import ObjectStore
 
 GROUP = "hrrr"
@@ -282,10 +282,12 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     then the good leads are written and their cycles recorded as materialised, and the step fails
     naming every failed lead. A lead that has not landed yet is no failure (the archive publishes
     a cycle's leads over about an hour; ``hrrr_leads_complete`` names it), unless no lead of the
-    cycle has. Memory: every decoded lead is held until the IO manager writes (about 7.6 MB per
-    variable per lead on the CONUS grid): one run of 24 leads x 10 variables peaks at about
-    2.1 GB (benchmarks/bench_memory.py, 24 partitions of one lead), so size single-run ranges
-    (cycles x leads) to the worker's memory.
+    cycle has. Memory: each lead is encoded to Parquet in a local spill folder
+    (``ObjectStore.spill_folder``: inside the local lake's folder, so storing it is a rename)
+    as soon as it is decoded, on a thread while the next lead decodes, and released; a run holds
+    a few leads (about 7.6 MB per variable each on the CONUS grid), not all of them, so a
+    single-run range of a day of cycles x every lead fits a worker
+    (benchmarks/bench_memory.py); its spill files take the disk the lake files will.
 
     Decode engine (``config.engine``): ``"eccodes"`` is the default: the messages decoded
     directly by ecCodes in parallel threads, one per core (cffi releases the GIL while ecCodes
@@ -309,63 +311,71 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     wanted_by_pk = {pk: config.leads_for(pk) for pk in partition_keys}
     failures = PartialFailures("hrrr_fields", [f"{pk} f{fh:02d}" for pk in partition_keys for fh in wanted_by_pk[pk]],
                                what="leads")
-    with DecoderProcess() as decoder:
-        for pk in partition_keys:
-            run_time = hour_of(pk)
-            wanted = wanted_by_pk[pk]
-            landed = [fh for fh in wanted if object_store.exists(partition_landing_key(pk, fh))]
-            # the hour before the run's first lead, decoded again from its GRIB for the first
-            # lead's hourly accumulations (it may have been decoded by an earlier run)
-            decoded = decode_cycle(object_store, run_time, landed, variables, decoder, expected_grid_id=grid_id,
-                                   engine=config.engine,
-                                   previous_lead=lambda fh: _previous_lead(object_store, decoder, run_time, fh,
-                                                                          variables, grid_id))
-            quarantined = {}
-            for fh, exc in decoded.errors.items():
-                key = partition_landing_key(pk, fh)
-                if isinstance(exc, HrrrDataError):
-                    dest = _quarantine(context, object_store, key, exc, "hrrr_fields", pk)
-                    quarantined[f"f{fh:02d}"] = dest
-                    _record_bad_file(failures, f"{pk} f{fh:02d}", key, exc, dest)
-                else:   # vanished between listing and decoding
-                    failures.add(f"{pk} f{fh:02d}", exc, file=key, quarantined_to="")
-            per_cycle[pk] = {"leads": sorted(decoded.tables), "not_landed": [fh for fh in wanted if fh not in landed],
-                             "quarantined": quarantined}
-            if not landed:
-                failures.add(pk, f"no lead of {wanted} has landed; materialise hrrr_raw first",
-                             file=partition_landing_key(pk, wanted[0]), quarantined_to="")
-            if decoded.tables:
-                outputs[pk] = LeadFrames(decoded.tables)
-            for fh in decoded.tables:
-                checked[f"{pk} f{fh:02d}"] = (decoded.tables[fh].num_rows, decoded.checked[fh])
-            # Each cycle's own leads, times, sources and statistics (a range run shows every cycle its own).
-            if decoded.tables:
-                context.add_asset_metadata(_cycle_metadata(pk, decoded, quarantined, per_cycle[pk]), partition_key=pk)
-    if failures:
-        # The good leads are real data: the IO manager stores them and records their cycles as
-        # materialised, then fails the step, so lake and catalogue agree and only the failed
-        # leads are retried.
-        yield dg.Output(StoreGoodThenFail(outputs, partial_failure(
-            failures, "the good leads are written and their cycles recorded")))
-        return
+    # Each lead is encoded to Parquet in a spill folder as soon as it is decoded (on a thread,
+    # while the next lead decodes) and released, so a run of a day of cycles x 19 leads holds
+    # a few leads in memory, not all of them; the IO manager then only moves the files in.
+    with object_store.spill_folder() as spill_folder:
+        with ParquetSpill(spill_folder) as spill, DecoderProcess() as decoder:
+            for pk in partition_keys:
+                run_time = hour_of(pk)
+                wanted = wanted_by_pk[pk]
+                landed = [fh for fh in wanted if object_store.exists(partition_landing_key(pk, fh))]
+                # the hour before the run's first lead, decoded again from its GRIB for the first
+                # lead's hourly accumulations (it may have been decoded by an earlier run)
+                decoded = decode_cycle(object_store, run_time, landed, variables, decoder, expected_grid_id=grid_id,
+                                       engine=config.engine, keep=spill.add,
+                                       previous_lead=lambda fh: _previous_lead(object_store, decoder, run_time, fh,
+                                                                              variables, grid_id))
+                quarantined = {}
+                for fh, exc in decoded.errors.items():
+                    key = partition_landing_key(pk, fh)
+                    if isinstance(exc, HrrrDataError):
+                        dest = _quarantine(context, object_store, key, exc, "hrrr_fields", pk)
+                        quarantined[f"f{fh:02d}"] = dest
+                        _record_bad_file(failures, f"{pk} f{fh:02d}", key, exc, dest)
+                    else:   # vanished between listing and decoding
+                        failures.add(f"{pk} f{fh:02d}", exc, file=key, quarantined_to="")
+                per_cycle[pk] = {"leads": sorted(decoded.tables), "not_landed": [fh for fh in wanted if fh not in landed],
+                                 "quarantined": quarantined}
+                if not landed:
+                    failures.add(pk, f"no lead of {wanted} has landed; materialise hrrr_raw first",
+                                 file=partition_landing_key(pk, wanted[0]), quarantined_to="")
+                if decoded.tables:
+                    outputs[pk] = LeadFrames(decoded.tables)
+                for fh in decoded.tables:
+                    checked[f"{pk} f{fh:02d}"] = (decoded.tables[fh].num_rows, decoded.checked[fh])
+                # Each cycle's own leads, times, sources and statistics (a range run shows every cycle its own).
+                if decoded.tables:
+                    context.add_asset_metadata(_cycle_metadata(pk, decoded, quarantined, per_cycle[pk]), partition_key=pk)
+        if failures:
+            # The good leads are real data: the IO manager stores them and records their cycles as
+            # materialised, then fails the step, so lake and catalogue agree and only the failed
+            # leads are retried.
+            yield dg.Output(StoreGoodThenFail(outputs, partial_failure(
+                failures, "the good leads are written and their cycles recorded")))
+            return
 
-    first_table = next(iter(outputs[partition_keys[0]].values()))
-    first = {k.decode(): v.decode() for k, v in first_table.schema.metadata.items()}
-    yield dg.Output({pk: outputs[pk] for pk in partition_keys}, metadata={
-        "grid_id": first["grid_id"],
-        "units": dg.MetadataValue.json(json.loads(first["units"])),
-        "partition_count": len(partition_keys),
-        "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
-        "decode_engine": config.engine,
-    })
-    # Re-evaluated on exactly what was found plausible (an implausible lead never gets here).
-    found = {unit: p for unit, (rows, st) in checked.items() if (p := problems(st, rows, int(unit[-2:])))}
-    yield dg.AssetCheckResult(
-        check_name="values_plausible", passed=not found,
-        description=f"{len(checked) - len(found)} of {len(checked)} lead(s) within the physical bounds",
-        metadata={"bounds": dg.MetadataValue.json({f"f{fh:02d}": bounds_for([v.column for v in variables], fh)
-                                                   for fh in sorted({int(u[-2:]) for u in checked})}),
-                  "implausible": dg.MetadataValue.json(found)})
+        first_table = next(iter(outputs[partition_keys[0]].values()))
+        first = {k.decode(): v.decode() for k, v in first_table.schema.metadata.items()}
+        yield dg.Output({pk: outputs[pk] for pk in partition_keys}, metadata={
+            "grid_id": first["grid_id"],
+            "units": dg.MetadataValue.json(json.loads(first["units"])),
+            "partition_count": len(partition_keys),
+            "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
+            "decode_engine": config.engine,
+            # Parquet encoding, on the spill's thread while decoding went on; the wait is what it
+            # added to the step (benchmarks/bench_leadtimes.py reports both)
+            "parquet_encode_s": round(spill.encode_s, 3),
+            "parquet_encode_wait_s": round(spill.wait_s, 3),
+        })
+        # Re-evaluated on exactly what was found plausible (an implausible lead never gets here).
+        found = {unit: p for unit, (rows, st) in checked.items() if (p := problems(st, rows, int(unit[-2:])))}
+        yield dg.AssetCheckResult(
+            check_name="values_plausible", passed=not found,
+            description=f"{len(checked) - len(found)} of {len(checked)} lead(s) within the physical bounds",
+            metadata={"bounds": dg.MetadataValue.json({f"f{fh:02d}": bounds_for([v.column for v in variables], fh)
+                                                       for fh in sorted({int(u[-2:]) for u in checked})}),
+                      "implausible": dg.MetadataValue.json(found)})
 
 
 def _cycle_metadata(pk: str, decoded, quarantined: dict, cycle: dict) -> dict:

@@ -13,7 +13,7 @@ import datetime as dt
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 
@@ -145,7 +145,7 @@ class CycleDecode:
 
 def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int], variables: Sequence[Variable],
                  decoder, *, previous_lead: Callable[[int], pa.Table | None] = lambda fh: None,
-                 **decode_kwargs) -> CycleDecode:
+                 keep: Callable[[pa.Table], Any] | None = None, **decode_kwargs) -> CycleDecode:
     """Decode every lead's landed GRIB, in lead order, each on its own: a lead that fails is in
     ``errors`` (a bad file: its ``HrrrDataError``, to be quarantined) and the others go on.
 
@@ -154,8 +154,14 @@ def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int]
     its lead. The decoded values must then be physically plausible (``plausibility``; checked on
     the fields as decoded, before the hourly amounts are derived from them). ``previous_lead(fh)``
     gives the decoded table of lead ``fh`` when it is not decoded in this call (for the first
-    lead's hourly amounts); a lead whose previous lead failed here gets null hourly amounts."""
+    lead's hourly amounts); a lead whose previous lead failed here gets null hourly amounts.
+
+    ``keep(table)``, when given, takes each finished lead's table and returns what ``tables``
+    holds in its place (e.g. ``ParquetSpill.add``: its encoded file), so that a cycle's leads
+    are not all held in memory; only the last lead's table is kept, for the next one's
+    hourly amounts."""
     out = CycleDecode()
+    last: dict[int, pa.Table] = {}   # the previous lead's decoded table, for its hourly amounts
     for fh in sorted(leads):
         key = landing_key(run_time, fh)
         if not store.exists(key):
@@ -163,7 +169,7 @@ def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int]
             continue
         idx = store.get(key + ".idx").decode() if store.exists(key + ".idx") else None
         if fh - 1 in out.tables or fh - 1 in out.errors or fh <= 1:
-            previous = out.tables.get(fh - 1)
+            previous = last.get(fh - 1)
         else:
             previous = previous_lead(fh - 1)
         try:
@@ -175,7 +181,11 @@ def decode_cycle(store: ObjectStore, run_time: dt.datetime, leads: Sequence[int]
             out.errors[fh] = exc
             continue
         out.checked[fh] = stats
-        out.tables[fh], out.stats[fh] = finish_lead(table, stats, list(variables), fh, previous)
+        table, out.stats[fh] = finish_lead(table, stats, list(variables), fh, previous)
+        previous = None
+        last.clear()
+        last[fh] = table
+        out.tables[fh] = keep(table) if keep is not None else table
     return out
 
 
