@@ -40,9 +40,10 @@ land: venv $(DAGSTER_HOME)/dagster.yaml
 	$(PY) -m snoiq_assets.demo --land-only
 
 # Two workers (pytest-xdist), each module's tests on one worker so module fixtures (the demo,
-# the UI server) start once: much of the suite waits on subprocesses, servers and I/O.
+# the UI server) start once: much of the suite waits on subprocesses, servers and I/O. The 25
+# slowest tests are listed at the end: where the developer loop's time goes.
 test: venv
-	$(PY) -m pytest -n 2 --dist loadscope
+	$(PY) -m pytest -n 2 --dist loadscope --durations=25
 
 # The UI and the daemon (sensors, schedules, run queue) on 127.0.0.1:3000, over the same folder
 # `make demo` wrote. workspace.yaml is the compose stack's (gRPC code server); not used here.

@@ -171,3 +171,26 @@ def test_local_spill_folder_is_on_the_lake_file_system_and_not_listed(tmp_path):
         store.adopt_file("lake/a/x.parquet", folder / "x.parquet")
         assert os.stat(store.root / "lake/a/x.parquet").st_ino == ino   # renamed, not copied
     assert [o.key for o in store.list("")] == ["lake/a/x.parquet"]
+
+
+def test_reading_parquet_bytes_never_aborts_the_interpreter_at_exit(tmp_path):
+    """Reading an in-memory Parquet file through a Python file object (io.BytesIO) made about
+    one process in four abort at exit with "terminate called without an active exception"
+    (apache/arrow#34314): the reproduce CLI reported failure after succeeding. Through an Arrow
+    buffer (lib/parquet.read_parquet_bytes, used for snapshots and experiment rows), every
+    process exits 0."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({f"c{i}": np.random.default_rng(i).random(400_000, dtype=np.float32)
+                             for i in range(8)}), path, compression="zstd")
+    code = ("import sys; from pathlib import Path; from snoiq_assets.lib.parquet import read_parquet_bytes; "
+            "t = read_parquet_bytes(Path(sys.argv[1]).read_bytes()); assert t.num_rows == 400_000")
+    codes = [subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120)
+             for _ in range(8)]
+    assert [c.returncode for c in codes] == [0] * 8, [c.stderr[-300:] for c in codes if c.returncode]

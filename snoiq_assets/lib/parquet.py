@@ -24,6 +24,15 @@ class ParquetError(ValueError):
     """A stored file is missing or is not Parquet."""
 
 
+def read_parquet_bytes(data: bytes) -> pa.Table:
+    """A Parquet file held in memory, as a table. Read through an Arrow buffer, never a Python
+    file object (``io.BytesIO``): Arrow's pre-buffering I/O threads then call back into Python,
+    and one still alive when the interpreter exits aborts it ("terminate called without an
+    active exception", exit 134, about one run in four here; apache/arrow#34314) after the work
+    succeeded: a CLI would report failure for a run that did not fail."""
+    return pq.read_table(pa.BufferReader(data))
+
+
 def parquet_key_value_metadata(store: ObjectStore, key: str) -> dict[str, str]:
     """A stored Parquet file's key-value metadata (units, grid id, valid time ...), read from its
     footer with two ranged reads: on S3 a 76 MB field file is not downloaded for a few bytes."""

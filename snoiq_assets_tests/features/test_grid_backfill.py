@@ -2,13 +2,13 @@
 run on a real instance, on both storage backends; and a bad partition inside such a range."""
 
 import datetime as dt
-import io
 
 import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
 from snoiq_assets.lib.lake import lead_object_key, partition_object_key
+from snoiq_assets.lib.parquet import read_parquet_bytes
 from snoiq_assets.defs.features.assets import grid_join_features, station_grid_index
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid, hrrr_raw
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
@@ -87,7 +87,7 @@ def test_three_hour_single_run_of_raw_fields_and_join(store, resources, instance
         assert feats["valid_time"].unique().to_list() == [_hour(pk)]
         assert feats["run_time"].unique().to_list() == [_hour(pk)]
         # each hour's features come from that hour's own fields file
-        fields_table = pq.read_table(io.BytesIO(store.get(lead_object_key(FIELDS, pk, 0))))
+        fields_table = read_parquet_bytes(store.get(lead_object_key(FIELDS, pk, 0)))
         assert fields_table.schema.metadata[b"valid_time"].decode() == _hour(pk).isoformat()
         fields = pl.from_arrow(fields_table)
         nunn_idx = included.filter(pl.col("station_id") == NUNN).row(0, named=True)
@@ -113,7 +113,7 @@ def test_bad_partition_in_a_join_range_fails_naming_it_and_writes_nothing(store,
                 tags=_range_tags(PKS[0], PKS[-1]), run_config=RUN_CONFIG).success
     # T01's fields now claim another grid
     key = lead_object_key(FIELDS, PKS[1], 0)
-    table = pq.read_table(io.BytesIO(store.get(key)))
+    table = read_parquet_bytes(store.get(key))
     md = dict(table.schema.metadata)
     md[b"grid_id"] = b"f" * 64
     with store.atomic_local_file(key) as path:

@@ -42,6 +42,7 @@ import pyarrow.parquet as pq
 
 from snoiq_assets.lib import duckfile
 from snoiq_assets.lib.keys import join_key, safe_identifier
+from snoiq_assets.lib.parquet import read_parquet_bytes
 from snoiq_assets.lib.storage import ObjectStore
 
 EXPERIMENTS_PREFIX = "experiments"
@@ -156,7 +157,9 @@ def _run_id_of(key: str) -> str | None:
 
 
 def _read_file(store: ObjectStore, key: str) -> pa.Table:
-    table = pq.read_table(io.BytesIO(store.get(key)))
+    # From an Arrow buffer, not a Python file object: Arrow's I/O threads reading through a
+    # Python object can abort the interpreter at exit (apache/arrow#34314; lib/parquet.py).
+    table = read_parquet_bytes(store.get(key))
     # A file written before a column existed: that column is null for it.
     for f in SCHEMA:
         if f.name not in table.column_names:

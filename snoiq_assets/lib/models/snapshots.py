@@ -32,6 +32,7 @@ import pyarrow.parquet as pq
 
 from snoiq_assets.lib.keys import join_key
 from snoiq_assets.lib.models import ModelError
+from snoiq_assets.lib.parquet import read_parquet_bytes
 from snoiq_assets.lib.storage import ObjectNotFound, ObjectStore
 
 SNAPSHOTS_PREFIX = "snapshots"
@@ -136,7 +137,7 @@ def read_snapshot(store: ObjectStore, sha256: str, run: str = "") -> tuple[pl.Da
     if found != sha256:
         raise SnapshotCorrupt(f"snapshot {key}{of} does not match its hash: its bytes hash to {found} "
                               "(changed or corrupted); refusing to train on it")
-    table = pq.read_table(io.BytesIO(data))
+    table = read_parquet_bytes(data)
     raw = (table.schema.metadata or {}).get(SCHEMA_KEY)
     if raw is None:
         raise SnapshotCorrupt(f"snapshot {key}{of} has no {SCHEMA_KEY.decode()} metadata; it is not a snapshot")
