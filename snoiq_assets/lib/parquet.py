@@ -233,6 +233,15 @@ class StoredParquet:
             raise ParquetError(f"{self.name} has no stored lead f{forecast_hour:02d} of partition {partition_key}")
         return pl.scan_parquet(self.store.uri(key), storage_options=self.store.storage_options)
 
+    def lead_table(self, partition_key: str, forecast_hour: int, columns: list[str] | None = None) -> pa.Table:
+        """One lead's file read whole (or ``columns``) as an Arrow table, schema metadata kept:
+        pyarrow decodes these wide float files about 2.5x faster than Polars."""
+        key = self.leads(partition_key).get(forecast_hour)
+        if key is None:
+            raise ParquetError(f"{self.name} has no stored lead f{forecast_hour:02d} of partition {partition_key}")
+        with self.store.local_path(key) as path:   # the file itself locally; a temporary copy from S3
+            return pq.read_table(path, columns=columns)
+
     def lead_metadata(self, partition_key: str, forecast_hour: int) -> dict[str, str]:
         key = self.leads(partition_key).get(forecast_hour)
         if key is None:

@@ -154,3 +154,30 @@ def test_column_views_give_the_same_features_as_the_matrix_and_nulls_are_nan():
         gather([np.zeros(4), np.zeros(5)], np.zeros((1, 1), np.int64))
     with pytest.raises(NeighbourhoodError, match="lacks variable"):
         field_arrays(frame, ["c"])
+
+
+def test_window_cells_taken_from_an_arrow_table_give_the_same_features():
+    """The grid join reads a lead with pyarrow and converts only the cells the windows use
+    (lib/features/grid_join.window_arrays): the features equal those of the whole columns,
+    with off-grid cells (-1) and nulls (a float64 column too) treated alike."""
+    import pyarrow as pa
+
+    from snoiq_assets.lib.features.grid_join import window_arrays
+
+    rng = np.random.default_rng(11)
+    ny, nx = 9, 11
+    frame = pl.DataFrame({"a": rng.normal(size=ny * nx).astype(np.float32),
+                          "b": rng.normal(size=ny * nx)}).with_columns(
+        pl.when(pl.int_range(pl.len()).is_in([50, 51])).then(None).otherwise(pl.col("b")).alias("b"))
+    cells, _ = window_cells(np.array([4, 0, 8, 4]), np.array([5, 0, 10, 6]), (ny, nx), 3)
+    assert (cells < 0).any()   # the corner stations' windows run off the grid
+    ids = np.array(["w", "x", "y", "z"])
+    whole = station_features(ids, field_arrays(frame, ["a", "b"]), ["a", "b"], cells, 3)
+    arrays, renumbered = window_arrays(frame.to_arrow(), ["a", "b"], cells)
+    assert len(arrays[0]) == len(np.unique(cells[cells >= 0])) < ny * nx
+    assert (renumbered < 0).sum() == (cells < 0).sum()
+    taken = station_features(ids, arrays, ["a", "b"], renumbered, 3)
+    assert taken.equals(whole)
+    # station w's window holds the null cells 50 and 51: its mean of b is over the other seven
+    window = [c for c in cells[0] if c not in (50, 51)]
+    assert taken["b__mean"][0] == pytest.approx(float(np.mean(frame["b"].to_numpy()[window])), rel=1e-5)

@@ -178,7 +178,7 @@ def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig
     out: dict[str, LeadFrames] = {}
     for pk, metas in units.items():
         try:
-            out[pk] = LeadFrames({fh: build_grid_join(hrrr_fields.scan_lead(pk, fh), meta, station_grid_index, None,
+            out[pk] = LeadFrames({fh: build_grid_join(hrrr_fields.lead_table(pk, fh), meta, station_grid_index, None,
                                                       f"{pk} f{fh:02d}", run_obs=run_obs)
                                   for fh, meta in metas.items()})
         except GridFeatureError as exc:

@@ -178,21 +178,40 @@ def fields_times(fields_meta: dict[str, str]) -> tuple[dt.datetime, dt.datetime,
     return valid_time, run_time, forecast_hour
 
 
-def build_grid_join(fields: pl.LazyFrame, fields_meta: dict[str, str], index: pl.DataFrame,
+def window_arrays(table: pa.Table, variables: list[str], cells: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Only the cells the station windows use, taken from a whole-grid Arrow table: one float32
+    array per variable over the distinct window cells (nulls as NaN), and ``cells`` renumbered
+    into them (-1, off the grid, kept). The statistics are then those of the whole grid's
+    arrays, without converting 2 million cells per variable for a few thousand."""
+    used = np.unique(cells[cells >= 0])
+    small = table.select(variables).take(pa.array(used))
+    arrays = [np.asarray(small.column(v).cast(pa.float32()).to_numpy(), dtype=np.float32) for v in variables]
+    renumbered = np.where(cells >= 0, np.searchsorted(used, np.maximum(cells, 0)), -1)
+    return arrays, renumbered
+
+
+def build_grid_join(fields: pl.LazyFrame | pa.Table, fields_meta: dict[str, str], index: pl.DataFrame,
                     observations: pl.LazyFrame | pl.DataFrame | None, partition_key: str,
                     run_obs: pl.DataFrame | None = None) -> pl.DataFrame:
-    """One partition's feature table. ``run_obs`` (from ``run_observations``, read once for a
-    run of several partitions) is used when given; otherwise ``observations`` is read here."""
+    """One partition's feature table. ``fields`` is one lead's stored fields: an Arrow table
+    (read by the asset with pyarrow, about 2.5x faster than Polars on these wide float files;
+    only the window cells are then converted) or a LazyFrame. ``run_obs`` (from
+    ``run_observations``, read once for a run of several partitions) is used when given;
+    otherwise ``observations`` is read here."""
     check_fields_grid(fields_meta, index, partition_key)
     valid_time, run_time, forecast_hour = fields_times(fields_meta)
 
-    variables = field_variables(dict(fields.collect_schema()))
+    schema = (pl.from_arrow(fields.schema.empty_table()).schema if isinstance(fields, pa.Table)
+              else fields.collect_schema())
+    variables = field_variables(dict(schema))
     if not variables:
         raise GridFeatureError(f"hrrr_fields partition {partition_key} has no float variable columns")
-    frame = fields.select(variables).collect()
     ids, cells, k = gi.index_window_arrays(index)
-    matrix = nb.field_arrays(frame, variables)  # zero-copy column views
-    feats = nb.station_features(ids, matrix, variables, cells, k)
+    if isinstance(fields, pa.Table):
+        arrays, cells = window_arrays(fields, variables, cells)
+    else:
+        arrays = nb.field_arrays(fields.select(variables).collect(), variables)  # zero-copy column views
+    feats = nb.station_features(ids, arrays, variables, cells, k)
     inc = index.filter(pl.col("included")).select("station_id", "grid_y", "grid_x", "distance_m")
     head = inc.with_columns(
         pl.lit(valid_time).cast(pl.Datetime("us", "UTC")).alias("valid_time"),
