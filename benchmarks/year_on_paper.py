@@ -95,7 +95,8 @@ def cycle_leads_per_year(year: int = 2023) -> dict:
 
     start = dt.datetime(year, 1, 1, tzinfo=dt.timezone.utc)
     hours = [start + dt.timedelta(hours=h) for h in range(365 * 24)]
-    return {"cycles": len(hours), "cycle_leads": sum(len(HRRR_SCHEDULE.leads_for(t)) for t in hours)}
+    return {"cycles": len(hours), "cycle_leads_19": 19 * len(hours),
+            "cycle_leads_schedule": sum(len(HRRR_SCHEDULE.leads_for(t)) for t in hours)}
 
 
 def main() -> None:
@@ -108,27 +109,33 @@ def main() -> None:
     per_cycle = lead["bytes_per_cycle"]
     leads_per_cycle = lead["leads_per_cycle"]
     year = cycle_leads_per_year()
-    n = year["cycle_leads"]
     raw = real_raw_bytes_per_lead()
     fields = real_parquet_bytes_per_lead()
     join_per_lead = per_cycle["lake/grid_join_features"] / leads_per_cycle
     synthetic_fields_per_lead = per_cycle["lake/hrrr_fields"] / leads_per_cycle
-    bytes_year = {
-        "raw/hrrr (GRIB subsets, real sizes)": n * raw["total"],
-        "lake/hrrr_fields (real fields' Parquet)": n * fields["total"],
-        "lake/hrrr_fields (synthetic benchmark fields)": n * synthetic_fields_per_lead,
-        "lake/grid_join_features (250 stations)": n * join_per_lead,
-    }
-    hours_one = n * s_per_cycle_lead / 3600
-    pods = {p: {"hours": hours_one / p, "days": hours_one / p / 24,
-                # every pod writes what its cycle-leads produce: the shared store must take it
-                "store_write_mb_s": p * (raw["total"] + fields["total"] + join_per_lead) / s_per_cycle_lead / 1e6}
-            for p in args.pods}
+
+    def plan(n: int) -> dict:
+        """Hours, bytes and files for ``n`` cycle-leads a year."""
+        hours_one = n * s_per_cycle_lead / 3600
+        return {
+            "cycle_leads": n,
+            "files": {"raw/hrrr (GRIB + .idx)": 2 * n, "lake/hrrr_fields": n, "lake/grid_join_features": n},
+            "bytes": {
+                "raw/hrrr (GRIB subsets, real sizes)": n * raw["total"],
+                "lake/hrrr_fields (real fields' Parquet)": n * fields["total"],
+                "lake/hrrr_fields (synthetic benchmark fields)": n * synthetic_fields_per_lead,
+                "lake/grid_join_features (250 stations)": n * join_per_lead,
+            },
+            "hours_on_this_machine": hours_one,
+            # every pod writes what its cycle-leads produce: the shared store must take it
+            "pods": {p: {"hours": hours_one / p, "days": hours_one / p / 24,
+                         "store_write_mb_s": p * (raw["total"] + fields["total"] + join_per_lead)
+                         / s_per_cycle_lead / 1e6} for p in args.pods},
+        }
+
     results = {
-        "schedule": "f00-f18 every hourly cycle, f00-f48 at 00/06/12/18Z",
-        **year,
+        "year_cycles": year["cycles"],
         "partition_keys_per_hourly_asset": year["cycles"],
-        "files": {"raw/hrrr (GRIB + .idx)": 2 * n, "lake/hrrr_fields": n, "lake/grid_join_features": n},
         "seconds_per_cycle_lead_measured": s_per_cycle_lead,
         "measured_in": f"bench_leadtimes.py: {lead['cycles']} cycles x {leads_per_cycle} leads, "
                        f"{lead['cycle_leads_per_minute']:.1f} cycle-leads/min",
@@ -136,18 +143,18 @@ def main() -> None:
         "hrrr_fields_bytes_per_lead_real": fields,
         "hrrr_fields_bytes_per_lead_synthetic": synthetic_fields_per_lead,
         "grid_join_features_bytes_per_lead": join_per_lead,
-        "bytes_per_year": bytes_year,
-        "hours_on_this_machine": hours_one,
-        "pods": pods,
+        "plans": {"19 leads every cycle (f00-f18)": plan(year["cycle_leads_19"]),
+                  "HRRR schedule (f00-f18; f00-f48 at 00/06/12/18Z)": plan(year["cycle_leads_schedule"])},
     }
     write_results("year", results)
-    print(f"\none year: {year['cycles']:,} partition keys per hourly asset, {n:,} cycle-leads")
-    print(f"time at {s_per_cycle_lead:.3f} s per cycle-lead: {hours_one:,.0f} h on this machine; "
-          + "; ".join(f"{p} pods {v['hours']:,.1f} h (store writes {v['store_write_mb_s']:.0f} MB/s)"
-                      for p, v in pods.items()))
-    for k, v in bytes_year.items():
-        print(f"{k}: {v / 1e12:.2f} TB")
-
+    print(f"\none year: {year['cycles']:,} partition keys per hourly asset; {s_per_cycle_lead:.3f} s per cycle-lead")
+    for name, p in results["plans"].items():
+        print(f"{name}: {p['cycle_leads']:,} cycle-leads, {p['hours_on_this_machine']:,.0f} h on this machine; "
+              + "; ".join(f"{k} pods {v['hours']:,.1f} h (store writes {v['store_write_mb_s']:.0f} MB/s)"
+                          for k, v in p["pods"].items()))
+        for k, v in p["bytes"].items():
+            print(f"  {k}: {v / 1e12:.2f} TB")
+        print("  files: " + ", ".join(f"{k} {v:,}" for k, v in p["files"].items()))
 
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory():
