@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -25,12 +26,18 @@ class ParquetError(ValueError):
 
 
 def read_parquet_bytes(data: bytes) -> pa.Table:
-    """A Parquet file held in memory, as a table. Read through an Arrow buffer, never a Python
-    file object (``io.BytesIO``): Arrow's pre-buffering I/O threads then call back into Python,
-    and one still alive when the interpreter exits aborts it ("terminate called without an
-    active exception", exit 134, about one run in four here; apache/arrow#34314) after the work
-    succeeded: a CLI would report failure for a run that did not fail."""
-    return pq.read_table(pa.BufferReader(data))
+    """A Parquet file held in memory, as a table, read from a copy in Arrow's own memory.
+
+    Not from the Python object itself (``io.BytesIO``, or ``pa.BufferReader(bytes)``, which
+    wraps it): ``pq.read_table``'s scanner can release its last reference to the source on one
+    of Arrow's pool threads after returning, and releasing a Python-owned buffer takes the GIL;
+    if the interpreter is exiting by then, Python ends that thread inside a C++ destructor and
+    the process aborts ("terminate called without an active exception", exit 134; gdb:
+    ``arrow::py::PyBuffer::~PyBuffer`` -> ``PyGILState_Ensure`` -> ``pthread_exit``;
+    apache/arrow#34314). A CLI then reported failure for work that had succeeded."""
+    buf = pa.allocate_buffer(len(data))
+    np.frombuffer(buf, dtype=np.uint8)[:] = np.frombuffer(data, dtype=np.uint8)
+    return pq.read_table(pa.BufferReader(buf))
 
 
 def parquet_key_value_metadata(store: ObjectStore, key: str) -> dict[str, str]:
