@@ -202,3 +202,23 @@ def test_reading_parquet_bytes_never_aborts_the_interpreter_at_exit(tmp_path):
     from snoiq_assets.lib.parquet import read_parquet_bytes
 
     assert read_parquet_bytes(path.read_bytes()).equals(table)
+
+
+def test_a_killed_runs_spill_folder_is_removed_a_day_later_and_a_live_one_kept(tmp_path):
+    import os
+    import time
+
+    from snoiq_assets.lib.storage import LocalStore
+
+    store = LocalStore(tmp_path / "home")
+    base = store.root / LocalStore.SPILL_DIR
+    stale, live = base / "run-killed", base / "run-live"
+    for folder in (stale, live):
+        folder.mkdir(parents=True)
+        (folder / "000001.parquet").write_bytes(b"PAR1")
+    day_ago = time.time() - LocalStore.STALE_SPILL_S - 60
+    os.utime(stale, (day_ago, day_ago))
+    os.utime(live, (time.time() - 3600, time.time() - 3600))   # an hour without a new lead: still kept
+    with store.spill_folder() as folder:
+        assert sorted(p.name for p in base.iterdir()) == sorted(["run-live", folder.name])
+    assert sorted(p.name for p in base.iterdir()) == ["run-live"]

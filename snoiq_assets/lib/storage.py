@@ -345,12 +345,20 @@ class LocalStore(ObjectStore):
         return self._info(key, self._path(key))
 
     SPILL_DIR = ".spill"   # a dot folder: never listed as objects
+    STALE_SPILL_S = 24 * 3600
 
     @contextlib.contextmanager
     def spill_folder(self) -> Iterator[Path]:
         # Inside the store's own folder, on its file system: adopting a file is then a rename.
         base = self.root / self.SPILL_DIR
         base.mkdir(parents=True, exist_ok=True)
+        # A worker killed mid-run leaves its folder. One untouched for a day is such a leftover
+        # (a running run adds a file per lead, which updates its folder's modification time).
+        now = dt.datetime.now().timestamp()
+        for old in base.glob("run-*"):
+            with contextlib.suppress(FileNotFoundError):
+                if now - old.stat().st_mtime > self.STALE_SPILL_S:
+                    shutil.rmtree(old, ignore_errors=True)
         with tempfile.TemporaryDirectory(prefix="run-", dir=base, ignore_cleanup_errors=True) as tmp:
             yield Path(tmp)
 
