@@ -7,7 +7,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from snoiq_assets.defs.metadata import round_float, rounded
+from snoiq_assets.defs.metadata import markdown_table, round_float, rounded
 
 
 def test_round_float_keeps_what_a_reader_needs():
@@ -18,6 +18,15 @@ def test_round_float_keeps_what_a_reader_needs():
     assert round_float(-0.000987654) == -0.0009877
     assert round_float(0.8671234) == 0.8671
     assert round_float(0.0) == 0.0 and math.isnan(round_float(float("nan"))) and round_float(float("inf")) == float("inf")
+
+
+def test_markdown_table_rounds_floats_and_escapes_cells():
+    rows = [{"model": "xgboost", "rmse": 0.123456789, "pairs": 12, "note": "a|b\nc"},
+            {"model": "lightgbm", "rmse": 2.0004999, "pairs": 3, "note": None}]
+    assert markdown_table(rows).splitlines() == [
+        "| model | rmse | pairs | note |", "|---|---|---|---|",
+        "| xgboost | 0.1235 | 12 | a\\|b c |", "| lightgbm | 2.0 | 3 |  |"]
+    assert markdown_table([]) == ""
 
 
 def test_rounded_reaches_into_json_and_tables_and_leaves_the_rest():

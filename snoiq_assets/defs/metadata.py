@@ -66,3 +66,19 @@ def changed_by_rounding(metadata: Mapping[str, Any]) -> dict[str, Any]:
         if new != value:
             out[key] = new
     return out
+
+
+def markdown_table(rows: list[Mapping[str, Any]]) -> str:
+    """Rows (dicts with the same keys) as a Markdown table for ``MetadataValue.md``; floats
+    rounded as everywhere else, None shown empty."""
+    if not rows:
+        return ""
+    columns = list(rows[0])
+
+    def cell(value: Any) -> str:
+        value = _round_plain(value)
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)

@@ -128,6 +128,10 @@ def test_materialise_all_and_query(store, settings, resources, instance, monkeyp
         scores = q("select model, rmse, decision_accuracy, pairs, groups from final_metric_model order by model")
         assert [s[0] for s in scores] == ["elasticnet", "gaussian_process", "lightgbm", "xgboost"]
         assert all(s[1] >= 0 and 0 <= s[2] <= 1 and s[3] > 0 and s[4] == 2 for s in scores)
+        # the same scores as a Markdown table on the asset's page: a header, a rule, a row per model
+        scores_md = mats["final_metric_model"].materialization.metadata["scores"].value.splitlines()
+        assert scores_md[0].startswith("| model | ") and scores_md[1].startswith("|---|---|")
+        assert sorted(line.split(" | ")[0].removeprefix("| ") for line in scores_md[2:]) == [s[0] for s in scores]
         # the forecast's runs (OLMo peteish ladder) share no recipe and size with the eval grid: said, not hidden
         notes = q("select distinct forecast_pairs, forecast_note from decision_accuracy_by_size")
         assert len(notes) == 13 and all(n == 0 and "no forecast of olmes10" in t for n, t in notes)

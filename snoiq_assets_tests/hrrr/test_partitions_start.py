@@ -32,6 +32,23 @@ def test_hourly_partitions_start_with_the_archive():
     assert len(keys) == (dt.datetime(2020, 12, 1) - dt.datetime(2014, 7, 30, 18)) // dt.timedelta(hours=1) + 1
 
 
+@pytest.mark.parametrize("now", [None, dt.datetime(2014, 7, 30, 17, tzinfo=UTC), dt.datetime(2014, 7, 30, 18, tzinfo=UTC),
+                                 dt.datetime(2014, 7, 30, 19, 0, 1, tzinfo=UTC), dt.datetime(2016, 2, 29, 23, 59, tzinfo=UTC),
+                                 dt.datetime(2021, 3, 14, 2, 30, tzinfo=dt.timezone(dt.timedelta(hours=-8)))])
+def test_listing_every_hourly_key_matches_dagsters_own(now):
+    """The vectorised listing (what a step reading every partition of an hourly asset pays for)
+    gives Dagster's keys exactly, at the archive's first hour, mid-hour, on a leap day and with a
+    non-UTC clock; the definition is equal to Dagster's and serialises as it."""
+    from dagster._core.definitions.partitions.snap.snap import PartitionsSnap
+
+    dagster_own = dg.HourlyPartitionsDefinition(start_date=HOURLY_START, fmt=HOURLY_KEY_FORMAT, timezone="UTC")
+    assert hourly_partitions == dagster_own and type(hourly_partitions) is not dg.HourlyPartitionsDefinition
+    assert hourly_partitions.get_partition_keys(now) == dagster_own.get_partition_keys(now)
+    with dg.partition_loading_context(now):   # how Dagster's AllPartitionsSubset calls it
+        assert hourly_partitions.get_partition_keys() == dagster_own.get_partition_keys()
+    assert PartitionsSnap.from_def(hourly_partitions) == PartitionsSnap.from_def(dagster_own)
+
+
 def test_a_2016_run_lands_and_decodes(tmp_path, store, resources, instance):
     pk = "2016-02-01T06"
     run = dt.datetime(2016, 2, 1, 6, tzinfo=UTC)

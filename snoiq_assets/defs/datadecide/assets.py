@@ -12,12 +12,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 import polars as pl
 import pyarrow.parquet as pq
 from dagster_duckdb import DuckDBResource
 
-from snoiq_assets.defs.metadata import rounded
+from snoiq_assets.defs.metadata import markdown_table
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.datadecide import duck
 from snoiq_assets.lib.datadecide.decision import MISSING_RULE, TIE_RULE, DecisionError, decision_accuracy_by_size as build_decision
@@ -268,9 +267,7 @@ def final_metric_model(context: dg.AssetExecutionContext, config: ModelConfig, d
     duck.write_side_table(store.get_store(), "final_metric_predictions", preds)
     with _connect(duckdb) as conn:
         duck.write_tables(conn, {"final_metric_model": scores, "final_metric_predictions": preds})
-    shown = [rounded(row) for row in scores.to_dicts()]   # floats as all metadata shows them
-    context.add_output_metadata({"scores": dg.MetadataValue.md(pd.DataFrame(shown).to_markdown(index=False))
-                                 if _has_tabulate() else str(shown)})
+    context.add_output_metadata({"scores": dg.MetadataValue.md(markdown_table(scores.to_dicts()))})
     return scores
 
 
@@ -309,14 +306,6 @@ def decision_accuracy_by_size(context: dg.AssetExecutionContext, store: ObjectSt
             for r in top.iter_rows(named=True) if r["decision_accuracy"] is not None)),
     })
     return table
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @dg.asset_check(asset=wandb_history, description="No duplicate (run, step, tokens, metric) rows.")

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.spatial import cKDTree
 
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG), for a grid given without its figure
 MEAN_SPHERE = {"R": EARTH_RADIUS_M}
@@ -119,6 +118,9 @@ class GridLocator:
         self.lats = lats
         self.lons = normalise_longitude(lons)
         self.points = unit_vectors(self.lats, self.lons)  # (ny, nx, 3)
+        # scipy is imported here: the definitions import this module, every Dagster process loads them.
+        from scipy.spatial import cKDTree
+
         self.tree = cKDTree(self.points.reshape(-1, 3))
         self.y_north, self.x_east = self._orientation()
 

@@ -18,7 +18,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import pandas as pd
 import polars as pl
 
 from snoiq_assets.lib.keys import join_key, safe_identifier
@@ -65,6 +64,8 @@ def log_champion_model(store: ObjectStore, prefix: str, run_id: str, table: pl.D
     model, meta = load_bundle(store, prefix)   # refuses a file that fails its checksum
     features = list(meta["features"])
     rows = table.filter(pl.col("location").is_in(meta.get("stations") or [meta["location"]])).head(5)
+    import pandas as pd   # here, not at the top: every process that loads the definitions imports this module
+
     example = pd.DataFrame(feature_matrix(rows, features), columns=features)
     signature = mlflow.models.infer_signature(example, model.predict(example.to_numpy(dtype=float)))
     client = mlflow.MlflowClient()
