@@ -9,6 +9,7 @@ and new values. Used by tests, the benchmark and the demo seeding.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,10 +139,36 @@ def write_grib(path: str | Path, specs: list[MessageSpec], run_time: dt.datetime
 
 def write_hrrr_hour(path: str | Path, run_time: dt.datetime, forecast_hour: int = 0,
                     columns=None, template: Path = REAL_SUBSET, packing: str | None = None) -> Path:
-    """A multi-variable HRRR-like file (default: the ten snow-work variables) on the real grid."""
-    columns = list(columns or CATALOGUE)
-    specs = [MessageSpec.for_variable(CATALOGUE[c], demo_values(c, run_time.hour + forecast_hour)) for c in columns]
-    return write_grib(path, specs, run_time, forecast_hour, template=template, packing=packing)
+    """A multi-variable HRRR-like file (default: the ten snow-work variables) on the real grid.
+
+    Its messages are encoded once per process and reused (``_hour_message``): tests and the demo
+    write the same hours again and again, and encoding one field in the template's packing takes
+    0.1-0.2 s."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The message depends on the run time's wall-clock fields only (it is written as given):
+    # keyed without the zone, as equal instants in other zones would otherwise share a message.
+    wall_clock = run_time.replace(tzinfo=None)
+    template = Path(template)
+    version = (template.stat().st_size, template.stat().st_mtime_ns)   # a rewritten template is another key
+    messages = [_hour_message(c, wall_clock, forecast_hour, template, version, packing) for c in (columns or CATALOGUE)]
+    with open(path, "wb") as out:
+        for message in messages:
+            out.write(message)
+    return path
+
+
+@functools.lru_cache(maxsize=128)   # bounded: a message on the CONUS grid is 0.2-0.5 MB
+def _hour_message(column: str, run_time: dt.datetime, forecast_hour: int, template: Path, _version: tuple,
+                  packing: str | None) -> bytes:
+    import eccodes
+
+    spec = MessageSpec.for_variable(CATALOGUE[column], demo_values(column, run_time.hour + forecast_hour))
+    h = _template_handle(template)
+    try:
+        return encode_message(h, spec, run_time, forecast_hour, packing)
+    finally:
+        eccodes.codes_release(h)
 
 
 def real_messages(path: Path = REAL_SUBSET) -> list[bytes]:

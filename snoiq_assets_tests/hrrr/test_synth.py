@@ -1,0 +1,61 @@
+"""The synthetic HRRR writer the tests and the demo land hours with: a file written from the
+per-process message cache is byte-for-byte what encoding its messages afresh gives."""
+
+import pyproj  # noqa: F401  isort: skip  (before eccodes)
+
+import datetime as dt
+import shutil
+
+import eccodes
+
+from snoiq_assets.lib.hrrr.synth import CATALOGUE, REAL_SUBSET, MessageSpec, demo_values, write_grib, write_hrrr_hour
+
+UTC = dt.timezone.utc
+EST = dt.timezone(dt.timedelta(hours=-5))
+
+
+def _fresh(path, run_time, forecast_hour, columns, template=REAL_SUBSET, packing=None):
+    """The uncached way: every message encoded now."""
+    specs = [MessageSpec.for_variable(CATALOGUE[c], demo_values(c, run_time.hour + forecast_hour)) for c in columns]
+    return write_grib(path, specs, run_time, forecast_hour, template=template, packing=packing).read_bytes()
+
+
+def _keys(path):
+    with open(path, "rb") as fh:
+        out = []
+        while (h := eccodes.codes_grib_new_from_file(fh)) is not None:
+            out.append((eccodes.codes_get(h, "dataDate"), eccodes.codes_get(h, "dataTime"), eccodes.codes_get(h, "shortName")))
+            eccodes.codes_release(h)
+    return out
+
+
+def test_cached_messages_write_the_same_bytes_as_encoding_afresh(tmp_path):
+    cases = [(dt.datetime(2023, 1, 1, 5, tzinfo=UTC), 3, ["tmp_2m_k", "apcp_kg_m2", "asnow_m"], None),
+             (dt.datetime(2023, 1, 1, 5, tzinfo=UTC), 7, ["tmp_2m_k", "weasd_kg_m2"], "grid_ccsds"),
+             (dt.datetime(2016, 2, 1, 6), 0, ["snod_m"], None)]
+    for n, (run_time, fh, columns, packing) in enumerate(cases):
+        expected = _fresh(tmp_path / f"fresh{n}.grib2", run_time, fh, columns, packing=packing)
+        for attempt in range(2):   # a miss, then a hit
+            got = write_hrrr_hour(tmp_path / f"sub{attempt}" / f"cached{n}.grib2", run_time, fh, columns=columns,
+                                  packing=packing).read_bytes()
+            assert got == expected, (n, attempt)
+
+
+def test_the_same_instant_in_another_zone_is_written_as_given(tmp_path):
+    """As before the cache: the run time's own wall clock goes into the message, so 00 UTC and
+    19 EST the day before (one instant) are different files."""
+    utc = write_hrrr_hour(tmp_path / "utc.grib2", dt.datetime(2023, 1, 1, 0, tzinfo=UTC), 0, columns=["tmp_2m_k"])
+    est = write_hrrr_hour(tmp_path / "est.grib2", dt.datetime(2022, 12, 31, 19, tzinfo=EST), 0, columns=["tmp_2m_k"])
+    assert _keys(utc) == [(20230101, 0, "2t")] and _keys(est) == [(20221231, 1900, "2t")]
+
+
+def test_a_rewritten_template_is_not_served_from_the_cache(tmp_path):
+    template = tmp_path / "template.grib2"
+    shutil.copy(REAL_SUBSET, template)
+    run_time = dt.datetime(2023, 1, 2, 0, tzinfo=UTC)
+    first = write_hrrr_hour(tmp_path / "a.grib2", run_time, 0, columns=["tmp_2m_k"], template=template).read_bytes()
+    # the same grid, but CCSDS-packed: a different template file at the same path
+    template.write_bytes(_fresh(tmp_path / "ccsds.grib2", run_time, 0, ["apcp_kg_m2"], packing="grid_ccsds"))
+    second = write_hrrr_hour(tmp_path / "b.grib2", run_time, 0, columns=["tmp_2m_k"], template=template).read_bytes()
+    assert second != first
+    assert second == _fresh(tmp_path / "c.grib2", run_time, 0, ["tmp_2m_k"], template=template)
