@@ -116,3 +116,24 @@ def test_truncated_random_forest_with_updated_checksums_is_refused(store):
     _truncate_with_checksums_updated(store, prefix, "random_forest", keep=0.7)
     with pytest.raises(ModelError, match=r"model.skops.*(not a valid skops file|crashed|could not load)"):
         load_bundle(store, prefix)
+
+
+@pytest.mark.parametrize("model_type,imported", [("lightgbm", []), ("xgboost", ["sklearn"]),
+                                                 ("random_forest", ["pandas", "sklearn"])])
+def test_load_check_child_imports_only_what_its_library_needs(tmp_path, model_type, imported):
+    """The load-check child loads and predicts with a real model file of each type, without
+    scikit-learn and pandas where the library does not need them (2 s of a LightGBM check)."""
+    import subprocess
+    import sys
+
+    from snoiq_assets.lib.models.train import save_native
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, len(FEATURES))), rng.normal(size=200)
+    path = save_native(fit(model_type, X, y, FEATURES, {"n_estimators": 10, "max_depth": 3}, n_jobs=1), tmp_path)
+    probe = ("import sys\nfrom snoiq_assets.lib.models.loadcheck import main\n"
+             f"rc = main([{model_type!r}, {str(path)!r}, '{len(FEATURES)}'])\n"
+             "print(sorted(m for m in ('pandas', 'sklearn') if sys.modules.get(m) is not None))\nsys.exit(rc)\n")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1].replace("'", '"')) == imported

@@ -13,7 +13,18 @@ import sys
 from pathlib import Path
 
 
+# LightGBM and XGBoost import scikit-learn and pandas when they are installed, for their
+# scikit-learn and DataFrame interfaces. Loading a native model file and predicting a NumPy row
+# does not need them, except scikit-learn for XGBoost (``load_native`` uses its XGBRegressor)
+# and for the random forest. So the child makes the rest unimportable first; both libraries
+# treat them as optional. LightGBM's check then takes 0.7 s instead of 2.6 s, XGBoost's 2.4 s
+# instead of 3.2 s.
+OPTIONAL_FOR = {"lightgbm": ("sklearn", "pandas"), "xgboost": ("pandas",)}
+
+
 def main(argv: list[str]) -> int:
+    for name in OPTIONAL_FOR.get(argv[0] if argv else "", ()):
+        sys.modules.setdefault(name, None)   # `import name` now raises ImportError
     import numpy as np
 
     from snoiq_assets.lib.models import ModelError
