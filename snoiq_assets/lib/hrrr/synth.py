@@ -144,18 +144,13 @@ def write_hrrr_hour(path: str | Path, run_time: dt.datetime, forecast_hour: int 
     Its messages are encoded once per process and reused (``_hour_message``): tests and the demo
     write the same hours again and again, and encoding one field in the template's packing takes
     0.1-0.2 s."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The message depends on the run time's wall-clock fields only (it is written as given):
     # keyed without the zone, as equal instants in other zones would otherwise share a message.
     wall_clock = run_time.replace(tzinfo=None)
     template = Path(template)
     version = (template.stat().st_size, template.stat().st_mtime_ns)   # a rewritten template is another key
     messages = [_hour_message(c, wall_clock, forecast_hour, template, version, packing) for c in (columns or CATALOGUE)]
-    with open(path, "wb") as out:
-        for message in messages:
-            out.write(message)
-    return path
+    return write_grib(path, [], run_time, forecast_hour, template=template, extra_messages=messages)
 
 
 @functools.lru_cache(maxsize=128)   # bounded: a message on the CONUS grid is 0.2-0.5 MB
