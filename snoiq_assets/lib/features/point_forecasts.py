@@ -93,6 +93,14 @@ def _reject(frame: pl.DataFrame, mask: pl.Expr, file: str, column: str, value: p
     ).cast(REJECTS)
 
 
+def _flagged(frame: pl.DataFrame, masks: list[pl.Expr]) -> tuple[pl.DataFrame, list[bool]]:
+    """``frame`` with the masks as columns ``__flag0``, ``__flag1`` ... (each evaluated once) and whether
+    each flags any row: a clean file (the usual case) then builds no reject frame at all."""
+    frame = frame.with_columns([m.alias(f"__flag{i}") for i, m in enumerate(masks)])
+    hits = frame.select([pl.col(f"__flag{i}").any() for i in range(len(masks))]).row(0) if masks else ()
+    return frame, [bool(h) for h in hits]
+
+
 def parse_point_forecasts(data: bytes, file: str) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
     """(rows, rejects, info) from one point-forecast CSV (see the module docstring)."""
     try:
@@ -114,7 +122,8 @@ def parse_point_forecasts(data: bytes, file: str) -> tuple[pl.DataFrame, pl.Data
         pl.col("line_no").cast(pl.Int64), pl.col(site).str.strip_chars().alias("_site"),
         _times(cycle).alias("_cycle"), _lead_hours(lead).alias("_lead"), _times(valid).alias("_valid"),
     )
-    rejects: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = [pl.DataFrame(schema=REJECTS)]   # typed, also when none
+    # A row is rejected by the first check it fails (one reason per dropped row).
     checks = [
         (pl.col("_site").is_null() | ~pl.col("_site").str.contains(SAFE_SITE) | pl.col("_site").is_in([".", ".."]), site, pl.col(site), "unsafe_id",
          pl.format("site {} is not a safe station id (letters, digits, '_', '.', '-'; at most 200)", pl.col(site))),
@@ -123,30 +132,41 @@ def parse_point_forecasts(data: bytes, file: str) -> tuple[pl.DataFrame, pl.Data
          pl.format("lead {} is not a whole number of hours >= 0", pl.col(lead))),
         (pl.col("_valid").is_null(), valid, pl.col(valid), "parse", pl.format("valid time {} is not a UTC time", pl.col(valid))),
     ]
-    bad_any = pl.lit(False)
-    for mask, column, value, rule, reason in checks:
-        rejects.append(_reject(df, mask & ~bad_any, file, column, value, rule, reason, "dropped"))
+    firsts, bad_any = [], pl.lit(False)
+    for mask, *_ in checks:
+        firsts.append(mask & ~bad_any)
         bad_any = bad_any | mask
-    df = df.filter(~bad_any)
+    df, hits = _flagged(df, firsts)
+    for i, ((_mask, column, value, rule, reason), hit) in enumerate(zip(checks, hits)):
+        if hit:
+            rejects.append(_reject(df, pl.col(f"__flag{i}"), file, column, value, rule, reason, "dropped"))
+    if any(hits):
+        df = df.filter(~pl.any_horizontal([pl.col(f"__flag{i}") for i in range(len(checks))]))
     expected = pl.col("_cycle") + pl.duration(hours=pl.col("_lead"))
-    mismatch = pl.col("_valid") != expected
-    rejects.append(_reject(df, mismatch, file, valid, pl.col(valid), "valid_time_mismatch",
-                           pl.format("valid time {} is not cycle {} + {} h = {}", pl.col(valid), pl.col(cycle),
-                                     pl.col("_lead"), expected.dt.strftime("%Y-%m-%dT%H:%MZ")), "dropped"))
-    df = df.filter(~mismatch)
+    df, (mismatch,) = _flagged(df, [pl.col("_valid") != expected])
+    if mismatch:
+        rejects.append(_reject(df, pl.col("__flag0"), file, valid, pl.col(valid), "valid_time_mismatch",
+                               pl.format("valid time {} is not cycle {} + {} h = {}", pl.col(valid), pl.col(cycle),
+                                         pl.col("_lead"), expected.dt.strftime("%Y-%m-%dT%H:%MZ")), "dropped"))
+        df = df.filter(~pl.col("__flag0"))
     key = pl.struct("_site", "_cycle", "_lead")
-    dup = key.is_duplicated() & ~key.is_first_distinct()
-    rejects.append(_reject(df, dup, file, lead, pl.col(lead), "duplicate",
-                           pl.format("second row for site {}, cycle {}, lead {} h; the first (earlier line) is kept",
-                                     pl.col("_site"), pl.col(cycle), pl.col("_lead")), "dropped"))
-    df = df.filter(~dup)
-    values = {}
-    for v, out in zip(variables, out_names):
+    df, (dup,) = _flagged(df, [key.is_duplicated() & ~key.is_first_distinct()])
+    if dup:
+        rejects.append(_reject(df, pl.col("__flag0"), file, lead, pl.col(lead), "duplicate",
+                               pl.format("second row for site {}, cycle {}, lead {} h; the first (earlier line) is kept",
+                                         pl.col("_site"), pl.col(cycle), pl.col("_lead")), "dropped"))
+        df = df.filter(~pl.col("__flag0"))
+    values, bads = {}, []
+    for v in variables:
         num = pl.col(v).str.strip_chars().cast(pl.Float64, strict=False)
-        bad = pl.col(v).is_not_null() & (pl.col(v).str.strip_chars() != "") & (num.is_null() | num.is_nan() | num.is_infinite())
-        rejects.append(_reject(df, bad, file, v, pl.col(v), "parse", pl.format(f"{v}={{}} is not a finite number", pl.col(v)),
-                               "nulled"))
-        values[out] = pl.when(~bad).then(num + feature_name(v)[1]).cast(pl.Float32)
+        bads.append(pl.col(v).is_not_null() & (pl.col(v).str.strip_chars() != "") & (num.is_null() | num.is_nan() | num.is_infinite()))
+    df, hits = _flagged(df, bads)
+    for i, (v, out, hit) in enumerate(zip(variables, out_names, hits)):
+        if hit:
+            rejects.append(_reject(df, pl.col(f"__flag{i}"), file, v, pl.col(v), "parse",
+                                   pl.format(f"{v}={{}} is not a finite number", pl.col(v)), "nulled"))
+        num = pl.col(v).str.strip_chars().cast(pl.Float64, strict=False)
+        values[out] = pl.when(~pl.col(f"__flag{i}")).then(num + feature_name(v)[1]).cast(pl.Float32)
     rows = df.select(
         pl.col("_site").alias("station_id"), pl.col("_cycle").alias("run_time"),
         pl.col("_lead").cast(pl.Int32).alias("forecast_hour"), pl.col("_valid").alias("valid_time"), **values,
