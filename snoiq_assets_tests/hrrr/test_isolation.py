@@ -125,3 +125,35 @@ def test_corrupt_corpus_never_kills_the_caller(tmp_path, sample_dir):
     # GRIB2 has no checksum; the values are then plausible, and the test only checks that
     assert set(counts) <= {"crash", "implausible", "error", "same values", "plausible values"}
     print("corrupt GRIB corpus:", counts)
+
+
+def _memory_files(pid: int) -> list[str]:
+    fds = f"/proc/{pid}/fd"
+    return [t for t in (os.readlink(f"{fds}/{fd}") for fd in os.listdir(fds)) if "snoiq-decoded-table" in t]
+
+
+def test_shared_decoder_serves_consecutive_steps_and_survives_a_crash(tmp_path, sample_dir):
+    """What hrrr_fields uses: one child for every step of a process (no interpreter start and
+    imports per step); between steps it holds no decoded table; a crash in one step leaves the
+    next a fresh child with exact values."""
+    from snoiq_assets.lib.hrrr.isolation import shared_decoder
+
+    real = sample_dir / REAL
+    ref, _ = decode_fields(real, APCP, 12, engine="eccodes")
+    with shared_decoder() as first:
+        table, _ = first.decode_fields(real, APCP, 12, engine="eccodes")
+        pid = first._proc.pid
+        assert len(_memory_files(pid)) == 1   # the table handed back, mapped here
+    assert table.equals(ref)
+    assert _memory_files(pid) == []           # released between steps
+    with shared_decoder() as second:
+        assert second is first and second._proc.pid == pid
+        starts = second.starts
+        bad = tmp_path / "bad.grib2"
+        bad.write_bytes(crashing(real.read_bytes()))
+        with pytest.raises(HrrrDataError, match="ecCodes crashed while decoding the file"):
+            second.decode_fields(bad, APCP, 12, engine="eccodes", name="raw/hrrr/bad.grib2")
+    with shared_decoder() as third:
+        table, _ = third.decode_fields(real, APCP, 12, engine="eccodes")
+        assert third.starts == starts + 1 and third._proc.pid != pid
+    assert table.equals(ref)

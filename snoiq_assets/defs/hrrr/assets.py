@@ -30,7 +30,7 @@ from snoiq_assets.lib.hrrr.cycle import cycle_completeness, decode_cycle, land_c
 from snoiq_assets.lib.hrrr.decode import DEFAULT_ENGINE, scan_grib
 from snoiq_assets.lib.hrrr.fetch import NOAA_BUCKET, default_sources, source_from_config
 from snoiq_assets.lib.hrrr.grid import grid_from_grib
-from snoiq_assets.lib.hrrr.isolation import DecoderProcess
+from snoiq_assets.lib.hrrr.isolation import DecoderProcess, shared_decoder
 from snoiq_assets.lib.hrrr.leads import HRRR_SCHEDULE, LeadError
 from snoiq_assets.lib.hrrr.plausibility import bounds_for, problems
 from snoiq_assets.lib.hrrr.rawkeys import RAW_PREFIX, idx_key, newest_landed_grib, partition_landing_key
@@ -315,7 +315,7 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     # while the next lead decodes) and released, so a run of a day of cycles x 19 leads holds
     # a few leads in memory, not all of them; the IO manager then only moves the files in.
     with object_store.spill_folder() as spill_folder:
-        with ParquetSpill(spill_folder) as spill, DecoderProcess() as decoder:
+        with ParquetSpill(spill_folder) as spill, shared_decoder() as decoder:
             for pk in partition_keys:
                 run_time = hour_of(pk)
                 wanted = wanted_by_pk[pk]

@@ -8,8 +8,11 @@ partition of a step. If the child dies, the call raises the usual ``HrrrDataErro
 file, the signal and the last lines ecCodes wrote to stderr; the caller quarantines the file and
 carries on, and the next call starts a fresh child.
 
-Cheap by design: the child is started once per step (about one interpreter start and the
-numpy/pyarrow/ecCodes imports) and hands each decoded table back as an Arrow IPC file, which
+Cheap by design: ``shared_decoder()`` starts the child once per process (about 0.4 s: one
+interpreter start and the numpy/pyarrow/ecCodes imports) and keeps it for the next step, which
+in a process running many steps (``execute_in_process``, the demo, the tests) is most of the
+cost of a one-hour step; between steps the child gives its freed decode buffers back. It hands
+each decoded table back as an Arrow IPC file, which
 the parent memory-maps (no copy, no pickling of the values): on Linux an anonymous memory file
 of the child's (``memfd``, opened through /proc), elsewhere a file in a temporary folder. Measured
 in benchmarks/bench_hrrr.py against the in-process decode.
@@ -21,14 +24,17 @@ Only this module's own functions can be called, with arguments built by the pare
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import pickle
+import shutil
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pyarrow as pa
@@ -74,7 +80,10 @@ class DecoderProcess:
     def __init__(self) -> None:
         self._proc: subprocess.Popen | None = None
         self._stderr_path: Path | None = None
-        self._tmp = tempfile.TemporaryDirectory(prefix="snoiq-decode-")
+        # Removed by close() in this process only: a forked copy of this object (whose finalizer
+        # a TemporaryDirectory would run at the fork's exit) must not delete the folder.
+        self._owner = os.getpid()
+        self._tmp = tempfile.mkdtemp(prefix="snoiq-decode-")
         self.starts = 0   # children started (one, plus one after each crash)
 
     def __enter__(self) -> "DecoderProcess":
@@ -84,7 +93,7 @@ class DecoderProcess:
         self.close()
 
     def _start(self) -> subprocess.Popen:
-        fd, err = tempfile.mkstemp(prefix="stderr-", suffix=".txt", dir=self._tmp.name)
+        fd, err = tempfile.mkstemp(prefix="stderr-", suffix=".txt", dir=self._tmp)
         self._stderr_path = Path(err)
         # No faulthandler dump: the crash message quoted is ecCodes' own line, not a traceback.
         env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
@@ -150,12 +159,12 @@ class DecoderProcess:
             reply = self._call(name, "decode_to_memory", request)
             source_path, stats = f"/proc/{self._proc.pid}/fd/{reply['fd']}", reply["stats"]
         else:
-            out = Path(self._tmp.name) / "table.arrow"
+            out = Path(self._tmp) / "table.arrow"
             stats = self._call(name, "decode_to_file", {**request, "out": str(out)})
             source_path = str(out)
         with pa.memory_map(source_path) as source:
             table = pa.ipc.open_file(source).read_all()
-        if source_path.startswith(self._tmp.name):
+        if source_path.startswith(self._tmp):
             os.unlink(source_path)   # the mapping stays valid; the next partition writes a new file
         return table, stats
 
@@ -168,6 +177,13 @@ class DecoderProcess:
         """``decode.scan_grib`` in the child."""
         return self._call(name or str(path), "scan", {"path": str(path), "name": name})
 
+    def release(self) -> None:
+        """Between uses: the child closes the last table's memory file and returns its freed
+        heap to the system (a live child otherwise keeps the largest partition's buffers)."""
+        if self._proc is not None and self._proc.poll() is None:
+            with contextlib.suppress(HrrrDataError):   # a child that dies now is restarted by the next call
+                self._call("release", "release", {})
+
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
@@ -179,7 +195,36 @@ class DecoderProcess:
                 proc.kill()
                 proc.wait()
             proc.stdout.close()
-        self._tmp.cleanup()
+        if os.getpid() == self._owner:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+_SHARED: DecoderProcess | None = None
+_SHARED_PID = 0
+_SHARED_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def shared_decoder():
+    """This process's DecoderProcess, started on first use and kept for the next caller; one
+    caller at a time (threads wait their turn). A crashed child is replaced by the next call,
+    as in any DecoderProcess; the child exits with this process (its input closes)."""
+    global _SHARED, _SHARED_PID
+    with _SHARED_LOCK:
+        if _SHARED is None or _SHARED_PID != os.getpid():
+            # (A forked copy of a parent's decoder would share the parent's pipes: never used.)
+            if _SHARED is None:
+                atexit.register(_close_shared)
+            _SHARED, _SHARED_PID = DecoderProcess(), os.getpid()
+        try:
+            yield _SHARED
+        finally:
+            _SHARED.release()
+
+
+def _close_shared() -> None:
+    if _SHARED is not None and _SHARED_PID == os.getpid():
+        _SHARED.close()
 
 
 # ----- the child ----------------------------------------------------------------------------
@@ -225,7 +270,20 @@ def scan(path: str, name: str | None = None):
     return scan_grib(path, name)
 
 
-_FUNCTIONS = {"decode_to_file": decode_to_file, "decode_to_memory": decode_to_memory, "scan": scan}
+def release() -> None:
+    import ctypes
+    import ctypes.util
+
+    while _HANDED:
+        os.close(_HANDED.pop())
+    libc = ctypes.util.find_library("c")
+    if libc and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(libc).malloc_trim(0)   # glibc: unmap the freed heap kept by MALLOC_TRIM_THRESHOLD_
+
+
+_FUNCTIONS = {"decode_to_file": decode_to_file, "decode_to_memory": decode_to_memory, "scan": scan,
+              "release": release}
 
 
 def serve(stdin, stdout) -> None:
