@@ -137,3 +137,36 @@ def test_load_check_child_imports_only_what_its_library_needs(tmp_path, model_ty
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1].replace("'", '"')) == imported
+
+
+def test_load_checker_serves_many_files_and_replaces_a_crashed_child(tmp_path):
+    """The load check's child is kept per model type: two good files, one child (the library is
+    imported once); a truncated file fails naming it (natively crashed or refused); the next
+    good file is checked by a fresh child if the last one died."""
+    from snoiq_assets.lib.models.store import LoadChecker
+    from snoiq_assets.lib.models.train import save_native
+
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(300, len(FEATURES))), rng.normal(size=300)
+    paths = [save_native(fit("lightgbm", X, y, FEATURES, {"n_estimators": n}, n_jobs=1), tmp_path / f"m{n}")
+             for n in (5, 9)]
+    bad = tmp_path / "bad" / "model.txt"
+    bad.parent.mkdir()
+    whole = paths[1].read_bytes()
+    bad.write_bytes(whole[: len(whole) // 2])
+    checker = LoadChecker("lightgbm")
+    try:
+        for path in paths:
+            checker.check(path, len(FEATURES), f"models/x/{path.parent.name}/model.txt")
+        assert checker.starts == 1
+        with pytest.raises(ModelError, match=r"^models/x/bad/model.txt: .*(crashed \(SIG[A-Z]+\)|not a valid LightGBM model)"):
+            checker.check(bad, len(FEATURES), "models/x/bad/model.txt")
+        crashed = checker._proc is None
+        checker.check(paths[0], len(FEATURES), "models/x/m5/model.txt")
+        assert checker.starts == (2 if crashed else 1)
+        # a wrong feature count is the library's refusal, one line, and the child carries on
+        with pytest.raises(ModelError, match=r"^models/x/m5/model.txt: .+"):
+            checker.check(paths[0], len(FEATURES) + 3, "models/x/m5/model.txt")
+        checker.check(paths[1], len(FEATURES), "models/x/m9/model.txt")
+    finally:
+        checker.close()

@@ -17,14 +17,19 @@ the same.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import datetime as dt
 import hashlib
 import json
+import os
 import re
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from snoiq_assets.lib.keys import join_key, safe_identifier
@@ -253,26 +258,102 @@ def check_scoring_columns(meta: dict, columns) -> None:
 _LOAD_CHECKED: set[str] = set()
 
 
+class LoadChecker:
+    """A long-lived load-check child for one model type (``loadcheck --serve``): the library is
+    imported once per process, not once per file (0.7-2.4 s a check before). A file that makes
+    the library crash kills only the child, which the next check replaces."""
+
+    def __init__(self, model_type: str):
+        self.model_type = model_type
+        self._proc: subprocess.Popen | None = None
+        self._stderr = None
+        self.starts = 0
+
+    def _start(self) -> subprocess.Popen:
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "snoiq_assets.lib.models.loadcheck", "--serve", self.model_type],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, close_fds=True)
+        self.starts += 1
+        return self._proc
+
+    def _stderr_tail(self) -> str:
+        if self._stderr is None:
+            return ""
+        self._stderr.seek(0)
+        lines = [ln.strip() for ln in self._stderr.read().decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else ""
+
+    def check(self, path: Path, n_features: int, key: str) -> None:
+        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        reply = ""
+        try:
+            proc.stdin.write(json.dumps({"path": str(path), "n_features": n_features}) + "\n")
+            proc.stdin.flush()
+            ready, _, _ = select.select([proc.stdout], [], [], LOAD_CHECK_TIMEOUT_S)
+            if not ready:
+                self.close()
+                raise ModelError(f"{key}: the {self.model_type} library did not finish loading it within "
+                                 f"{LOAD_CHECK_TIMEOUT_S} s; refusing it")
+            reply = proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            pass
+        if reply:
+            error = json.loads(reply)["error"]
+            if error is None:
+                return
+            raise ModelError(f"{key}: {error}")
+        # No reply: the child died (natively, or before it could answer).
+        try:
+            code = proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        tail = self._stderr_tail()
+        self._proc = None
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            raise ModelError(f"{key}: the {self.model_type} library crashed ({name}) loading it: the file is "
+                             "corrupt or truncated; refusing it")
+        raise ModelError(f"{key}: the load-check process exited with status {code}: {tail or 'no message'}")
+
+    def close(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+
+
+# One LoadChecker per model type, for this process (a forked copy's are not used), one check at a time.
+_CHECKERS: dict[tuple[int, str], LoadChecker] = {}
+_CHECKERS_LOCK = threading.Lock()
+
+
+def _close_checkers() -> None:
+    for (pid, _), checker in list(_CHECKERS.items()):
+        if pid == os.getpid():
+            checker.close()
+
+
+atexit.register(_close_checkers)
+
+
 def check_loads_in_child(model_type: str, path: Path, n_features: int, key: str) -> None:
     """Have the model library load ``path`` and predict one row in a child process; a native crash
     or a decode error there becomes a ModelError naming ``key`` here."""
-    cmd = [sys.executable, "-m", "snoiq_assets.lib.models.loadcheck", model_type, str(path), str(n_features)]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LOAD_CHECK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        raise ModelError(f"{key}: the {model_type} library did not finish loading it within {LOAD_CHECK_TIMEOUT_S} s; "
-                         "refusing it") from None
-    if proc.returncode == 0:
-        return
-    if proc.returncode < 0:
-        try:
-            name = signal.Signals(-proc.returncode).name
-        except ValueError:
-            name = f"signal {-proc.returncode}"
-        raise ModelError(f"{key}: the {model_type} library crashed ({name}) loading it: the file is corrupt or "
-                         "truncated; refusing it")
-    last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-    raise ModelError(f"{key}: {last}")
+    check_model_type(model_type)
+    with _CHECKERS_LOCK:
+        checker = _CHECKERS.setdefault((os.getpid(), model_type), LoadChecker(model_type))
+        checker.check(path, n_features, key)
 
 
 def load_bundle(store: ObjectStore, prefix: str, columns=None) -> tuple[FittedModel, dict]:
