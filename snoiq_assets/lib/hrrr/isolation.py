@@ -29,7 +29,6 @@ import contextlib
 import os
 import pickle
 import shutil
-import signal
 import struct
 import subprocess
 import sys
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from snoiq_assets.lib.childproc import describe_exit, stop, wait_or_kill
 from snoiq_assets.lib.hrrr import HrrrDataError
 
 _HEADER = struct.Struct("!Q")
@@ -61,17 +61,6 @@ def _recv(fh):
     if len(data) < size:
         raise EOFError("the decoder process closed its output mid-reply")
     return pickle.loads(data)
-
-
-def describe_exit(code: int | None) -> str:
-    if code is None:
-        return "did not exit"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with status {code}"
 
 
 class DecoderProcess:
@@ -125,11 +114,7 @@ class DecoderProcess:
             _send(proc.stdin, (function, kwargs))
             status, payload = _recv(proc.stdout)
         except (EOFError, BrokenPipeError, OSError):
-            try:
-                code = proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
+            code = wait_or_kill(proc)
             tail = self._stderr_tail()
             self._proc = None
             raise HrrrDataError(
@@ -187,14 +172,7 @@ class DecoderProcess:
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+            stop(proc)
         if os.getpid() == self._owner:
             shutil.rmtree(self._tmp, ignore_errors=True)
 

@@ -18,20 +18,19 @@ the same.
 from __future__ import annotations
 
 import atexit
-import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
 import re
 import select
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from snoiq_assets.lib.childproc import signal_name, stop, wait_or_kill
 from snoiq_assets.lib.keys import join_key, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.train import (
@@ -304,33 +303,18 @@ class LoadChecker:
                 return
             raise ModelError(f"{key}: {error}")
         # No reply: the child died (natively, or before it could answer).
-        try:
-            code = proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
+        code = wait_or_kill(proc)
         tail = self._stderr_tail()
         self._proc = None
         if code < 0:
-            try:
-                name = signal.Signals(-code).name
-            except ValueError:
-                name = f"signal {-code}"
-            raise ModelError(f"{key}: the {self.model_type} library crashed ({name}) loading it: the file is "
-                             "corrupt or truncated; refusing it")
+            raise ModelError(f"{key}: the {self.model_type} library crashed ({signal_name(code)}) loading it: the "
+                             "file is corrupt or truncated; refusing it")
         raise ModelError(f"{key}: the load-check process exited with status {code}: {tail or 'no message'}")
 
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            proc.stdout.close()
+            stop(proc)
 
 
 # One LoadChecker per model type, for this process (a forked copy's are not used), one check at a time.
