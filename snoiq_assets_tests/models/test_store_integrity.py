@@ -145,8 +145,9 @@ def test_load_check_child_imports_only_what_its_library_needs(tmp_path, model_ty
 
 def test_load_checker_serves_many_files_and_replaces_a_crashed_child(tmp_path):
     """The load check's child is kept per model type: two good files, one child (the library is
-    imported once); a truncated file fails naming it (natively crashed or refused); the next
-    good file is checked by a fresh child if the last one died."""
+    imported once); a truncated file fails naming it (natively crashed or refused), blamed only
+    once it crashed a fresh child too; the next good file is checked by a fresh child if the
+    last one died."""
     from snoiq_assets.lib.models.store import LoadChecker
     from snoiq_assets.lib.models.train import save_native
 
@@ -166,8 +167,10 @@ def test_load_checker_serves_many_files_and_replaces_a_crashed_child(tmp_path):
         with pytest.raises(ModelError, match=r"^models/x/bad/model.txt: .*(crashed \(SIG[A-Z]+\)|not a valid LightGBM model)"):
             checker.check(bad, len(FEATURES), "models/x/bad/model.txt")
         crashed = checker._proc is None
-        checker.check(paths[0], len(FEATURES), "models/x/m5/model.txt")
+        # a crash in the child that had checked two files is confirmed in a fresh child first
         assert checker.starts == (2 if crashed else 1)
+        checker.check(paths[0], len(FEATURES), "models/x/m5/model.txt")
+        assert checker.starts == (3 if crashed else 1)
         # a wrong feature count is the library's refusal, one line, and the child carries on
         with pytest.raises(ModelError, match=r"^models/x/m5/model.txt: .+"):
             checker.check(paths[0], len(FEATURES) + 3, "models/x/m5/model.txt")

@@ -6,7 +6,8 @@ checksum, so no check before decoding can rule this out. ``DecoderProcess`` runs
 one long-lived child (``python -m snoiq_assets.lib.hrrr.isolation``), reused for every
 partition of a step. If the child dies, the call raises the usual ``HrrrDataError`` naming the
 file, the signal and the last lines ecCodes wrote to stderr; the caller quarantines the file and
-carries on, and the next call starts a fresh child.
+carries on, and the next call starts a fresh child. A crash is blamed on a file only in a fresh
+child: one that had decoded other files first is replaced and the file tried once more.
 
 Cheap by design: ``shared_decoder()`` starts the child once per process (about 0.4 s: one
 interpreter start and the numpy/pyarrow/ecCodes imports) and keeps it for the next step, which
@@ -109,7 +110,8 @@ class DecoderProcess:
         return " | ".join(own or lines)[-STDERR_TAIL:]
 
     def _call(self, name: str, function: str, kwargs: dict):
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        fresh = self._proc is None or self._proc.poll() is not None
+        proc = self._start() if fresh else self._proc
         try:
             _send(proc.stdin, (function, kwargs))
             status, payload = _recv(proc.stdout)
@@ -117,6 +119,10 @@ class DecoderProcess:
             code = wait_or_kill(proc)
             tail = self._stderr_tail()
             self._proc = None
+            if not fresh and function != "release":
+                # A child that served earlier files may die of what one of them left in its
+                # memory: the file is blamed only if it also kills a fresh child.
+                return self._call(name, function, kwargs)
             raise HrrrDataError(
                 name, f"ecCodes crashed while decoding the file (decoder process {describe_exit(code)})"
                 + (f": {tail}" if tail else ""),

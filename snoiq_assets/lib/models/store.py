@@ -260,7 +260,9 @@ _LOAD_CHECKED: set[str] = set()
 class LoadChecker:
     """A long-lived load-check child for one model type (``loadcheck --serve``): the library is
     imported once per process, not once per file (0.7-2.4 s a check before). A file that makes
-    the library crash kills only the child, which the next check replaces."""
+    the library crash kills only the child, which the next check replaces; a crash is blamed on
+    the file only in a fresh child (one that had loaded other files is replaced and the file
+    checked once more)."""
 
     def __init__(self, model_type: str):
         self.model_type = model_type
@@ -284,7 +286,8 @@ class LoadChecker:
         return lines[-1] if lines else ""
 
     def check(self, path: Path, n_features: int, key: str) -> None:
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        fresh = self._proc is None or self._proc.poll() is not None
+        proc = self._start() if fresh else self._proc
         reply = ""
         try:
             proc.stdin.write(json.dumps({"path": str(path), "n_features": n_features}) + "\n")
@@ -306,6 +309,10 @@ class LoadChecker:
         code = wait_or_kill(proc)
         tail = self._stderr_tail()
         self._proc = None
+        if not fresh:
+            # A child that loaded other files may die of what one of them left in its memory:
+            # the file is blamed only if it also kills a fresh child.
+            return self.check(path, n_features, key)
         if code < 0:
             raise ModelError(f"{key}: the {self.model_type} library crashed ({signal_name(code)}) loading it: the "
                              "file is corrupt or truncated; refusing it")
