@@ -256,14 +256,14 @@ def scan(path: str, name: str | None = None):
 
 def release() -> None:
     import ctypes
-    import ctypes.util
 
     while _HANDED:
         os.close(_HANDED.pop())
-    libc = ctypes.util.find_library("c")
-    if libc and sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux"):
+        # glibc: unmap the freed heap kept by MALLOC_TRIM_THRESHOLD_. The process's own symbols
+        # (CDLL(None)), not ctypes.util.find_library, which runs ldconfig on every call.
         with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(libc).malloc_trim(0)   # glibc: unmap the freed heap kept by MALLOC_TRIM_THRESHOLD_
+            ctypes.CDLL(None).malloc_trim(0)
 
 
 _FUNCTIONS = {"decode_to_file": decode_to_file, "decode_to_memory": decode_to_memory, "scan": scan,

@@ -271,6 +271,8 @@ class LoadChecker:
         self.starts = 0
 
     def _start(self) -> subprocess.Popen:
+        if self._stderr is not None:
+            self._stderr.close()   # the previous child's
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "snoiq_assets.lib.models.loadcheck", "--serve", self.model_type],
@@ -343,7 +345,9 @@ def check_loads_in_child(model_type: str, path: Path, n_features: int, key: str)
     or a decode error there becomes a ModelError naming ``key`` here."""
     check_model_type(model_type)
     with _CHECKERS_LOCK:
-        checker = _CHECKERS.setdefault((os.getpid(), model_type), LoadChecker(model_type))
+        checker = _CHECKERS.get((os.getpid(), model_type))
+        if checker is None:
+            checker = _CHECKERS[(os.getpid(), model_type)] = LoadChecker(model_type)
         checker.check(path, n_features, key)
 
 
