@@ -5,8 +5,11 @@ loopback port), on one Dagster instance and one local lake, in the same process.
 
 Each executor backfills its own hours (the same number, from identical GRIBs re-dated per hour),
 chunk by chunk, one run at a time, from the code location as deployed (loaded from a file, so
-the executor is the one the environment selects). Throughput = partitions per minute of wall
-time over all chunks; the ratio is Celery's over the multiprocess executor's.
+the executor is the one the environment selects). The multiprocess executor runs twice: with
+Dagster's default start method (``spawn``: a fresh interpreter per step) as the baseline, and
+as the code location configures it (``forkserver``). Throughput = partitions per minute of wall
+time over all chunks; the ratios are Celery's over the multiprocess executor's (forkserver), and
+forkserver's over spawn's.
 
 Usage: ``.venv/bin/python benchmarks/bench_executors.py [--hours 8] [--chunk 4]``.
 Writes benchmarks/results/executors.json.
@@ -33,6 +36,7 @@ from benchmarks.bench_backfill import build_gribs  # noqa: E402
 
 UTC = dt.timezone.utc
 START = dt.datetime(2023, 1, 1, 0, tzinfo=UTC)
+SPAWN = {"config": {"multiprocess": {"start_method": {"spawn": {}}}}}
 
 
 def location(tmp: Path, executor: str):
@@ -48,7 +52,7 @@ def location(tmp: Path, executor: str):
                               "__ASSET_JOB")
 
 
-def backfill(instance, job, pks: list[str], chunk: int) -> dict:
+def backfill(instance, job, pks: list[str], chunk: int, execution: dict | None = None) -> dict:
     from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 
     sel = {"leads": [0], "variables": list(DEFAULT_VARIABLES)}
@@ -58,7 +62,8 @@ def backfill(instance, job, pks: list[str], chunk: int) -> dict:
         part = pks[i:i + chunk]
         t0 = time.perf_counter()
         with dg.execute_job(job, instance=instance, asset_selection=[dg.AssetKey("hrrr_raw"), dg.AssetKey("hrrr_fields")],
-                            run_config={"ops": {"hrrr_raw": {"config": sel}, "hrrr_fields": {"config": sel}}},
+                            run_config={"ops": {"hrrr_raw": {"config": sel}, "hrrr_fields": {"config": sel}},
+                                        **({"execution": execution} if execution else {})},
                             tags={"dagster/asset_partition_range_start": part[0],
                                   "dagster/asset_partition_range_end": part[-1]}) as result:
             assert result.success, part
@@ -79,6 +84,8 @@ def main() -> None:
     home, dhome = tmp / "snoiq", tmp / "dagster_home"
     home.mkdir()
     dhome.mkdir()
+    # the instance as `make` sets it up (SQLite storage): the forkserver preloads its classes
+    shutil.copy(ROOT / "dagster.local.yaml", dhome / "dagster.yaml")
     for var in [v for v in os.environ if v.startswith(("SNOIQ_", "AWS_"))]:
         del os.environ[var]
     os.environ.update(SNOIQ_HOME=str(home), SNOIQ_PROFILE="local", DAGSTER_HOME=str(dhome))
@@ -90,7 +97,7 @@ def main() -> None:
     from snoiq_assets.settings import Settings
     from snoiq_assets_tests.celery_cluster import CeleryCluster
 
-    hours = [START + dt.timedelta(hours=i) for i in range(2 * args.hours)]
+    hours = [START + dt.timedelta(hours=i) for i in range(3 * args.hours)]
     pks = [hour_key(h) for h in hours]
     results: dict = {"hours_per_executor": args.hours, "chunk": args.chunk, "cpu_count": os.cpu_count(),
                      "assets": ["hrrr_raw", "hrrr_fields"]}
@@ -100,15 +107,24 @@ def main() -> None:
             assert dg.materialize([hrrr_grid], resources=build_resources(Settings.from_env()), instance=instance,
                                   run_config={"ops": {"hrrr_grid": {"config": {"source_key": landing_key(hours[0], 0)}}}}
                                   ).success
-            print("multiprocess executor:")
+            # The baseline: Dagster's default start method, each step a fresh interpreter that
+            # imports the code location; then the code location's default, steps forked from one
+            # preloaded forkserver per run (defs/executors.py).
+            print("multiprocess executor, spawn (Dagster's default start method):")
+            results["multiprocess_spawn"] = backfill(instance, location(tmp, "multiprocess"), pks[2 * args.hours:],
+                                                     args.chunk, SPAWN)
+            print("multiprocess executor, forkserver (the code location's default):")
             results["multiprocess"] = backfill(instance, location(tmp, "multiprocess"), pks[:args.hours], args.chunk)
             with CeleryCluster(tmp / "celery", {**os.environ, "SNOIQ_EXECUTOR": "celery"}, workers=2) as cluster:
                 os.environ.update({k: cluster.env[k] for k in ("SNOIQ_EXECUTOR", "SNOIQ_CELERY_BROKER",
                                                                  "SNOIQ_CELERY_BACKEND")})
                 print("celery executor, 2 workers:")
-                results["celery_2_workers"] = backfill(instance, location(tmp, "celery"), pks[args.hours:], args.chunk)
+                results["celery_2_workers"] = backfill(instance, location(tmp, "celery"), pks[args.hours:2 * args.hours],
+                                                         args.chunk)
         results["celery_throughput_ratio_vs_multiprocess"] = (
             results["celery_2_workers"]["partitions_per_minute"] / results["multiprocess"]["partitions_per_minute"])
+        results["forkserver_throughput_ratio_vs_spawn"] = (
+            results["multiprocess"]["partitions_per_minute"] / results["multiprocess_spawn"]["partitions_per_minute"])
         results["load_average_1m_at_end"] = os.getloadavg()[0]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
