@@ -97,7 +97,9 @@ def _exported_history(store: LocalStore, project: str, run_id: str) -> list[dict
 
 def test_full_history_parallel_projects_and_429s(tmp_path, start_server, api_data):
     _, frames = api_data
-    server = start_server("--throttle-every", "4", "--max-page", "2")
+    # 50 ms per answer: the smaller project's 3 requests take 150 ms or more, so the other's
+    # first comes while they are in flight (without latency it once came after them, under load)
+    server = start_server("--throttle-every", "4", "--max-page", "2", "--latency", "0.05")
     store = LocalStore(tmp_path / "home")
     stats = export_projects(store, ENTITY, sorted(frames), base_url=server.url, api_key=KEY, parallel=2,
                             requests_per_second=200, backoff_s=0.01, page_steps=2000)

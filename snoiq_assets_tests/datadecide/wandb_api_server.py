@@ -15,6 +15,7 @@ import base64
 import json
 import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -31,6 +32,10 @@ def main() -> None:
     ap.add_argument("--throttle-every", type=int, default=0)
     ap.add_argument("--retry-after", default="0.02")
     ap.add_argument("--fail-after", type=int, default=0)
+    # Seconds each answer takes (outside the lock, as the network and W&B's servers would): a
+    # test that needs two clients in flight at once does not then depend on thread start-up
+    # beating a few loopback round trips of ~1 ms on a loaded machine.
+    ap.add_argument("--latency", type=float, default=0.0)
     args = ap.parse_args()
     with open(args.data) as fh:
         data = json.load(fh)  # {entity: {project: [{node fields..., "history": [rows]}]}}
@@ -76,6 +81,8 @@ def main() -> None:
                 with open(args.log, "a") as log:
                     log.write(json.dumps({"n": n, "op": op, "project": var.get("project"), "run": var.get("run"),
                                           "minStep": var.get("minStep"), "status": status}) + "\n")
+            if args.latency:
+                time.sleep(args.latency)
             if status == 429:
                 return self._send(429, {"errors": [{"message": "rate limit exceeded"}]}, {"Retry-After": args.retry_after})
             if status != 200:
