@@ -69,7 +69,7 @@ def _materialize(tmp_path: Path, name: str, run_config: dict | None) -> tuple[di
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         (run,) = instance.get_runs()
-        starts = [e for e in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)]
+        starts = instance.all_logs(run.run_id, of_type=dg.DagsterEventType.RUN_START)
         assert run.status == dg.DagsterRunStatus.SUCCESS and len(starts) == 1
         run_pid = starts[0].dagster_event.pid
     return {step: json.loads((out / f"{step}.json").read_text()) for step in ("first_step", "second_step")}, run_pid

@@ -7,8 +7,10 @@ defs/executors.py), so that no step imports it again:
   modules (SQLAlchemy, Alembic, the storages) are ~1 s of imports per step on a 2-core machine.
   Imported only, never instantiated: no database connection is open when a step forks.
 
-A failure here never stops a run: the forkserver would die with it, so anything but a clean
-import is skipped and the step imports what it needs itself, as it would under ``spawn``.
+A failure to import the instance's classes never stops a run (the forkserver would die with
+it, and every step of the run): it is skipped and each step imports them itself, as under
+``spawn``. The code location's import is not guarded: the run's own process has just imported
+it with the same environment.
 """
 
 from __future__ import annotations
