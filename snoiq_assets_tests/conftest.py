@@ -25,6 +25,21 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
 
 
+def instance_overrides(home: Path) -> dict:
+    """What the in-process tests' instances store differently from `make dev`'s (dagster.local.yaml,
+    which the UI, CLI and demo tests keep): the event log in one SQLite file, Dagster's own
+    storage for tests, not one new database per run (creating and stamping a run's database is
+    ~0.12 s of every run, thousands in a suite); and no captured step output (two `tail`
+    processes per step). Runs, events, asset and check history are stored as always."""
+    return {
+        "event_log_storage": {"module": "dagster._core.storage.event_log",
+                              "class": "ConsolidatedSqliteEventLogStorage",
+                              "config": {"base_dir": str(home / "history")}},
+        "compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                         "class": "NoOpComputeLogManager"},
+    }
+
+
 @pytest.fixture(autouse=True)
 def _no_inherited_defs_state_storage():
     """Each test starts without Dagster's current defs-state storage. Entering an instance sets
@@ -135,7 +150,7 @@ def instance(tmp_path):
 
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as inst:
+    with dg.instance_for_test(temp_dir=str(home), overrides=instance_overrides(home)) as inst:
         yield inst
         # A schedule or sensor context left unexited holds an instance entered from this one's
         # ref; collect it now, inside this test (see _no_inherited_defs_state_storage).

@@ -121,7 +121,10 @@ class GridLocator:
         # scipy is imported here: the definitions import this module, every Dagster process loads them.
         from scipy.spatial import cKDTree
 
-        self.tree = cKDTree(self.points.reshape(-1, 3))
+        # Built once per index over every cell (1.9M on CONUS) for a few hundred queries: the
+        # sliding-midpoint split without the median search or node shrinking builds in 0.30 s
+        # instead of 0.68 s (measured on the HRRR grid); queries stay exact, the same cells.
+        self.tree = cKDTree(self.points.reshape(-1, 3), balanced_tree=False, compact_nodes=False)
         self.y_north, self.x_east = self._orientation()
 
     def _orientation(self) -> tuple[int, int]:
