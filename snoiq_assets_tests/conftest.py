@@ -10,7 +10,6 @@ import sqlite3  # noqa: F401  isort: skip
 import pyproj  # noqa: F401  isort: skip
 
 import gc
-import os
 import shutil
 from pathlib import Path
 

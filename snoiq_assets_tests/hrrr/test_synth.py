@@ -41,6 +41,22 @@ def test_cached_messages_write_the_same_bytes_as_encoding_afresh(tmp_path):
             assert got == expected, (n, attempt)
 
 
+def test_hours_sharing_packed_values_are_redated_exactly(tmp_path):
+    """Values depend on the valid hour of day only, so the hour of the next day (and 24 hours
+    later in a cycle) reuses the packed values with the new date: still byte-for-byte a fresh
+    encode there, accumulations' end-of-interval keys included, in both packings."""
+    columns = ["tmp_2m_k", "apcp_kg_m2", "asnow_m", "csnow"]
+    for packing in (None, "grid_ccsds"):
+        for n, (run_time, fh) in enumerate([(dt.datetime(2023, 3, 9, 5, tzinfo=UTC), 2),
+                                            (dt.datetime(2023, 3, 10, 5, tzinfo=UTC), 2),     # next day
+                                            (dt.datetime(2023, 2, 28, 5, tzinfo=UTC), 2),     # across a month end
+                                            (dt.datetime(2024, 2, 29, 5, tzinfo=UTC), 2)]):   # a leap day
+            got = write_hrrr_hour(tmp_path / f"{packing}{n}.grib2", run_time, fh, columns=columns, packing=packing)
+            expected = _fresh(tmp_path / f"fresh{packing}{n}.grib2", run_time, fh, columns, packing=packing)
+            assert got.read_bytes() == expected, (packing, run_time, fh)
+            assert {k[:2] for k in _keys(got)} == {(int(run_time.strftime("%Y%m%d")), 500)}
+
+
 def test_the_same_instant_in_another_zone_is_written_as_given(tmp_path):
     """As before the cache: the run time's own wall clock goes into the message, so 00 UTC and
     19 EST the day before (one instant) are different files."""
