@@ -28,8 +28,8 @@ def instance_overrides(home: Path) -> dict:
     """What the in-process tests' instances store differently from `make dev`'s (dagster.local.yaml,
     which the UI, CLI and demo tests keep): the event log in one SQLite file, Dagster's own
     storage for tests, not one new database per run (creating and stamping a run's database is
-    ~0.12 s of every run, thousands in a suite); and no captured step output (two `tail`
-    processes per step). Runs, events, asset and check history are stored as always."""
+    ~0.12 s of every run); and no captured step output (two `tail` processes per step). Runs,
+    events, asset and check history are stored as always."""
     return {
         "event_log_storage": {"module": "dagster._core.storage.event_log",
                               "class": "ConsolidatedSqliteEventLogStorage",

@@ -164,7 +164,8 @@ def _hour_message(column: str, run_time: dt.datetime, forecast_hour: int, templa
     """The message of ``column`` for this run and lead: the packed message of its values
     (``_packed_message``: they depend on the valid hour of day only, so a day's hours share 24)
     with the run's date set. Setting the date keys leaves the packed values as they are; the
-    bytes equal a fresh encode at this date (snoiq_assets_tests/hrrr/test_synth.py), at ~2 ms instead of 25-250."""
+    bytes equal a fresh encode at this date (snoiq_assets_tests/hrrr/test_synth.py), in ~2 ms
+    instead of 25-250 ms."""
     import eccodes
 
     var = CATALOGUE[column]
