@@ -363,7 +363,7 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
             "partition_count": len(partition_keys),
             "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
             "decode_engine": config.engine,
-            # Parquet encoding, on the spill's thread while decoding went on; the wait is what it
+            # Parquet encoding (summed over the spill's threads) while decoding went on; the wait is what it
             # added to the step (benchmarks/bench_leadtimes.py reports both)
             "parquet_encode_s": round(spill.encode_s, 3),
             "parquet_encode_wait_s": round(spill.wait_s, 3),
