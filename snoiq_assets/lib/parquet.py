@@ -119,9 +119,10 @@ class ParquetSpill:
 
     Two threads by default: one lead of HRRR fields takes one thread ~0.25 s to encode alone
     and ~0.4 s beside the decoder child's two threads, longer than its decode, so with one
-    thread ``hrrr_fields`` waited on its encoder (bench_leadtimes.py, 6 cycles x 19 leads,
-    alternating runs: 0.46 -> 0.42 s per cycle-lead; the wait 0.10 -> 0.02 s). Files are
-    numbered in the order tables are added, whichever thread finishes first."""
+    thread ``hrrr_fields`` waited on its encoder (bench_leadtimes.py: its step 0.46 -> 0.42 s per
+    cycle-lead in alternating 6-cycle runs, 0.51 -> 0.39 s over 24 cycles; the wait for the
+    encoder 0.10 -> 0.02 s). Files are numbered in the order tables are added, whichever thread
+    finishes first."""
 
     def __init__(self, folder: str | os.PathLike, compression: str = "zstd", ahead: int = 2, threads: int = 2):
         self.folder = Path(folder)
