@@ -43,12 +43,14 @@ land: venv $(DAGSTER_HOME)/dagster.yaml
 # the UI server) start once: much of the suite waits on subprocesses, servers and I/O. The 25
 # slowest tests are listed at the end: where the developer loop's time goes.
 # The tests' scratch folders (lakes, Dagster instances, SQLite, DuckDB: about 5 GB written a
-# run) go to the RAM-backed /dev/shm when it is there and 12 GB of memory is free: no journal or
+# run) go to the RAM-backed /dev/shm when it is there with 12 GiB of room (a container's is often
+# 64 MB) and 12 GiB of memory is free: no journal or
 # fsync on every SQLite commit, no write-back of files a test reads once (13 min 52 s instead of
 # 14 min 31 s for the suite, 1,336 instead of 1,395 CPU-seconds). Removed after a passing run,
 # kept after a failing one (the next run clears them). `make test TEST_TMP=` keeps pytest's own.
 ifeq ($(origin TEST_TMP),undefined)
 TEST_TMP := $(shell test -d /dev/shm -a -w /dev/shm \
+	&& [ "$$(df -Pk /dev/shm | awk 'NR == 2 { print $$4 }')" -gt $$((12 * 1024 * 1024)) ] 2>/dev/null \
 	&& awk '/^MemAvailable:/ { exit !($$2 > 12 * 1024 * 1024) }' /proc/meminfo 2>/dev/null \
 	&& echo /dev/shm/snoiq-tests-$$(id -u)-$$(printf %s "$(CURDIR)" | cksum | cut -d' ' -f1))
 endif
