@@ -1,5 +1,16 @@
 """Shared fixtures: real data, a real S3 server, stores on both backends, a real instance."""
 
+import os
+
+# The suite runs two workers on two cores (`make test`), and each model fit asks for every
+# core. OpenMP's threads (LightGBM, XGBoost) spin while they wait at each barrier, so a fit
+# sharing the machine with the other worker burns CPU that worker needs and waits on a thread
+# that is not running: on the road-weather LightGBM fit, 15.4 s against a busy core (19 CPU-s)
+# instead of 10.2 s passive (10.4 CPU-s); alone, passive waiting costs it 6.7 -> 9.5 s. Set
+# before any test imports an OpenMP library (it reads this at load) and inherited by the
+# tests' subprocesses (the demo, `dg dev`, the CLI). A setting of the caller's own is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Python's sqlite3 must bind the system SQLite before eccodes loads: eckitlib bundles SQLite
 # 3.26, and a test module importing eccodes at collection would otherwise leave MLflow (needs
 # >= 3.31) with the old one for the whole session.
