@@ -108,6 +108,28 @@ def test_next_source_serves_a_lead_the_first_lacks(tmp_path, seaweed, noaa_cycle
     assert "partial" in result.landed[1].errors[0] and not result.failed
 
 
+@pytest.mark.parametrize("keyed", [False, True], ids=["anonymous", "keyed"])
+def test_a_down_s3_mirror_gets_one_request_per_attempt(tmp_path, noaa_cycle, keyed, monkeypatch):
+    """The retry policy is the only retry layer: a mirror that refuses connections (nothing
+    listens on port 9) is asked exactly ``attempts`` times per file, each retry is reported, and
+    the next source serves the lead. botocore's own retries had tripled it (anonymous) or
+    doubled it (keyed), with their own sleeps."""
+    bucket, client = noaa_cycle
+    monkeypatch.setenv("DOWN_KEY", "k")
+    monkeypatch.setenv("DOWN_SECRET", "s")
+    down = build_source(SourceSpec("down", "s3", bucket=bucket, endpoint_url="http://127.0.0.1:9", timeout_s=2.0,
+                                   access_key_env="DOWN_KEY" if keyed else None,
+                                   secret_key_env="DOWN_SECRET" if keyed else None))
+    sent = []
+    down.client.meta.events.register("before-send.s3.GetObject", lambda request, **kw: sent.append(request.url))
+    result = fetch_leads([down, S3Source("seaweed", bucket, client)], RUN, [0], pattern_for,
+                         lambda fh: tmp_path / f"f{fh:02d}.grib2", policy=FAST)
+    assert result.landed[0].source == "seaweed" and not result.failed
+    assert len(sent) == FAST.attempts and all(url.endswith(hrrr_key(RUN, 0) + ".idx") for url in sent), sent
+    assert len(result.retries) == FAST.attempts - 1 and all("EndpointConnectionError" in r for r in result.retries)
+    assert "down" in result.landed[0].errors[0]
+
+
 def test_retries_with_backoff_and_timeout_over_http(tmp_path, cycle_files):
     root = tmp_path / "archive"
     for fh, path in cycle_files.items():

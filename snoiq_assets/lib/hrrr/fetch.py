@@ -47,6 +47,13 @@ class _KeySource(ABC):
         return self._get(key, rng.header)
 
 
+# Our own retries (multifetch.RetryPolicy: attempts, backoff, the next source) decide; botocore
+# sends each request once. Its "max_attempts" counts retries after the first request, so
+# {"max_attempts": 2} (legacy mode, with its own sleeps) made each of our 4 attempts at a down
+# mirror 3 requests: 12 requests and ~6 s of botocore's backoff before the next source was tried.
+ONE_ATTEMPT = {"total_max_attempts": 1, "mode": "standard"}
+
+
 class S3Source(_KeySource):
     """An S3 bucket through a boto3 client (``get_object(Range=...)``) or a minio client."""
 
@@ -61,7 +68,7 @@ class S3Source(_KeySource):
         from botocore.config import Config
 
         cfg = Config(signature_version=UNSIGNED, connect_timeout=min(5.0, timeout_s), read_timeout=timeout_s,
-                     retries={"max_attempts": 2}, max_pool_connections=16)
+                     retries=ONE_ATTEMPT, max_pool_connections=16)
         return cls(name, bucket, boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=cfg))
 
     def _get(self, key: str, range_header: str | None) -> bytes:
@@ -152,9 +159,8 @@ def build_source(spec: SourceSpec, environ=None):
         "s3", endpoint_url=spec.endpoint_url, region_name="us-east-1",
         aws_access_key_id=environ.get(spec.access_key_env, ""),
         aws_secret_access_key=environ.get(spec.secret_key_env or "", ""),
-        # our own retries (multifetch.RetryPolicy) decide; botocore tries once
         config=Config(connect_timeout=min(5.0, spec.timeout_s), read_timeout=spec.timeout_s,
-                      retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=16),
+                      retries=ONE_ATTEMPT, max_pool_connections=16),
     )
     return S3Source(spec.name, spec.bucket, client)
 
