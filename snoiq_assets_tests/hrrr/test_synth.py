@@ -75,3 +75,20 @@ def test_a_rewritten_template_is_not_served_from_the_cache(tmp_path):
     second = write_hrrr_hour(tmp_path / "b.grib2", run_time, 0, columns=["tmp_2m_k"], template=template).read_bytes()
     assert second != first
     assert second == _fresh(tmp_path / "c.grib2", run_time, 0, ["tmp_2m_k"], template=template)
+
+
+def test_fields_packed_on_threads_write_the_same_bytes(tmp_path, monkeypatch):
+    """An hour's fields not yet packed in the process are packed on threads (however many CPUs
+    this machine has): the file is the sequential encode's, byte for byte."""
+    from snoiq_assets.lib.hrrr import synth
+
+    run_time, columns = dt.datetime(2021, 11, 30, 9, tzinfo=UTC), ["tmp_2m_k", "dpt_2m_k", "snod_m", "apcp_kg_m2"]
+    expected = _fresh(tmp_path / "fresh.grib2", run_time, 1, columns)
+    pools = []
+    real_pool = synth.ThreadPoolExecutor
+    monkeypatch.setattr(synth, "_cpus", lambda: 4)
+    monkeypatch.setattr(synth, "ThreadPoolExecutor", lambda **kw: pools.append(kw) or real_pool(**kw))
+    synth._packed_message.cache_clear()
+    got = write_hrrr_hour(tmp_path / "threads.grib2", run_time, 1, columns=columns).read_bytes()
+    assert pools and pools[0]["max_workers"] == 4
+    assert got == expected
