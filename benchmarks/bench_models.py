@@ -248,7 +248,8 @@ def main() -> dict:
     from snoiq_assets.defs.stations.demo import SAMPLE, STATION_FILES
     from snoiq_assets.lib.models.evaluate import RunSpec, feature_matrix, prepare
     from snoiq_assets.lib.models.splits import time_split
-    from snoiq_assets.lib.models.train import DEFAULT_PARAMS, available_cpus
+    from snoiq_assets.lib.cpus import available_cpus
+    from snoiq_assets.lib.models.train import DEFAULT_PARAMS
     from snoiq_assets.lib.storage import store_from_settings
     from snoiq_assets.settings import Settings
 

@@ -86,7 +86,7 @@ def test_fields_packed_on_threads_write_the_same_bytes(tmp_path, monkeypatch):
     expected = _fresh(tmp_path / "fresh.grib2", run_time, 1, columns)
     pools = []
     real_pool = synth.ThreadPoolExecutor
-    monkeypatch.setattr(synth, "_cpus", lambda: 4)
+    monkeypatch.setattr(synth, "available_cpus", lambda: 4)
     monkeypatch.setattr(synth, "ThreadPoolExecutor", lambda **kw: pools.append(kw) or real_pool(**kw))
     synth._packed_message.cache_clear()
     got = write_hrrr_hour(tmp_path / "threads.grib2", run_time, 1, columns=columns).read_bytes()

@@ -134,7 +134,8 @@ def test_model_metadata_is_checked_before_use(store, portland):
 
 def test_threads_come_from_config_or_hyperparameters():
     from snoiq_assets.lib.models.sweeps import sweep_run_configs
-    from snoiq_assets.lib.models.train import available_cpus, split_threads
+    from snoiq_assets.lib.cpus import available_cpus
+    from snoiq_assets.lib.models.train import split_threads
 
     assert split_threads({"max_depth": 3}, 1) == ({"max_depth": 3}, 1)
     assert split_threads({}, -1) == ({}, available_cpus()) and split_threads({}, 0)[1] == available_cpus()

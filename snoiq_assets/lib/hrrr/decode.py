@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import mmap
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from snoiq_assets.lib.cpus import available_cpus
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.grid import grid_id_from_keys, grid_keys
 from snoiq_assets.lib.hrrr.inventory import IdxEntry, IdxError, parse_idx
@@ -463,8 +463,7 @@ class _Field:
 
 def decode_threads(n_messages: int) -> int:
     """Threads for the "eccodes" engine: one per usable core, at most one per message."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(n_messages, cores))
+    return max(1, min(n_messages, available_cpus()))
 
 
 def _decode_eccodes(handles: dict[tuple[int, int], int], chosen: dict[str, MessageInfo], variables: list[Variable],

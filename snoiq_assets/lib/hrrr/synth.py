@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from snoiq_assets.lib.cpus import available_cpus
 from snoiq_assets.lib.hrrr.variables import CATALOGUE, Variable
 
 REPO = Path(__file__).resolve().parents[3]
@@ -163,17 +163,13 @@ def write_hrrr_hour(path: str | Path, run_time: dt.datetime, forecast_hour: int 
     # Fields not yet packed in this process are packed on threads (ecCodes' binding releases
     # the GIL while it packs; the bytes are the same): the demo's landing 7.5 s -> 4.6 s on two
     # cores. Fields already packed are only re-dated (~2 ms).
-    workers = min(len(columns), _cpus())
+    workers = min(len(columns), available_cpus())
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grib-pack") as pool:
             messages = list(pool.map(pack, columns))
     else:
         messages = [pack(c) for c in columns]
     return write_grib(path, [], run_time, forecast_hour, template=template, extra_messages=messages)
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _hour_message(column: str, run_time: dt.datetime, forecast_hour: int, template: Path, _version: tuple,

@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
+from snoiq_assets.lib.cpus import available_cpus
 from snoiq_assets.lib.keys import UnsafeNameError, safe_identifier
 from snoiq_assets.lib.models import ModelError
 from snoiq_assets.lib.models.experiments import check_tag
-from snoiq_assets.lib.models.train import MODEL_TYPES, available_cpus
+from snoiq_assets.lib.models.train import MODEL_TYPES
 from snoiq_assets.lib.yamldoc import load_mapping
 
 SWEEPS_PREFIX = "raw/sweeps/"

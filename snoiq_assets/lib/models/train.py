@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from snoiq_assets.lib.cpus import available_cpus
 from snoiq_assets.lib.models import ModelError
 
 MODEL_TYPES = ("xgboost", "lightgbm", "random_forest")
@@ -42,13 +42,6 @@ _SKOPS_ALLOWED = {
 
 # Names the libraries use for their thread count; given in the hyperparameters they override n_jobs.
 THREAD_PARAMS = ("n_jobs", "nthread", "num_threads", "n_threads")
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def resolve_threads(n_jobs: int | None) -> int:
