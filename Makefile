@@ -46,7 +46,7 @@ land: venv $(DAGSTER_HOME)/dagster.yaml
 # run) go to the RAM-backed /dev/shm when it has 12 GiB of room (a container's is often 64 MB)
 # and 12 GiB of memory is free: no journal or fsync on every SQLite commit, no write-back of
 # files a test reads once (13 min 42 s instead of 14 min 31 s for the suite, 1,336 instead of
-# 1,395 CPU-seconds). TEST_TMP is the parent folder; the tests get a folder of their own in it
+# 1,395 CPU-seconds, on the machine of that round; the README has today's figure). TEST_TMP is the parent folder; the tests get a folder of their own in it
 # (pytest empties it first; removed after a passing run, kept after a failing one until the
 # next), so `make test TEST_TMP=/some/dir` never empties /some/dir itself. `make test TEST_TMP=`
 # keeps pytest's own.
