@@ -11,7 +11,8 @@ computed from measurements, not guessed:
   APCP, ASNOW, SNOD) decoded and written with the lake's own Parquet writer; the other six
   default variables counted at the size of the real field they resemble (``LIKE``), and the
   synthetic benchmark fields' size reported beside it;
-- ``grid_join_features`` bytes and files per lead: ``results/leadtimes.json`` (250 stations).
+- ``hrrr_station_windows`` and ``grid_join_features`` bytes and files per lead:
+  ``results/leadtimes.json`` (250 stations).
 
 Pods: each pod is taken to be a machine like this one running one cycle at a time (the
 Celery/Kubernetes executors place one run's steps per pod), scaling linearly; what that needs
@@ -112,6 +113,7 @@ def main() -> None:
     raw = real_raw_bytes_per_lead()
     fields = real_parquet_bytes_per_lead()
     join_per_lead = per_cycle["lake/grid_join_features"] / leads_per_cycle
+    windows_per_lead = per_cycle.get("lake/hrrr_station_windows", 0) / leads_per_cycle
     synthetic_fields_per_lead = per_cycle["lake/hrrr_fields"] / leads_per_cycle
 
     def plan(n: int) -> dict:
@@ -119,17 +121,19 @@ def main() -> None:
         hours_one = n * s_per_cycle_lead / 3600
         return {
             "cycle_leads": n,
-            "files": {"raw/hrrr (GRIB + .idx)": 2 * n, "lake/hrrr_fields": n, "lake/grid_join_features": n},
+            "files": {"raw/hrrr (GRIB + .idx)": 2 * n, "lake/hrrr_fields": n, "lake/hrrr_station_windows": n,
+                      "lake/grid_join_features": n},
             "bytes": {
                 "raw/hrrr (GRIB subsets, real sizes)": n * raw["total"],
                 "lake/hrrr_fields (real fields' Parquet)": n * fields["total"],
                 "lake/hrrr_fields (synthetic benchmark fields)": n * synthetic_fields_per_lead,
+                "lake/hrrr_station_windows (250 stations)": n * windows_per_lead,
                 "lake/grid_join_features (250 stations)": n * join_per_lead,
             },
             "hours_on_this_machine": hours_one,
             # every pod writes what its cycle-leads produce: the shared store must take it
             "pods": {p: {"hours": hours_one / p, "days": hours_one / p / 24,
-                         "store_write_mb_s": p * (raw["total"] + fields["total"] + join_per_lead)
+                         "store_write_mb_s": p * (raw["total"] + fields["total"] + windows_per_lead + join_per_lead)
                          / s_per_cycle_lead / 1e6} for p in args.pods},
         }
 
@@ -142,6 +146,7 @@ def main() -> None:
         "raw_bytes_per_lead_real": raw,
         "hrrr_fields_bytes_per_lead_real": fields,
         "hrrr_fields_bytes_per_lead_synthetic": synthetic_fields_per_lead,
+        "hrrr_station_windows_bytes_per_lead": windows_per_lead,
         "grid_join_features_bytes_per_lead": join_per_lead,
         "plans": {"19 leads every cycle (f00-f18)": plan(year["cycle_leads_19"]),
                   "HRRR schedule (f00-f18; f00-f48 at 00/06/12/18Z)": plan(year["cycle_leads_schedule"])},

@@ -313,18 +313,22 @@ def run_all(demo: Demo) -> None:
         demo.run("hrrr_raw", ["hrrr_raw"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
     grid_source = partition_landing_key(SYNTH_PARTITIONS[0], 0)
     demo.run("hrrr_grid", ["hrrr_grid"], run_config={"ops": {"hrrr_grid": {"config": {"source_key": grid_source}}}})
+    # The index before the decode: hrrr_fields takes each lead's station windows as it decodes
+    # (hrrr_station_windows), which the grid join then reads instead of the whole grid.
+    demo.run("station_grid_index", ["station_grid_index"])
     for hour in hours:
-        demo.run("hrrr_fields", ["hrrr_fields"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
+        demo.run("hrrr_fields", ["hrrr_fields", "hrrr_station_windows"], partition_key=hour,
+                 run_config=DEMO_RUN_CONFIG[hour])
 
     print("features")
-    demo.run("station_grid_index", ["station_grid_index"])
     for hour in hours:
         demo.run("grid_join_features", ["grid_join_features"], partition_key=hour)
     # The 46 hours the hourly spec trains on; with every other input, before any spec trains, so
     # a spec's table is newer than all the data it covers (the retraining sensor finds nothing new).
     span = range_tags(HOURLY_MODEL_PARTITIONS[0], HOURLY_MODEL_PARTITIONS[-1])
     demo.run(f"hrrr_raw + hrrr_fields + grid_join_features [{HOURLY_MODEL_PARTITIONS[0]}...{HOURLY_MODEL_PARTITIONS[-1]}]",
-             ["hrrr_raw", "hrrr_fields", "grid_join_features"], run_config=HOURLY_MODEL_RUN_CONFIG, tags=span)
+             ["hrrr_raw", "hrrr_fields", "hrrr_station_windows", "grid_join_features"], run_config=HOURLY_MODEL_RUN_CONFIG,
+             tags=span)
 
     print(f"model spec {PORTLAND_SPEC}: daily precipitation at Portland (GSOD)")
     run_spec(demo, PORTLAND_SPEC, fast)

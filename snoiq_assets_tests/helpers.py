@@ -5,6 +5,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import dagster as dg
+
+# hrrr_fields reads station_grid_index (for the station windows, when one is stored): a test
+# that materialises hrrr_fields without the station assets declares it as an external asset.
+STATION_INDEX_SPEC = dg.AssetSpec("station_grid_index")
+
 
 def failure_messages(result) -> str:
     """The full text (with causes) of every step failure in an ExecuteInProcessResult."""

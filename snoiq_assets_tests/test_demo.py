@@ -78,6 +78,8 @@ def test_demo_materialises_everything(demo):
     # one file per (cycle, lead): the real 2020 subset is f12, the synthetic hours f00
     for hour, lead in (("2020-12-14T00", 12), ("2023-01-01T00", 0), ("2023-01-01T01", 0), ("2023-01-01T02", 0)):
         assert (lake / "hrrr_fields" / hour / f"f{lead:02d}.parquet").is_file()
+        # the station index comes first, so each lead's station windows are taken as it is decoded
+        assert (lake / "hrrr_station_windows" / hour / f"f{lead:02d}.parquet").is_file()
         assert (lake / "grid_join_features" / hour / f"f{lead:02d}.parquet").is_file()
     joined = pl.read_parquet(lake / "grid_join_features" / "2023-01-01T01" / "f00.parquet")
     nunn = joined.filter(pl.col("station_id") == "94074")

@@ -4,7 +4,7 @@ the first failure's details (file, quarantined_to, message number ...) are also 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import dagster as dg
@@ -32,10 +32,15 @@ class StoreGoodThenFail:
     """What an asset returns when the partitions that succeeded are real results worth keeping
     although others failed (trained_models: a model that trained is a model). The IO manager
     stores ``frames`` (one file and one materialisation per partition), then raises
-    ``failure``, so only the failed partitions stay missing and are retried."""
+    ``failure``, so only the failed partitions stay missing and are retried.
+
+    ``also``: the good partitions of other assets of the same step, stored and recorded the same
+    way before the failure is raised (hrrr_fields' station windows: Dagster takes a multi-asset's
+    outputs in dependency order, and the step ends at the first output that fails)."""
 
     frames: dict[str, Any]
     failure: dg.Failure
+    also: dict[dg.AssetKey, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -114,8 +114,11 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
 
     def _handle(self, context: dg.OutputContext, obj: Any):
         if isinstance(obj, StoreGoodThenFail):
-            yield from self._write_all(context, {pk: _as_stored(f) for pk, f in obj.frames.items()},
-                                       "stored although other partitions of the same run failed")
+            note = "stored although other partitions of the same run failed"
+            yield from self._write_all(context, {pk: _as_stored(f) for pk, f in obj.frames.items()}, note)
+            for asset_key, frames in obj.also.items():
+                yield from self._write_all(context, {pk: _as_stored(f) for pk, f in frames.items()}, note,
+                                           asset_key=asset_key)
             raise obj.failure
         audit = None
         if isinstance(obj, Audited):
@@ -152,18 +155,21 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 {"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size},
                 asset_key=context.asset_key, partition_key=pk)
 
-    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None, audit=None):
-        """Write every partition; with ``note``, emit a materialisation per partition written.
-        If some cannot be written, emit one for each that was, then raise naming the others."""
+    def _write_all(self, context: dg.OutputContext, tables: dict, note: str | None, audit=None,
+                   asset_key: dg.AssetKey | None = None):
+        """Write every partition of the output's asset (or of ``asset_key``, another asset of the
+        same step); with ``note``, emit a materialisation per partition written. If some cannot be
+        written, emit one for each that was, then raise naming the others."""
         store = self.store.get_store()
+        asset_key = asset_key or context.asset_key
 
         def write_one(pk) -> tuple[int, int, str]:
             table = tables[pk]
             if isinstance(table, LeadFrames):   # one file per lead; the cycle's folder as its uri
-                files = write_leads(store, context.asset_key.path, pk, table, self.compression)
+                files = write_leads(store, asset_key.path, pk, table, self.compression)
                 return (sum(f[0] for f in files), sum(f[1] for f in files),
                         files[0][2].rsplit("/", 1)[0] if files else "")
-            return write_partition(store, context.asset_key.path, pk, table, self.compression, audit)
+            return write_partition(store, asset_key.path, pk, table, self.compression, audit)
 
         written: dict = {}
         failed: dict = {}
@@ -187,7 +193,7 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                 pending: collections.deque = collections.deque()
                 keys = iter(tables)
                 for pk in itertools.islice(keys, ahead):
-                    pending.append((pk, pool.submit(encode_partition, context.asset_key.path, pk, tables[pk],
+                    pending.append((pk, pool.submit(encode_partition, asset_key.path, pk, tables[pk],
                                                     self.compression)))
                 while pending:
                     pk, fut = pending.popleft()
@@ -197,15 +203,15 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
                         failed[pk] = exc
                     del fut
                     for nxt in itertools.islice(keys, 1):
-                        pending.append((nxt, pool.submit(encode_partition, context.asset_key.path, nxt, tables[nxt],
+                        pending.append((nxt, pool.submit(encode_partition, asset_key.path, nxt, tables[nxt],
                                                          self.compression)))
         if failed or note:
             yield from _materialisation_events(
-                context, written, note or "written before other partitions of the same output failed to write")
+                context, written, note or "written before other partitions of the same output failed to write", asset_key)
         if failed:
             first = next(iter(failed.values()))
             raise IOManagerError(
-                f"{context.asset_key.to_user_string()}: {len(failed)} of {len(tables)} partitions could not be "
+                f"{asset_key.to_user_string()}: {len(failed)} of {len(tables)} partitions could not be "
                 f"written ({', '.join(failed)}): {type(first).__name__}: {first}; the {len(written)} written "
                 f"({', '.join(written) or 'none'}) are recorded as materialised"
             ) from first
@@ -236,9 +242,10 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
             lead_keys = {pk: by_lead[pk] for pk in partition_keys if pk in by_lead}
         else:
             key = partition_object_key(asset_key.path, None)
-            if not store.exists(key):
+            exists = store.exists(key)
+            if not exists and not allow_missing:
                 raise IOManagerError(f"{asset_key.to_user_string()} has not been materialised ({store.uri(key)})")
-            keys = {None: key}
+            keys = {None: key} if exists else {}   # missing but allowed: an empty StoredParquet
             lead_keys = {}
 
         stored = StoredParquet(asset_key.to_user_string(), store, keys, lead_keys)
@@ -271,13 +278,13 @@ def _requested_partition_keys(context: dg.InputContext, existing: set[str], allo
     return list(context.asset_partition_keys)
 
 
-def _materialisation_events(context: dg.OutputContext, written: dict, note: str):
+def _materialisation_events(context: dg.OutputContext, written: dict, note: str, asset_key: dg.AssetKey):
     """One materialisation event per written partition, as events the step emits at once."""
     from dagster._core.events import DagsterEvent
 
     for pk, (rows, size, uri) in written.items():
         yield DagsterEvent.asset_materialization(context.step_context, dg.AssetMaterialization(
-            asset_key=context.asset_key, partition=pk,
+            asset_key=asset_key, partition=pk,
             metadata={"uri": dg.MetadataValue.path(uri), "dagster/row_count": rows, "size_bytes": size,
                       "note": note}))
 
@@ -286,7 +293,9 @@ def _discard_encoded(obj: Any) -> None:
     """Remove what is left of files an asset encoded for this output (``EncodedParquet``):
     stored ones were moved already; those of a failed write would otherwise stay behind."""
     frames = obj.frames if isinstance(obj, (StoreGoodThenFail, Audited)) else obj
-    values = frames.values() if isinstance(frames, dict) else [frames]
+    values = list(frames.values()) if isinstance(frames, dict) else [frames]
+    if isinstance(obj, StoreGoodThenFail):
+        values += [f for also in obj.also.values() for f in also.values()]
     for value in values:
         for item in (value.values() if isinstance(value, LeadFrames) else [value]):
             if isinstance(item, EncodedParquet):

@@ -176,6 +176,9 @@ ASSET_COLUMNS = {asset: DATADECIDE for asset in (
     "wandb_history", "wandb_runs", "hf_eval_results", "matched_runs", "datadecide_checkpoints",
     "early_window_features", "final_metric_model", "final_metric_predictions", "decision_accuracy_by_size",
     "finetune_pretrain")}
+# hrrr_station_windows: the grid cell each row was taken from (its other columns are hrrr_fields')
+ASSET_COLUMNS["hrrr_station_windows"] = {
+    "cell": "HRRR grid cell, row-major (y * nx + x, as hrrr_grid's rows): a cell of some station's window"}
 
 
 def unit_for(asset: str | None, name: str) -> str | None:

@@ -5,6 +5,7 @@ one small LightGBM model on the real GSOD Portland table (``train_lightgbm``).""
 import datetime as dt
 
 from snoiq_assets.defs.hrrr.assets import hrrr_fields, hrrr_grid
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC
 
 PKS = ["2023-01-01T00", "2023-01-01T01", "2023-01-01T02"]
 VARIABLES = ["tmp_2m_k"]
@@ -15,7 +16,7 @@ def run_of(pk: str) -> dt.datetime:
 
 
 def fields_range():
-    return [hrrr_grid, hrrr_fields], {
+    return [hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], {
         "selection": [hrrr_fields],
         "tags": {"dagster/asset_partition_range_start": PKS[0], "dagster/asset_partition_range_end": PKS[-1]},
         "run_config": {"ops": {"hrrr_fields": {"config": {"leads": [0], "variables": VARIABLES}}}},

@@ -20,6 +20,7 @@ from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES
 from snoiq_assets.lib.storage import LocalStore
 from snoiq_assets_tests.hrrr.corrupt import crashing
 from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC
 
 UTC = dt.timezone.utc
 REPO = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def _materialise_grid(store, resources, instance, pk="2023-01-01T00"):
 def test_single_run_backfill_three_hours(store, resources, instance):
     seed_demo(store)   # the three 2023-01-01 hours (+ the real 2020 subset)
     _materialise_grid(store, resources, instance)
-    res = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[hrrr_raw, hrrr_fields], resources=resources, instance=instance,
+    res = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_raw, hrrr_fields], resources=resources, instance=instance,
                          tags=_range_tags(PKS[0], PKS[-1]), run_config=_cfg("hrrr_raw", "hrrr_fields"))
     assert res.success
     # one step per asset covers the whole range
@@ -139,7 +140,7 @@ def test_bad_partition_in_range(store, resources, instance):
     # the good hours are written and recorded, the bad one quarantined
     _materialise_grid(store, resources, instance)
     store.put(bad_key, good)
-    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
+    res = dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance, raise_on_error=False,
                          tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)
@@ -167,7 +168,7 @@ def test_ecCodes_crash_fails_one_partition_of_a_range(store, resources, instance
     _materialise_grid(store, resources, instance)
     bad_key = landing_key(_run(PKS[1]), 0)
     store.put(bad_key, crashing(store.get(bad_key), message_offset=0))
-    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance,
+    res = dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance,
                          raise_on_error=False, tags=_range_tags(PKS[0], PKS[2]), run_config=_cfg("hrrr_fields"))
     assert not res.success
     text, meta = _failure(res)

@@ -22,6 +22,7 @@ from snoiq_assets.lib.hrrr.inventory import group_ranges, parse_idx, select
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve, search_pattern
 from snoiq_assets.settings import Settings
 from snoiq_assets_tests.hrrr.test_grid_decode import ec_values
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC
 
 UTC = dt.timezone.utc
 RUN = dt.datetime(2023, 1, 1, 0, tzinfo=UTC)
@@ -105,7 +106,7 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     assert meta["size_bytes"].value == store.stat(key).size
     res = dg.materialize([hrrr_grid], resources=resources, instance=instance)
     assert res.success
-    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+    res = dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": _cfg()["ops"]["hrrr_fields"]}})
     assert res.success
     with store.local_path(lead_object_key("hrrr_fields", PK, 0)) as p:
@@ -117,7 +118,7 @@ def test_pipeline_fetches_from_s3(store, resources, instance, seaweed, noaa_buck
     assert table.schema.metadata[b"decode_engine"] == b"eccodes"
     # the xarray + cfgrib engine, chosen by config, writes the same values
     cfg = {**_cfg()["ops"]["hrrr_fields"]["config"], "engine": "cfgrib"}
-    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+    res = dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                          run_config={"ops": {"hrrr_fields": {"config": cfg}}})
     assert res.success
     assert res.asset_materializations_for_node("hrrr_fields")[0].metadata["decode_engine"].value == "cfgrib"
@@ -140,7 +141,7 @@ def test_demo_materialises(store, resources, instance):
     assert gtab.schema.names == ["y", "x", "latitude", "longitude"] and gtab.num_rows == 1059 * 1799
     for pk in seeded:
         for asset in (hrrr_raw, hrrr_fields):
-            r = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields], selection=[asset], resources=resources,
+            r = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[asset], resources=resources,
                                instance=instance, partition_key=pk,
                                run_config={"ops": {asset.op.name: DEMO_RUN_CONFIG[pk]["ops"][asset.op.name]}})
             assert r.success, pk
@@ -159,7 +160,7 @@ def test_demo_materialises(store, resources, instance):
 
 
 def _fields_run(resources, instance, pk, cfg, raise_on_error=False):
-    return dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources,
+    return dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources,
                           instance=instance, partition_key=pk, raise_on_error=raise_on_error,
                           run_config={"ops": {"hrrr_fields": {"config": cfg}}})
 
@@ -218,7 +219,7 @@ def test_bad_inputs_quarantined_others_unaffected(store, resources, instance, hr
 
 def test_definitions_load():
     hrrr_defs = build_defs(Settings())
-    keys = {a.key.to_user_string() for a in hrrr_defs.assets}
-    assert {a.group_names_by_key[a.key] for a in hrrr_defs.assets} == {"hrrr"}
-    assert keys == {"hrrr_raw", "hrrr_grid", "hrrr_fields"}
+    keys = {k.to_user_string() for a in hrrr_defs.assets for k in a.keys}
+    assert {g for a in hrrr_defs.assets for g in a.group_names_by_key.values()} == {"hrrr"}
+    assert keys == {"hrrr_raw", "hrrr_grid", "hrrr_fields", "hrrr_station_windows"}
     assert json.dumps(DEMO_RUN_CONFIG)

@@ -19,6 +19,7 @@ from snoiq_assets.lib.hrrr.decode import ENGINES, decode_fields, gunzip_grib, sc
 from snoiq_assets.lib.hrrr.rawkeys import landing_key, partition_for_landed_key
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, Variable, resolve
 from snoiq_assets.lib.lake import lead_object_key
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC
 
 UTC = dt.timezone.utc
 MRMS = "MRMS_MultiSensor_QPE_01H_Pass2_00.00_20201015-000000.grib2.gz"
@@ -89,7 +90,7 @@ def test_landed_grib2_gz_is_decompressed_by_hrrr_raw(store, resources, instance,
     assert store.get(key) == hrrr_hour.read_bytes() and store.exists(key + ".gz")   # the raw .gz stays
     assert len(store.get(key + ".idx").decode().splitlines()) == 10
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
-    assert dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=good_pk,
+    assert dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=good_pk,
                           run_config={"ops": {"hrrr_fields": {"config": sel}}}).success
     with store.local_path(lead_object_key(dg.AssetKey("hrrr_fields"), good_pk, 0)) as p:
         table = pq.read_table(p)

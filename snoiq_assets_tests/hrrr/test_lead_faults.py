@@ -18,7 +18,7 @@ from snoiq_assets.lib.hrrr import synth
 from snoiq_assets.lib.hrrr.decode import idx_text, scan_grib
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
 from snoiq_assets.lib.lake import lead_object_key
-from snoiq_assets_tests.helpers import failure_messages
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC, failure_messages
 from snoiq_assets_tests.hrrr.archive import COLUMNS, lead_specs, write_lead
 from snoiq_assets_tests.hrrr.corrupt import crashing
 
@@ -56,7 +56,7 @@ def test_bad_leads_are_quarantined_and_the_others_are_written(store, resources, 
     grid = dg.materialize([hrrr_grid], resources=resources, instance=instance,
                           run_config={"ops": {"hrrr_grid": {"config": {"source_key": landing_key(RUN, 0)}}}})
     assert grid.success
-    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], partition_key=PK, resources=resources,
+    res = dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], partition_key=PK, resources=resources,
                          instance=instance, raise_on_error=False,
                          run_config={"ops": {"hrrr_fields": {"config": {"leads": list(range(6)), "variables": list(COLUMNS),
                                                                         "engine": "eccodes"}}}})

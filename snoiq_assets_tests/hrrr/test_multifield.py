@@ -22,6 +22,7 @@ from snoiq_assets.lib.hrrr.inventory import parse_idx
 from snoiq_assets.lib.hrrr.synth import real_messages
 from snoiq_assets.lib.hrrr.variables import DEFAULT_VARIABLES, resolve, search_pattern
 from snoiq_assets.lib.lake import lead_object_key
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC
 
 UTC = dt.timezone.utc
 RUN = dt.datetime(2023, 1, 1, 0, tzinfo=UTC)
@@ -198,7 +199,7 @@ def test_landed_multi_field_file_through_the_assets(store, resources, instance, 
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
     single, _ = decode_fields(hrrr_hour, resolve(WIND), 0, engine="eccodes")
     for engine in ENGINES:
-        assert dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
+        assert dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=PK,
                               run_config={"ops": {"hrrr_fields": {"config": {**sel, "engine": engine}}}}).success
         with store.local_path(lead_object_key(dg.AssetKey("hrrr_fields"), PK, 0)) as p:
             table = pq.read_table(p)

@@ -20,6 +20,7 @@ from snoiq_assets.lib.hrrr.variables import resolve
 from snoiq_assets.lib.keys import UnsafeNameError
 from snoiq_assets.lib.lake import lead_object_key
 from snoiq_assets.settings import Settings
+from snoiq_assets_tests.helpers import STATION_INDEX_SPEC
 
 UTC = dt.timezone.utc
 COLUMNS = ["tmp_2m_k", "snod_m"]
@@ -58,7 +59,7 @@ def test_a_2016_run_lands_and_decodes(tmp_path, store, resources, instance):
     assert dg.materialize([hrrr_raw], resources=resources, instance=instance, partition_key=pk,
                           run_config={"ops": {"hrrr_raw": {"config": sel}}}).success
     assert dg.materialize([hrrr_grid], resources=resources, instance=instance).success
-    res = dg.materialize([hrrr_grid, hrrr_fields], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=pk,
+    res = dg.materialize([hrrr_grid, hrrr_fields, STATION_INDEX_SPEC], selection=[hrrr_fields], resources=resources, instance=instance, partition_key=pk,
                          run_config={"ops": {"hrrr_fields": {"config": sel}}})
     assert res.success
     meta = res.asset_materializations_for_node("hrrr_fields")[0].metadata

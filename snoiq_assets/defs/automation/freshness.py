@@ -35,7 +35,7 @@ ASSET_POLICIES: dict[str, dg.FreshnessPolicy] = {
 DEFAULT_POLICY = dg.FreshnessPolicy.time_window(fail_window=timedelta(days=30))
 
 # Every asset partitioned by hourly_partitions (test_freshness_schedules checks the list).
-HOURLY_ASSETS = ["hrrr_raw", "hrrr_fields", "grid_join_features", "hourly_predictions"]
+HOURLY_ASSETS = ["hrrr_raw", "hrrr_fields", "hrrr_station_windows", "grid_join_features", "hourly_predictions"]
 # A cycle HH is published around HH:50; decoded and joined by HH+1:30 at the latest.
 HOURLY_DEADLINE_CRON = "30 * * * *"
 

@@ -26,7 +26,8 @@ hourly); this module wires it.
 
     A run may cover a range of hourly partitions (``BackfillPolicy.single_run()``: a UI
     backfill, ``--partition-range`` or the ``dagster/asset_partition_range_start/end`` tags);
-    it loads each ``hrrr_fields`` partition lazily, reads the observations once for the whole
+    it loads each lead lazily (its ``hrrr_station_windows`` when they match the stored lead
+    and the index, else the whole ``hrrr_fields`` lead), reads the observations once for the whole
     run and returns ``{partition_key: frame}`` (one Parquet file per partition). The run fails,
     writing nothing, naming every failed partition, when a partition's grid id differs from
     the index's or a station has duplicate observation rows near a valid time.
@@ -52,6 +53,7 @@ from snoiq_assets.lib.features.grid_join import (
     build_index_table,
     check_fields_grid,
     field_variables,
+    windows_unusable,
     fields_times,
     grid_identity,
     run_observations,
@@ -138,6 +140,9 @@ class GridJoinConfig(dg.Config):
     code_version=JOIN_CODE_VERSION,
     ins={
         "hrrr_fields": dg.AssetIn(),
+        # the leads' values at the window cells only, when they match the stored leads; a lead
+        # without them (or with stale ones) is read whole from hrrr_fields
+        "hrrr_station_windows": dg.AssetIn(metadata={"allow_missing_partitions": True}),
         "station_grid_index": dg.AssetIn(),
         "observations_clean": every_stored_partition(),
     },
@@ -146,12 +151,19 @@ class GridJoinConfig(dg.Config):
                 "the valid time (within 30 minutes).",
 )
 def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig, hrrr_fields: StoredParquet,
-                       station_grid_index: pl.DataFrame, observations_clean: pl.LazyFrame) -> dg.Output:
+                       hrrr_station_windows: StoredParquet, station_grid_index: pl.DataFrame,
+                       observations_clean: pl.LazyFrame) -> dg.Output:
     """Every partition (run cycle) of the run (one, or a range in a single-run backfill), each
     lead of it its own frame (``LeadFrames``: one file per (cycle, lead)); rows carry
     ``run_time`` (the cycle), ``forecast_hour`` (the lead) and ``valid_time``. Observations are
     read once for the whole run. Every (cycle, lead) is checked before the step fails, naming
-    each failed one; nothing is written then."""
+    each failed one; nothing is written then.
+
+    Each lead's values come from its station windows (``hrrr_station_windows``, a few thousand
+    cells) when they were taken from the stored lead (same ``fields_version``) and hold every
+    window cell of the current index; otherwise from the whole stored lead (1.9 million cells per
+    variable). Same features either way; the run's metadata counts each path and says why a
+    lead was read whole."""
     pks = list(context.partition_keys)
     units: dict[str, dict[int, dict[str, str]]] = {}
     failures = PartialFailures("grid_join_features", pks)
@@ -175,10 +187,26 @@ def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig
     run_obs = run_observations(observations_clean, [fields_times(m)[0] for ms in units.values() for m in ms.values()],
                                inc_ids)
 
+    _ids, index_cells, _k = gi.index_window_arrays(station_grid_index)
+    whole_grid: dict[str, str] = {}   # "<cycle> fFF": why that lead was read whole
+    cycles_with_windows = set(hrrr_station_windows.partition_keys)
+
+    def lead_values(pk: str, fh: int, meta: dict[str, str]):
+        """The lead's station windows when they stand in for it, else the whole stored lead."""
+        if pk in cycles_with_windows and fh in hrrr_station_windows.leads(pk):
+            windows = hrrr_station_windows.lead_table(pk, fh)
+            why = windows_unusable(windows, meta, index_cells)
+            if why is None:
+                return windows
+        else:
+            why = "no station windows stored"
+        whole_grid[f"{pk} f{fh:02d}"] = why
+        return hrrr_fields.lead_table(pk, fh)
+
     out: dict[str, LeadFrames] = {}
     for pk, metas in units.items():
         try:
-            out[pk] = LeadFrames({fh: build_grid_join(hrrr_fields.lead_table(pk, fh), meta, station_grid_index, None,
+            out[pk] = LeadFrames({fh: build_grid_join(lead_values(pk, fh, meta), meta, station_grid_index, None,
                                                       f"{pk} f{fh:02d}", run_obs=run_obs)
                                   for fh, meta in metas.items()})
         except GridFeatureError as exc:
@@ -196,7 +224,16 @@ def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig
                                                                 .collect_schema()))),
         "partition_count": len(pks),
         "lead_count": sum(len(m) for m in units.values()),
+        "leads_from_station_windows": sum(len(m) for m in units.values()) - len(whole_grid),
+        "leads_read_whole": len(whole_grid),
+        # a few examples per reason (a year's backfill would list 166,000 leads)
+        "read_whole_because": dg.MetadataValue.json(
+            {why: sorted(u for u, w in whole_grid.items() if w == why)[:5] for why in sorted(set(whole_grid.values()))}),
     }
+    if whole_grid:
+        context.log.info(f"grid_join_features: {len(whole_grid)} lead(s) read whole from hrrr_fields: "
+                         + "; ".join(f"{why} ({sum(w == why for w in whole_grid.values())})"
+                                     for why in sorted(set(whole_grid.values()))))
     # Each cycle's own counts and leads (a range run shows every cycle its own).
     for pk in pks:
         fh0 = min(units[pk])

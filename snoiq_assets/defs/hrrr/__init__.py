@@ -1,4 +1,5 @@
-"""The hrrr domain: hrrr_raw, hrrr_grid, hrrr_fields, the landing sensor and the hourly fetch."""
+"""The hrrr domain: hrrr_raw, hrrr_grid, hrrr_fields (with its hrrr_station_windows), the landing sensor and the
+hourly fetch."""
 
 import dagster as dg
 

@@ -1,4 +1,5 @@
-"""HRRR assets: hrrr_raw (landing), hrrr_grid (model grid), hrrr_fields (decoded variables).
+"""HRRR assets: hrrr_raw (landing), hrrr_grid (model grid), hrrr_fields (decoded variables) and,
+from the same step, hrrr_station_windows (each lead at the station windows' cells only).
 
 Thin wiring over ``snoiq_assets.lib.hrrr``. Any bad input (truncated/corrupt GRIB, an .idx
 that does not match its GRIB, a grid different from hrrr_grid, a missing variable) fails the
@@ -15,15 +16,18 @@ partitions of a failed run.
 """
 
 import json
+from dataclasses import dataclass
 from typing import Literal, Optional
 
 import dagster as dg
+import pyarrow as pa
 
 from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
 from snoiq_assets.defs.metadata import round_float
 from snoiq_assets.defs.partitions import hourly_partitions
 from snoiq_assets.defs.store import ObjectStoreResource
 from snoiq_assets.lib.failures import PartialFailures
+from snoiq_assets.lib.features.station_windows import take_windows, window_cells
 from snoiq_assets.lib.hours import hour_of
 from snoiq_assets.lib.hrrr import HrrrDataError
 from snoiq_assets.lib.hrrr.cycle import cycle_completeness, decode_cycle, land_cycle
@@ -246,27 +250,60 @@ def hrrr_grid(context: dg.AssetExecutionContext, config: HrrrGridConfig, store: 
     })
 
 
-@dg.asset(
+FIELDS_KEY = dg.AssetKey("hrrr_fields")
+WINDOWS_KEY = dg.AssetKey("hrrr_station_windows")
+INDEX_KEY = dg.AssetKey("station_grid_index")
+
+
+@dataclass(frozen=True)
+class _NotStored:
+    """A lead decoded for its station windows only (hrrr_fields itself not selected)."""
+    num_rows: int
+    schema: pa.Schema
+
+
+@dg.multi_asset(
+    name="hrrr_fields",
     group_name=GROUP,
     partitions_def=hourly_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["hrrr_raw"],
-    ins={"hrrr_grid": dg.AssetIn()},
-    kinds={"parquet"},
+    ins={"hrrr_grid": dg.AssetIn(),
+         # only for the windows; a step may decode before any station list exists
+         "station_grid_index": dg.AssetIn(metadata={"allow_missing_partitions": True})},
+    outs={
+        "hrrr_fields": dg.AssetOut(
+            kinds={"parquet"}, is_required=False,
+            description="Selected HRRR variables decoded to float32 columns, one row per grid cell in "
+            "hrrr_grid order, one file per lead of the cycle (`lake/hrrr_fields/<cycle>/fFF.parquet`); accumulations "
+            "as given plus their hourly amounts; units, grid_id, run/valid time, forecast hour and fields_version "
+            "in the schema metadata."),
+        "hrrr_station_windows": dg.AssetOut(
+            kinds={"parquet"}, is_required=False,
+            description="Each lead's values at only the grid cells of the stations' windows (station_grid_index), "
+            "taken as the lead is decoded: a `cell` column and every column of hrrr_fields, one file per lead. "
+            "grid_join_features reads these (a few thousand cells) instead of the whole grid when they match the "
+            "stored lead (fields_version) and the current station list."),
+    },
+    internal_asset_deps={"hrrr_fields": {dg.AssetKey("hrrr_raw"), dg.AssetKey("hrrr_grid")},
+                         "hrrr_station_windows": {FIELDS_KEY, INDEX_KEY}},
+    can_subset=True,
     check_specs=[dg.AssetCheckSpec(
         "values_plausible", asset="hrrr_fields", blocking=True,
         description="Every decoded variable of every lead within its physical bounds (lib/hrrr/plausibility.py), "
         "null share within the limit; implausible leads are quarantined before anything is written.")],
-    description="Selected HRRR variables decoded to float32 columns, one row per grid cell in "
-    "hrrr_grid order, one file per lead of the cycle (`lake/hrrr_fields/<cycle>/fFF.parquet`); accumulations "
-    "as given plus their hourly amounts; units, grid_id, run/valid time and forecast hour in the schema metadata.",
 )
 def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, store: ObjectStoreResource,
-                hrrr_grid: StoredParquet):
+                hrrr_grid: StoredParquet, station_grid_index: StoredParquet):
     """Decode every lead of every cycle partition of the run (one, or a range in a single-run backfill).
 
     Returns ``{partition_key: LeadFrames}``; the IO manager writes one Parquet file per lead
-    (``lake/hrrr_fields/<cycle>/fFF.parquet``). Metadata: each cycle's materialisation has its
+    (``lake/hrrr_fields/<cycle>/fFF.parquet``). The same step takes each lead's station windows
+    while the lead is in memory (``hrrr_station_windows``, ``lib/features/station_windows.py``),
+    when a ``station_grid_index`` on this grid is stored; without one it says so and writes none
+    (``grid_join_features`` then reads the whole leads). Either output may be materialised
+    alone: the windows alone decode the leads again (same ``fields_version`` when the file is
+    the same), e.g. after the station list changed. Metadata: each cycle's materialisation has its
     own leads (valid time and source file of each), quarantined leads and per-variable
     min/mean/max/null_count of each lead (also in a range run); grid id, units and counts are the run's.
 
@@ -304,8 +341,13 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     grid_id = hrrr_grid.metadata().get("grid_id")
     if not grid_id:
         raise dg.Failure("hrrr_fields: hrrr_grid has no grid_id in its Parquet metadata; rematerialise it")
+    want_fields = FIELDS_KEY in context.selected_asset_keys
+    check_key = dg.AssetCheckKey(FIELDS_KEY, "values_plausible")
+    cells, index_hash = (_station_window_cells(context, station_grid_index, grid_id)
+                         if WINDOWS_KEY in context.selected_asset_keys else (None, ""))
 
     outputs: dict[str, LeadFrames] = {}
+    windows: dict[str, LeadFrames] = {}
     checked: dict[str, tuple[int, dict]] = {}   # "<cycle> fFF": (rows, stats found plausible)
     per_cycle: dict[str, dict] = {}
     wanted_by_pk = {pk: config.leads_for(pk) for pk in partition_keys}
@@ -316,6 +358,13 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     # a few leads in memory, not all of them; the IO manager then only moves the files in.
     with object_store.spill_folder() as spill_folder:
         with ParquetSpill(spill_folder) as spill, shared_decoder() as decoder:
+            def keep(table: pa.Table, pk: str):
+                """A decoded, plausible lead: its station windows taken, then spilled to Parquet."""
+                if cells is not None:
+                    windows.setdefault(pk, LeadFrames())[int(table.schema.metadata[b"forecast_hour"])] = \
+                        take_windows(table, cells, index_hash)
+                return spill.add(table) if want_fields else _NotStored(table.num_rows, table.schema)
+
             for pk in partition_keys:
                 run_time = hour_of(pk)
                 wanted = wanted_by_pk[pk]
@@ -323,7 +372,7 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
                 # the hour before the run's first lead, decoded again from its GRIB for the first
                 # lead's hourly accumulations (it may have been decoded by an earlier run)
                 decoded = decode_cycle(object_store, run_time, landed, variables, decoder, expected_grid_id=grid_id,
-                                       engine=config.engine, keep=spill.add,
+                                       engine=config.engine, keep=lambda table, pk=pk: keep(table, pk),
                                        previous_lead=lambda fh: _previous_lead(object_store, decoder, run_time, fh,
                                                                               variables, grid_id))
                 quarantined = {}
@@ -345,37 +394,64 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
                 for fh in decoded.tables:
                     checked[f"{pk} f{fh:02d}"] = (decoded.tables[fh].num_rows, decoded.checked[fh])
                 # Each cycle's own leads, times, sources and statistics (a range run shows every cycle its own).
-                if decoded.tables:
-                    context.add_asset_metadata(_cycle_metadata(pk, decoded, quarantined, per_cycle[pk]), partition_key=pk)
+                if decoded.tables and want_fields:
+                    context.add_asset_metadata(_cycle_metadata(pk, decoded, quarantined, per_cycle[pk]),
+                                               asset_key=FIELDS_KEY, partition_key=pk)
+        windows_metadata = {"station_index_hash": index_hash, "window_cells": int(cells.size) if cells is not None else 0}
         if failures:
-            # The good leads are real data: the IO manager stores them and records their cycles as
-            # materialised, then fails the step, so lake and catalogue agree and only the failed
-            # leads are retried.
-            yield dg.Output(StoreGoodThenFail(outputs, partial_failure(
-                failures, "the good leads are written and their cycles recorded")))
+            failure = partial_failure(failures, "the good leads are written and their cycles recorded")
+            # The good leads are real data: the IO manager stores them (and their windows) and
+            # records their cycles as materialised, then fails the step, so lake and catalogue
+            # agree and only the failed leads are retried.
+            if want_fields:
+                yield dg.Output(StoreGoodThenFail(outputs, failure, also={WINDOWS_KEY: windows}), "hrrr_fields")
+            else:
+                yield dg.Output(StoreGoodThenFail(windows, failure), "hrrr_station_windows")
             return
 
-        first_table = next(iter(outputs[partition_keys[0]].values()))
-        first = {k.decode(): v.decode() for k, v in first_table.schema.metadata.items()}
-        yield dg.Output({pk: outputs[pk] for pk in partition_keys}, metadata={
-            "grid_id": first["grid_id"],
-            "units": dg.MetadataValue.json(json.loads(first["units"])),
-            "partition_count": len(partition_keys),
-            "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
-            "decode_engine": config.engine,
-            # Parquet encoding (summed over the spill's threads) while decoding went on; the wait is what it
-            # added to the step (benchmarks/bench_leadtimes.py reports both)
-            "parquet_encode_s": round(spill.encode_s, 3),
-            "parquet_encode_wait_s": round(spill.wait_s, 3),
-        })
-        # Re-evaluated on exactly what was found plausible (an implausible lead never gets here).
-        found = {unit: p for unit, (rows, st) in checked.items() if (p := problems(st, rows, int(unit[-2:])))}
-        yield dg.AssetCheckResult(
-            check_name="values_plausible", passed=not found,
-            description=f"{len(checked) - len(found)} of {len(checked)} lead(s) within the physical bounds",
-            metadata={"bounds": dg.MetadataValue.json({f"f{fh:02d}": bounds_for([v.column for v in variables], fh)
-                                                       for fh in sorted({int(u[-2:]) for u in checked})}),
-                      "implausible": dg.MetadataValue.json(found)})
+        if want_fields:
+            first_table = next(iter(outputs[partition_keys[0]].values()))
+            first = {k.decode(): v.decode() for k, v in first_table.schema.metadata.items()}
+            yield dg.Output({pk: outputs[pk] for pk in partition_keys}, "hrrr_fields", metadata={
+                "grid_id": first["grid_id"],
+                "units": dg.MetadataValue.json(json.loads(first["units"])),
+                "partition_count": len(partition_keys),
+                "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
+                "decode_engine": config.engine,
+                # Parquet encoding (summed over the spill's threads) while decoding went on; the wait is what it
+                # added to the step (benchmarks/bench_leadtimes.py reports both)
+                "parquet_encode_s": round(spill.encode_s, 3),
+                "parquet_encode_wait_s": round(spill.wait_s, 3),
+            })
+        if cells is not None:
+            yield dg.Output({pk: windows[pk] for pk in partition_keys}, "hrrr_station_windows",
+                            metadata=windows_metadata)
+        if check_key in context.selected_asset_check_keys:
+            # Re-evaluated on exactly what was found plausible (an implausible lead never gets here).
+            found = {unit: p for unit, (rows, st) in checked.items() if (p := problems(st, rows, int(unit[-2:])))}
+            yield dg.AssetCheckResult(
+                check_name="values_plausible", asset_key=FIELDS_KEY, passed=not found,
+                description=f"{len(checked) - len(found)} of {len(checked)} lead(s) within the physical bounds",
+                metadata={"bounds": dg.MetadataValue.json({f"f{fh:02d}": bounds_for([v.column for v in variables], fh)
+                                                           for fh in sorted({int(u[-2:]) for u in checked})}),
+                          "implausible": dg.MetadataValue.json(found)})
+
+
+def _station_window_cells(context: dg.AssetExecutionContext, index: StoredParquet, grid_id: str):
+    """(window cells, index inputs_hash) of the stored station_grid_index, or (None, "") with a
+    warning when there is none on this grid: the windows are then not written and the grid join
+    reads whole leads, which gives the same features."""
+    if not index:
+        context.log.warning("hrrr_station_windows not written: no station_grid_index is stored yet; "
+                            "grid_join_features will read the whole leads")
+        return None, ""
+    meta = index.metadata()
+    if meta.get("grid_id") != grid_id:
+        context.log.warning(f"hrrr_station_windows not written: station_grid_index was built on grid "
+                            f"{meta.get('grid_id', '?')[:16]}, these fields are on {grid_id[:16]}; "
+                            "rematerialise station_grid_index")
+        return None, ""
+    return window_cells(index.read()), meta.get("inputs_hash", "")
 
 
 def _cycle_metadata(pk: str, decoded, quarantined: dict, cycle: dict) -> dict:

@@ -14,11 +14,12 @@ import pyarrow as pa
 
 from snoiq_assets.lib.features import grid_index as gi
 from snoiq_assets.lib.features import neighbourhood as nb
+from snoiq_assets.lib.features import station_windows as sw
 from snoiq_assets.lib.hrrr.grid import earth_of
 from snoiq_assets.lib.stations.schema import VARIABLES as OBS_VARIABLES
 from snoiq_assets.lib.stations.formats import INSTANT_RESOLUTIONS
 
-NON_FIELD_COLUMNS = {"y", "x", "latitude", "longitude"}
+NON_FIELD_COLUMNS = {"y", "x", "latitude", "longitude", sw.CELL_COLUMN}
 JOIN_CODE_VERSION = "grid_join-1"
 
 
@@ -179,23 +180,45 @@ def fields_times(fields_meta: dict[str, str]) -> tuple[dt.datetime, dt.datetime,
 
 
 def window_arrays(table: pa.Table, variables: list[str], cells: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """Only the cells the station windows use, taken from a whole-grid Arrow table: one float32
-    array per variable over the distinct window cells (nulls as NaN), and ``cells`` renumbered
-    into them (-1, off the grid, kept). The statistics are then those of the whole grid's
-    arrays, without converting 2 million cells per variable for a few thousand."""
-    used = np.unique(cells[cells >= 0])
-    small = table.select(variables).take(pa.array(used))
+    """Only the cells the station windows use: one float32 array per variable over the distinct
+    window cells (nulls as NaN), and ``cells`` renumbered into them (-1, off the grid, kept).
+
+    ``table`` is a whole-grid lead (its window cells are taken here, without converting 2
+    million cells per variable for a few thousand) or that lead's station windows
+    (``lib/features/station_windows.py``: the cells already taken when it was decoded). The
+    statistics are the same either way."""
+    if sw.CELL_COLUMN in table.column_names:
+        renumbered = sw.positions_in(table, cells)
+        if renumbered is None:
+            raise GridFeatureError("the station windows lack cells of the current station_grid_index "
+                                   "(taken for another station list); read the whole lead instead")
+        small = table
+    else:
+        used = np.unique(cells[cells >= 0])
+        small = table.select(variables).take(pa.array(used))
+        renumbered = np.where(cells >= 0, np.searchsorted(used, np.maximum(cells, 0)), -1)
     arrays = [np.asarray(small.column(v).cast(pa.float32()).to_numpy(), dtype=np.float32) for v in variables]
-    renumbered = np.where(cells >= 0, np.searchsorted(used, np.maximum(cells, 0)), -1)
     return arrays, renumbered
+
+
+def windows_unusable(windows: pa.Table, fields_meta: dict[str, str], cells: np.ndarray) -> str | None:
+    """Why a lead's stored station windows cannot stand in for the stored lead, or None when
+    they can: they must be taken from the same decoded lead (``fields_version``) and hold every
+    window cell of the current index."""
+    mine, theirs = sw.fields_version(fields_meta), sw.fields_version(windows.schema.metadata)
+    if not mine or mine != theirs:
+        return "taken from another decode of the lead" if mine else "the stored lead has no fields_version"
+    if sw.positions_in(windows, cells) is None:
+        return "taken for another station list"
+    return None
 
 
 def build_grid_join(fields: pl.LazyFrame | pa.Table, fields_meta: dict[str, str], index: pl.DataFrame,
                     observations: pl.LazyFrame | pl.DataFrame | None, partition_key: str,
                     run_obs: pl.DataFrame | None = None) -> pl.DataFrame:
     """One partition's feature table. ``fields`` is one lead's stored fields: an Arrow table
-    (read by the asset with pyarrow, about 2.5x faster than Polars on these wide float files;
-    only the window cells are then converted) or a LazyFrame. ``run_obs`` (from
+    (its station windows, or the whole lead read with pyarrow, about 2.5x faster than Polars on
+    these wide float files; only the window cells are then converted) or a LazyFrame. ``run_obs`` (from
     ``run_observations``, read once for a run of several partitions) is used when given;
     otherwise ``observations`` is read here."""
     check_fields_grid(fields_meta, index, partition_key)

@@ -20,6 +20,7 @@ one, how it was made, in its Arrow field metadata.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,7 +195,23 @@ def finish_lead(table: pa.Table, stats: dict, variables: list[Variable], forecas
         else:
             stats[col] = {"min": float(np.nanmin(v)), "mean": float(np.nanmean(v, dtype=np.float64)),
                           "max": float(np.nanmax(v)), "null_count": int(np.isnan(v).sum())}
-    return table, stats
+    md = dict(table.schema.metadata or {})
+    md[FIELDS_VERSION.encode()] = lead_version(md, stats).encode()
+    return table.replace_schema_metadata(md), stats
+
+
+FIELDS_VERSION = "fields_version"
+
+
+def lead_version(metadata: dict[bytes, bytes], stats: dict) -> str:
+    """A decoded lead's content identity: a digest of its schema metadata (grid, times, units,
+    source messages with their offsets, accumulation windows) and every column's statistics.
+    The same file decoded again, by either engine, gives the same version; the station windows
+    taken from a lead carry it, so the grid join can tell that they match the stored lead."""
+    described = {k.decode(): v.decode() for k, v in metadata.items()
+                 if k not in (b"decode_engine", FIELDS_VERSION.encode())}
+    text = json.dumps({"metadata": described, "stats": stats}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
 def decode_lead(path: str | Path, variables: list[Variable], forecast_hour: int, *,
