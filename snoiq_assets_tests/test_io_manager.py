@@ -153,3 +153,63 @@ def test_lake_layout_and_stored_parquet_without_dagster(store):
         stored_metadata(store, "broken")
     with pytest.raises(LakeError, match="cannot store a dict as Parquet"):
         write_partition(store, "fields", "2024-01-01T02", {"v": [1]})
+
+
+def test_few_partitions_are_looked_up_one_by_one_with_the_same_answer(store):
+    """``stored_files_of`` (an input of a few partitions) finds exactly what the whole-asset
+    listing finds for them: whole files, lead files, both (a pending migration), and nothing
+    for a partition that is not stored or a look-alike file that is not a lead."""
+    from snoiq_assets.lib.lake import stored_files_of, stored_partition_files
+
+    frame = pa.table({"v": pa.array([1.0], pa.float32())})
+    write_partition(store, "fields", "2024-01-01T00", frame)
+    for pk, fh in (("2024-01-01T01", 0), ("2024-01-01T01", 1), ("2024-01-01T00", 3), ("2024-01-01T02", 12)):
+        store.put(f"lake/fields/{pk}/f{fh:02d}.parquet", b"PAR1")
+    store.put("lake/fields/2024-01-01T02/notes.txt", b"x")
+    store.put("lake/fields/2024-01-01T02/old/f01.parquet", b"PAR1")
+    store.put("lake/fields/2024-01-01T010.parquet", b"PAR1")   # shares a prefix with 2024-01-01T01
+    whole, leads = stored_partition_files(store, "fields")
+    asked = ["2024-01-01T00", "2024-01-01T01", "2024-01-01T02", "2024-01-01T05"]
+    few_whole, few_leads = stored_files_of(store, "fields", asked)
+    assert few_whole == {pk: k for pk, k in whole.items() if pk in asked} == {
+        "2024-01-01T00": "lake/fields/2024-01-01T00.parquet"}
+    assert few_leads == {pk: v for pk, v in leads.items() if pk in asked} == {
+        "2024-01-01T00": {3: "lake/fields/2024-01-01T00/f03.parquet"},
+        "2024-01-01T01": {0: "lake/fields/2024-01-01T01/f00.parquet", 1: "lake/fields/2024-01-01T01/f01.parquet"},
+        "2024-01-01T02": {12: "lake/fields/2024-01-01T02/f12.parquet"}}
+
+
+def test_an_input_of_one_hour_does_not_list_the_whole_asset(resources, instance, store, monkeypatch):
+    """A run reading one partition looks at that partition only (a year-long lake holds 166,000
+    lead files per hourly asset); one reading every stored hour lists the asset once."""
+
+    for key in ["2024-01-01T03", "2024-01-01T04", "2024-01-01T09"]:
+        assert dg.materialize([hourly_frame], resources=resources, instance=instance, partition_key=key).success
+    listed: list[str] = []
+    real_list = type(store).list
+
+    def counting_list(self, prefix=""):
+        listed.append(prefix)
+        return real_list(self, prefix)
+
+    monkeypatch.setattr(type(store), "list", counting_list)
+    out = dg.materialize([hourly_frame, two_hours], selection=[two_hours], resources=resources, instance=instance,
+                         partition_key="2024-01-01T04").output_for_node("two_hours")
+    assert out["keys"].to_list() == ["2024-01-01T03", "2024-01-01T04"]
+    assert "lake/hourly_frame/" not in listed
+    assert {"lake/hourly_frame/2024-01-01T03/", "lake/hourly_frame/2024-01-01T04/"} <= set(listed)
+
+    @dg.asset(ins={"hourly_frame": dg.AssetIn(metadata={"allow_missing_partitions": True})})
+    def stored_hours(hourly_frame: pl.LazyFrame) -> pl.DataFrame:
+        return hourly_frame.select("hour").unique().sort("hour").collect()
+
+    # this test's partitions span one day (24 hours, within the limit): with a lower limit, as
+    # an input of every stored hour of the archive is, the asset is listed once
+    from snoiq_assets.defs import io_manager
+
+    monkeypatch.setattr(io_manager, "PER_PARTITION_LISTING_MAX", 8)
+    listed.clear()
+    out = dg.materialize([hourly_frame, stored_hours], selection=[stored_hours], resources=resources,
+                         instance=instance).output_for_node("stored_hours")
+    assert out["hour"].to_list() == ["2024-01-01T03", "2024-01-01T04", "2024-01-01T09"]
+    assert listed == ["lake/hourly_frame/"]

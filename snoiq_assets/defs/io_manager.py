@@ -46,6 +46,7 @@ from snoiq_assets.lib.lake import (
     encode_partition,
     stored_partition_files,
     staged_object_key,
+    stored_files_of,
     write_leads,
     write_partition,
 )
@@ -225,7 +226,9 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         allow_missing = bool((context.definition_metadata or {}).get("allow_missing_partitions", False))
 
         if context.has_asset_partitions:
-            whole, by_lead = stored_partition_files(store, asset_key.path)
+            few = _few_requested_partition_keys(context, allow_missing)
+            whole, by_lead = (stored_files_of(store, asset_key.path, few) if few is not None
+                              else stored_partition_files(store, asset_key.path))
             existing = set(whole) | set(by_lead)
             partition_keys = _requested_partition_keys(context, existing, allow_missing)
             missing = [pk for pk in partition_keys if pk not in existing]
@@ -263,6 +266,27 @@ class PartitionedParquetIOManager(dg.ConfigurableIOManager):
         else:
             lf = pl.scan_parquet([store.uri(k) for k in keys.values()], storage_options=store.storage_options)
         return lf.collect() if wants_eager else lf
+
+
+PER_PARTITION_LISTING_MAX = 48
+"""An input asking for at most this many partitions looks at each one's files; more (a backfill
+reading a long range, or every stored partition) list the asset's files once."""
+
+
+def _few_requested_partition_keys(context: dg.InputContext, allow_missing: bool) -> list[str] | None:
+    """The upstream partitions this input asks for, when few enough to look at one by one;
+    else None. Without enumerating a long window: an input of every stored hourly partition
+    spans the archive (108,000 keys)."""
+    partitions_def = context.asset_partitions_def
+    if allow_missing and not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return None   # e.g. every stored station file: only a listing knows them
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        window = context.asset_partitions_time_window
+        one = partitions_def.time_window_for_partition_key(context.asset_partition_key_range.start)
+        if (window.end - window.start) > (one.end - one.start) * PER_PARTITION_LISTING_MAX:
+            return None
+    keys = list(context.asset_partition_keys)
+    return keys if len(keys) <= PER_PARTITION_LISTING_MAX else None
 
 
 def _requested_partition_keys(context: dg.InputContext, existing: set[str], allow_missing: bool) -> list[str]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, Union
+from typing import Any, Callable, Iterable, Sequence, Union
 
 import polars as pl
 import pyarrow as pa
@@ -104,6 +104,26 @@ def stored_partition_files(store: ObjectStore, asset_path: AssetPath) -> tuple[d
         m = _LEAD_FILE.fullmatch(leaf)
         if m:
             leads.setdefault(pk, {})[int(m.group(1))] = info.key
+    return whole, leads
+
+
+def stored_files_of(store: ObjectStore, asset_path: AssetPath, partition_keys: Iterable[str]
+                    ) -> tuple[dict[str, str], dict[str, dict[int, str]]]:
+    """``stored_partition_files`` for the given partitions only: a look at each partition's file
+    and one listing of its lead folder, instead of a listing of the whole asset. A run reading
+    one cycle of a year-long lake lists 19 files, not 166,000 (on S3: 167 list requests)."""
+    prefix = asset_prefix(asset_path) + "/"
+    whole: dict[str, str] = {}
+    leads: dict[str, dict[int, str]] = {}
+    for pk in partition_keys:
+        key = partition_object_key(asset_path, pk)
+        if store.stat(key) is not None:
+            whole[pk] = key
+        folder = check_key(prefix + pk) + "/"
+        for info in store.list(folder):
+            m = _LEAD_FILE.fullmatch(info.key[len(folder):])
+            if m:
+                leads.setdefault(pk, {})[int(m.group(1))] = info.key
     return whole, leads
 
 

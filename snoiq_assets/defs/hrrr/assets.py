@@ -356,13 +356,17 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     # Each lead is encoded to Parquet in a spill folder as soon as it is decoded (on a thread,
     # while the next lead decodes) and released, so a run of a day of cycles x 19 leads holds
     # a few leads in memory, not all of them; the IO manager then only moves the files in.
+    # The windows (~100 KB a lead) are encoded on a spill of their own, so that they never wait
+    # behind a whole-grid lead's encoding.
     with object_store.spill_folder() as spill_folder:
-        with ParquetSpill(spill_folder) as spill, shared_decoder() as decoder:
+        (spill_folder / "windows").mkdir()
+        with ParquetSpill(spill_folder) as spill, ParquetSpill(spill_folder / "windows", ahead=8, threads=1) as \
+                windows_spill, shared_decoder() as decoder:
             def keep(table: pa.Table, pk: str):
                 """A decoded, plausible lead: its station windows taken, then spilled to Parquet."""
                 if cells is not None:
                     windows.setdefault(pk, LeadFrames())[int(table.schema.metadata[b"forecast_hour"])] = \
-                        take_windows(table, cells, index_hash)
+                        windows_spill.add(take_windows(table, cells, index_hash))
                 return spill.add(table) if want_fields else _NotStored(table.num_rows, table.schema)
 
             for pk in partition_keys:
