@@ -170,6 +170,36 @@ def test_spill_threads_keep_each_table_with_its_handle(tmp_path):
     assert spill.encode_s > 0
 
 
+@pytest.mark.parametrize("sync", [True, False])
+def test_a_syncing_spill_flushes_each_file_on_its_thread(tmp_path, monkeypatch, sync):
+    """``sync=True`` (files to be stored by a rename): each finished file is flushed to disk by
+    the spill's own thread, not by the caller; without it, nothing is flushed."""
+    import os
+    import threading
+
+    import pyarrow as pa
+
+    from snoiq_assets.lib.parquet import ParquetSpill
+
+    flushed: list[tuple[str, str]] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd):
+        flushed.append((os.readlink(f"/proc/self/fd/{fd}"), threading.current_thread().name))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    (tmp_path / "spill").mkdir()
+    with ParquetSpill(tmp_path / "spill", sync=sync) as spill:
+        handles = [spill.add(pa.table({"v": [float(i)]})) for i in range(3)]
+    paths = [str(h.path) for h in handles]
+    if not sync:
+        assert flushed == []
+        return
+    assert sorted(p for p, _ in flushed) == sorted(paths)
+    assert all(name.startswith("parquet-spill") for _, name in flushed)
+
+
 def test_a_failed_spill_encoding_is_raised_from_its_handle(tmp_path):
     import pyarrow as pa
 

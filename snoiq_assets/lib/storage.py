@@ -168,6 +168,10 @@ class ObjectStore(ABC):
             yield path
             self.put_file(key, path)
 
+    # Whether adopt_file stores a spilled file by renaming it (the local folder): a spill that
+    # flushes its files to disk as it writes them then leaves the rename nothing to wait for.
+    adopts_by_rename = False
+
     def adopt_file(self, key: str, path: str | os.PathLike) -> ObjectInfo:
         """Store a finished local file (one written in ``spill_folder()``) as ``key`` atomically,
         and remove the local file."""
@@ -345,6 +349,7 @@ class LocalStore(ObjectStore):
         return self._info(key, self._path(key))
 
     SPILL_DIR = ".spill"   # a dot folder: never listed as objects
+    adopts_by_rename = True
     STALE_SPILL_S = 24 * 3600
 
     @contextlib.contextmanager

@@ -360,8 +360,10 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     # behind a whole-grid lead's encoding.
     with object_store.spill_folder() as spill_folder:
         (spill_folder / "windows").mkdir()
-        with ParquetSpill(spill_folder) as spill, ParquetSpill(spill_folder / "windows", ahead=8, threads=1) as \
-                windows_spill, shared_decoder() as decoder:
+        sync = object_store.adopts_by_rename
+        with ParquetSpill(spill_folder, sync=sync) as spill, \
+                ParquetSpill(spill_folder / "windows", ahead=8, threads=1, sync=sync) as windows_spill, \
+                shared_decoder() as decoder:
             def keep(table: pa.Table, pk: str):
                 """A decoded, plausible lead: its station windows taken, then spilled to Parquet."""
                 if cells is not None:
@@ -422,7 +424,7 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
                 "partition_count": len(partition_keys),
                 "lead_count": sum(len(c["leads"]) for c in per_cycle.values()),
                 "decode_engine": config.engine,
-                # Parquet encoding (summed over the spill's threads) while decoding went on; the wait is what it
+                # Parquet encoding and, locally, flushing (summed over the spill's threads) while decoding went on; the wait is what it
                 # added to the step (benchmarks/bench_leadtimes.py reports both)
                 "parquet_encode_s": round(spill.encode_s, 3),
                 "parquet_encode_wait_s": round(spill.wait_s, 3),
