@@ -130,8 +130,9 @@ class ParquetSpill:
     for a 10 MB lead on this machine's disk)."""
 
     def __init__(self, folder: str | os.PathLike, compression: str = "zstd", ahead: int = 2, threads: int = 2,
-                 sync: bool = False):
+                 sync: bool = False, name_prefix: str = ""):
         self.folder = Path(folder)
+        self.name_prefix = name_prefix   # two spills may share a folder (the last file out removes it)
         self.compression = compression
         self.sync = sync
         self.ahead = ahead
@@ -149,7 +150,7 @@ class ParquetSpill:
             self._pending.popleft().exception()   # wait; an error is raised from the handle
         self.wait_s += time.perf_counter() - t0
         self._count += 1
-        path = self.folder / f"{self._count:06d}.parquet"
+        path = self.folder / f"{self.name_prefix}{self._count:06d}.parquet"
         compression = self.compression
 
         def encode(table=table) -> Path:

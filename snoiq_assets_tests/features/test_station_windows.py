@@ -207,6 +207,9 @@ def test_a_failed_lead_in_a_range_keeps_the_good_leads_windows(tmp_path, instanc
     assert recorded == {(k, pk) for k in (FIELDS, WINDOWS) for pk in (pks[0], pks[2])}
     assert [store.exists(lead_object_key(WINDOWS, pk, 0)) for pk in pks] == [True, False, True]
     assert instance.get_materialized_partitions(WINDOWS) == {pks[0], pks[2]}
+    # both spills' files were stored or removed: nothing is left in the spill folder
+    spill = store.root / store.SPILL_DIR
+    assert not spill.exists() or list(spill.iterdir()) == []
     res = _mat([JOIN], resources, instance, partition_key=pks[2])
     assert res.success
     assert res.asset_materializations_for_node("grid_join_features")[0].metadata["leads_from_station_windows"].value == 1

@@ -359,10 +359,9 @@ def hrrr_fields(context: dg.AssetExecutionContext, config: HrrrFieldsConfig, sto
     # The windows (~100 KB a lead) are encoded on a spill of their own, so that they never wait
     # behind a whole-grid lead's encoding.
     with object_store.spill_folder() as spill_folder:
-        (spill_folder / "windows").mkdir()
         sync = object_store.adopts_by_rename
         with ParquetSpill(spill_folder, sync=sync) as spill, \
-                ParquetSpill(spill_folder / "windows", ahead=8, threads=1, sync=sync) as windows_spill, \
+                ParquetSpill(spill_folder, ahead=8, threads=1, sync=sync, name_prefix="windows-") as windows_spill, \
                 shared_decoder() as decoder:
             def keep(table: pa.Table, pk: str):
                 """A decoded, plausible lead: its station windows taken, then spilled to Parquet."""
