@@ -49,7 +49,7 @@ with dg.DagsterInstance.get() as instance:
     # no station index here (hrrr_fields' windows input, declared as an external asset): the
     # fields alone, as the memory goal is about a day of decoded leads
     res = dg.materialize([hrrr_raw, hrrr_grid, hrrr_fields, dg.AssetSpec("station_grid_index")],
-                         selection=[hrrr_raw, dg.AssetKey("hrrr_fields")], instance=instance,
+                         selection=[dg.AssetKey("hrrr_raw"), dg.AssetKey("hrrr_fields")], instance=instance,
                          resources=build_resources(Settings.from_env()),
                          run_config={{"ops": {{"hrrr_raw": {{"config": sel}}, "hrrr_fields": {{"config": sel}}}}}},
                          tags={{"dagster/asset_partition_range_start": {first!r},
