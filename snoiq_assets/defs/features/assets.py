@@ -148,7 +148,8 @@ class GridJoinConfig(dg.Config):
     },
     description="Per station and hour: centre, window mean/min/max/std and west-east / south-north "
                 "gradients of every decoded HRRR field, joined to the station's observation nearest "
-                "the valid time (within 30 minutes).",
+                "the valid time (within 30 minutes). Reads each lead's station windows when they match "
+                "the stored lead and the current index, else the whole lead (the same features).",
 )
 def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig, hrrr_fields: StoredParquet,
                        hrrr_station_windows: StoredParquet, station_grid_index: pl.DataFrame,
