@@ -117,6 +117,17 @@ def test_index_and_hourly_features_end_to_end(store, resources, instance):
     assert row["obs_air_temp_c"] == obs["air_temp_c"][0] and row["obs_air_temp_c"] is not None
     others = feats.filter(pl.col("station_id") != "94074")
     assert others["obs_timestamp_utc"].null_count() == others.height
+    mat = res.asset_materializations_for_node("grid_join_features")[0]
+    assert mat.metadata["read_whole_because"].value == {"no station windows stored": [f"{PK} f00"]}
+
+    # With the index stored, decoding again also writes the lead's station windows (on this
+    # backend: a local rename or an S3 upload); the join reads them, with the same features.
+    assert _mat([hrrr_fields], resources, instance, partition_key=PK,
+                run_config={"ops": {"hrrr_fields": DEMO_RUN_CONFIG[PK]["ops"]["hrrr_fields"]}}).success
+    assert store.exists(lead_object_key(dg.AssetKey("hrrr_station_windows"), PK, 0))
+    res = _mat([grid_join_features], resources, instance, partition_key=PK)
+    assert res.asset_materializations_for_node("grid_join_features")[0].metadata["leads_from_station_windows"].value == 1
+    assert _read(store, "grid_join_features", PK).equals(feats)
 
     # A changed parameter rebuilds the index, with a new data version.
     res = _mat([station_grid_index], resources, instance,
