@@ -15,6 +15,7 @@ from snoiq_assets.lib.features.grid_join import GridFeatureError, window_arrays,
 from snoiq_assets.lib.hrrr.accum import decode_lead, lead_version
 from snoiq_assets.lib.hrrr.variables import resolve
 from snoiq_assets.lib.lake import lead_object_key
+from snoiq_assets.lib.parquet import parquet_key_value_metadata
 from snoiq_assets_tests.features import REAL_GRIB
 from snoiq_assets_tests.features.test_grid_assets import PK, _mat, _read
 from snoiq_assets_tests.features.test_grid_assets import prepared  # noqa: F401  (fixture)
@@ -129,6 +130,20 @@ def test_the_join_reads_the_windows_when_they_match_and_the_whole_lead_otherwise
     assert meta["leads_from_station_windows"].value == 1 and meta["leads_read_whole"].value == 0
     assert_frame_equal(_read(store, "grid_join_features", PK), from_whole)   # the same features either way
 
+    # an unreadable windows file (cut short) is an access path lost, not a failed join: the
+    # lead is read whole, with a warning naming the file; the file is left where it is
+    good_windows = store.get(windows_key)
+    store.put(windows_key, good_windows[: len(good_windows) // 2])
+    res = _mat([JOIN], resources, instance, partition_key=PK)
+    assert res.success
+    meta = res.asset_materializations_for_node("grid_join_features")[0].metadata
+    assert meta["read_whole_because"].value == {"unreadable station windows": [f"{PK} f00"]}
+    warnings = [e.user_message for e in instance.all_logs(res.run_id) if e.level >= 30]
+    assert any(f"the station windows {windows_key} cannot be read" in w for w in warnings), warnings
+    assert_frame_equal(_read(store, "grid_join_features", PK), from_whole)
+    assert store.exists(windows_key)
+    store.put(windows_key, good_windows)
+
     # a wider window (another station index): the windows lack its cells, the lead is read whole
     assert _mat([INDEX], resources, instance, run_config={"ops": {"station_grid_index": {"config": {"window": 7}}}}).success
     meta = _join(resources, instance)
@@ -174,10 +189,7 @@ def test_no_station_index_decodes_and_says_why_no_windows(tmp_path, instance):
 
 
 def _footer(store, key) -> dict[str, str]:
-    import pyarrow.parquet as pq
-
-    md = pq.read_schema(pa.BufferReader(store.get(key))).metadata or {}
-    return {k.decode(): v.decode() for k, v in md.items()}
+    return parquet_key_value_metadata(store, key)
 
 
 def test_a_failed_lead_in_a_range_keeps_the_good_leads_windows(tmp_path, instance):

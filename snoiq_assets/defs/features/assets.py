@@ -39,6 +39,7 @@ from typing import Optional
 
 import dagster as dg
 import polars as pl
+import pyarrow as pa
 
 from snoiq_assets.defs.failures import partial_failure
 from snoiq_assets.defs.partitions import every_stored_partition, hourly_partitions, model_spec_partitions
@@ -195,10 +196,19 @@ def grid_join_features(context: dg.AssetExecutionContext, config: GridJoinConfig
     def lead_values(pk: str, fh: int, meta: dict[str, str]):
         """The lead's station windows when they stand in for it, else the whole stored lead."""
         if pk in cycles_with_windows and fh in hrrr_station_windows.leads(pk):
-            windows = hrrr_station_windows.lead_table(pk, fh)
-            why = windows_unusable(windows, meta, index_cells)
-            if why is None:
-                return windows
+            try:
+                windows = hrrr_station_windows.lead_table(pk, fh)
+            except (pa.ArrowException, OSError) as exc:
+                # only an access path: an unreadable file costs speed, not the run (it stays
+                # where it is, for a look; the next decode of the lead replaces it)
+                why = "unreadable station windows"
+                context.log.warning(f"grid_join_features {pk} f{fh:02d}: the station windows "
+                                    f"{hrrr_station_windows.leads(pk)[fh]} cannot be read "
+                                    f"({type(exc).__name__}: {exc}); reading the whole lead")
+            else:
+                why = windows_unusable(windows, meta, index_cells)
+                if why is None:
+                    return windows
         else:
             why = "no station windows stored"
         whole_grid[f"{pk} f{fh:02d}"] = why
