@@ -86,3 +86,103 @@ def test_dagster_yaml_is_a_valid_instance_config():
     for name in ("dagster.yaml", "dagster.local.yaml"):
         # Raises DagsterInvalidConfigError on an unknown key or a wrong type.
         dagster_instance_config(str(REPO), config_filename=name)
+
+
+# ----- the compose stack's Postgres users, against a real PostgreSQL ------------------------
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory, rendered):
+    """A real PostgreSQL 16 (``pgserver``: the server binaries from PyPI), listening on a Unix
+    socket only, set up as the compose stack's ``postgres`` image sets itself up from .env: the
+    POSTGRES_USER superuser with its password, the POSTGRES_DB database, then
+    deploy/postgres-init.sql run as that user; then password authentication on every
+    connection, as in the image. Yields the socket folder (libpq's ``host``)."""
+    import warnings
+    from urllib.parse import parse_qs, urlparse
+
+    with warnings.catch_warnings():   # platformdirs: no XDG_RUNTIME_DIR in a container
+        warnings.simplefilter("ignore")
+        import pgserver
+        from pgserver._commands import POSTGRES_BIN_PATH
+
+    env = rendered["services"]["postgres"]["environment"]
+    user, password, db = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]
+    data = tmp_path_factory.mktemp("postgres") / "data"
+    server = pgserver.get_server(data, cleanup_mode="delete")
+    try:
+        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+        server.psql(f"CREATE ROLE {user} SUPERUSER LOGIN PASSWORD '{password}';\n"
+                    f"CREATE DATABASE {db} OWNER {user};\n")
+        (data / "pg_hba.conf").write_text("local all all scram-sha-256\n")
+        server.psql("SELECT pg_reload_conf();")
+        psql = [str(POSTGRES_BIN_PATH / "psql"), "-v", "ON_ERROR_STOP=1", "-h", socket_dir, "-U", user, "-d", db]
+        wrong = subprocess.run([*psql, "-c", "SELECT 1"], env={**os.environ, "PGPASSWORD": "not-it"},
+                               capture_output=True, text=True, timeout=30)
+        assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr, wrong.stderr
+        init = subprocess.run([*psql, "-f", str(REPO / "deploy" / "postgres-init.sql")],
+                              env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True, timeout=60)
+        assert init.returncode == 0, init.stderr
+        yield socket_dir
+    finally:
+        server.cleanup()
+
+
+def test_dagster_yaml_instance_runs_on_postgres(postgres, rendered, tmp_path, monkeypatch):
+    """dagster.yaml as the webserver, daemon and runs load it (credentials from the compose
+    environment) stores a run, its events and a partition's materialisation in Postgres. With a
+    bare ``postgresql`` scheme SQLAlchemy 2.1 asks for psycopg 3, which is not installed: no
+    Dagster process of the stack could start."""
+    import dagster as dg
+
+    cfg = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    cfg.pop("run_launcher")   # Docker is not on this machine; the storage is what is tested here
+    # The compose network's host "postgres" is this server's socket here: libpq takes the
+    # `host` parameter over the URL's host.
+    cfg["storage"]["postgres"]["postgres_db"]["params"] = {"host": postgres}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(yaml.safe_dump(cfg))
+    for name, value in rendered["services"]["dagster_daemon"]["environment"].items():
+        if name.startswith("DAGSTER_POSTGRES_"):
+            monkeypatch.setenv(name, value)
+
+    days = dg.DailyPartitionsDefinition(start_date="2024-01-01")
+
+    @dg.asset(partitions_def=days)
+    def daily_count(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"day": context.partition_key})
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        result = dg.materialize([daily_count], partition_key="2024-01-02", instance=instance)
+        assert result.success
+        [record] = instance.get_run_records()
+        assert record.dagster_run.run_id == result.run_id
+        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+        assert instance.get_materialized_partitions(dg.AssetKey("daily_count")) == {"2024-01-02"}
+        event = instance.get_latest_materialization_event(dg.AssetKey("daily_count"))
+        assert event.asset_materialization.metadata["day"].value == "2024-01-02"
+    with dg.DagsterInstance.from_config(str(home)) as again:   # a second process's view: it is stored
+        assert again.get_materialized_partitions(dg.AssetKey("daily_count")) == {"2024-01-02"}
+
+
+def test_mlflow_backend_store_uri_opens_on_postgres(postgres, rendered, tmp_path):
+    """The compose file's MLFLOW_BACKEND_STORE_URI, pointed at this server, opens MLflow's
+    tracking store (its migrations run in the ``mlflow`` database deploy/postgres-init.sql
+    creates) and keeps a run's metric."""
+    from urllib.parse import urlparse
+
+    from mlflow.entities import Metric
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    uri = urlparse(rendered["services"]["mlflow"]["environment"]["MLFLOW_BACKEND_STORE_URI"])
+    assert (uri.hostname, uri.port, uri.path) == ("postgres", 5432, "/mlflow")
+    store = SqlAlchemyStore(uri._replace(query=f"host={postgres}").geturl(), str(tmp_path / "artifacts"))
+    try:
+        experiment_id = store.create_experiment("compose-check")
+        run = store.create_run(experiment_id, user_id="ci", start_time=0, tags=[], run_name="check")
+        store.log_metric(run.info.run_id, Metric("rmse", 1.25, 0, 0))
+        assert store.get_run(run.info.run_id).data.metrics == {"rmse": 1.25}
+    finally:
+        store.engine.dispose()
