@@ -54,6 +54,13 @@ def test_single_run_backfill_writes_one_file_per_partition(resources, instance, 
         assert mats[key]["dagster/row_count"].value == 3
         assert mats[key]["uri"].value == store.uri(f"lake/hourly_frame/{key}.parquet")
         assert mats[key]["size_bytes"].value == store.stat(f"lake/hourly_frame/{key}.parquet").size
+    # The column schema, the same for the whole range, is on the last partition only, which is
+    # the asset's latest materialisation (the one whose schema the UI shows).
+    assert [k for k in keys if "dagster/column_schema" in mats[k]] == [keys[-1]]
+    assert [c.name for c in mats[keys[-1]]["dagster/column_schema"].value.columns] == ["hour", "v"]
+    latest = instance.fetch_materializations(dg.AssetKey("hourly_frame"), limit=1).records[0]
+    assert latest.partition_key == keys[-1]
+    assert "dagster/column_schema" in latest.asset_materialization.metadata
     # Each file holds exactly its own partition.
     for i, key in enumerate(keys):
         with store.local_path(f"lake/hourly_frame/{key}.parquet") as path:
