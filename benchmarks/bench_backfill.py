@@ -139,15 +139,21 @@ def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str,
 
 def start_postgres_instance(tmp: Path, dagster_home: Path):
     """A real PostgreSQL 16 (pgserver: the server binaries from PyPI, a Unix socket only) as the
-    instance's storage, as in the compose stack's dagster.yaml. Returns the server (``cleanup()``
+    instance's storage, with the compose stack's DAGSTER_EVENT_BATCH_SIZE, as its runs have them
+    (dagster.yaml, docker-compose.yml). Returns the server (``cleanup()``
     stops it and removes its data)."""
     import warnings
     from urllib.parse import parse_qs, urlparse
+
+    import yaml
 
     with warnings.catch_warnings():   # platformdirs: no XDG_RUNTIME_DIR in a container
         warnings.simplefilter("ignore")
         import pgserver
 
+    # The compose stack's run environment: Dagster writes a run's materialisations in batches.
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(compose["x-snoiq-env"]["DAGSTER_EVENT_BATCH_SIZE"])
     server = pgserver.get_server(tmp / "postgres", cleanup_mode="delete")
     socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     (dagster_home / "dagster.yaml").write_text(
@@ -203,6 +209,7 @@ def main() -> None:
         resources = build_resources(Settings.from_env())
         with dg.DagsterInstance.get() as instance:
             results["instance"] = type(instance.event_log_storage).__name__
+            results["event_batch_size"] = int(os.environ.get("DAGSTER_EVENT_BATCH_SIZE") or 0)
             t0 = time.perf_counter()
             seed_stations(store)
             register_station_files(instance, store)

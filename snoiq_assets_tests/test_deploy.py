@@ -128,43 +128,74 @@ def postgres(tmp_path_factory, rendered):
 
 
 def test_dagster_yaml_instance_runs_on_postgres(postgres, rendered, tmp_path, monkeypatch):
-    """dagster.yaml as the webserver, daemon and runs load it (credentials from the compose
-    environment) stores a run, its events and a partition's materialisation in Postgres. With a
-    bare ``postgresql`` scheme SQLAlchemy 2.1 asks for psycopg 3, which is not installed: no
-    Dagster process of the stack could start."""
+    """dagster.yaml as the webserver, daemon and runs load it, with the environment the compose
+    file gives them (credentials, DAGSTER_EVENT_BATCH_SIZE), against a real Postgres: two
+    single-run backfills of three hourly partitions through the project's IO manager, one with
+    a failed partition, one whose materialisations Dagster writes as one batch, store both runs,
+    a materialisation (naming its own file) for each good partition, and the failed one as
+    failed. With a bare ``postgresql`` scheme SQLAlchemy 2.1 asks for psycopg 3, which is not
+    installed: no Dagster process of the stack could start."""
     import dagster as dg
+    import polars as pl
+
+    from snoiq_assets.defs.failures import StoreGoodThenFail, partial_failure
+    from snoiq_assets.defs.resources import build_resources
+    from snoiq_assets.lib.failures import PartialFailures
+    from snoiq_assets.settings import Settings
 
     cfg = yaml.safe_load((REPO / "dagster.yaml").read_text())
-    cfg.pop("run_launcher")   # Docker is not on this machine; the storage is what is tested here
+    run_env = cfg.pop("run_launcher")["config"]["env_vars"]   # Docker is not on this machine
     # The compose network's host "postgres" is this server's socket here: libpq takes the
     # `host` parameter over the URL's host.
     cfg["storage"]["postgres"]["postgres_db"]["params"] = {"host": postgres}
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(yaml.safe_dump(cfg))
-    for name, value in rendered["services"]["dagster_daemon"]["environment"].items():
-        if name.startswith("DAGSTER_POSTGRES_"):
-            monkeypatch.setenv(name, value)
+    compose_env = rendered["services"]["dagster_daemon"]["environment"]
+    for name in [n for n in run_env if n.startswith("DAGSTER_")]:   # what a run's container gets
+        monkeypatch.setenv(name, compose_env[name])
+    assert int(os.environ["DAGSTER_EVENT_BATCH_SIZE"]) > 1
 
-    days = dg.DailyPartitionsDefinition(start_date="2024-01-01")
+    hours = dg.HourlyPartitionsDefinition(start_date="2024-01-01T00", fmt="%Y-%m-%dT%H")
+    keys = [f"2024-01-01T{h:02d}" for h in range(6)]
+    bad = keys[1]
 
-    @dg.asset(partitions_def=days)
-    def daily_count(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return dg.MaterializeResult(metadata={"day": context.partition_key})
+    @dg.asset(partitions_def=hours, backfill_policy=dg.BackfillPolicy.single_run())
+    def hourly_counts(context: dg.AssetExecutionContext):
+        frames = {pk: pl.DataFrame({"hour": [pk], "count": [i]}) for i, pk in enumerate(context.partition_keys)}
+        if bad not in frames:
+            return frames
+        failures = PartialFailures("hourly_counts", list(context.partition_keys))
+        failures.add(bad, "the source file is truncated")
+        del frames[bad]
+        return StoreGoodThenFail(frames, partial_failure(failures, "the good partitions are stored"))
 
+    def backfill(instance, first: str, last: str) -> dg.ExecuteInProcessResult:
+        return dg.materialize([hourly_counts], instance=instance, resources=resources, raise_on_error=False,
+                              tags={"dagster/asset_partition_range_start": first,
+                                    "dagster/asset_partition_range_end": last})
+
+    resources = build_resources(Settings.from_env({"SNOIQ_HOME": str(tmp_path / "lake")}))
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        result = dg.materialize([daily_count], partition_key="2024-01-02", instance=instance)
-        assert result.success
-        [record] = instance.get_run_records()
-        assert record.dagster_run.run_id == result.run_id
-        assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
-        assert instance.get_materialized_partitions(dg.AssetKey("daily_count")) == {"2024-01-02"}
-        event = instance.get_latest_materialization_event(dg.AssetKey("daily_count"))
-        assert event.asset_materialization.metadata["day"].value == "2024-01-02"
-    with dg.DagsterInstance.from_config(str(home)) as again:   # a second process's view: it is stored
-        assert again.get_materialized_partitions(dg.AssetKey("daily_count")) == {"2024-01-02"}
+        failed_run = backfill(instance, keys[0], keys[2])   # the good partitions' events one by one
+        good_run = backfill(instance, keys[3], keys[5])     # the partitions' events in one batch
+        assert (failed_run.success, good_run.success) == (False, True)
+        statuses = {r.dagster_run.run_id: r.dagster_run.status for r in instance.get_run_records()}
+        assert statuses == {failed_run.run_id: dg.DagsterRunStatus.FAILURE, good_run.run_id: dg.DagsterRunStatus.SUCCESS}
+    with dg.DagsterInstance.from_config(str(home)) as instance:   # as another process sees it
+        key = dg.AssetKey("hourly_counts")
+        good = [k for k in keys if k != bad]
+        assert instance.get_materialized_partitions(key) == set(good)
+        records = instance.fetch_materializations(key, limit=10).records
+        uris = {r.partition_key: r.asset_materialization.metadata["uri"].value for r in records}
+        assert sorted(uris) == good
+        for pk, uri in uris.items():   # each partition's event names its own file
+            assert pl.read_parquet(uri)["hour"].to_list() == [pk]
+        status = instance.get_status_by_partition(key, keys, hours)
+        assert status == {k: dg.AssetPartitionStatus.FAILED if k == bad else dg.AssetPartitionStatus.MATERIALIZED
+                          for k in keys}, status
 
 
 def test_mlflow_backend_store_uri_opens_on_postgres(postgres, rendered, tmp_path):
