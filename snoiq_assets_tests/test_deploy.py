@@ -217,3 +217,29 @@ def test_mlflow_backend_store_uri_opens_on_postgres(postgres, rendered, tmp_path
         assert store.get_run(run.info.run_id).data.metrics == {"rmse": 1.25}
     finally:
         store.engine.dispose()
+
+
+def test_process_that_decodes_grib_and_uses_postgres_exits_cleanly(postgres, rendered):
+    """A run on the compose stack's instance decodes GRIB (ecCodes) and talks to Postgres
+    (psycopg2) in one process. The two wheels bundle different OpenLDAP libraries: with
+    ecCodes loaded first, such a process died of SIGSEGV at exit (exit 139) after its work was
+    done; the package loads libpq first (snoiq_assets/__init__.py)."""
+    env = rendered["services"]["postgres"]["environment"]
+    code = (   # ecCodes before Dagster's Postgres storage, as in a process whose asset code runs first
+        "import snoiq_assets\n"
+        "from snoiq_assets.lib.hrrr.decode import scan_grib\n"
+        f"messages = scan_grib({str(REPO / 'data/sample/hrrr/radarcheck_hrrr_20260228_00z_f01_t2m.grib2')!r})\n"
+        "import psycopg2\n"
+        f"conn = psycopg2.connect(host={postgres!r}, user={env['POSTGRES_USER']!r}, "
+        f"password={env['POSTGRES_PASSWORD']!r}, dbname={env['POSTGRES_DB']!r})\n"
+        "with conn.cursor() as cur:\n"
+        "    cur.execute('SELECT 1')\n"
+        "    assert cur.fetchone() == (1,)\n"
+        "conn.close()\n"
+        "print(len(messages), 'message(s)')\n"
+    )
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.strip() == "1 message(s)"
