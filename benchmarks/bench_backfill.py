@@ -138,26 +138,17 @@ def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str,
 
 
 def start_postgres_instance(tmp: Path, dagster_home: Path):
-    """A real PostgreSQL 16 (pgserver: the server binaries from PyPI, a Unix socket only) as the
-    instance's storage, with the compose stack's DAGSTER_EVENT_BATCH_SIZE, as its runs have them
-    (dagster.yaml, docker-compose.yml). Returns the server (``cleanup()``
-    stops it and removes its data)."""
-    import warnings
-    from urllib.parse import parse_qs, urlparse
-
+    """A real PostgreSQL 16 (``snoiq_assets_tests.postgres_server``) as the instance's storage,
+    with the compose stack's DAGSTER_EVENT_BATCH_SIZE, as its runs have them (dagster.yaml,
+    docker-compose.yml). Returns the server (``stop()`` stops it and removes its data)."""
     import yaml
 
-    with warnings.catch_warnings():   # platformdirs: no XDG_RUNTIME_DIR in a container
-        warnings.simplefilter("ignore")
-        import pgserver
+    from snoiq_assets_tests.postgres_server import RealPostgres
 
-    # The compose stack's run environment: Dagster writes a run's materialisations in batches.
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     os.environ["DAGSTER_EVENT_BATCH_SIZE"] = str(compose["x-snoiq-env"]["DAGSTER_EVENT_BATCH_SIZE"])
-    server = pgserver.get_server(tmp / "postgres", cleanup_mode="delete")
-    socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
-    (dagster_home / "dagster.yaml").write_text(
-        f"storage:\n  postgres:\n    postgres_url: postgresql+psycopg2://postgres@/postgres?host={socket_dir}\n")
+    server = RealPostgres(tmp / "postgres")
+    (dagster_home / "dagster.yaml").write_text(f"storage:\n  postgres:\n    postgres_url: {server.url()}\n")
     return server
 
 
@@ -295,7 +286,7 @@ def main() -> None:
         results["disk_bytes"] = sum(p.stat().st_size for p in home.rglob("*") if p.is_file())
     finally:
         if postgres is not None:
-            postgres.cleanup()
+            postgres.stop()
         if args.keep:
             print(f"kept {tmp}")
         else:

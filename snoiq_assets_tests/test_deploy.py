@@ -92,39 +92,24 @@ def test_dagster_yaml_is_a_valid_instance_config():
 
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory, rendered):
-    """A real PostgreSQL 16 (``pgserver``: the server binaries from PyPI), listening on a Unix
-    socket only, set up as the compose stack's ``postgres`` image sets itself up from .env: the
-    POSTGRES_USER superuser with its password, the POSTGRES_DB database, then
-    deploy/postgres-init.sql run as that user; then password authentication on every
-    connection, as in the image. Yields the socket folder (libpq's ``host``)."""
-    import warnings
-    from urllib.parse import parse_qs, urlparse
-
-    with warnings.catch_warnings():   # platformdirs: no XDG_RUNTIME_DIR in a container
-        warnings.simplefilter("ignore")
-        import pgserver
-        from pgserver._commands import POSTGRES_BIN_PATH
+    """A real PostgreSQL 16 (``postgres_server.RealPostgres``), set up as the compose stack's
+    ``postgres`` image sets itself up from .env: the POSTGRES_USER superuser with its password,
+    the POSTGRES_DB database, then deploy/postgres-init.sql run as that user; then password
+    authentication on every connection, as in the image. Yields the socket folder (libpq's
+    ``host``)."""
+    from snoiq_assets_tests.postgres_server import RealPostgres
 
     env = rendered["services"]["postgres"]["environment"]
     user, password, db = env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"]
-    data = tmp_path_factory.mktemp("postgres") / "data"
-    server = pgserver.get_server(data, cleanup_mode="delete")
-    try:
-        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
+    with RealPostgres(tmp_path_factory.mktemp("postgres") / "data") as server:
         server.psql(f"CREATE ROLE {user} SUPERUSER LOGIN PASSWORD '{password}';\n"
                     f"CREATE DATABASE {db} OWNER {user};\n")
-        (data / "pg_hba.conf").write_text("local all all scram-sha-256\n")
-        server.psql("SELECT pg_reload_conf();")
-        psql = [str(POSTGRES_BIN_PATH / "psql"), "-v", "ON_ERROR_STOP=1", "-h", socket_dir, "-U", user, "-d", db]
-        wrong = subprocess.run([*psql, "-c", "SELECT 1"], env={**os.environ, "PGPASSWORD": "not-it"},
-                               capture_output=True, text=True, timeout=30)
+        server.require_passwords()
+        wrong = server.psql_as(user, "not-it", db, "-c", "SELECT 1")
         assert wrong.returncode != 0 and "password authentication failed" in wrong.stderr, wrong.stderr
-        init = subprocess.run([*psql, "-f", str(REPO / "deploy" / "postgres-init.sql")],
-                              env={**os.environ, "PGPASSWORD": password}, capture_output=True, text=True, timeout=60)
+        init = server.psql_as(user, password, db, "-f", str(REPO / "deploy" / "postgres-init.sql"))
         assert init.returncode == 0, init.stderr
-        yield socket_dir
-    finally:
-        server.cleanup()
+        yield server.socket_dir
 
 
 def test_dagster_yaml_instance_runs_on_postgres(postgres, rendered, tmp_path, monkeypatch):
