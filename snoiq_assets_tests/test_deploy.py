@@ -208,7 +208,8 @@ def test_process_that_decodes_grib_and_uses_postgres_exits_cleanly(postgres, ren
     """A run on the compose stack's instance decodes GRIB (ecCodes) and talks to Postgres
     (psycopg2) in one process. The two wheels bundle different OpenLDAP libraries: with
     ecCodes loaded first, such a process died of SIGSEGV at exit (exit 139) after its work was
-    done; the package loads libpq first (snoiq_assets/__init__.py)."""
+    done; the package loads libpq first (snoiq_assets/__init__.py), unless ecCodes is loaded
+    already."""
     env = rendered["services"]["postgres"]["environment"]
     code = (   # ecCodes before Dagster's Postgres storage, as in a process whose asset code runs first
         "import snoiq_assets\n"
@@ -228,3 +229,8 @@ def test_process_that_decodes_grib_and_uses_postgres_exits_cleanly(postgres, ren
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
     assert proc.stdout.strip() == "1 message(s)"
+    # A script that imports ecCodes before the package (bench_hrrr.py does): the package must
+    # not load libpq then, which would crash it at exit on the import alone.
+    first = subprocess.run([sys.executable, "-c", "import eccodes, snoiq_assets.definitions"],
+                           capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert first.returncode == 0, (first.returncode, first.stderr[-2000:])
