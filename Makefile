@@ -26,7 +26,13 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
+# The project's own modules too (an editable install, so uv leaves them out): where
+# PYTHONDONTWRITEBYTECODE is set (containers often do) Python never writes their .pyc, and every
+# process that imports the code location (each run, `dg launch`, the UI, the tests' subprocesses)
+# compiled its 19,000 lines again: 1.65 s instead of 1.48 s to import it. Only changed files are
+# compiled (0.1 s when none is).
 venv: $(VENV)/.synced
+	@$(PY) -m compileall -q -j 0 snoiq_assets snoiq_assets_tests benchmarks
 
 lock: | $(UV)
 	$(UV) lock
