@@ -95,16 +95,17 @@ def build_gribs(home: Path, hours: list[dt.datetime]) -> dict:
             "grib_bytes": first.stat().st_size, "messages": len(handles)}
 
 
-def step_times(instance: dg.DagsterInstance, run_id: str) -> dict[str, dict[str, float]]:
+def step_times(instance: dg.DagsterInstance, run_id: str, records=None) -> dict[str, dict[str, float]]:
     """Per step, from the run's event log: wall (STEP_START -> STEP_SUCCESS), inputs, compute
     (the body), io_out (STEP_OUTPUT -> HANDLED_OUTPUT, summed over the step's outputs) and its two
     parts: io_manager (the IO manager's ``handle_output``: STEP_OUTPUT -> the output's first
     ASSET_MATERIALIZATION, which Dagster logs once ``handle_output`` has returned) and
     materialisation_events (Dagster recording one ASSET_MATERIALIZATION per partition in the
-    event log: -> HANDLED_OUTPUT); after (-> the step's end)."""
+    event log: -> HANDLED_OUTPUT); after (-> the step's end). ``records``: the run's event log,
+    if already read."""
     ev: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     ordered: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for rec in instance.all_logs(run_id):
+    for rec in records if records is not None else instance.all_logs(run_id):
         de = rec.dagster_event
         if de is None or not de.step_key:
             continue
@@ -228,10 +229,11 @@ def main() -> None:
                     "dagster/asset_partition_range_start": chunk[0],
                     "dagster/asset_partition_range_end": chunk[-1]})
                 wall = time.perf_counter() - t0
-                steps = step_times(instance, res.run_id)
+                records = instance.all_logs(res.run_id)
+                steps = step_times(instance, res.run_id, records)
                 # Creating the run (its plan, one ASSET_MATERIALIZATION_PLANNED per partition and
                 # asset) happens before the run starts.
-                totals["run_creation"] += min(r.timestamp for r in instance.all_logs(res.run_id)
+                totals["run_creation"] += min(r.timestamp for r in records
                                               if r.dagster_event and r.dagster_event.event_type_value == "PIPELINE_START") - called_at
                 assert sorted(steps) == sorted(TIMED_ASSETS), sorted(steps)
                 compute = sum(s["compute"] for s in steps.values())
