@@ -6,6 +6,7 @@ SNOIQ_HOME), so `make dev` afterwards shows every materialisation in the UI.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -130,7 +131,8 @@ class Demo:
     def run(self, title: str, selection: list[str], *, partition_key: str | None = None,
             run_config: dict | None = None, tags: dict | None = None) -> dg.ExecuteInProcessResult | None:
         t0 = time.perf_counter()
-        part = f" [{partition_key}]" if partition_key else ""
+        start, end = ((tags or {}).get(f"dagster/asset_partition_range_{side}") for side in ("start", "end"))
+        part = f" [{partition_key}]" if partition_key else f" [{start}...{end}]" if start else ""
         if run_config and "ops" in run_config:
             # Shared config blocks name several assets; a run accepts only its own ops.
             run_config = {**run_config, "ops": {k: v for k, v in run_config["ops"].items() if k in selection}}
@@ -288,6 +290,29 @@ def land(demo: Demo, hourly_model_hours: bool = False) -> tuple[list[str], list[
     return hours, stations, locations
 
 
+def hour_spans(hours: list[str], run_configs: dict[str, dict]) -> list[dict]:
+    """``Demo.run`` arguments covering ``hours``: runs of consecutive hours that share a run config
+    become one range run (``range_tags``), a lone hour a one-partition run."""
+    from snoiq_assets.defs.partitions import range_tags
+    from snoiq_assets.lib.hours import hour_of
+
+    groups: list[list[str]] = []
+    for hour in sorted(hours):
+        last = groups[-1][-1] if groups else None
+        if (last is not None and run_configs[hour] == run_configs[last]
+                and hour_of(hour) - hour_of(last) == dt.timedelta(hours=1)):
+            groups[-1].append(hour)
+        else:
+            groups.append([hour])
+    spans = []
+    for group in groups:
+        if len(group) == 1:
+            spans.append({"partition_key": group[0], "run_config": run_configs[group[0]]})
+        else:
+            spans.append({"run_config": run_configs[group[0]], "tags": range_tags(group[0], group[-1])})
+    return spans
+
+
 def run_all(demo: Demo) -> None:
     from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, HOURLY_MODEL_PARTITIONS, HOURLY_MODEL_RUN_CONFIG, SYNTH_PARTITIONS
     from snoiq_assets.lib.hrrr.rawkeys import partition_landing_key
@@ -308,25 +333,24 @@ def run_all(demo: Demo) -> None:
     for location in locations:
         demo.run("outcome_of_interest", ["outcome_of_interest", "outcome_rejects"], partition_key=location)
 
-    print("hrrr")
-    for hour in hours:
-        demo.run("hrrr_raw", ["hrrr_raw"], partition_key=hour, run_config=DEMO_RUN_CONFIG[hour])
+    print("hrrr and grid-join features")
+    # Consecutive hours with the same selection run as one range, as a backfill runs them: one run
+    # (and one decoder child) for the three synthetic hours instead of one per hour.
+    spans = hour_spans(hours, DEMO_RUN_CONFIG)
+    for span in spans:
+        demo.run("hrrr_raw", ["hrrr_raw"], **span)
     grid_source = partition_landing_key(SYNTH_PARTITIONS[0], 0)
     demo.run("hrrr_grid", ["hrrr_grid"], run_config={"ops": {"hrrr_grid": {"config": {"source_key": grid_source}}}})
     # The index before the decode: hrrr_fields takes each lead's station windows as it decodes
     # (hrrr_station_windows), which the grid join then reads instead of the whole grid.
     demo.run("station_grid_index", ["station_grid_index"])
-    for hour in hours:
-        demo.run("hrrr_fields", ["hrrr_fields", "hrrr_station_windows"], partition_key=hour,
-                 run_config=DEMO_RUN_CONFIG[hour])
-
-    print("features")
-    for hour in hours:
-        demo.run("grid_join_features", ["grid_join_features"], partition_key=hour)
+    for span in spans:
+        demo.run("hrrr_fields + grid_join_features", ["hrrr_fields", "hrrr_station_windows", "grid_join_features"],
+                 **span)
     # The 46 hours the hourly spec trains on; with every other input, before any spec trains, so
     # a spec's table is newer than all the data it covers (the retraining sensor finds nothing new).
     span = range_tags(HOURLY_MODEL_PARTITIONS[0], HOURLY_MODEL_PARTITIONS[-1])
-    demo.run(f"hrrr_raw + hrrr_fields + grid_join_features [{HOURLY_MODEL_PARTITIONS[0]}...{HOURLY_MODEL_PARTITIONS[-1]}]",
+    demo.run("hrrr_raw + hrrr_fields + grid_join_features",
              ["hrrr_raw", "hrrr_fields", "hrrr_station_windows", "grid_join_features"], run_config=HOURLY_MODEL_RUN_CONFIG,
              tags=span)
 
@@ -340,7 +364,7 @@ def run_all(demo: Demo) -> None:
         print(f"model spec {spec_id}: INDOT stations, HRRR point forecasts, leads 1-18, trained Dec-Feb, tested on March")
         run_spec(demo, spec_id, fast)
     print("hourly_predictions: each hourly champion on the forecast cycles its spec covers")
-    demo.run(f"hourly_predictions [{PREDICTED_CYCLES[0]}...{PREDICTED_CYCLES[1]}]", ["hourly_predictions"],
+    demo.run("hourly_predictions", ["hourly_predictions"],
              tags=range_tags(*PREDICTED_CYCLES))
 
     print("datadecide")

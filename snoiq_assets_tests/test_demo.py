@@ -19,6 +19,8 @@ import polars as pl
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
+from snoiq_assets.lib.hrrr.synth import CACHE_ENV as SYNTH_CACHE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 DUCKDB_CLI = Path(sys.executable).parent / "duckdb"   # PyPI duckdb-cli, what `pip install duckdb-cli` gives
 # Dagster's notices about beta/preview/superseded APIs: filtered in snoiq_assets/defs/__init__.py.
@@ -61,6 +63,7 @@ def demo(tmp_path_factory) -> DemoRun:
            if not k.startswith(("SNOIQ_", "AWS_", "DAGSTER_", "MLFLOW_", "WANDB_"))}
     env.update({"SNOIQ_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "SNOIQ_DEMO_FAST": "1",
                 "HF_HUB_OFFLINE": "1"})
+    env.update({k: v for k, v in os.environ.items() if k == SYNTH_CACHE_ENV})   # the session's packed fields
     return DemoRun(home, dagster_home, env, run_demo(env, "demo.log"))
 
 
@@ -150,6 +153,26 @@ def test_demo_materialises_everything(demo):
         assert all(r.asset_selection for r in runs)
         assert {f"trained_models [{spec}]" for spec in SPECS} <= {r.tags["snoiq/demo_step"] for r in runs}
         assert sorted(instance.get_dynamic_partitions("model_specs")) == SPECS
+
+
+def test_hour_spans_run_consecutive_hours_with_one_config_as_a_range():
+    """The demo's HRRR steps: consecutive hours sharing a run config become one range run (the
+    three synthetic hours), others one run each; a gap or another config starts a new run."""
+    from snoiq_assets.defs.hrrr.demo import DEMO_RUN_CONFIG, REAL_PARTITION, SYNTH_PARTITIONS
+    from snoiq_assets.demo import hour_spans
+
+    spans = hour_spans([*SYNTH_PARTITIONS, REAL_PARTITION], DEMO_RUN_CONFIG)
+    assert spans == [
+        {"partition_key": REAL_PARTITION, "run_config": DEMO_RUN_CONFIG[REAL_PARTITION]},
+        {"run_config": DEMO_RUN_CONFIG[SYNTH_PARTITIONS[0]],
+         "tags": {"dagster/asset_partition_range_start": "2023-01-01T00",
+                  "dagster/asset_partition_range_end": "2023-01-01T02"}},
+    ]
+    a, b = {"ops": {"hrrr_raw": {"config": {"leads": [0]}}}}, {"ops": {"hrrr_raw": {"config": {"leads": [1]}}}}
+    configs = {"2023-01-01T00": a, "2023-01-01T01": a, "2023-01-01T03": a, "2023-01-01T04": b}
+    assert [s.get("partition_key") or s["tags"]["dagster/asset_partition_range_start"] for s in hour_spans(list(configs), configs)] == [
+        "2023-01-01T00", "2023-01-01T03", "2023-01-01T04"]
+    assert hour_spans(list(configs), configs)[0]["tags"]["dagster/asset_partition_range_end"] == "2023-01-01T01"
 
 
 def test_every_table_describes_its_columns(demo):
