@@ -35,6 +35,36 @@ REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "data" / "sample"
 
 
+def pytest_configure(config):
+    """One folder of packed synthetic GRIB messages for the whole session (``lib/hrrr/synth.py``,
+    ``CACHE_ENV``): set by the controlling process before its workers start, so they, and the
+    demos and CLI commands the tests start, pack each field once between them instead of once
+    per process (~100 CPU-s of a run). Next to the tests' scratch folder; removed at the end."""
+    import tempfile
+
+    from snoiq_assets.lib.hrrr.synth import CACHE_ENV
+
+    if os.environ.get(CACHE_ENV):   # a worker (it inherited the controller's) or the caller's own
+        return
+    basetemp = config.getoption("basetemp", None)
+    parent = Path(basetemp).resolve().parent if basetemp else None
+    folder = tempfile.mkdtemp(prefix="snoiq-synth-grib-", dir=parent if parent and parent.is_dir() else None)
+    os.environ[CACHE_ENV] = folder
+    config.stash[_SYNTH_CACHE] = folder
+
+
+def pytest_unconfigure(config):
+    folder = config.stash.get(_SYNTH_CACHE, None)
+    if folder:
+        from snoiq_assets.lib.hrrr.synth import CACHE_ENV
+
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop(CACHE_ENV, None)
+
+
+_SYNTH_CACHE = pytest.StashKey[str]()
+
+
 def instance_overrides(home: Path) -> dict:
     """What the in-process tests' instances store differently from `make dev`'s (dagster.local.yaml,
     which the UI, CLI and demo tests keep): the event log in one SQLite file, Dagster's own

@@ -92,3 +92,40 @@ def test_fields_packed_on_threads_write_the_same_bytes(tmp_path, monkeypatch):
     got = write_hrrr_hour(tmp_path / "threads.grib2", run_time, 1, columns=columns).read_bytes()
     assert pools and pools[0]["max_workers"] == 4
     assert got == expected
+
+
+def test_packed_fields_are_shared_between_processes_through_the_cache_folder(tmp_path, monkeypatch):
+    """With CACHE_ENV set, a field packed once is read back by the next process (here: the
+    memory cache cleared) instead of packed again, byte for byte; a torn or foreign file in the
+    folder is packed anew and replaced; a folder that cannot be written only costs the packing."""
+    from snoiq_assets.lib.hrrr import synth
+
+    run_time, columns = dt.datetime(2022, 12, 5, 4, tzinfo=UTC), ["tmp_2m_k", "apcp_kg_m2"]
+    expected = _fresh(tmp_path / "fresh.grib2", run_time, 2, columns, packing="grid_ccsds")
+    folder = tmp_path / "packed"
+    monkeypatch.setenv(synth.CACHE_ENV, str(folder))
+    packed = []
+    real_encode = synth.encode_message
+    monkeypatch.setattr(synth, "encode_message", lambda *a, **kw: packed.append(a[1]) or real_encode(*a, **kw))
+
+    def write(name):
+        synth._packed_message.cache_clear()   # a new process: nothing packed in memory
+        return write_hrrr_hour(tmp_path / name, run_time, 2, columns=columns, packing="grid_ccsds").read_bytes()
+
+    assert write("first.grib2") == expected and len(packed) == 2
+    files = sorted(folder.glob("*.grib2"))
+    assert len(files) == 2 and not list(folder.glob(".packing-*"))   # no temporary left behind
+    assert write("second.grib2") == expected and len(packed) == 2    # both read from the folder
+    files[0].write_bytes(files[0].read_bytes()[:-100])                # torn
+    files[1].write_bytes(b"GRIB" + b"\0" * 60)                         # not a message
+    assert write("third.grib2") == expected and len(packed) == 4
+    assert write("fourth.grib2") == expected and len(packed) == 4     # replaced with whole messages
+    # another packing is another message
+    synth._packed_message.cache_clear()
+    write_hrrr_hour(tmp_path / "complex.grib2", run_time, 2, columns=["tmp_2m_k"])
+    assert len(packed) == 5 and len(list(folder.glob("*.grib2"))) == 3
+    blocked = tmp_path / "a_file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv(synth.CACHE_ENV, str(blocked / "packed"))
+    assert write("unwritable.grib2") == expected and len(packed) == 7
+    synth._packed_message.cache_clear()

@@ -10,6 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
+import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +27,10 @@ REPO = Path(__file__).resolve().parents[3]
 REAL_SUBSET = REPO / "data" / "sample" / "hrrr" / "subset_20201214_hrrr.t00z.wrfsfcf12.grib2"
 REAL_IDX = REPO / "data" / "sample" / "hrrr" / "hrrr.t00z.wrfsfcf00.grib2.idx"
 HRRR_SHAPE = (1059, 1799)
+# A folder where packed messages are kept across processes (the test suite sets it for its
+# session: its workers, demos and CLI subprocesses packed the same fields again, ~100 CPU-s of a
+# run). Unset: each process packs what it needs once (``_packed_message``'s memory cache).
+CACHE_ENV = "SNOIQ_SYNTH_GRIB_CACHE"
 
 
 @dataclass(frozen=True)
@@ -199,12 +207,76 @@ def _packed_message(column: str, valid_hour: int, forecast_hour: int, template: 
                     packing: str | None) -> bytes:
     import eccodes
 
+    cached = _disk_cache_path(column, valid_hour, forecast_hour, template, _version, packing)
+    if cached is not None:
+        try:
+            data = cached.read_bytes()
+        except OSError:
+            data = b""
+        if _is_one_message(data):
+            return data
     spec = MessageSpec.for_variable(CATALOGUE[column], demo_values(column, valid_hour))
     h = _template_handle(template)
     try:
-        return encode_message(h, spec, _PACKED_AT, forecast_hour, packing)
+        data = encode_message(h, spec, _PACKED_AT, forecast_hour, packing)
     finally:
         eccodes.codes_release(h)
+    if cached is not None:
+        _write_atomically(cached, data)
+    return data
+
+
+def _disk_cache_path(column: str, valid_hour: int, forecast_hour: int, template: Path, _version: tuple,
+                     packing: str | None) -> Path | None:
+    """Where ``CACHE_ENV``'s folder keeps this message (None: no folder set). The name is a digest
+    of everything the bytes depend on: the arguments, the template's bytes, this module's and the
+    variable catalogue's source and ecCodes' version, so a change to any of them packs anew."""
+    folder = os.environ.get(CACHE_ENV)
+    if not folder:
+        return None
+    key = json.dumps([_code_digest(), _file_digest(str(template), _version), column, valid_hour, forecast_hour,
+                      packing])
+    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.grib2"
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    import eccodes
+
+    from snoiq_assets.lib.hrrr import variables
+
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(Path(variables.__file__).read_bytes())
+    digest.update(str(eccodes.codes_get_api_version()).encode())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _file_digest(path: str, _version: tuple) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _is_one_message(data: bytes) -> bool:
+    """A whole GRIB2 message: its indicator, its stated length (octets 9-16) and its end."""
+    return (len(data) >= 16 and data[:4] == b"GRIB" and int.from_bytes(data[8:16], "big") == len(data)
+            and data[-4:] == b"7777")
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write to a temporary name and rename: a reader sees the whole message or none. A folder
+    that cannot be written only means packing again next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".packing-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:
+        pass
 
 
 _PACKED_AT = dt.datetime(2000, 1, 1)   # the date a packed message carries until it is re-dated
