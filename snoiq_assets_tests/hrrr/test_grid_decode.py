@@ -55,6 +55,24 @@ def test_hrrr_grid_lambert(hrrr_grid_def):
     assert len(g.grid_id) == 64
 
 
+@pytest.mark.parametrize("name", ["subset_20201214_hrrr.t00z.wrfsfcf12.grib2", "radarcheck_hrrr_20260228_00z_f01_t2m.grib2"])
+def test_grid_coordinates_are_ecCodes_own(sample_dir, gfs, name):
+    """The grid's coordinates come from one pass of ecCodes' geo-iterator (latLonValues): the
+    same doubles its "latitudes" and "longitudes" keys give, on the bundled subset, the real
+    full-CONUS HRRR field and the real GFS grid, contiguous and in the grid's shape."""
+    for path in (sample_dir / "hrrr" / name, gfs):
+        g = grid_from_grib(path)
+        with open(path, "rb") as fh:
+            h = eccodes.codes_grib_new_from_file(fh)
+        try:
+            lats, lons = (eccodes.codes_get_double_array(h, key) for key in ("latitudes", "longitudes"))
+        finally:
+            eccodes.codes_release(h)
+        assert np.array_equal(g.lats.ravel(), lats)
+        assert np.array_equal(g.lons.ravel(), ((lons + 180.0) % 360.0) - 180.0)
+        assert g.lats.flags.c_contiguous and g.lons.flags.c_contiguous and g.lats.shape == g.shape
+
+
 def test_gfs_grid_latlon(gfs, hrrr_grid_def):
     g = grid_from_grib(gfs)
     assert g.shape == (73, 144) and g.projection["proj"] == "longlat"
