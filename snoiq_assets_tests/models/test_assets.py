@@ -51,9 +51,15 @@ def experiments(settings, sql):
         return con.execute(sql).fetchall()
 
 
-def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, model_resources, spec, mlflow_res):
+def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, model_resources, spec, mlflow_res,
+                                                       monkeypatch):
     """The retraining job's shape: the spec's table, all three model types, champion and predictions in ONE run."""
+    from snoiq_assets.lib.models import snapshots
+
     store = store_from_settings(settings_env)
+    serialised = []   # the rows each snapshot serialisation was given
+    real_snapshot_bytes = snapshots.snapshot_bytes
+    monkeypatch.setattr(snapshots, "snapshot_bytes", lambda rows, *a: serialised.append(rows.height) or real_snapshot_bytes(rows, *a))
     cfg = train_config()
     cfg["ops"]["predictions"] = PREDICT_2023
     res = run(instance, model_resources, CHAIN, cfg)
@@ -89,6 +95,11 @@ def test_one_run_trains_all_types_promotes_and_predicts(settings_env, instance, 
         assert mat.metadata[f"{r.data.tags['model_type']}/mlflow_run"].value == (
             f"http://127.0.0.1:5000/#/experiments/{experiment.experiment_id}/runs/{r.info.run_id}")
     assert sorted(r.data.tags["model_type"] for r in runs) == sorted(MODEL_TYPES)
+    # The three types trained on the same rows: one training-data snapshot, serialised once in the
+    # run and named by all three runs.
+    shas = {r.data.tags["snapshot_sha256"] for r in runs}
+    assert len(shas) == 1 and len(serialised) == 1
+    assert [o.key for o in store.list(snapshots.SNAPSHOTS_PREFIX + "/")] == [snapshots.snapshot_key(shas.pop())]
     for r in runs:
         assert "rmse" in r.data.metrics and "skill_climatology" in r.data.metrics and "git_commit" in r.data.tags
         arts = {a.path for a in client.list_artifacts(r.info.run_id)} | {a.path for a in client.list_artifacts(r.info.run_id, "model")}
