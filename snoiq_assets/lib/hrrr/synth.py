@@ -13,7 +13,6 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 
 from snoiq_assets.lib.cpus import available_cpus
 from snoiq_assets.lib.hrrr.variables import CATALOGUE, Variable
+from snoiq_assets.lib.storage import LocalStore, StorageError
 
 REPO = Path(__file__).resolve().parents[3]
 REAL_SUBSET = REPO / "data" / "sample" / "hrrr" / "subset_20201214_hrrr.t00z.wrfsfcf12.grib2"
@@ -207,13 +207,10 @@ def _packed_message(column: str, valid_hour: int, forecast_hour: int, template: 
                     packing: str | None) -> bytes:
     import eccodes
 
-    cached = _disk_cache_path(column, valid_hour, forecast_hour, template, _version, packing)
-    if cached is not None:
-        try:
-            data = cached.read_bytes()
-        except OSError:
-            data = b""
-        if _is_one_message(data):
+    cache, key = _disk_cache(column, valid_hour, forecast_hour, template, _version, packing)
+    if cache is not None:
+        data = _read_cached(cache, key)
+        if data is not None:
             return data
     spec = MessageSpec.for_variable(CATALOGUE[column], demo_values(column, valid_hour))
     h = _template_handle(template)
@@ -221,22 +218,41 @@ def _packed_message(column: str, valid_hour: int, forecast_hour: int, template: 
         data = encode_message(h, spec, _PACKED_AT, forecast_hour, packing)
     finally:
         eccodes.codes_release(h)
-    if cached is not None:
-        _write_atomically(cached, data)
+    if cache is not None:
+        try:
+            cache.put(key, data)   # atomic: a reader sees the whole message or none
+        except (OSError, StorageError):
+            pass   # a folder that cannot be written only means packing again next time
     return data
 
 
-def _disk_cache_path(column: str, valid_hour: int, forecast_hour: int, template: Path, _version: tuple,
-                     packing: str | None) -> Path | None:
-    """Where ``CACHE_ENV``'s folder keeps this message (None: no folder set). The name is a digest
-    of everything the bytes depend on: the arguments, the template's bytes, this module's and the
-    variable catalogue's source and ecCodes' version, so a change to any of them packs anew."""
+def _disk_cache(column: str, valid_hour: int, forecast_hour: int, template: Path, _version: tuple,
+                packing: str | None):
+    """``CACHE_ENV``'s folder (a ``LocalStore``) and this message's key in it, or (None, None) when
+    no folder is set. The key is a digest of everything the bytes depend on: the arguments, the
+    template's bytes, this module's and the variable catalogue's source and ecCodes' version, so
+    a change to any of them packs anew."""
     folder = os.environ.get(CACHE_ENV)
     if not folder:
-        return None
-    key = json.dumps([_code_digest(), _file_digest(str(template), _version), column, valid_hour, forecast_hour,
-                      packing])
-    return Path(folder) / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.grib2"
+        return None, None
+    digest = json.dumps([_code_digest(), _file_digest(str(template), _version), column, valid_hour, forecast_hour,
+                         packing])
+    return LocalStore(folder), f"{hashlib.sha256(digest.encode()).hexdigest()[:40]}.grib2"
+
+
+def _read_cached(cache, key: str) -> bytes | None:
+    """The cached message, or None when it is missing, unreadable or not exactly one whole GRIB2
+    message (``scan_framing``'s checks: indicator, stated length, end marker)."""
+    from snoiq_assets.lib.hrrr import HrrrDataError
+    from snoiq_assets.lib.hrrr.decode import scan_framing
+
+    try:
+        data = cache.get(key)
+        if scan_framing(data, key) == [(0, len(data))]:
+            return data
+    except (OSError, StorageError, HrrrDataError):
+        pass
+    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -254,29 +270,6 @@ def _code_digest() -> str:
 @functools.lru_cache(maxsize=8)
 def _file_digest(path: str, _version: tuple) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _is_one_message(data: bytes) -> bool:
-    """A whole GRIB2 message: its indicator, its stated length (octets 9-16) and its end."""
-    return (len(data) >= 16 and data[:4] == b"GRIB" and int.from_bytes(data[8:16], "big") == len(data)
-            and data[-4:] == b"7777")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name and rename: a reader sees the whole message or none. A folder
-    that cannot be written only means packing again next time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".packing-")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:
-        pass
 
 
 _PACKED_AT = dt.datetime(2000, 1, 1)   # the date a packed message carries until it is re-dated
