@@ -245,7 +245,6 @@ def test_backfill_hourly_range_from_the_ui(server, page):
     for pk in HRRR_RANGE:
         expect(page.get_by_text(pk, exact=True).first).to_be_visible()
     server.screenshot(page, "09_hrrr_raw_partitions")
-    server.screenshot(page, "09_hrrr_raw_partitions")
 
 
 def test_predictions_description_shows_its_path(server, page):
