@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,17 @@ import dagster as dg
 # hrrr_fields reads station_grid_index (for the station windows, when one is stored): a test
 # that materialises hrrr_fields without the station assets declares it as an external asset.
 STATION_INDEX_SPEC = dg.AssetSpec("station_grid_index")
+
+
+def keep_synth_cache(env: dict[str, str]) -> dict[str, str]:
+    """``env`` (a subprocess environment the test filtered, which drops ``SNOIQ_*``) with the
+    session's folder of packed synthetic fields put back (``lib/hrrr/synth.CACHE_ENV``, set by
+    conftest), so the subprocess does not pack them again."""
+    from snoiq_assets.lib.hrrr.synth import CACHE_ENV
+
+    if CACHE_ENV in os.environ:
+        env[CACHE_ENV] = os.environ[CACHE_ENV]
+    return env
 
 
 def failure_messages(result) -> str:

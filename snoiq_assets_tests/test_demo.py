@@ -19,7 +19,7 @@ import polars as pl
 import pytest
 from dagster._core.instance.ref import InstanceRef
 
-from snoiq_assets.lib.hrrr.synth import CACHE_ENV as SYNTH_CACHE_ENV
+from snoiq_assets_tests.helpers import keep_synth_cache
 
 REPO = Path(__file__).resolve().parent.parent
 DUCKDB_CLI = Path(sys.executable).parent / "duckdb"   # PyPI duckdb-cli, what `pip install duckdb-cli` gives
@@ -63,7 +63,7 @@ def demo(tmp_path_factory) -> DemoRun:
            if not k.startswith(("SNOIQ_", "AWS_", "DAGSTER_", "MLFLOW_", "WANDB_"))}
     env.update({"SNOIQ_HOME": str(home), "DAGSTER_HOME": str(dagster_home), "SNOIQ_DEMO_FAST": "1",
                 "HF_HUB_OFFLINE": "1"})
-    env.update({k: v for k, v in os.environ.items() if k == SYNTH_CACHE_ENV})   # the session's packed fields
+    keep_synth_cache(env)
     return DemoRun(home, dagster_home, env, run_demo(env, "demo.log"))
 
 

@@ -21,8 +21,8 @@ import pytest
 from snoiq_assets.defs.hrrr.demo import SYNTH_PARTITIONS
 from snoiq_assets.defs.hrrr.demo import seed_demo as seed_hrrr
 from snoiq_assets.lib.hrrr.rawkeys import landing_key
-from snoiq_assets.lib.hrrr.synth import CACHE_ENV as SYNTH_CACHE_ENV
 from snoiq_assets.lib.stations import schema
+from snoiq_assets_tests.helpers import keep_synth_cache
 from snoiq_assets_tests.ui.conftest import REPO, STATION, Homes, keep_copy, make_homes
 
 CODE_MODULE = "snoiq_assets.definitions"
@@ -150,7 +150,7 @@ def test_readme_ci_commands_verbatim_on_a_fresh_home(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("SNOIQ_", "AWS_", "DAGSTER_", "MLFLOW_", "VIRTUAL_ENV", "MAKE"))}
     env["SNOIQ_HOME"] = str(home)
-    env.update({k: v for k, v in os.environ.items() if k == SYNTH_CACHE_ENV})   # the session's packed fields
+    keep_synth_cache(env)
     proc = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=1200)
     log = tmp_path / "readme_ci.log"
